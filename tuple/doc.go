@@ -6,7 +6,7 @@
 // # Values, not pointers
 //
 // Addr, Endpoint and Tuple are small comparable values with no pointers
-// inside (Tuple is 36 bytes). They can be used as map keys, compared with
+// inside (Tuple is 48 bytes). They can be used as map keys, compared with
 // ==, copied freely, and stored by the million in tables the garbage
 // collector never has to scan.
 //

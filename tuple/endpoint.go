@@ -6,7 +6,7 @@ import (
 )
 
 // Endpoint is one end of a connection: an address and a port. It is a
-// comparable, pointer-free value (18 bytes). The zero Endpoint is [::]:0.
+// comparable, pointer-free value (24 bytes with alignment). The zero Endpoint is [::]:0.
 type Endpoint struct {
 	Addr Addr
 	Port uint16

@@ -6,7 +6,8 @@ import "net/netip"
 // Local is this host's end, Remote the peer's. For an arriving packet Local
 // is the packet's destination and Remote its source (Parse fills it so).
 //
-// A Tuple is a comparable, immutable, pointer-free value of 36 bytes. The
+// A Tuple is a comparable, immutable, pointer-free value of 48 bytes (tables
+// store it packed into five words). The
 // tables of one protocol in one network namespace share a key space: a
 // stack keeps one set of tables for TCP and another for UDP, so the
 // protocol is not part of the key.
