@@ -8,7 +8,7 @@ import (
 
 // ErrCapacity is returned by NewRecycler for a limit below 1. It is the
 // same value as the capacity sentinel of the other socktable packages.
-var ErrCapacity = errs.Capacity
+var ErrCapacity = errs.ErrCapacity
 
 // Recycler holds retired objects until a grace period of its Domain has
 // passed, then hands them back for reuse: a free list that readers can

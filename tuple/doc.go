@@ -35,22 +35,22 @@ import "github.com/socktable/socktable/internal/errs"
 var (
 	// ErrInvalidAddr: a zero or invalid netip.Addr, an unspecified address in
 	// a connection tuple, or local and remote of different families.
-	ErrInvalidAddr = errs.InvalidAddr
+	ErrInvalidAddr = errs.ErrInvalidAddr
 	// ErrZone: an IPv6 address with a zone (fe80::1%eth0). The scope belongs
 	// in a device index beside the key, not in the key.
-	ErrZone = errs.Zone
+	ErrZone = errs.ErrZone
 	// ErrPort: port 0 in a connection tuple or in a packet header.
-	ErrPort = errs.Port
+	ErrPort = errs.ErrPort
 	// ErrTruncated: the packet ends before its headers do.
-	ErrTruncated = errs.Truncated
+	ErrTruncated = errs.ErrTruncated
 	// ErrMalformed: inconsistent header fields (version, lengths, options),
 	// or an IPv6 header carrying a v4-mapped address, which would alias an
 	// IPv4 flow.
-	ErrMalformed = errs.Malformed
+	ErrMalformed = errs.ErrMalformed
 	// ErrFragment: a non-first IPv4 or IPv6 fragment, which has no
 	// transport header until reassembly.
-	ErrFragment = errs.Fragment
+	ErrFragment = errs.ErrFragment
 	// ErrProtocol: a packet that is neither TCP nor UDP, nor an ICMP or
 	// ICMPv6 error quoting a TCP or UDP packet (echo requests, for instance).
-	ErrProtocol = errs.Protocol
+	ErrProtocol = errs.ErrProtocol
 )

@@ -1,0 +1,29 @@
+package socktable
+
+import "github.com/socktable/socktable/internal/errs"
+
+// The library's sentinel errors, re-exported for users of the root
+// package. Each is the same value as the one exported by the package that
+// returns it (tuple.ErrPort == socktable.ErrPort), so errors.Is matches
+// either name. See the table in the package documentation.
+var (
+	// ErrInvalidAddr: a zero or invalid address, an unspecified address in a
+	// connection tuple, or mixed address families.
+	ErrInvalidAddr = errs.ErrInvalidAddr
+	// ErrZone: an IPv6 address with a zone used as a key.
+	ErrZone = errs.ErrZone
+	// ErrPort: port 0 where a port is required.
+	ErrPort = errs.ErrPort
+	// ErrTruncated: a packet shorter than its headers say.
+	ErrTruncated = errs.ErrTruncated
+	// ErrMalformed: inconsistent header fields.
+	ErrMalformed = errs.ErrMalformed
+	// ErrFragment: a non-first IP fragment.
+	ErrFragment = errs.ErrFragment
+	// ErrProtocol: a packet of a protocol socktable does not demultiplex.
+	ErrProtocol = errs.ErrProtocol
+	// ErrCapacity: a capacity or limit out of range.
+	ErrCapacity = errs.ErrCapacity
+	// ErrClosed: use of a structure after its Close.
+	ErrClosed = errs.ErrClosed
+)

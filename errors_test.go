@@ -1,0 +1,41 @@
+package socktable_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable"
+	"github.com/socktable/socktable/rcu"
+	"github.com/socktable/socktable/tuple"
+)
+
+// TestSentinelsAreShared checks that each re-export is the very same value,
+// so errors.Is works whichever package's name the caller uses, and that no
+// two conditions share a sentinel.
+func TestSentinelsAreShared(t *testing.T) {
+	same := [][2]error{
+		{socktable.ErrInvalidAddr, tuple.ErrInvalidAddr},
+		{socktable.ErrZone, tuple.ErrZone},
+		{socktable.ErrPort, tuple.ErrPort},
+		{socktable.ErrTruncated, tuple.ErrTruncated},
+		{socktable.ErrMalformed, tuple.ErrMalformed},
+		{socktable.ErrFragment, tuple.ErrFragment},
+		{socktable.ErrProtocol, tuple.ErrProtocol},
+		{socktable.ErrCapacity, rcu.ErrCapacity},
+	}
+	for _, p := range same {
+		require.Same(t, p[0], p[1])
+		require.ErrorIs(t, p[1], p[0])
+	}
+	all := []error{socktable.ErrInvalidAddr, socktable.ErrZone, socktable.ErrPort, socktable.ErrTruncated,
+		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed}
+	for i, a := range all {
+		require.True(t, strings.HasPrefix(a.Error(), "socktable: "), a.Error())
+		for _, b := range all[i+1:] {
+			require.False(t, errors.Is(a, b), "%v and %v must be distinct", a, b)
+		}
+	}
+}

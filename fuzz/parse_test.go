@@ -1,0 +1,125 @@
+package fuzz
+
+import (
+	"encoding/binary"
+	"testing"
+
+	pt "github.com/socktable/socktable/internal/pkttest"
+	"github.com/socktable/socktable/tuple"
+)
+
+// parseSentinels are the only errors Parse may return.
+var parseSentinels = map[error]bool{
+	tuple.ErrTruncated: true, tuple.ErrMalformed: true, tuple.ErrFragment: true,
+	tuple.ErrProtocol: true, tuple.ErrPort: true,
+}
+
+// FuzzParse feeds tuple.Parse arbitrary bytes. Beyond not panicking, it
+// checks what every accepted packet must satisfy (a usable four-tuple of
+// the right family, a payload inside the packet, ICMP errors shaped as
+// documented), that errors are bare sentinels with the zero Segment, and
+// two properties: Parse is deterministic, and bytes after the IP length
+// (link-layer padding) change nothing.
+func FuzzParse(f *testing.F) {
+	for _, s := range pt.Samples() {
+		f.Add(s.Packet)
+	}
+	// A few near misses, so the corpus starts at the error paths too.
+	f.Add([]byte{})
+	f.Add([]byte{0x45})
+	f.Add(pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoTCP, FragOffset: 1}.Packet(make([]byte, 20)))
+	f.Add(pt.IPv6{Src: pt.Peer6, Dst: pt.Local6, Proto: pt.ProtoNoNext,
+		Ext: []pt.Ext{{Type: pt.ProtoHopByHop}, {Type: pt.ProtoRouting}, {Type: pt.ProtoAH}}}.Packet(nil))
+	f.Add(pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoTCP}.Packet(pt.TCP{
+		SrcPort: 1, DstPort: 2, Options: []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 7}}.Bytes()))
+
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		seg, err := tuple.Parse(pkt)
+
+		again, err2 := tuple.Parse(pkt)
+		if again != seg || err2 != err {
+			t.Fatalf("Parse is not deterministic: %+v, %v then %+v, %v", seg, err, again, err2)
+		}
+		if err != nil {
+			if !parseSentinels[err] {
+				t.Fatalf("Parse returned %v, not one of the sentinels", err)
+			}
+			if seg != (tuple.Segment{}) {
+				t.Fatalf("Parse returned %+v with error %v, want the zero Segment", seg, err)
+			}
+			return
+		}
+		checkSegment(t, pkt, seg)
+
+		// Bytes past the IP length are link-layer padding: whatever they
+		// hold, the Segment is the same.
+		for _, tail := range [][]byte{{0}, {0xff, 0xff, 0xff}, pkt} {
+			padded := append(append([]byte(nil), pkt...), tail...)
+			got, err := tuple.Parse(padded)
+			if err != nil || got != seg {
+				t.Fatalf("%d trailing bytes changed the result: %+v, %v; want %+v", len(tail), got, err, seg)
+			}
+		}
+		// And the packet needs no byte past its IP length.
+		if end := ipLength(pkt); end < len(pkt) {
+			got, err := tuple.Parse(pkt[:end:end])
+			if err != nil || got != seg {
+				t.Fatalf("cut to its IP length %d: %+v, %v; want %+v", end, got, err, seg)
+			}
+		}
+	})
+}
+
+// checkSegment checks the invariants of a Segment Parse accepted.
+func checkSegment(t *testing.T, pkt []byte, seg tuple.Segment) {
+	t.Helper()
+	if seg.Proto != tuple.ProtoTCP && seg.Proto != tuple.ProtoUDP {
+		t.Fatalf("Proto %v", seg.Proto)
+	}
+	if seg.Tuple.Local.Port == 0 || seg.Tuple.Remote.Port == 0 {
+		t.Fatalf("port 0 in %v", seg.Tuple)
+	}
+	switch seg.Version {
+	case 4:
+		if !seg.Tuple.Local.Addr.Is4() || !seg.Tuple.Remote.Addr.Is4() {
+			t.Fatalf("IPv4 segment with %v", seg.Tuple)
+		}
+	case 6:
+		if seg.Tuple.Local.Addr.Is4() || seg.Tuple.Remote.Addr.Is4() {
+			t.Fatalf("IPv6 segment with a v4-mapped address: %v", seg.Tuple)
+		}
+	default:
+		t.Fatalf("Version %d", seg.Version)
+	}
+	if int(seg.Version) != int(pkt[0]>>4) {
+		t.Fatalf("Version %d for a packet of version %d", seg.Version, pkt[0]>>4)
+	}
+	if int(seg.PayloadLen) > len(pkt) {
+		t.Fatalf("PayloadLen %d in a packet of %d bytes", seg.PayloadLen, len(pkt))
+	}
+	if seg.Proto == tuple.ProtoUDP && (seg.Flags != 0 || seg.Seq != 0 || seg.Ack != 0 || seg.Window != 0 || seg.HasTimestamps) {
+		t.Fatalf("UDP segment with TCP fields: %+v", seg)
+	}
+	if !seg.HasTimestamps && (seg.TSval != 0 || seg.TSecr != 0) {
+		t.Fatalf("timestamps without the option: %+v", seg)
+	}
+	if seg.IsICMPError() {
+		if seg.Ack != 0 || seg.Window != 0 || seg.Flags != 0 || seg.PayloadLen != 0 || seg.HasTimestamps {
+			t.Fatalf("ICMP error with fields beyond the 8 quoted bytes: %+v", seg)
+		}
+		if seg.ICMP.Kind > tuple.ICMPParamProblem {
+			t.Fatalf("ICMP kind %v", seg.ICMP.Kind)
+		}
+	}
+	if seg.MTU != 0 && seg.ICMP.Kind != tuple.ICMPPacketTooBig {
+		t.Fatalf("MTU %d without packet too big: %+v", seg.MTU, seg)
+	}
+}
+
+// ipLength returns the length of an accepted packet as its IP header says.
+func ipLength(p []byte) int {
+	if p[0]>>4 == 4 {
+		return int(binary.BigEndian.Uint16(p[2:4]))
+	}
+	return 40 + int(binary.BigEndian.Uint16(p[4:6]))
+}

@@ -1,0 +1,191 @@
+package tuple
+
+import "strconv"
+
+// Segment is what Parse extracts from one received packet: the four-tuple
+// and the transport fields a TCP or UDP stack's demultiplexer needs before
+// it has found the socket (the flags that pick the listener or the
+// established path, the sequence numbers a SYN cookie or a TIME-WAIT check
+// reads, the timestamps PAWS compares).
+//
+// A Segment is a comparable value with no pointers (a Tuple and 32 bytes):
+// it holds no slice into the packet, so the packet buffer can be reused as
+// soon as Parse returns, and a Segment can be queued or compared with ==.
+//
+// For an ICMP or ICMPv6 error (ICMP.Kind != ICMPNone) the fields describe
+// the quoted packet, one this host sent: Tuple is that packet's flow from
+// this host's point of view, Proto its protocol and Seq its TCP sequence
+// number; Ack, Window, Flags, PayloadLen and the timestamps are zero, since
+// a quote need hold only the first 8 transport bytes.
+type Segment struct {
+	// Tuple is the flow seen from this host: Local is the packet's
+	// destination address and port, Remote its source. For an ICMP error it
+	// is the quoted packet's flow, Local its source and Remote its
+	// destination (the quoted packet is one this host sent).
+	Tuple Tuple
+	// Seq is the TCP sequence number (of the quoted segment for an ICMP
+	// error, which RFC 5927 checks against SND.UNA..SND.NXT); 0 for UDP.
+	Seq uint32
+	// Ack is the TCP acknowledgment number, meaningful when Flags has ACK.
+	Ack uint32
+	// TSval and TSecr are the TCP timestamp option's values (RFC 7323),
+	// meaningful only when HasTimestamps.
+	TSval, TSecr uint32
+	// MTU is the next-hop MTU in bytes carried by an ICMPPacketTooBig
+	// error: the 16-bit field of an ICMPv4 "fragmentation needed" (0 from
+	// a router that predates RFC 1191) or the 32-bit field of an ICMPv6
+	// packet too big. It is reported as received, not clamped (RFC 8201
+	// leaves plausibility checks to the stack), and is 0 otherwise. It
+	// sits beside ICMP rather than in it to keep Segment at a Tuple plus
+	// 32 bytes.
+	MTU uint32
+	// Window is the raw TCP window field, not scaled: the scale factor
+	// belongs to the connection, which the demultiplexer has not found yet.
+	Window uint16
+	// PayloadLen is the number of transport payload bytes, bounded by the
+	// IP length fields (never counting link-layer padding after them) and,
+	// for UDP, by the UDP length field. For a first fragment it counts
+	// only the bytes present in this fragment.
+	PayloadLen uint16
+	// Proto is the transport protocol, ProtoTCP or ProtoUDP (the quoted
+	// packet's for an ICMP error).
+	Proto Proto
+	// Version is the IP version, 4 or 6; it always agrees with
+	// Tuple.Is4().
+	Version uint8
+	// Flags are the TCP header flags; 0 for UDP and for ICMP errors.
+	Flags Flags
+	// HasTimestamps reports that the TCP header carried a well-formed
+	// timestamp option, so TSval and TSecr are meaningful.
+	HasTimestamps bool
+	// FirstFragment reports that the received packet is the first fragment
+	// of a fragmented datagram (IPv4 MF set with offset 0, or an IPv6
+	// fragment header with offset 0 and M set): its transport header is
+	// present and parsed, but the payload is incomplete until reassembly.
+	// It describes the received packet only, never a packet quoted by an
+	// ICMP error.
+	FirstFragment bool
+	// ICMP describes the ICMP or ICMPv6 error that carried the quoted
+	// packet; its Kind is ICMPNone for an ordinary TCP or UDP packet.
+	ICMP ICMPInfo
+}
+
+// IsICMPError reports whether s came from an ICMP or ICMPv6 error quoting
+// one of this host's packets rather than from a TCP or UDP packet.
+func (s Segment) IsICMPError() bool { return s.ICMP.Kind != ICMPNone }
+
+// Proto is an IP protocol number (IPv6 next header value). Parse returns
+// only ProtoTCP and ProtoUDP.
+type Proto uint8
+
+// The transport protocols Parse demultiplexes.
+const (
+	ProtoTCP Proto = 6  // TCP, RFC 9293
+	ProtoUDP Proto = 17 // UDP, RFC 768
+)
+
+// String returns "TCP", "UDP", or the decimal protocol number.
+func (p Proto) String() string {
+	switch p {
+	case ProtoTCP:
+		return "TCP"
+	case ProtoUDP:
+		return "UDP"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// Flags are the eight TCP header flags, as laid out in the header's 14th
+// byte (RFC 9293 section 3.1, RFC 3168 for ECE and CWR), so a Flags value
+// is that byte unchanged.
+type Flags uint8
+
+// The TCP flags, one bit each.
+const (
+	FIN Flags = 1 << iota // no more data from sender
+	SYN                   // synchronize sequence numbers
+	RST                   // reset the connection
+	PSH                   // push function
+	ACK                   // acknowledgment field is significant
+	URG                   // urgent pointer field is significant
+	ECE                   // ECN-Echo (RFC 3168)
+	CWR                   // congestion window reduced (RFC 3168)
+)
+
+// flagNames is in bit order, FIN first.
+var flagNames = [8]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+
+// Has reports whether every flag in mask is set in f.
+func (f Flags) Has(mask Flags) bool { return f&mask == mask }
+
+// String returns the set flags joined by "|" in bit order, FIN first
+// ("SYN|ACK"), or "none" when no flag is set.
+func (f Flags) String() string {
+	if f == 0 {
+		return "none"
+	}
+	var buf [len("FIN|SYN|RST|PSH|ACK|URG|ECE|CWR")]byte
+	b := buf[:0]
+	for i, name := range flagNames {
+		if f&(1<<i) == 0 {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '|')
+		}
+		b = append(b, name...)
+	}
+	return string(b)
+}
+
+// ICMPKind classifies the ICMP and ICMPv6 errors Parse accepts, so a stack
+// handles IPv4 and IPv6 alike; ICMPInfo keeps the raw type and code.
+type ICMPKind uint8
+
+// The kinds of ICMP error. ICMPNone, the zero value, marks a Segment parsed
+// from an ordinary TCP or UDP packet.
+const (
+	// ICMPNone: not an ICMP error.
+	ICMPNone ICMPKind = iota
+	// ICMPUnreachable: ICMPv4 type 3 (destination unreachable), except
+	// code 4, or ICMPv6 type 1.
+	ICMPUnreachable
+	// ICMPPacketTooBig: ICMPv4 type 3 code 4 (fragmentation needed and DF
+	// set, RFC 1191) or ICMPv6 type 2 (packet too big, RFC 8201); the
+	// next-hop MTU is in Segment.MTU.
+	ICMPPacketTooBig
+	// ICMPTimeExceeded: ICMPv4 type 11 or ICMPv6 type 3.
+	ICMPTimeExceeded
+	// ICMPParamProblem: ICMPv4 type 12 or ICMPv6 type 4.
+	ICMPParamProblem
+)
+
+// String returns the kind's name: "none", "unreachable", "packet-too-big",
+// "time-exceeded", "param-problem", or the decimal value.
+func (k ICMPKind) String() string {
+	switch k {
+	case ICMPNone:
+		return "none"
+	case ICMPUnreachable:
+		return "unreachable"
+	case ICMPPacketTooBig:
+		return "packet-too-big"
+	case ICMPTimeExceeded:
+		return "time-exceeded"
+	case ICMPParamProblem:
+		return "param-problem"
+	}
+	return strconv.Itoa(int(k))
+}
+
+// ICMPInfo describes the ICMP or ICMPv6 error a Segment came from (the MTU
+// of a packet too big is in Segment.MTU). It is the zero ICMPInfo for an
+// ordinary TCP or UDP packet.
+type ICMPInfo struct {
+	// Kind classifies the error across ICMPv4 and ICMPv6.
+	Kind ICMPKind
+	// Type and Code are the raw ICMP or ICMPv6 type and code, for the
+	// distinctions Kind does not make (port unreachable against host
+	// unreachable, for instance).
+	Type, Code uint8
+}
