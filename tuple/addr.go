@@ -108,6 +108,13 @@ func (a Addr) String() string { return a.NetIP().String() }
 // words returns the address as the two machine words the hash consumes.
 func (a Addr) words() (uint64, uint64) { return a.hi, a.lo }
 
+// Words returns the address as two words, the big-endian halves of its 16
+// bytes: the compact form tables store keys in. AddrFromWords inverts it.
+func (a Addr) Words() (hi, lo uint64) { return a.hi, a.lo }
+
+// AddrFromWords returns the Addr whose Words are hi and lo.
+func AddrFromWords(hi, lo uint64) Addr { return Addr{hi: hi, lo: lo} }
+
 var (
 	ipv4Unspecified = AddrFrom4([4]byte{})
 	ipv6Loopback    = Addr{lo: 1}

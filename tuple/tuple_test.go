@@ -88,6 +88,7 @@ func TestAddrFromNetIP(t *testing.T) {
 			require.Equal(t, want, a.NetIP(), "IPv4 comes back unmapped")
 			require.Equal(t, tc.in.As16(), a.As16())
 			require.Equal(t, a, tuple.AddrFrom16(a.As16()))
+			require.Equal(t, a, tuple.AddrFromWords(a.Words()))
 			if a.Is4() {
 				require.Equal(t, a, tuple.AddrFrom4(a.As4()))
 			}

@@ -36,6 +36,14 @@ var (
 	// (neither TCP nor UDP, nor an ICMP error about one).
 	ErrProtocol = errors.New("socktable: protocol not handled")
 
+	// ErrExists reports an insert of a key that is already present.
+	ErrExists = errors.New("socktable: key exists")
+	// ErrFull reports an insert past a table's configured maximum.
+	ErrFull = errors.New("socktable: table full")
+	// ErrValueType reports a value type a lock-free table cannot store
+	// atomically (see table.Established).
+	ErrValueType = errors.New("socktable: value type must be a pointer or a pointer-free type of at most 8 bytes")
+
 	// ErrCapacity reports a capacity or size argument out of range.
 	ErrCapacity = errors.New("socktable: capacity out of range")
 )
