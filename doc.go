@@ -40,8 +40,8 @@
 //   - rcu: read-copy-update for Go: Pointer snapshots, a Domain of reader
 //     critical sections with grace periods, and a Recycler for memory that
 //     is reused rather than left to the garbage collector.
-//   - table: the established map, the bind (port) table and the listener
-//     index.
+//   - table: Established, the four-tuple map (lock-free lookups, batch
+//     lookups, online resize); later the bind table and the listener index.
 //   - timewait: the hierarchical timer wheel and the TIME_WAIT table.
 //   - accept: bounded MPMC queues and per-shard accept queues.
 //   - fuzz and bench: fuzz targets and comparative benchmarks.
@@ -73,13 +73,16 @@
 // names. Lookups report absence with a bool, never an error.
 //
 //	Sentinel          Exported as                        Meaning
-//	ErrInvalidAddr    socktable, tuple                   zero/invalid address, wildcard in a connection, mixed families
+//	ErrInvalidAddr    socktable, tuple, table            zero/invalid address, wildcard in a connection, mixed families
 //	ErrZone           socktable, tuple                   zoned IPv6 address in a key
-//	ErrPort           socktable, tuple                   port 0 where a port is required
+//	ErrPort           socktable, tuple, table            port 0 where a port is required
 //	ErrTruncated      socktable, tuple                   packet shorter than its headers
 //	ErrMalformed      socktable, tuple                   inconsistent header fields, v4-mapped IPv6 header address
 //	ErrFragment       socktable, tuple                   non-first IP fragment (no transport header)
 //	ErrProtocol       socktable, tuple                   neither TCP nor UDP, nor an ICMP error about them
-//	ErrCapacity       socktable, rcu                     capacity or limit out of range
-//	ErrClosed         socktable                          use after Close
+//	ErrCapacity       socktable, rcu, table              capacity or limit out of range
+//	ErrClosed         socktable, table                   use after Close
+//	ErrExists         socktable, table                   insert of a key already present (the duplicate-SYN race)
+//	ErrFull           socktable, table                   insert past Options.MaxEntries
+//	ErrValueType      socktable, table                   a value type that cannot be stored atomically
 package socktable

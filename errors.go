@@ -26,4 +26,10 @@ var (
 	ErrCapacity = errs.ErrCapacity
 	// ErrClosed: use of a structure after its Close.
 	ErrClosed = errs.ErrClosed
+	// ErrExists: an insert of a key already present.
+	ErrExists = errs.ErrExists
+	// ErrFull: an insert past a table's configured maximum.
+	ErrFull = errs.ErrFull
+	// ErrValueType: a value type a lock-free table cannot store atomically.
+	ErrValueType = errs.ErrValueType
 )

@@ -9,6 +9,7 @@ import (
 
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/rcu"
+	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -25,13 +26,21 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrFragment, tuple.ErrFragment},
 		{socktable.ErrProtocol, tuple.ErrProtocol},
 		{socktable.ErrCapacity, rcu.ErrCapacity},
+		{socktable.ErrCapacity, table.ErrCapacity},
+		{socktable.ErrClosed, table.ErrClosed},
+		{socktable.ErrExists, table.ErrExists},
+		{socktable.ErrFull, table.ErrFull},
+		{socktable.ErrValueType, table.ErrValueType},
+		{socktable.ErrPort, table.ErrPort},
+		{socktable.ErrInvalidAddr, table.ErrInvalidAddr},
 	}
 	for _, p := range same {
 		require.Same(t, p[0], p[1])
 		require.ErrorIs(t, p[1], p[0])
 	}
 	all := []error{socktable.ErrInvalidAddr, socktable.ErrZone, socktable.ErrPort, socktable.ErrTruncated,
-		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed}
+		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed,
+		socktable.ErrExists, socktable.ErrFull, socktable.ErrValueType}
 	for i, a := range all {
 		require.True(t, strings.HasPrefix(a.Error(), "socktable: "), a.Error())
 		for _, b := range all[i+1:] {

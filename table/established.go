@@ -1,0 +1,455 @@
+package table
+
+import (
+	"iter"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// Options configures an Established table.
+type Options struct {
+	// Capacity is the number of entries the table holds before its first
+	// resize; the table never shrinks below it. 0 means a small default.
+	// Negative is ErrCapacity.
+	Capacity int
+	// MaxEntries, if positive, is a hard limit: Insert past it returns
+	// ErrFull, so memory stays bounded under a SYN flood. 0 means no limit
+	// beyond 2^31-1 entries. Negative is ErrCapacity.
+	MaxEntries int
+	// Hasher is the stack's shared keyed hasher. nil means a new one, keyed
+	// from crypto/rand.
+	Hasher *tuple.Hasher
+}
+
+// Established maps connection four-tuples to the caller's socket handles:
+// the table every arriving segment is looked up in first.
+//
+// # Layout
+//
+// An open-addressing hash table of groups of 8 slots (as in Swiss tables
+// and Go's own maps). Each group's 8 tag bytes and its sequence word sit in
+// a dense metadata array (2 bytes per slot, which stays in cache); keys are
+// stored inline, packed into five words, with the value, in a 48-byte slot.
+// A hit costs one cache-miss to memory (the slot) instead of the two of
+// node-based maps (bucket, then entry); a miss usually costs none, decided
+// by the tags alone. Keys hold no pointers, so the garbage collector never
+// scans them.
+//
+// # Values
+//
+// V is the caller's socket handle. Readers load it with one atomic
+// operation, so V must be pointer-shaped (a pointer, map, chan or func) or
+// a pointer-free type of at most 8 bytes (an index, a handle with a
+// generation); New returns ErrValueType for any other V. A pointer V keeps
+// its socket reachable while it is in the table; Delete drops the
+// reference.
+//
+// # Concurrency
+//
+// Lookup, LookupHashed and LookupBatch are lock-free: they take no lock,
+// write no shared memory (so lookups scale with cores) and retry only while
+// a writer is changing the group they are reading. They never block, not
+// even during a resize, and allocate nothing.
+//
+// Insert, Delete, CompareAndDelete and CompareAndSwap lock the key's home
+// group (and, briefly, the group they write to, if different): writers of
+// different groups do not contend, except on one shared entry counter. They
+// are linearizable with each other and with lookups: a write "synchronizes
+// before" any lookup that observes it. They allocate nothing.
+//
+// The table grows when 7/8 of its slots are used and shrinks below 1/8
+// live (never below Options.Capacity). A resize copies the entries into a
+// new table while writers wait and readers go on reading the old one, then
+// publishes the new table with one atomic store; the old one is left to the
+// garbage collector. Readers are never blocked; writers wait for the copy
+// (about 50 ms per million entries on this project's reference machine).
+//
+// An Established must not be copied; create it with New.
+type Established[V comparable] struct {
+	table      atomic.Pointer[etable[V]]
+	hasher     *tuple.Hasher // immutable
+	hashMask   uint64        // immutable; all ones except in degenerate-hash tests
+	mode       valueMode     // immutable
+	maxEntries int           // immutable
+	minGroups  int           // immutable: from Options.Capacity
+
+	resizeMu sync.Mutex    // serializes resizes and Close
+	resizes  atomic.Uint64 // completed resizes
+	longest  atomic.Int64  // longest probe chain (groups) seen by an insert or a rehash
+}
+
+// Stats describes an Established table at one moment; fields are read
+// separately and may be mutually inconsistent under concurrent writes.
+type Stats struct {
+	Entries    int     // live entries
+	Capacity   int     // entries it holds before the next resize
+	Slots      int     // allocated slots
+	LoadFactor float64 // Entries / Slots
+	Resizes    uint64  // completed resizes since New
+	// LongestProbe is the longest probe chain, in groups of 8 slots, that
+	// an insert or a rehash has walked: a lookup reads at most this many
+	// groups' metadata (and, for a hit, one slot).
+	LongestProbe int
+	// BytesPerEntry is the table's own memory (slots, metadata, locks)
+	// divided by Entries; 0 when empty.
+	BytesPerEntry float64
+}
+
+// New returns an empty table. It returns ErrCapacity for a negative
+// Capacity or MaxEntries, and ErrValueType for a V it cannot store
+// atomically (see Established).
+func New[V comparable](opts Options) (*Established[V], error) {
+	if opts.Capacity < 0 || opts.MaxEntries < 0 {
+		return nil, ErrCapacity
+	}
+	mode, err := modeOf[V]()
+	if err != nil {
+		return nil, err
+	}
+	maxEntries := opts.MaxEntries
+	if maxEntries == 0 || maxEntries > maxTableEntries {
+		maxEntries = maxTableEntries
+	}
+	h := opts.Hasher
+	if h == nil {
+		h = tuple.NewHasher()
+	}
+	// Capacity entries must fit under the resize threshold (7/8).
+	slots := (opts.Capacity*maxLoadDen + maxLoadNum - 1) / maxLoadNum
+	minG := max((slots+groupSlots-1)/groupSlots, minGroups)
+	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries, minGroups: minG}
+	m.table.Store(newETable[V](minG))
+	return m, nil
+}
+
+// Lookup returns the value stored for t. It is lock-free and allocates
+// nothing. After Close it returns false.
+func (m *Established[V]) Lookup(t tuple.Tuple) (V, bool) {
+	return m.LookupHashed(m.hasher.Hash(t), t)
+}
+
+// LookupHashed is Lookup for a caller that already hashed t with the
+// table's Hasher (h must be Hasher.Hash(t): a wrong h reports a miss).
+func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
+	k := packKey(t)
+	return m.table.Load().lookup(m.mode, h&m.hashMask, &k)
+}
+
+// Insert stores v for t if t is absent. It returns ErrExists if t is
+// present (a duplicate SYN racing the first), ErrFull past MaxEntries,
+// ErrInvalidAddr or ErrPort if t is not a valid connection key, and
+// ErrClosed after Close. It allocates nothing except when it grows the
+// table.
+func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	h := m.hasher.Hash(t) & m.hashMask
+	k := packKey(t)
+	for {
+		tb := m.table.Load()
+		if tb.closed {
+			return ErrClosed
+		}
+		if tb.used() >= tb.maxUsed {
+			m.resize(tb)
+			continue
+		}
+		switch next, err := m.insert(tb, h, &k, v); next {
+		case done:
+			return err
+		case yield:
+			runtime.Gosched()
+		case grow:
+			m.resize(tb)
+		}
+	}
+}
+
+// attempt says what a writer does after one attempt on one table.
+type attempt uint8
+
+const (
+	done  attempt = iota // finished, with the returned result
+	retry                // the table was replaced meanwhile: reload it
+	yield                // a second lock was busy: let its holder run, then retry
+	grow                 // no free slot in the chain: resize, then retry
+)
+
+// insert runs one attempt of Insert on tb.
+func (m *Established[V]) insert(tb *etable[V], h uint64, k *key, v V) (attempt, error) {
+	home, tag := tb.home(h)
+	tb.locks[home].Lock()
+	defer tb.locks[home].Unlock()
+	if m.table.Load() != tb {
+		return retry, nil // resized or closed while we waited
+	}
+	f := tb.find(h, k)
+	if f.g >= 0 {
+		return done, ErrExists
+	}
+	for ok := f.room; ok; ok = tb.nextFree(&f.free, &f.depth) {
+		g := f.free.g
+		if !tb.lockOther(home, g) {
+			return yield, nil
+		}
+		placed, full := tb.put(m.mode, g, tag, k, v, m.maxEntries)
+		tb.unlockOther(home, g)
+		if full {
+			return done, ErrFull
+		}
+		if placed {
+			m.noteProbe(f.depth)
+			return done, nil
+		}
+		// Another writer took the group's last free slot: look further.
+	}
+	return grow, nil
+}
+
+func (m *Established[V]) noteProbe(probes int) {
+	for {
+		cur := m.longest.Load()
+		if int64(probes) <= cur || m.longest.CompareAndSwap(cur, int64(probes)) {
+			return
+		}
+	}
+}
+
+// Delete removes t and returns the value it had. It is linearizable and
+// allocates nothing; after Close it returns false.
+func (m *Established[V]) Delete(t tuple.Tuple) (V, bool) {
+	return m.deleteIf(t, func(V) bool { return true })
+}
+
+// CompareAndDelete removes t only if it still maps to v, and reports
+// whether it did: a late close of an old connection must not remove a
+// newer connection that took over the same tuple.
+func (m *Established[V]) CompareAndDelete(t tuple.Tuple, v V) bool {
+	_, ok := m.deleteIf(t, func(cur V) bool { return cur == v })
+	return ok
+}
+
+func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
+	h := m.hasher.Hash(t) & m.hashMask
+	k := packKey(t)
+	for {
+		tb := m.table.Load()
+		v, ok, next := m.delete(tb, h, &k, cond)
+		if next == yield {
+			runtime.Gosched()
+		}
+		if next != done {
+			continue
+		}
+		if ok && tb.live() < tb.groups*groupSlots/8 && tb.groups > m.minGroups {
+			m.resize(tb) // mostly empty: shrink
+		}
+		return v, ok
+	}
+}
+
+func (m *Established[V]) delete(tb *etable[V], h uint64, k *key, cond func(V) bool) (v V, ok bool, next attempt) {
+	if tb.closed {
+		return v, false, done
+	}
+	home, _ := tb.home(h)
+	tb.locks[home].Lock()
+	defer tb.locks[home].Unlock()
+	if m.table.Load() != tb {
+		return v, false, retry
+	}
+	f := tb.find(h, k)
+	g, i := f.g, f.i
+	if g < 0 {
+		return v, false, done
+	}
+	if !tb.lockOther(home, g) {
+		return v, false, yield
+	}
+	defer tb.unlockOther(home, g)
+	v = loadValue(m.mode, &tb.slots[g*groupSlots+i])
+	if !cond(v) {
+		var zero V
+		return zero, false, done
+	}
+	tb.remove(m.mode, g, i)
+	return v, true, done
+}
+
+// CompareAndSwap replaces the value of t with new only if it is old, and
+// reports whether it did (a TIME_WAIT entry handing its tuple to a new
+// connection). It is linearizable and allocates nothing.
+func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
+	h := m.hasher.Hash(t) & m.hashMask
+	k := packKey(t)
+	for {
+		tb := m.table.Load()
+		ok, next := m.swap(tb, h, &k, old, new)
+		switch next {
+		case done:
+			return ok
+		case yield:
+			runtime.Gosched()
+		}
+	}
+}
+
+func (m *Established[V]) swap(tb *etable[V], h uint64, k *key, old, new V) (bool, attempt) {
+	if tb.closed {
+		return false, done
+	}
+	home, _ := tb.home(h)
+	tb.locks[home].Lock()
+	defer tb.locks[home].Unlock()
+	if m.table.Load() != tb {
+		return false, retry
+	}
+	f := tb.find(h, k)
+	g, i := f.g, f.i
+	if g < 0 {
+		return false, done
+	}
+	if !tb.lockOther(home, g) {
+		return false, yield
+	}
+	defer tb.unlockOther(home, g)
+	s := &tb.slots[g*groupSlots+i]
+	if loadValue(m.mode, s) != old {
+		return false, done
+	}
+	meta := &tb.meta[g]
+	seq := beginWrite(meta)
+	storeValue(m.mode, s, new)
+	endWrite(meta, seq)
+	return true, done
+}
+
+// resize replaces tb by a table sized for its live entries: larger when it
+// filled up, smaller when mostly empty, the same size to clear tombstones.
+// Writers wait; readers go on reading tb, which stays valid and frozen.
+func (m *Established[V]) resize(tb *etable[V]) {
+	m.resizeMu.Lock()
+	defer m.resizeMu.Unlock()
+	if m.table.Load() != tb {
+		return // another writer resized it first
+	}
+	tb.lockAll()
+	defer tb.unlockAll() // after the publish: woken writers see the new table
+	nt := newETable[V](max(groupsFor(tb.live()), m.minGroups))
+	longest := nt.copyFrom(tb, m.mode, m.hashKey)
+	m.longest.Store(int64(longest))
+	m.table.Store(nt)
+	m.resizes.Add(1)
+}
+
+func (m *Established[V]) hashKey(k *key) uint64 { return m.hasher.Hash(k.tuple()) & m.hashMask }
+
+// Len returns the number of entries. It is wait-free; under concurrent
+// writes it is the count at some moment during the call.
+func (m *Established[V]) Len() int { return m.table.Load().live() }
+
+// All returns an iterator over the table's entries. It is weakly
+// consistent, as sync.Map.Range is: it does not see a consistent snapshot,
+// but no tuple is visited twice, and an entry present for the whole
+// iteration is visited, with some value it had during the iteration. The
+// body may call any method of the table, including writes and Close.
+// Entries inserted during the iteration may or may not be visited; if the
+// table is resized meanwhile, the iteration goes on over the table as it
+// was when the resize began.
+//
+// All never blocks lookups; it takes each group's writer lock briefly (not
+// while calling the body), so it delays writers of that group for a few
+// loads. It allocates a small buffer per call, grown only for a group
+// with more entries homed at it than a few groups hold.
+func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
+	return func(yield func(tuple.Tuple, V) bool) {
+		tb := m.table.Load()
+		keys := make([]key, 0, groupSlots*4)
+		vals := make([]V, 0, groupSlots*4)
+		for home := range tb.groups {
+			// Collect the entries whose home group is this one, under its
+			// lock: they cannot be inserted or deleted meanwhile, so each
+			// is seen exactly once across the whole walk.
+			keys, vals = m.collectHome(tb, home, keys[:0], vals[:0])
+			for i := range keys {
+				if !yield(keys[i].tuple(), vals[i]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// collectHome appends the entries whose home group is home, walking its
+// chain (chains are short: Stats.LongestProbe).
+func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals []V) ([]key, []V) {
+	tb.locks[home].Lock()
+	defer tb.locks[home].Unlock()
+	p := tb.probeFrom(home)
+	for range tb.groups {
+		g := p.g
+		tags := tb.meta[g].tags.Load()
+		for i := range groupSlots {
+			if byteAt(tags, i) < 2 {
+				continue
+			}
+			s := &tb.slots[g*groupSlots+i]
+			k := s.loadKey()
+			if h, _ := tb.home(m.hashKey(&k)); h != home {
+				continue
+			}
+			keys = append(keys, k)
+			vals = append(vals, loadValue(m.mode, s))
+		}
+		if emptyBytes(tags) != 0 {
+			break
+		}
+		tb.advance(&p)
+	}
+	return keys, vals
+}
+
+// Close empties the table and makes every later write return ErrClosed
+// and every later lookup miss. It waits for writers in progress. A second
+// Close returns ErrClosed.
+func (m *Established[V]) Close() error {
+	m.resizeMu.Lock()
+	defer m.resizeMu.Unlock()
+	tb := m.table.Load()
+	if tb.closed {
+		return ErrClosed
+	}
+	tb.lockAll()
+	defer tb.unlockAll()
+	closed := newETable[V](minGroups)
+	closed.closed = true
+	m.table.Store(closed)
+	return nil
+}
+
+// Stats returns the table's size and shape. It is wait-free.
+func (m *Established[V]) Stats() Stats {
+	tb := m.table.Load()
+	n := tb.live()
+	slots := tb.groups * groupSlots
+	s := Stats{
+		Entries:      n,
+		Capacity:     min(tb.maxUsed, m.maxEntries),
+		Slots:        slots,
+		Resizes:      m.resizes.Load(),
+		LongestProbe: int(m.longest.Load()),
+	}
+	if tb.closed {
+		s.Capacity, s.Slots = 0, 0
+		return s
+	}
+	s.LoadFactor = float64(n) / float64(slots)
+	if n > 0 {
+		s.BytesPerEntry = float64(tb.memory()) / float64(n)
+	}
+	return s
+}

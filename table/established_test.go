@@ -1,0 +1,422 @@
+package table_test
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/table"
+	"github.com/socktable/socktable/tuple"
+)
+
+// sock is a socket handle as a stack would store it.
+type sock struct{ id int }
+
+// key returns a distinct server-side tuple for each i: one listener,
+// clients spread over addresses and ports.
+func key(i int) tuple.Tuple {
+	client := tuple.AddrFrom4([4]byte{10, byte(i >> 24), byte(i >> 16), byte(i >> 8)})
+	return tuple.Tuple{
+		Local:  tuple.MustEndpoint("192.0.2.1:443"),
+		Remote: tuple.Endpoint{Addr: client, Port: uint16(1024 + i&0xff)},
+	}
+}
+
+// key6 is key for IPv6 flows.
+func key6(i int) tuple.Tuple {
+	b := tuple.MustAddr("2001:db8::").As16()
+	b[12], b[13], b[14], b[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+	return tuple.Tuple{
+		Local:  tuple.MustEndpoint("[2001:db8:1::1]:443"),
+		Remote: tuple.Endpoint{Addr: tuple.AddrFrom16(b), Port: uint16(1024 + i%50000)},
+	}
+}
+
+func newTable[V comparable](t testing.TB, opts table.Options) *table.Established[V] {
+	m, err := table.New[V](opts)
+	require.NoError(t, err)
+	return m
+}
+
+func TestInsertLookupDelete(t *testing.T) {
+	m := newTable[*sock](t, table.Options{})
+	a, b := &sock{1}, &sock{2}
+	k := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
+
+	_, ok := m.Lookup(k)
+	require.False(t, ok)
+	require.NoError(t, m.Insert(k, a))
+	require.ErrorIs(t, m.Insert(k, b), table.ErrExists, "duplicate SYN race: the second insert must fail")
+	v, ok := m.Lookup(k)
+	require.True(t, ok)
+	require.Same(t, a, v)
+	_, ok = m.Lookup(k.Reverse())
+	require.False(t, ok, "direction is part of the key")
+
+	v4mapped := tuple.MustNew("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.2]:40000")
+	v, ok = m.Lookup(v4mapped)
+	require.True(t, ok, "a dual-stack socket's v4-mapped tuple is the IPv4 tuple")
+	require.Same(t, a, v)
+	v, ok = m.LookupHashed(tuple.NewHasher().Hash(k), k)
+	if ok {
+		require.Same(t, a, v) // a foreign hasher's value: almost surely a miss; never a wrong value
+	}
+
+	require.False(t, m.CompareAndDelete(k, b), "a late close of another socket must not remove this one")
+	require.True(t, m.CompareAndSwap(k, a, b))
+	require.False(t, m.CompareAndSwap(k, a, b))
+	v, _ = m.Lookup(k)
+	require.Same(t, b, v)
+	require.Equal(t, 1, m.Len())
+
+	v, ok = m.Delete(k)
+	require.True(t, ok)
+	require.Same(t, b, v)
+	_, ok = m.Delete(k)
+	require.False(t, ok)
+	require.False(t, m.CompareAndDelete(k, b))
+	require.False(t, m.CompareAndSwap(k, b, a))
+	require.Zero(t, m.Len())
+	require.NoError(t, m.Insert(k, a), "reinsert after delete")
+	require.True(t, m.CompareAndDelete(k, a))
+}
+
+func TestInsertRejectsBadKeys(t *testing.T) {
+	m := newTable[uint32](t, table.Options{})
+	good := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
+	noPort := good
+	noPort.Remote.Port = 0
+	require.ErrorIs(t, m.Insert(noPort, 1), table.ErrPort)
+	wild := good
+	wild.Local.Addr = tuple.IPv4Unspecified()
+	require.ErrorIs(t, m.Insert(wild, 1), table.ErrInvalidAddr)
+	mixed := good
+	mixed.Remote.Addr = tuple.MustAddr("2001:db8::1")
+	require.ErrorIs(t, m.Insert(mixed, 1), table.ErrInvalidAddr)
+	require.Zero(t, m.Len())
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	_, err := table.New[*sock](table.Options{Capacity: -1})
+	require.ErrorIs(t, err, table.ErrCapacity)
+	_, err = table.New[*sock](table.Options{MaxEntries: -1})
+	require.ErrorIs(t, err, table.ErrCapacity)
+	// Values a reader cannot load in one atomic operation.
+	_, err = table.New[string](table.Options{})
+	require.ErrorIs(t, err, table.ErrValueType)
+	_, err = table.New[any](table.Options{})
+	require.ErrorIs(t, err, table.ErrValueType)
+	_, err = table.New[[2]uint64](table.Options{})
+	require.ErrorIs(t, err, table.ErrValueType)
+	_, err = table.New[struct {
+		p  *sock
+		id uint32
+	}](table.Options{})
+	require.ErrorIs(t, err, table.ErrValueType)
+}
+
+// testValueKind runs the basic operations with one value type.
+func testValueKind[V comparable](t *testing.T, vals func(i int) V) {
+	m := newTable[V](t, table.Options{})
+	const n = 500
+	for i := range n {
+		require.NoError(t, m.Insert(key(i), vals(i)))
+	}
+	for i := range n {
+		v, ok := m.Lookup(key(i))
+		require.True(t, ok)
+		require.Equal(t, vals(i), v)
+	}
+	for i := 0; i < n; i += 2 {
+		v, ok := m.Delete(key(i))
+		require.True(t, ok)
+		require.Equal(t, vals(i), v)
+	}
+	require.Equal(t, n/2, m.Len())
+	got := map[tuple.Tuple]V{}
+	for k, v := range m.All() {
+		got[k] = v
+	}
+	want := map[tuple.Tuple]V{}
+	for i := 1; i < n; i += 2 {
+		want[key(i)] = vals(i)
+	}
+	require.Equal(t, want, got)
+}
+
+func TestValueKinds(t *testing.T) {
+	t.Run("pointer", func(t *testing.T) { testValueKind(t, func(i int) *sock { return &sock{i} }) })
+	t.Run("uint64", func(t *testing.T) { testValueKind(t, func(i int) uint64 { return uint64(i)<<40 | 7 }) })
+	t.Run("uint32", func(t *testing.T) { testValueKind(t, func(i int) uint32 { return uint32(i) * 3 }) })
+	t.Run("byte", func(t *testing.T) { testValueKind(t, func(i int) byte { return byte(i) }) })
+	t.Run("handle", func(t *testing.T) {
+		type handle struct{ index, gen uint32 }
+		testValueKind(t, func(i int) handle { return handle{uint32(i), uint32(i) ^ 0xffff} })
+	})
+	t.Run("empty", func(t *testing.T) { testValueKind(t, func(int) struct{} { return struct{}{} }) })
+	t.Run("chan", func(t *testing.T) {
+		chans := map[int]chan int{}
+		testValueKind(t, func(i int) chan int {
+			if chans[i] == nil {
+				chans[i] = make(chan int)
+			}
+			return chans[i]
+		})
+	})
+}
+
+func TestGrowAndShrink(t *testing.T) {
+	m := newTable[int](t, table.Options{})
+	g0 := m.Groups()
+	n := 20000
+	if testing.Short() {
+		n = 5000
+	}
+	for i := range n {
+		require.NoError(t, m.Insert(key6(i), i))
+	}
+	st := m.Stats()
+	require.Equal(t, n, st.Entries)
+	require.Greater(t, st.Resizes, uint64(3))
+	require.Greater(t, m.Groups(), g0)
+	require.LessOrEqual(t, st.LoadFactor, 7.0/8)
+	require.GreaterOrEqual(t, st.LoadFactor, 0.5, "grown tables stay dense: %+v", st)
+	for i := range n {
+		v, ok := m.Lookup(key6(i))
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+	for i := range n - 10 {
+		_, ok := m.Delete(key6(i))
+		require.True(t, ok)
+	}
+	require.Equal(t, 10, m.Len())
+	require.Greater(t, m.Stats().Resizes, st.Resizes, "it shrank")
+	require.LessOrEqual(t, m.Groups(), 8, "shrinks while under 1/8 live")
+	for i := n - 10; i < n; i++ {
+		v, ok := m.Lookup(key6(i))
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+}
+
+func TestCapacityAvoidsResizes(t *testing.T) {
+	n := 10000
+	m := newTable[int](t, table.Options{Capacity: n})
+	for i := range n {
+		require.NoError(t, m.Insert(key(i), i))
+	}
+	st := m.Stats()
+	require.Zero(t, st.Resizes, "Capacity entries fit without a resize")
+	require.GreaterOrEqual(t, st.Capacity, n)
+	// Deleting everything does not shrink below Capacity.
+	for i := range n {
+		m.Delete(key(i))
+	}
+	require.Zero(t, m.Stats().Resizes)
+}
+
+func TestMaxEntries(t *testing.T) {
+	m := newTable[int](t, table.Options{MaxEntries: 100})
+	for i := range 100 {
+		require.NoError(t, m.Insert(key(i), i))
+	}
+	require.ErrorIs(t, m.Insert(key(100), 100), table.ErrFull)
+	require.ErrorIs(t, m.Insert(key(0), 0), table.ErrExists, "an existing key is reported as such, not as full")
+	require.Equal(t, 100, m.Len())
+	m.Delete(key(5))
+	require.NoError(t, m.Insert(key(100), 100))
+	require.Equal(t, 100, m.Stats().Capacity)
+}
+
+func TestTombstonesAreReclaimed(t *testing.T) {
+	// Churn (the nginx pattern): many short-lived connections through a
+	// table of constant size. Tombstones must not make it grow for ever.
+	m := newTable[int](t, table.Options{Capacity: 1000})
+	for i := range 200000 {
+		require.NoError(t, m.Insert(key(i), i))
+		if i >= 500 {
+			_, ok := m.Delete(key(i - 500))
+			require.True(t, ok)
+		}
+	}
+	require.Equal(t, 500, m.Len())
+	st := m.Stats()
+	require.LessOrEqual(t, st.Slots, 2048, "the table grew under churn at constant size: %+v", st)
+	require.LessOrEqual(t, st.LongestProbe, 8, "%+v", st)
+}
+
+func TestClose(t *testing.T) {
+	m := newTable[*sock](t, table.Options{})
+	k := key(1)
+	s := &sock{1}
+	require.NoError(t, m.Insert(k, s))
+	require.NoError(t, m.Close())
+	require.ErrorIs(t, m.Close(), table.ErrClosed)
+	_, ok := m.Lookup(k)
+	require.False(t, ok, "lookups miss after Close")
+	require.ErrorIs(t, m.Insert(k, s), table.ErrClosed)
+	_, ok = m.Delete(k)
+	require.False(t, ok)
+	require.False(t, m.CompareAndDelete(k, s))
+	require.False(t, m.CompareAndSwap(k, s, s))
+	require.Zero(t, m.Len())
+	require.Empty(t, maps.Collect(m.All()))
+	vals, found := make([]*sock, 1), make([]bool, 1)
+	require.Equal(t, 1, m.LookupBatch([]tuple.Tuple{k}, vals, found))
+	require.False(t, found[0])
+	require.Zero(t, m.Stats().Entries)
+}
+
+func TestLookupBatch(t *testing.T) {
+	m := newTable[int](t, table.Options{})
+	for i := range 1000 {
+		require.NoError(t, m.Insert(key(i), i))
+	}
+	keys := make([]tuple.Tuple, 100)
+	for i := range keys {
+		keys[i] = key(i * 17) // hits below 1000, misses above
+	}
+	vals, found := make([]int, 100), make([]bool, 100)
+	require.Equal(t, 100, m.LookupBatch(keys, vals, found))
+	for i, k := range keys {
+		v, ok := m.Lookup(k)
+		require.Equal(t, ok, found[i], "key %d", i)
+		require.Equal(t, v, vals[i])
+		require.Equal(t, i*17 < 1000, ok)
+	}
+	// Like copy: stops at the shortest slice.
+	require.Equal(t, 3, m.LookupBatch(keys, vals[:3], found))
+	require.Equal(t, 0, m.LookupBatch(nil, vals, found))
+}
+
+func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
+	m := newTable[int](t, table.Options{})
+	n := 3000
+	for i := range n {
+		require.NoError(t, m.Insert(key(i), i))
+	}
+	seen := map[tuple.Tuple]int{}
+	i := n
+	for k, v := range m.All() {
+		seen[k]++
+		require.Equal(t, 1, seen[k], "%v visited twice", k)
+		// The body writes to the table: deletes and re-inserts (which can
+		// land further along the same chain) and fresh inserts that force
+		// resizes.
+		m.Delete(k)
+		require.NoError(t, m.Insert(k, v+1))
+		require.NoError(t, m.Insert(key(i), i))
+		i++
+	}
+	for j := range n {
+		require.Equal(t, 1, seen[key(j)], "key %d present for the whole iteration was not visited once", j)
+	}
+	// Early break.
+	count := 0
+	for range m.All() {
+		count++
+		if count == 10 {
+			break
+		}
+	}
+	require.Equal(t, 10, count)
+}
+
+// TestDegenerateHash puts every key in one home group with one tag: the
+// table degrades to a linear chain but stays correct.
+func TestDegenerateHash(t *testing.T) {
+	for _, mask := range []uint64{0, 0xff, 0xf000_0000_0000_0000} {
+		t.Run(fmt.Sprintf("mask=%#x", mask), func(t *testing.T) {
+			m := newTable[int](t, table.Options{})
+			m.SetHashMask(mask)
+			n := 600
+			for i := range n {
+				require.NoError(t, m.Insert(key(i), i))
+			}
+			require.ErrorIs(t, m.Insert(key(7), 0), table.ErrExists)
+			for i := range n {
+				v, ok := m.Lookup(key(i))
+				require.True(t, ok, "key %d", i)
+				require.Equal(t, i, v)
+			}
+			for i := 0; i < n; i += 3 {
+				_, ok := m.Delete(key(i))
+				require.True(t, ok)
+			}
+			for i := range n {
+				_, ok := m.Lookup(key(i))
+				require.Equal(t, i%3 != 0, ok, "key %d", i)
+			}
+			require.Len(t, maps.Collect(m.All()), n-n/3)
+		})
+	}
+}
+
+// TestHashFloodProbeBound inserts tuples that differ only in the remote
+// port and the low bits of the remote address (what an attacker on one
+// subnet controls) and bounds the longest probe chain, in groups.
+func TestHashFloodProbeBound(t *testing.T) {
+	n := 1 << 20
+	if testing.Short() || raceEnabled {
+		n = 1 << 16
+	}
+	m := newTable[uint32](t, table.Options{})
+	local := tuple.MustEndpoint("192.0.2.1:443")
+	for i := range n {
+		k := tuple.Tuple{Local: local, Remote: tuple.Endpoint{
+			Addr: tuple.AddrFrom4([4]byte{198, 51, 100, byte(i / 65535)}), Port: uint16(1 + i%65535)}}
+		require.NoError(t, m.Insert(k, uint32(i)))
+	}
+	st := m.Stats()
+	t.Logf("%d entries: %+v", n, st)
+	// With a keyed hash the chains look random. At the 7/8 load limit a
+	// group of 8 is full with probability about 0.4, and double hashing
+	// makes successive groups nearly independent, so a chain of k groups
+	// has probability about 0.4^(k-1): over 2^20 keys the longest is about
+	// 15 groups, and 24 is out of reach (0.4^23 * 2^20 < 1e-3). A hash the
+	// attacker could steer would put all of them in one chain of 2^17.
+	require.LessOrEqual(t, st.LongestProbe, 24, "%+v", st)
+}
+
+func TestMemoryPerEntry(t *testing.T) {
+	require.Equal(t, 48, table.SlotSize[*sock](), "five key words and a value")
+	require.Equal(t, 48, table.SlotSize[uint32]())
+	n := 1 << 17
+	if raceEnabled {
+		n = 1 << 14
+	}
+	m := newTable[*sock](t, table.Options{Capacity: n})
+	s := &sock{}
+	for i := range n {
+		require.NoError(t, m.Insert(key6(i), s))
+	}
+	st := m.Stats()
+	require.LessOrEqual(t, st.BytesPerEntry, 64.0, "presized: %+v", st)
+	grown := newTable[*sock](t, table.Options{})
+	for i := range n {
+		require.NoError(t, grown.Insert(key6(i), s))
+	}
+	require.LessOrEqual(t, grown.Stats().BytesPerEntry, 96.0, "grown: %+v", grown.Stats())
+	t.Logf("B/entry: presized %.1f, grown %.1f", st.BytesPerEntry, grown.Stats().BytesPerEntry)
+}
+
+func TestIPv4AndIPv6Together(t *testing.T) {
+	m := newTable[int](t, table.Options{})
+	for i := range 2000 {
+		require.NoError(t, m.Insert(key(i), i))
+		require.NoError(t, m.Insert(key6(i), -i-1))
+	}
+	for i := range 2000 {
+		v, ok := m.Lookup(key(i))
+		require.True(t, ok)
+		require.Equal(t, i, v)
+		v, ok = m.Lookup(key6(i))
+		require.True(t, ok)
+		require.Equal(t, -i-1, v)
+	}
+	_ = netip.Addr{}
+}

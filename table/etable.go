@@ -1,0 +1,329 @@
+package table
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// etable is one version of an Established table: a fixed number of groups.
+// A resize builds a new etable and publishes it; the old one is frozen
+// (every group locked, never written again) and left to the garbage
+// collector, so readers still walking it see a consistent, if stale, state
+// and need no grace period.
+type etable[V comparable] struct {
+	meta   []groupMeta  // immutable slice header; elements per groupMeta
+	slots  []slot[V]    // immutable header; len = groupSlots*groups; guarded by the group locks and seq
+	locks  []sync.Mutex // writer lock per group; readers never touch them
+	groups int          // immutable, len(meta)
+	closed bool         // immutable: the table Close publishes
+
+	// counts packs the number of live entries (low 32 bits) and of used
+	// slots, live or deleted (high 32 bits), so each write updates both
+	// with one atomic add.
+	counts atomic.Uint64
+	_      [56]byte // counts is written by every insert and delete: keep it off the readers' lines
+
+	maxUsed int // immutable: used slots allowed before a resize
+}
+
+const (
+	liveMask = 1<<32 - 1
+	usedOne  = 1 << 32
+	// Tables hold at most this many live entries (the counts' halves).
+	maxTableEntries = 1<<31 - 1
+	// Load limits: resize when used slots pass 7/8 (Swiss tables' bound);
+	// size new tables for 3/5, so a grown table uses about 85 bytes per entry.
+	maxLoadNum, maxLoadDen = 7, 8
+	newLoadNum, newLoadDen = 3, 5
+	minGroups              = 2
+)
+
+func newETable[V comparable](groups int) *etable[V] {
+	groups = nextPrime(max(groups, minGroups))
+	return &etable[V]{
+		meta:    make([]groupMeta, groups),
+		slots:   make([]slot[V], groups*groupSlots),
+		locks:   make([]sync.Mutex, groups),
+		groups:  groups,
+		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
+	}
+}
+
+// nextPrime returns the smallest prime >= n (n >= 2), by trial division:
+// at most a few milliseconds for the largest tables, once per resize.
+func nextPrime(n int) int {
+	for ; ; n++ {
+		prime := true
+		for d := 2; d*d <= n; d++ {
+			if n%d == 0 {
+				prime = false
+				break
+			}
+		}
+		if prime {
+			return n
+		}
+	}
+}
+
+// groupsFor returns the groups needed to hold n entries at the new-table
+// load (3/5).
+func groupsFor(n int) int {
+	slots := (n*newLoadDen + newLoadNum - 1) / newLoadNum
+	return max((slots+groupSlots-1)/groupSlots, minGroups)
+}
+
+func (tb *etable[V]) live() int { return int(tb.counts.Load() & liveMask) }
+func (tb *etable[V]) used() int { return int(tb.counts.Load() >> 32) }
+
+// home returns the first group of h's probe chain and h's tag.
+func (tb *etable[V]) home(h uint64) (int, uint64) { return tuple.Shard(h, tb.groups), tagOf(h) }
+
+// probe walks a probe chain by double hashing: home, home+step,
+// home+2·step, ... modulo the number of groups, which is prime, so every
+// step from 1 to groups-1 visits every group. The step is a function of
+// the home group alone: keys that share a home share a chain (All relies
+// on it), while chains from different homes run apart instead of merging
+// into the long runs linear probing builds at 7/8 load (measured: the
+// longest chain over a million keys fell from 29 groups to a handful).
+type probe struct {
+	g, step int
+}
+
+func (tb *etable[V]) probeFrom(home int) probe {
+	return probe{g: home, step: 1 + tuple.Shard(uint64(home)*0x9e3779b97f4a7c15, tb.groups-1)}
+}
+
+func (tb *etable[V]) advance(p *probe) {
+	if p.g += p.step; p.g >= tb.groups {
+		p.g -= tb.groups
+	}
+}
+
+// stableSeq waits out a writer in progress and returns an even sequence.
+func stableSeq(m *groupMeta) uint64 {
+	for spins := 0; ; spins++ {
+		s := m.seq.Load()
+		if s&1 == 0 {
+			return s
+		}
+		if spins > 32 {
+			runtime.Gosched() // the writer may be descheduled
+		}
+	}
+}
+
+// lookup finds k (hash h). It is the reader side: no locks, only loads.
+//
+// A hit is returned only if the group's sequence did not move while the
+// slot's key and value were read, so the pair is consistent. A miss needs
+// no such check: the tags word is read atomically, and a slot's key words
+// change only after the key was deleted, so a key present for the whole
+// lookup is always found (the gVisor #5850 race cannot happen).
+func (tb *etable[V]) lookup(mode valueMode, h uint64, k *key) (V, bool) {
+	home, tag := tb.home(h)
+	p := tb.probeFrom(home)
+	for range tb.groups {
+		g := p.g
+		m := &tb.meta[g]
+	group:
+		s1 := stableSeq(m)
+		tags := m.tags.Load()
+		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
+			s := &tb.slots[g*groupSlots+firstByte(marks)]
+			if s.matches(k) {
+				v := loadValue(mode, s)
+				if m.seq.Load() != s1 {
+					goto group // a writer changed the group meanwhile
+				}
+				return v, true
+			}
+		}
+		if emptyBytes(tags) != 0 {
+			break // the chain ends here
+		}
+		tb.advance(&p)
+	}
+	var zero V
+	return zero, false
+}
+
+// found is where find located a key, and where the key's chain first had
+// room.
+type found struct {
+	g, i  int   // group and slot of the key; g < 0 if absent
+	free  probe // first group of the chain with a free slot
+	room  bool  // whether free is set
+	depth int   // groups walked to the key, or to free
+}
+
+// find locates k on behalf of a writer that holds k's home lock, so k
+// cannot appear or vanish meanwhile. The chain's groups may be changed by
+// writers of other keys, so every word is still read atomically.
+func (tb *etable[V]) find(h uint64, k *key) found {
+	home, tag := tb.home(h)
+	p := tb.probeFrom(home)
+	f := found{g: -1, i: -1}
+	for n := 1; n <= tb.groups; n++ {
+		tags := tb.meta[p.g].tags.Load()
+		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
+			j := firstByte(marks)
+			if tb.slots[p.g*groupSlots+j].matches(k) {
+				f.g, f.i, f.depth = p.g, j, n
+				return f
+			}
+		}
+		if !f.room && freeBytes(tags) != 0 {
+			f.free, f.room, f.depth = p, true, n
+		}
+		if emptyBytes(tags) != 0 {
+			break
+		}
+		tb.advance(&p)
+	}
+	return f
+}
+
+// nextFree moves p along its chain to the next group with a free slot,
+// counting the groups walked in depth. It reports false if there is none
+// within the walk bound.
+func (tb *etable[V]) nextFree(p *probe, depth *int) bool {
+	for *depth < tb.groups {
+		tb.advance(p)
+		*depth++
+		if freeBytes(tb.meta[p.g].tags.Load()) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lockOther takes the lock of group g for a writer holding home's lock.
+// It only tries, so two writers whose chains cross cannot deadlock; on
+// failure the caller drops its locks and starts over.
+func (tb *etable[V]) lockOther(home, g int) bool {
+	return g == home || tb.locks[g].TryLock()
+}
+
+func (tb *etable[V]) unlockOther(home, g int) {
+	if g != home {
+		tb.locks[g].Unlock()
+	}
+}
+
+// beginWrite and endWrite bracket changes to a group's slots and tags: seq
+// is odd in between, so readers retry. Caller holds the group's lock.
+func beginWrite(m *groupMeta) uint64 {
+	s := m.seq.Load()
+	m.seq.Store(s + 1)
+	return s
+}
+
+func endWrite(m *groupMeta, s uint64) { m.seq.Store(s + 2) }
+
+// put writes k and v into a free slot of group g, which the caller has
+// locked. It reports false if g has no free slot left (another writer
+// took it) or if the entry limit is reached (full).
+func (tb *etable[V]) put(mode valueMode, g int, tag uint64, k *key, v V, maxEntries int) (ok, full bool) {
+	m := &tb.meta[g]
+	tags := m.tags.Load()
+	marks := freeBytes(tags)
+	if marks == 0 {
+		return false, false
+	}
+	i := firstByte(marks)
+	delta := uint64(1)
+	if byteAt(tags, i) == tagEmpty {
+		delta += usedOne
+	}
+	if n := tb.counts.Add(delta); int(n&liveMask) > maxEntries {
+		tb.counts.Add(-delta)
+		return false, true
+	}
+	s := &tb.slots[g*groupSlots+i]
+	seq := beginWrite(m)
+	s.storeKey(k)
+	storeValue(mode, s, v)
+	m.tags.Store(setByte(tags, i, tag))
+	endWrite(m, seq)
+	return true, false
+}
+
+// remove deletes the entry in slot i of group g (locked by the caller). The
+// slot becomes empty if the group still has an empty slot (then no probe
+// chain runs through the group, so none can be cut), else a tombstone.
+func (tb *etable[V]) remove(mode valueMode, g, i int) {
+	m := &tb.meta[g]
+	tags := m.tags.Load()
+	mark, delta := uint64(tagDeleted), uint64(1)
+	if emptyBytes(tags) != 0 {
+		mark, delta = tagEmpty, 1+usedOne
+	}
+	var zero V
+	seq := beginWrite(m)
+	storeValue(mode, &tb.slots[g*groupSlots+i], zero) // drop the reference for the GC
+	m.tags.Store(setByte(tags, i, mark))
+	endWrite(m, seq)
+	tb.counts.Add(-delta)
+}
+
+// lockAll takes every group lock: no writer runs on tb afterwards.
+func (tb *etable[V]) lockAll() {
+	for i := range tb.locks {
+		tb.locks[i].Lock()
+	}
+}
+
+func (tb *etable[V]) unlockAll() {
+	for i := range tb.locks {
+		tb.locks[i].Unlock()
+	}
+}
+
+// copyFrom fills tb, fresh and unpublished, with old's live entries.
+// old must be locked (frozen). It returns the longest probe chain built.
+func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64) int {
+	longest, live := 0, 0
+	for g := range old.groups {
+		tags := old.meta[g].tags.Load()
+		for i := range groupSlots {
+			if byteAt(tags, i) < 2 {
+				continue
+			}
+			s := &old.slots[g*groupSlots+i]
+			k := s.loadKey()
+			h := hash(&k)
+			home, tag := tb.home(h)
+			p := tb.probeFrom(home)
+			probes := 1
+			for freeBytes(tb.meta[p.g].tags.Load()) == 0 {
+				tb.advance(&p)
+				probes++
+			}
+			dst := p.g
+			m := &tb.meta[dst]
+			dtags := m.tags.Load()
+			j := firstByte(freeBytes(dtags))
+			d := &tb.slots[dst*groupSlots+j]
+			d.storeKey(&k)
+			storeValue(mode, d, loadValue(mode, s))
+			m.tags.Store(setByte(dtags, j, tag))
+			longest = max(longest, probes)
+			live++
+		}
+	}
+	tb.counts.Store(uint64(live) | uint64(live)<<32)
+	return longest
+}
+
+// memory returns the bytes the table's arrays occupy.
+func (tb *etable[V]) memory() int {
+	return int(unsafe.Sizeof(groupMeta{})+unsafe.Sizeof(sync.Mutex{}))*tb.groups +
+		int(unsafe.Sizeof(slot[V]{}))*len(tb.slots)
+}
+
+func unsafeSizeofSlot[V comparable]() uintptr { return unsafe.Sizeof(slot[V]{}) }

@@ -1,0 +1,13 @@
+package table
+
+// SetHashMask masks every hash the table computes: 0 sends every key to one
+// home group with one tag (a fully degenerate hasher), a small mask to a
+// few. Tests only; call before the table is used.
+func (m *Established[V]) SetHashMask(mask uint64) { m.hashMask = mask }
+
+// Groups returns the number of groups of the current table.
+func (m *Established[V]) Groups() int { return m.table.Load().groups }
+
+// SlotSize and MetaSize report the per-slot and per-group memory, for the
+// memory tests.
+func SlotSize[V comparable]() int { return int(unsafeSizeofSlot[V]()) }

@@ -1,0 +1,181 @@
+package table
+
+import (
+	"math/bits"
+	"reflect"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// The table is an array of groups of groupSlots slots (Swiss-table style).
+// Each group has a 16-byte metadata record, kept in its own dense array so
+// that it stays in cache: one tag byte per slot and a sequence word. The
+// slots, each a packed key and a value, live in a second array; a lookup
+// touches the metadata (cache) and one slot (memory).
+const (
+	groupSlots = 8
+
+	tagEmpty   = 0 // never used since the group was created or cleaned
+	tagDeleted = 1 // tombstone: probes go on past it
+	// Live tags are 2..255, from the low byte of the hash.
+
+	lsb   = 0x0101010101010101
+	low7  = 0x7f7f7f7f7f7f7f7f
+	notLo = 0xfefefefefefefefe // clears bit 0 of every byte
+)
+
+// groupMeta is a group's metadata. tags holds one byte per slot (empty,
+// deleted, or a live tag); seq is a sequence counter, odd while a writer is
+// changing the group's slots or tags. Readers take no lock: they read seq,
+// then tags and slots, then seq again, and retry if it moved.
+type groupMeta struct {
+	tags atomic.Uint64 // written only under the group's lock, with seq odd
+	seq  atomic.Uint64 // written only under the group's lock
+}
+
+// key is a tuple packed into five words: the four address words and both
+// ports. It is how slots store tuples and how lookups compare them.
+type key [5]uint64
+
+func packKey(t tuple.Tuple) key {
+	lh, ll := t.Local.Addr.Words()
+	rh, rl := t.Remote.Addr.Words()
+	return key{lh, ll, rh, rl, uint64(t.Local.Port)<<16 | uint64(t.Remote.Port)}
+}
+
+func (k *key) tuple() tuple.Tuple {
+	return tuple.Tuple{
+		Local:  tuple.Endpoint{Addr: tuple.AddrFromWords(k[0], k[1]), Port: uint16(k[4] >> 16)},
+		Remote: tuple.Endpoint{Addr: tuple.AddrFromWords(k[2], k[3]), Port: uint16(k[4])},
+	}
+}
+
+// slot holds one entry. Its words are read by lock-free readers, so every
+// access is atomic; v is accessed through loadValue and storeValue.
+type slot[V comparable] struct {
+	k [5]atomic.Uint64
+	v V
+}
+
+func (s *slot[V]) matches(k *key) bool {
+	return s.k[0].Load() == k[0] && s.k[1].Load() == k[1] && s.k[2].Load() == k[2] &&
+		s.k[3].Load() == k[3] && s.k[4].Load() == k[4]
+}
+
+func (s *slot[V]) loadKey() key {
+	return key{s.k[0].Load(), s.k[1].Load(), s.k[2].Load(), s.k[3].Load(), s.k[4].Load()}
+}
+
+func (s *slot[V]) storeKey(k *key) {
+	for i := range k {
+		s.k[i].Store(k[i])
+	}
+}
+
+// valueMode says how a V is read and written atomically.
+type valueMode uint8
+
+const (
+	valuePointer valueMode = iota // pointer-shaped V: atomic pointer ops (the GC sees it)
+	valueWord                     // pointer-free V of 1..8 bytes: one atomic 64-bit word
+	valueEmpty                    // zero-size V: nothing to store
+)
+
+// modeOf classifies V. Values must be read by lock-free readers without a
+// data race, so they are stored with one atomic operation: that allows a
+// pointer (or map, chan, func: one pointer word) or a pointer-free value of
+// at most 8 bytes. A pointer-free V shorter than 8 bytes sits at offset 40
+// of a 48-byte slot, so the 8-byte word stays inside the slot.
+func modeOf[V comparable]() (valueMode, error) {
+	typ := reflect.TypeFor[V]()
+	switch typ.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Map, reflect.Chan, reflect.Func:
+		return valuePointer, nil
+	}
+	switch size := typ.Size(); {
+	case size == 0:
+		return valueEmpty, nil
+	case size <= 8 && !hasPointers(typ):
+		return valueWord, nil
+	}
+	return 0, ErrValueType
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Map, reflect.Chan, reflect.Func,
+		reflect.Interface, reflect.Slice, reflect.String:
+		return true
+	}
+	return false
+}
+
+func loadValue[V comparable](mode valueMode, s *slot[V]) V {
+	var v V
+	switch mode {
+	case valuePointer:
+		p := atomic.LoadPointer((*unsafe.Pointer)(unsafe.Pointer(&s.v)))
+		v = *(*V)(unsafe.Pointer(&p))
+	case valueWord:
+		w := atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.v)))
+		v = *(*V)(unsafe.Pointer(&w))
+	}
+	return v
+}
+
+func storeValue[V comparable](mode valueMode, s *slot[V], v V) {
+	switch mode {
+	case valuePointer:
+		atomic.StorePointer((*unsafe.Pointer)(unsafe.Pointer(&s.v)), *(*unsafe.Pointer)(unsafe.Pointer(&v)))
+	case valueWord:
+		var w uint64
+		*(*V)(unsafe.Pointer(&w)) = v
+		atomic.StoreUint64((*uint64)(unsafe.Pointer(&s.v)), w)
+	}
+}
+
+// tagOf derives a slot tag from the hash's low byte (the group index uses
+// the high bits, through tuple.Shard). 0 and 1 are reserved.
+func tagOf(h uint64) uint64 {
+	t := h & 0xff
+	if t < 2 {
+		t += 2
+	}
+	return t
+}
+
+// zeroBytes returns 0x80 in each byte of x that is zero, exactly (no false
+// positives, unlike the cheaper borrow trick).
+func zeroBytes(x uint64) uint64 { return ^(((x & low7) + low7) | x | low7) }
+
+// matchTag marks the bytes of tags equal to tag.
+func matchTag(tags, tag uint64) uint64 { return zeroBytes(tags ^ (lsb * tag)) }
+
+// freeBytes marks empty and deleted bytes: the slots an insert may take.
+func freeBytes(tags uint64) uint64 { return zeroBytes(tags & notLo) }
+
+// emptyBytes marks never-used bytes. A group with one ends every probe
+// chain that reaches it.
+func emptyBytes(tags uint64) uint64 { return zeroBytes(tags) }
+
+// firstByte is the index of the lowest marked byte.
+func firstByte(marks uint64) int { return bits.TrailingZeros64(marks) >> 3 }
+
+// setByte returns tags with byte i replaced by b.
+func setByte(tags uint64, i int, b uint64) uint64 {
+	shift := uint(i) * 8
+	return tags&^(0xff<<shift) | b<<shift
+}
+
+func byteAt(tags uint64, i int) uint64 { return tags >> (uint(i) * 8) & 0xff }

@@ -1,0 +1,202 @@
+package table_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/table"
+)
+
+// The porcupine model of one key of the table. Histories are partitioned
+// by key, so each check is small.
+
+type opKind uint8
+
+const (
+	opInsert opKind = iota
+	opDelete
+	opLookup
+	opCompareAndDelete
+	opCompareAndSwap
+)
+
+type kvInput struct {
+	op     opKind
+	key    int
+	v, old uint64
+}
+
+type kvOutput struct {
+	v      uint64
+	ok     bool
+	exists bool // Insert returned ErrExists
+}
+
+type kvState struct {
+	present bool
+	v       uint64
+}
+
+var kvModel = porcupine.Model{
+	Init: func() any { return kvState{} },
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[int][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(byKey))
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)
+		switch in.op {
+		case opInsert:
+			if s.present {
+				return out.exists, s
+			}
+			return !out.exists, kvState{present: true, v: in.v}
+		case opDelete:
+			if !s.present {
+				return !out.ok, s
+			}
+			return out.ok && out.v == s.v, kvState{}
+		case opLookup:
+			return out.ok == s.present && (!s.present || out.v == s.v), s
+		case opCompareAndDelete:
+			if s.present && s.v == in.v {
+				return out.ok, kvState{}
+			}
+			return !out.ok, s
+		case opCompareAndSwap:
+			if s.present && s.v == in.old {
+				return out.ok, kvState{present: true, v: in.v}
+			}
+			return !out.ok, s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		return fmt.Sprintf("op%d(k%d v%d old%d) -> v%d ok=%v exists=%v", in.op, in.key, in.v, in.old, out.v, out.ok, out.exists)
+	},
+}
+
+// TestEstablishedLinearizable records concurrent histories of Insert,
+// Delete, Lookup, CompareAndDelete and CompareAndSwap on a few keys, while
+// a filler goroutine grows and shrinks the table so that the histories
+// span resizes, and checks them with porcupine.
+func TestEstablishedLinearizable(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			rounds := 10
+			if testing.Short() {
+				rounds = 4
+			}
+			for round := range rounds {
+				checkLinearizable(t, int64(round))
+			}
+		})
+	}
+}
+
+func checkLinearizable(t *testing.T, seed int64) {
+	const clients, opsPerClient, keys = 4, 150, 6
+	m := newTable[uint64](t, table.Options{})
+	var clock atomic.Int64
+	histories := make([][]porcupine.Operation, clients)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	fillerDone := make(chan int)
+	go func() { // resizes under the recorded operations
+		n := 0
+		for {
+			select {
+			case <-stop:
+				fillerDone <- n
+				return
+			default:
+			}
+			for i := range 300 {
+				m.Insert(key(1000+i), 1)
+			}
+			for i := range 300 {
+				m.Delete(key(1000 + i))
+			}
+			n++
+			runtime.Gosched() // at GOMAXPROCS=1, let the clients in between resizes
+		}
+	}()
+	before := m.Stats().Resizes
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := uint64(seed*131+int64(c)) | 1
+			for range opsPerClient {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				in := kvInput{op: opKind(x % 5), key: int(x >> 8 % keys), v: x >> 20 % 3, old: x >> 24 % 3}
+				k := key(in.key)
+				call := clock.Add(1)
+				var out kvOutput
+				switch in.op {
+				case opInsert:
+					out.exists = m.Insert(k, in.v) == table.ErrExists
+				case opDelete:
+					out.v, out.ok = m.Delete(k)
+				case opLookup:
+					out.v, out.ok = m.Lookup(k)
+				case opCompareAndDelete:
+					out.ok = m.CompareAndDelete(k, in.v)
+				case opCompareAndSwap:
+					out.ok = m.CompareAndSwap(k, in.old, in.v)
+				}
+				ret := clock.Add(1)
+				histories[c] = append(histories[c], porcupine.Operation{
+					ClientId: c, Input: in, Output: out, Call: call, Return: ret})
+				if x&7 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	during := m.Stats().Resizes - before
+	close(stop)
+	<-fillerDone
+	require.Positive(t, during, "no resize ran under the recorded history")
+	var all []porcupine.Operation
+	for _, h := range histories {
+		all = append(all, h...)
+	}
+	res := porcupine.CheckOperationsTimeout(kvModel, all, 10*time.Second)
+	require.Equal(t, porcupine.Ok, res, "history of round %d is not linearizable", seed)
+}
+
+// TestLinearizabilityCheckerCatchesBugs feeds the model a history no map
+// can produce, so the check above is known to be able to fail.
+func TestLinearizabilityCheckerCatchesBugs(t *testing.T) {
+	bad := []porcupine.Operation{
+		{ClientId: 0, Input: kvInput{op: opInsert, key: 1, v: 1}, Output: kvOutput{}, Call: 1, Return: 2},
+		{ClientId: 1, Input: kvInput{op: opLookup, key: 1}, Output: kvOutput{}, Call: 3, Return: 4}, // miss after insert
+	}
+	require.False(t, porcupine.CheckOperations(kvModel, bad), "a miss after a completed insert")
+	lost := []porcupine.Operation{
+		{ClientId: 0, Input: kvInput{op: opInsert, key: 1, v: 1}, Output: kvOutput{}, Call: 1, Return: 2},
+		{ClientId: 1, Input: kvInput{op: opInsert, key: 1, v: 2}, Output: kvOutput{}, Call: 3, Return: 4}, // duplicate SYN accepted twice
+	}
+	require.False(t, porcupine.CheckOperations(kvModel, lost), "two inserts of one tuple both accepted")
+}

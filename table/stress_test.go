@@ -1,0 +1,186 @@
+package table_test
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/table"
+)
+
+// TestLookupNeverMissesAStableEntry is the gVisor #5850 scenario: a lookup
+// that races deletes, inserts and resizes (moves) must never miss an
+// entry that is present for the whole lookup, nor return a wrong value.
+// Stable keys are never deleted; churn keys are inserted and deleted at
+// full speed, growing and shrinking the table over and over.
+func TestLookupNeverMissesAStableEntry(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(map[int]string{1: "gomaxprocs=1", 2: "gomaxprocs=2"}[procs], func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			stable, churn, rounds := 200, 3000, 4
+			if testing.Short() {
+				churn, rounds = 1500, 2
+			}
+			m := newTable[uint64](t, table.Options{})
+			for i := range stable {
+				require.NoError(t, m.Insert(key(i), uint64(i)))
+			}
+			var stop atomic.Bool
+			var lookups atomic.Int64
+			var wg sync.WaitGroup
+			for r := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := r; !stop.Load(); n++ {
+						i := n % stable
+						v, ok := m.Lookup(key(i))
+						if !assert.True(t, ok, "stable key %d missed during churn", i) ||
+							!assert.Equal(t, uint64(i), v) {
+							stop.Store(true)
+							return
+						}
+						// Churn keys: absent, or present with their own value.
+						j := stable + n%churn
+						if v, ok := m.Lookup(key(j)); ok && !assert.Equal(t, uint64(j), v) {
+							stop.Store(true)
+							return
+						}
+						lookups.Add(1)
+						if n%64 == 0 {
+							runtime.Gosched() // share one P with the writer
+						}
+					}
+				}()
+			}
+			before := m.Stats().Resizes
+			for range rounds {
+				for j := stable; j < stable+churn && !stop.Load(); j++ {
+					require.NoError(t, m.Insert(key(j), uint64(j)))
+					if j%64 == 0 {
+						runtime.Gosched() // at GOMAXPROCS=1, let the readers in
+					}
+				}
+				for j := stable; j < stable+churn && !stop.Load(); j++ {
+					_, ok := m.Delete(key(j))
+					require.True(t, ok)
+					if j%64 == 0 {
+						runtime.Gosched()
+					}
+				}
+			}
+			stop.Store(true)
+			wg.Wait()
+			require.Greater(t, m.Stats().Resizes-before, uint64(2*rounds), "the table must have moved entries")
+			require.Positive(t, lookups.Load())
+		})
+	}
+}
+
+// TestConcurrentWritersExactlyOnce has writers racing on a shared key pool
+// with inserts, deletes, compare-and-deletes and swaps. Every successful
+// insert and delete is counted per key; at the end each key's insert count
+// minus its delete count is exactly whether it is present, and the values
+// agree. Nothing is lost or counted twice, through resizes.
+func TestConcurrentWritersExactlyOnce(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(map[int]string{1: "gomaxprocs=1", 2: "gomaxprocs=2"}[procs], func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			const keys, writers = 512, 4
+			ops := 20000
+			if testing.Short() {
+				ops = 5000
+			}
+			m := newTable[uint64](t, table.Options{})
+			var inserted, deleted [keys]atomic.Int64
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					x := uint64(w*7919 + 1)
+					for range ops {
+						x ^= x << 13
+						x ^= x >> 7
+						x ^= x << 17
+						i := int(x % keys)
+						val := uint64(i)<<8 | x>>60 // the key's id, plus noise the swaps change
+						switch x >> 56 % 4 {
+						case 0, 1:
+							if err := m.Insert(key(i), val); err == nil {
+								inserted[i].Add(1)
+							} else if !assert.ErrorIs(t, err, table.ErrExists) {
+								return
+							}
+						case 2:
+							if v, ok := m.Delete(key(i)); ok {
+								assert.Equal(t, uint64(i), v>>8, "deleted value belongs to another key")
+								deleted[i].Add(1)
+							}
+						case 3:
+							if v, ok := m.Lookup(key(i)); ok {
+								assert.Equal(t, uint64(i), v>>8)
+								if x&1 == 0 {
+									m.CompareAndSwap(key(i), v, uint64(i)<<8|x&0xff)
+								} else if m.CompareAndDelete(key(i), v) {
+									deleted[i].Add(1)
+								}
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			present := 0
+			for i := range keys {
+				v, ok := m.Lookup(key(i))
+				balance := inserted[i].Load() - deleted[i].Load()
+				require.Contains(t, []int64{0, 1}, balance, "key %d", i)
+				require.Equal(t, balance == 1, ok, "key %d: %d inserts, %d deletes", i, inserted[i].Load(), deleted[i].Load())
+				if ok {
+					require.Equal(t, uint64(i), v>>8)
+					present++
+				}
+			}
+			require.Equal(t, present, m.Len())
+		})
+	}
+}
+
+// TestCloseDuringWrites closes the table while writers and readers run:
+// every write either completes before Close or fails with ErrClosed.
+func TestCloseDuringWrites(t *testing.T) {
+	m := newTable[uint64](t, table.Options{})
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	start := make(chan struct{})
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := w * 100000; ; i++ {
+				err := m.Insert(key(i), uint64(i))
+				if err == table.ErrClosed {
+					return
+				}
+				if !assert.NoError(t, err) {
+					return
+				}
+				ok.Add(1)
+				m.Lookup(key(i))
+			}
+		}()
+	}
+	close(start)
+	for ok.Load() < 2000 {
+		runtime.Gosched()
+	}
+	require.NoError(t, m.Close())
+	wg.Wait()
+	require.Zero(t, m.Len())
+}
