@@ -2,49 +2,55 @@ package table
 
 import "github.com/socktable/socktable/tuple"
 
-// batchWidth is how many lookups LookupBatch interleaves. Sixteen
-// outstanding misses is about what one core's line-fill buffers and
-// reorder window can keep in flight.
+// batchWidth is how many lookups LookupBatch keeps in flight. Sixteen
+// outstanding misses is about what one core's line-fill buffers hold.
 const batchWidth = 16
 
 // LookupBatch looks up keys[i] for every i < n, where n = min(len(keys),
 // len(vals), len(found)), stores the results in vals[i] and found[i], and
 // returns n (like copy, it never writes past the shortest slice).
 //
-// It interleaves the lookups so their memory misses overlap: it first
-// hashes a batch of keys and loads their groups' tags, then loads the
-// first candidate slot of each, and only then compares keys. A stack that
-// receives packets in batches (recvmmsg, AF_XDP, DPDK bursts) pays about
-// one memory latency per batch instead of one per packet. Each result is
-// that of a Lookup at some moment during the call; it is lock-free and
-// allocates nothing.
+// It overlaps the lookups' memory misses by software pipelining: while it
+// finishes the lookups of one chunk of 16 keys, the loads for the next
+// chunk (its groups' metadata, then each key's first candidate slot) are
+// already on their way. A stack that receives packets in bursts (recvmmsg,
+// AF_XDP, DPDK) pays about one memory latency per chunk instead of one per
+// packet. Each result is that of a Lookup at some moment during the call;
+// it is lock-free and allocates nothing.
 func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool) int {
 	n := min(len(keys), len(vals), len(found))
 	tb := m.table.Load()
-	var hashes [batchWidth]uint64
-	var packed [batchWidth]key
+	var hashes [2][batchWidth]uint64
 	var touched uint64
-	for base := 0; base < n; base += batchWidth {
-		w := min(batchWidth, n-base)
-		// Pass 1: hash, and pull each key's group metadata toward the core.
-		for i := range w {
+	prefetch := func(base int) { // hash a chunk and start its loads
+		hs := &hashes[base/batchWidth%2]
+		for i := range min(batchWidth, n-base) {
 			h := m.hasher.Hash(keys[base+i]) & m.hashMask
-			hashes[i] = h
-			packed[i] = packKey(keys[base+i])
+			hs[i] = h
 			g, _ := tb.home(h)
 			touched += tb.meta[g].tags.Load()
 		}
-		// Pass 2: load the first candidate slot of each: these misses are
-		// independent, so they overlap.
-		for i := range w {
-			g, tag := tb.home(hashes[i])
+		for i := range min(batchWidth, n-base) {
+			g, tag := tb.home(hs[i])
 			if marks := matchTag(tb.meta[g].tags.Load(), tag); marks != 0 {
-				touched += tb.slots[g*groupSlots+firstByte(marks)].k[4].Load()
+				// A 48-byte slot straddles two cache lines half the time:
+				// touch its first and last words.
+				s := &tb.slots[g*groupSlots+firstByte(marks)]
+				touched += s.k[0].Load() + s.k[4].Load()
 			}
 		}
-		// Pass 3: the real lookups, now mostly from cache.
-		for i := range w {
-			vals[base+i], found[base+i] = tb.lookup(m.mode, hashes[i], &packed[i])
+	}
+	if n > 0 {
+		prefetch(0)
+	}
+	for base := 0; base < n; base += batchWidth {
+		if next := base + batchWidth; next < n {
+			prefetch(next)
+		}
+		hs := &hashes[base/batchWidth%2]
+		for i := range min(batchWidth, n-base) {
+			k := packKey(keys[base+i])
+			vals[base+i], found[base+i] = tb.lookup(m.mode, hs[i], &k)
 		}
 	}
 	keep(touched)

@@ -79,6 +79,15 @@ type Established[V comparable] struct {
 	resizeMu sync.Mutex    // serializes resizes and Close
 	resizes  atomic.Uint64 // completed resizes
 	longest  atomic.Int64  // longest probe chain (groups) seen by an insert or a rehash
+
+	// bounded is set when MaxEntries is: then total counts live entries
+	// exactly (one shared counter, the price of an exact limit); reserve
+	// and release keep it. Unbounded tables count only per stripe.
+	bounded bool         // immutable
+	reserve func() bool  // immutable; nil when unbounded
+	_       [64]byte     // total is written by every insert and delete
+	total   atomic.Int64 // live entries, when bounded
+	_       [56]byte
 }
 
 // Stats describes an Established table at one moment; fields are read
@@ -121,6 +130,16 @@ func New[V comparable](opts Options) (*Established[V], error) {
 	slots := (opts.Capacity*maxLoadDen + maxLoadNum - 1) / maxLoadNum
 	minG := max((slots+groupSlots-1)/groupSlots, minGroups)
 	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries, minGroups: minG}
+	if opts.MaxEntries > 0 {
+		m.bounded = true
+		m.reserve = func() bool {
+			if m.total.Add(1) > int64(m.maxEntries) {
+				m.total.Add(-1)
+				return false
+			}
+			return true
+		}
+	}
 	m.table.Store(newETable[V](minG))
 	return m, nil
 }
@@ -154,7 +173,7 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 		if tb.closed {
 			return ErrClosed
 		}
-		if tb.used() >= tb.maxUsed {
+		if home, _ := tb.home(h); tb.crowded(home) {
 			m.resize(tb)
 			continue
 		}
@@ -196,7 +215,7 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, k *key, v V) (attempt, 
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		placed, full := tb.put(m.mode, g, tag, k, v, m.maxEntries)
+		placed, full := tb.put(m.mode, g, tag, k, v, m.reserve)
 		tb.unlockOther(home, g)
 		if full {
 			return done, ErrFull
@@ -245,8 +264,10 @@ func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 		if next != done {
 			continue
 		}
-		if ok && tb.live() < tb.groups*groupSlots/8 && tb.groups > m.minGroups {
-			m.resize(tb) // mostly empty: shrink
+		if ok && tb.groups > m.minGroups {
+			if home, _ := tb.home(h); tb.sparse(home) && tb.live() < tb.groups*groupSlots/8 {
+				m.resize(tb) // mostly empty: shrink
+			}
 		}
 		return v, ok
 	}
@@ -277,6 +298,9 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, k *key, cond func(V) bo
 		return zero, false, done
 	}
 	tb.remove(m.mode, g, i)
+	if m.bounded {
+		m.total.Add(-1)
+	}
 	return v, true, done
 }
 

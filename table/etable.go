@@ -15,25 +15,68 @@ import (
 // collector, so readers still walking it see a consistent, if stale, state
 // and need no grace period.
 type etable[V comparable] struct {
-	meta   []groupMeta  // immutable slice header; elements per groupMeta
-	slots  []slot[V]    // immutable header; len = groupSlots*groups; guarded by the group locks and seq
-	locks  []sync.Mutex // writer lock per group; readers never touch them
-	groups int          // immutable, len(meta)
-	closed bool         // immutable: the table Close publishes
+	meta    []groupMeta  // immutable slice header; elements per groupMeta
+	slots   []slot[V]    // immutable header; len = groupSlots*groups; guarded by the group locks and seq
+	locks   []sync.Mutex // writer lock per group; readers never touch them
+	groups  int          // immutable, len(meta)
+	maxUsed int          // immutable: used slots allowed before a resize
+	closed  bool         // immutable: the table Close publishes
 
-	// counts packs the number of live entries (low 32 bits) and of used
-	// slots, live or deleted (high 32 bits), so each write updates both
-	// with one atomic add.
-	counts atomic.Uint64
-	_      [56]byte // counts is written by every insert and delete: keep it off the readers' lines
+	// counters count live and used slots per stripe of groups (group g
+	// counts in stripe g&stripeMask), so writers on different cores rarely
+	// share a counter's cache line. Each stripe sits on a line of its own:
+	// the fields above are read by every lookup, and sharing their line
+	// with a counter would make each write invalidate every reader's copy.
+	counters   []counter // immutable header
+	stripeMask int       // immutable; len(counters)-1
+}
 
-	maxUsed int // immutable: used slots allowed before a resize
+// counter packs the number of live entries (low 32 bits) and of used
+// slots, live or deleted (high 32 bits) of one stripe, so each write
+// updates both with one atomic add.
+type counter struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+// maxStripes bounds the counter stripes: enough for writers on 16 cores to
+// rarely meet, few enough that Len sums them quickly.
+const maxStripes = 16
+
+func (tb *etable[V]) stripe(g int) *counter { return &tb.counters[g&tb.stripeMask] }
+
+// stripeGroups is the number of groups counted by stripe s.
+func (tb *etable[V]) stripeGroups(s int) int {
+	n := len(tb.counters)
+	return (tb.groups - s + n - 1) / n
+}
+
+// crowded reports whether the table has used 7/8 of its slots: time to
+// resize. It reads only the counter of g's stripe unless that stripe is
+// over its share, and then sums all stripes, so a stripe that filled up
+// faster than the rest never triggers a resize on its own.
+func (tb *etable[V]) crowded(g int) bool {
+	used := int(tb.stripe(g).v.Load() >> 32)
+	if used < tb.stripeGroups(g&tb.stripeMask)*groupSlots*maxLoadNum/maxLoadDen {
+		return false
+	}
+	total := 0
+	for i := range tb.counters {
+		total += int(tb.counters[i].v.Load() >> 32)
+	}
+	return total >= tb.maxUsed
+}
+
+// sparse reports whether the stripe of group g is under 1/8 live.
+func (tb *etable[V]) sparse(g int) bool {
+	live := int(tb.stripe(g).v.Load() & liveMask)
+	return live < tb.stripeGroups(g&tb.stripeMask)*groupSlots/8
 }
 
 const (
 	liveMask = 1<<32 - 1
 	usedOne  = 1 << 32
-	// Tables hold at most this many live entries (the counts' halves).
+	// Tables hold at most this many live entries (a stripe's halves).
 	maxTableEntries = 1<<31 - 1
 	// Load limits: resize when used slots pass 7/8 (Swiss tables' bound);
 	// size new tables for 3/5, so a grown table uses about 85 bytes per entry.
@@ -44,12 +87,20 @@ const (
 
 func newETable[V comparable](groups int) *etable[V] {
 	groups = nextPrime(max(groups, minGroups))
+	// Stripes of at least 64 groups each, so that each stripe's load
+	// tracks the table's closely.
+	stripes := 1
+	for stripes*2 <= min(groups/64, maxStripes) {
+		stripes *= 2
+	}
 	return &etable[V]{
-		meta:    make([]groupMeta, groups),
-		slots:   make([]slot[V], groups*groupSlots),
-		locks:   make([]sync.Mutex, groups),
-		groups:  groups,
-		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
+		meta:       make([]groupMeta, groups),
+		slots:      make([]slot[V], groups*groupSlots),
+		locks:      make([]sync.Mutex, groups),
+		groups:     groups,
+		maxUsed:    groups * groupSlots * maxLoadNum / maxLoadDen,
+		counters:   make([]counter, stripes),
+		stripeMask: stripes - 1,
 	}
 }
 
@@ -77,8 +128,14 @@ func groupsFor(n int) int {
 	return max((slots+groupSlots-1)/groupSlots, minGroups)
 }
 
-func (tb *etable[V]) live() int { return int(tb.counts.Load() & liveMask) }
-func (tb *etable[V]) used() int { return int(tb.counts.Load() >> 32) }
+// live sums the live entries of all stripes: exact when no write runs.
+func (tb *etable[V]) live() int {
+	n := 0
+	for i := range tb.counters {
+		n += int(tb.counters[i].v.Load() & liveMask)
+	}
+	return n
+}
 
 // home returns the first group of h's probe chain and h's tag.
 func (tb *etable[V]) home(h uint64) (int, uint64) { return tuple.Shard(h, tb.groups), tagOf(h) }
@@ -227,23 +284,25 @@ func endWrite(m *groupMeta, s uint64) { m.seq.Store(s + 2) }
 
 // put writes k and v into a free slot of group g, which the caller has
 // locked. It reports false if g has no free slot left (another writer
-// took it) or if the entry limit is reached (full).
-func (tb *etable[V]) put(mode valueMode, g int, tag uint64, k *key, v V, maxEntries int) (ok, full bool) {
+// took it) or if reserve refuses the entry (the table is full).
+func (tb *etable[V]) put(mode valueMode, g int, tag uint64, k *key, v V, reserve func() bool) (ok, full bool) {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
-	marks := freeBytes(tags)
-	if marks == 0 {
-		return false, false
-	}
-	i := firstByte(marks)
+	// Reuse a tombstone before an empty slot: it keeps the used count, and
+	// with it the next rehash, where it is.
+	marks := matchTag(tags, tagDeleted)
 	delta := uint64(1)
-	if byteAt(tags, i) == tagEmpty {
+	if marks == 0 {
+		if marks = emptyBytes(tags); marks == 0 {
+			return false, false
+		}
 		delta += usedOne
 	}
-	if n := tb.counts.Add(delta); int(n&liveMask) > maxEntries {
-		tb.counts.Add(-delta)
+	i := firstByte(marks)
+	if reserve != nil && !reserve() {
 		return false, true
 	}
+	tb.stripe(g).v.Add(delta)
 	s := &tb.slots[g*groupSlots+i]
 	seq := beginWrite(m)
 	s.storeKey(k)
@@ -268,7 +327,7 @@ func (tb *etable[V]) remove(mode valueMode, g, i int) {
 	storeValue(mode, &tb.slots[g*groupSlots+i], zero) // drop the reference for the GC
 	m.tags.Store(setByte(tags, i, mark))
 	endWrite(m, seq)
-	tb.counts.Add(-delta)
+	tb.stripe(g).v.Add(-delta)
 }
 
 // lockAll takes every group lock: no writer runs on tb afterwards.
@@ -287,7 +346,7 @@ func (tb *etable[V]) unlockAll() {
 // copyFrom fills tb, fresh and unpublished, with old's live entries.
 // old must be locked (frozen). It returns the longest probe chain built.
 func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64) int {
-	longest, live := 0, 0
+	longest := 0
 	for g := range old.groups {
 		tags := old.meta[g].tags.Load()
 		for i := range groupSlots {
@@ -313,10 +372,9 @@ func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) ui
 			storeValue(mode, d, loadValue(mode, s))
 			m.tags.Store(setByte(dtags, j, tag))
 			longest = max(longest, probes)
-			live++
+			tb.stripe(dst).v.Add(1 + usedOne)
 		}
 	}
-	tb.counts.Store(uint64(live) | uint64(live)<<32)
 	return longest
 }
 

@@ -68,9 +68,15 @@ func (s *slot[V]) loadKey() key {
 	return key{s.k[0].Load(), s.k[1].Load(), s.k[2].Load(), s.k[3].Load(), s.k[4].Load()}
 }
 
+// storeKey writes k into the slot, skipping the words that already hold
+// the right value: an atomic store is a locked instruction on amd64, and in
+// a server's table most words repeat (an IPv4 address's high word is zero;
+// a reused slot held a connection to the same local address).
 func (s *slot[V]) storeKey(k *key) {
 	for i := range k {
-		s.k[i].Store(k[i])
+		if s.k[i].Load() != k[i] {
+			s.k[i].Store(k[i])
+		}
 	}
 }
 
