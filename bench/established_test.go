@@ -183,9 +183,9 @@ func BenchmarkEstablishedLookup(b *testing.B) {
 						probes = f.misses
 					}
 					b.ReportAllocs()
-					b.ReportMetric(t.bytesPerEntry, "B/entry")
 					b.ResetTimer()
 					runLookups(b, t, probes)
+					b.ReportMetric(t.bytesPerEntry, "B/entry") // after ResetTimer, which drops reported metrics
 				})
 			}
 		}
@@ -359,8 +359,8 @@ func BenchmarkEstablishedMixed(b *testing.B) {
 				}
 			}
 			b.ReportAllocs()
-			b.ReportMetric(t.bytesPerEntry, "B/entry")
 			b.ResetTimer()
+			defer b.ReportMetric(t.bytesPerEntry, "B/entry") // after ResetTimer, which drops reported metrics
 			var seed atomic.Uint64
 			b.RunParallel(func(pb *testing.PB) {
 				x := xorshift(seed.Add(0x9e3779b97f4a7c15) | 1)

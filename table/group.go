@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/socktable/socktable/internal/typeinfo"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -103,28 +104,10 @@ func modeOf[V comparable]() (valueMode, error) {
 	switch size := typ.Size(); {
 	case size == 0:
 		return valueEmpty, nil
-	case size <= 8 && !hasPointers(typ):
+	case size <= 8 && !typeinfo.HasPointers(typ):
 		return valueWord, nil
 	}
 	return 0, ErrValueType
-}
-
-func hasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Array:
-		return t.Len() > 0 && hasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if hasPointers(t.Field(i).Type) {
-				return true
-			}
-		}
-		return false
-	case reflect.Pointer, reflect.UnsafePointer, reflect.Map, reflect.Chan, reflect.Func,
-		reflect.Interface, reflect.Slice, reflect.String:
-		return true
-	}
-	return false
 }
 
 func loadValue[V comparable](mode valueMode, s *slot[V]) V {

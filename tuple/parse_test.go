@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	pt "github.com/socktable/socktable/internal/pkttest"
+	"github.com/socktable/socktable/internal/typeinfo"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -488,27 +489,8 @@ func TestParseDoesNotKeepPacket(t *testing.T) {
 	}
 }
 
-// segmentHasPointers reports whether a value of type t holds a pointer.
-func segmentHasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Array:
-		return segmentHasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if segmentHasPointers(t.Field(i).Type) {
-				return true
-			}
-		}
-		return false
-	case reflect.Bool, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return false
-	default:
-		return true
-	}
-}
-
 func TestSegmentIsCompactAndPointerFree(t *testing.T) {
-	require.False(t, segmentHasPointers(reflect.TypeFor[tuple.Segment]()))
+	require.False(t, typeinfo.HasPointers(reflect.TypeFor[tuple.Segment]()))
 	// Every field after the Tuple packs into 32 bytes with no padding.
 	require.Equal(t, unsafe.Sizeof(tuple.Tuple{})+32, unsafe.Sizeof(tuple.Segment{}),
 		"Segment grew: keep it small, it is copied per packet")

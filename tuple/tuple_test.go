@@ -9,43 +9,22 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/typeinfo"
 	"github.com/socktable/socktable/tuple"
 )
-
-// hasPointers reports whether a value of type t holds any pointer the
-// garbage collector would have to scan.
-func hasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
-		return false
-	case reflect.Array:
-		return t.Len() > 0 && hasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if hasPointers(t.Field(i).Type) {
-				return true
-			}
-		}
-		return false
-	default: // pointers, slices, strings, maps, chans, funcs, interfaces
-		return true
-	}
-}
 
 func TestKeysArePointerFreeAndCompact(t *testing.T) {
 	for _, v := range []any{tuple.Addr{}, tuple.Endpoint{}, tuple.Tuple{}} {
 		typ := reflect.TypeOf(v)
-		require.Falsef(t, hasPointers(typ), "%v holds a pointer: a table of them would be scanned by the GC", typ)
+		require.Falsef(t, typeinfo.HasPointers(typ), "%v holds a pointer: a table of them would be scanned by the GC", typ)
 		require.Truef(t, typ.Comparable(), "%v must be comparable", typ)
 	}
 	require.Equal(t, uintptr(16), unsafe.Sizeof(tuple.Addr{}))
 	require.Equal(t, uintptr(24), unsafe.Sizeof(tuple.Endpoint{}))
 	require.Equal(t, uintptr(48), unsafe.Sizeof(tuple.Tuple{}))
 	// The helper must notice pointers, or the test above proves nothing.
-	require.True(t, hasPointers(reflect.TypeOf(struct{ a [2]*int }{})))
-	require.True(t, hasPointers(reflect.TypeOf(netip.Addr{})))
+	require.True(t, typeinfo.HasPointers(reflect.TypeOf(struct{ a [2]*int }{})))
+	require.True(t, typeinfo.HasPointers(reflect.TypeOf(netip.Addr{})))
 }
 
 func TestAddrFromNetIP(t *testing.T) {
