@@ -151,18 +151,30 @@ type probe struct {
 	g, step int
 }
 
-func (tb *etable[V]) probeFrom(home int) probe {
-	return probe{g: home, step: 1 + tuple.Shard(uint64(home)*0x9e3779b97f4a7c15, tb.groups-1)}
-}
+// probeFrom starts a walk at home. The step is computed on the first
+// advance: most lookups end in their home group and never need it.
+func (tb *etable[V]) probeFrom(home int) probe { return probe{g: home} }
 
 func (tb *etable[V]) advance(p *probe) {
+	if p.step == 0 {
+		p.step = 1 + tuple.Shard(uint64(p.g)*0x9e3779b97f4a7c15, tb.groups-1)
+	}
 	if p.g += p.step; p.g >= tb.groups {
 		p.g -= tb.groups
 	}
 }
 
-// stableSeq waits out a writer in progress and returns an even sequence.
+// stableSeq returns the group's sequence once it is even (no writer in
+// progress). The common case is inlined; the wait is not.
 func stableSeq(m *groupMeta) uint64 {
+	if s := m.seq.Load(); s&1 == 0 {
+		return s
+	}
+	return waitSeq(m)
+}
+
+//go:noinline
+func waitSeq(m *groupMeta) uint64 {
 	for spins := 0; ; spins++ {
 		s := m.seq.Load()
 		if s&1 == 0 {
