@@ -49,8 +49,7 @@ func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool)
 		}
 		hs := &hashes[base/batchWidth%2]
 		for i := range min(batchWidth, n-base) {
-			k := packKey(keys[base+i])
-			vals[base+i], found[base+i] = tb.lookup(m.mode, hs[i], &k)
+			vals[base+i], found[base+i] = tb.lookup(m.mode, hs[i], keys[base+i])
 		}
 	}
 	keep(touched)

@@ -153,8 +153,7 @@ func (m *Established[V]) Lookup(t tuple.Tuple) (V, bool) {
 // LookupHashed is Lookup for a caller that already hashed t with the
 // table's Hasher (h must be Hasher.Hash(t): a wrong h reports a miss).
 func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
-	k := packKey(t)
-	return m.table.Load().lookup(m.mode, h&m.hashMask, &k)
+	return m.table.Load().lookup(m.mode, h&m.hashMask, t)
 }
 
 // Insert stores v for t if t is absent. It returns ErrExists if t is

@@ -193,7 +193,7 @@ func waitSeq(m *groupMeta) uint64 {
 // no such check: the tags word is read atomically, and a slot's key words
 // change only after the key was deleted, so a key present for the whole
 // lookup is always found (the gVisor #5850 race cannot happen).
-func (tb *etable[V]) lookup(mode valueMode, h uint64, k *key) (V, bool) {
+func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
 	for range tb.groups {
@@ -204,7 +204,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, k *key) (V, bool) {
 		tags := m.tags.Load()
 		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
 			s := &tb.slots[g*groupSlots+firstByte(marks)]
-			if s.matches(k) {
+			if s.matchesTuple(&t) {
 				v := loadValue(mode, s)
 				if m.seq.Load() != s1 {
 					goto group // a writer changed the group meanwhile

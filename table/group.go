@@ -65,6 +65,17 @@ func (s *slot[V]) matches(k *key) bool {
 		s.k[3].Load() == k[3] && s.k[4].Load() == k[4]
 }
 
+// matchesTuple is matches for the reader's path, taking the tuple itself:
+// Tuple is small enough for the compiler to keep in registers, while the
+// five-word key array goes through the stack (a hit in a small table took
+// 25 ns that way, against 17 ns for a Go map).
+func (s *slot[V]) matchesTuple(t *tuple.Tuple) bool {
+	lh, ll := t.Local.Addr.Words()
+	rh, rl := t.Remote.Addr.Words()
+	return s.k[4].Load() == uint64(t.Local.Port)<<16|uint64(t.Remote.Port) &&
+		s.k[3].Load() == rl && s.k[1].Load() == ll && s.k[2].Load() == rh && s.k[0].Load() == lh
+}
+
 func (s *slot[V]) loadKey() key {
 	return key{s.k[0].Load(), s.k[1].Load(), s.k[2].Load(), s.k[3].Load(), s.k[4].Load()}
 }
