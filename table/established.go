@@ -166,7 +166,6 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 		return err
 	}
 	h := m.hasher.Hash(t) & m.hashMask
-	k := packKey(t)
 	for {
 		tb := m.table.Load()
 		if tb.closed {
@@ -176,7 +175,7 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 			m.resize(tb)
 			continue
 		}
-		switch next, err := m.insert(tb, h, &k, v); next {
+		switch next, err := m.insert(tb, h, t, v); next {
 		case done:
 			return err
 		case yield:
@@ -198,14 +197,14 @@ const (
 )
 
 // insert runs one attempt of Insert on tb.
-func (m *Established[V]) insert(tb *etable[V], h uint64, k *key, v V) (attempt, error) {
+func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (attempt, error) {
 	home, tag := tb.home(h)
 	tb.locks[home].Lock()
 	defer tb.locks[home].Unlock()
 	if m.table.Load() != tb {
 		return retry, nil // resized or closed while we waited
 	}
-	f := tb.find(h, k)
+	f := tb.find(h, t)
 	if f.g >= 0 {
 		return done, ErrExists
 	}
@@ -214,7 +213,7 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, k *key, v V) (attempt, 
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		placed, full := tb.put(m.mode, g, tag, k, v, m.reserve)
+		placed, full := tb.put(m.mode, g, tag, t, v, m.reserve)
 		tb.unlockOther(home, g)
 		if full {
 			return done, ErrFull
@@ -253,10 +252,9 @@ func (m *Established[V]) CompareAndDelete(t tuple.Tuple, v V) bool {
 
 func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 	h := m.hasher.Hash(t) & m.hashMask
-	k := packKey(t)
 	for {
 		tb := m.table.Load()
-		v, ok, next := m.delete(tb, h, &k, cond)
+		v, ok, next := m.delete(tb, h, t, cond)
 		if next == yield {
 			runtime.Gosched()
 		}
@@ -272,7 +270,7 @@ func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 	}
 }
 
-func (m *Established[V]) delete(tb *etable[V], h uint64, k *key, cond func(V) bool) (v V, ok bool, next attempt) {
+func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond func(V) bool) (v V, ok bool, next attempt) {
 	if tb.closed {
 		return v, false, done
 	}
@@ -282,7 +280,7 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, k *key, cond func(V) bo
 	if m.table.Load() != tb {
 		return v, false, retry
 	}
-	f := tb.find(h, k)
+	f := tb.find(h, t)
 	g, i := f.g, f.i
 	if g < 0 {
 		return v, false, done
@@ -308,10 +306,9 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, k *key, cond func(V) bo
 // connection). It is linearizable and allocates nothing.
 func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
 	h := m.hasher.Hash(t) & m.hashMask
-	k := packKey(t)
 	for {
 		tb := m.table.Load()
-		ok, next := m.swap(tb, h, &k, old, new)
+		ok, next := m.swap(tb, h, t, old, new)
 		switch next {
 		case done:
 			return ok
@@ -321,7 +318,7 @@ func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
 	}
 }
 
-func (m *Established[V]) swap(tb *etable[V], h uint64, k *key, old, new V) (bool, attempt) {
+func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V) (bool, attempt) {
 	if tb.closed {
 		return false, done
 	}
@@ -331,7 +328,7 @@ func (m *Established[V]) swap(tb *etable[V], h uint64, k *key, old, new V) (bool
 	if m.table.Load() != tb {
 		return false, retry
 	}
-	f := tb.find(h, k)
+	f := tb.find(h, t)
 	g, i := f.g, f.i
 	if g < 0 {
 		return false, done

@@ -204,7 +204,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 		tags := m.tags.Load()
 		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
 			s := &tb.slots[g*groupSlots+firstByte(marks)]
-			if s.matchesTuple(&t) {
+			if s.matches(&t) {
 				v := loadValue(mode, s)
 				if m.seq.Load() != s1 {
 					goto group // a writer changed the group meanwhile
@@ -233,7 +233,7 @@ type found struct {
 // find locates k on behalf of a writer that holds k's home lock, so k
 // cannot appear or vanish meanwhile. The chain's groups may be changed by
 // writers of other keys, so every word is still read atomically.
-func (tb *etable[V]) find(h uint64, k *key) found {
+func (tb *etable[V]) find(h uint64, t tuple.Tuple) found {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
 	f := found{g: -1, i: -1}
@@ -241,7 +241,7 @@ func (tb *etable[V]) find(h uint64, k *key) found {
 		tags := tb.meta[p.g].tags.Load()
 		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
 			j := firstByte(marks)
-			if tb.slots[p.g*groupSlots+j].matches(k) {
+			if tb.slots[p.g*groupSlots+j].matches(&t) {
 				f.g, f.i, f.depth = p.g, j, n
 				return f
 			}
@@ -297,7 +297,7 @@ func endWrite(m *groupMeta, s uint64) { m.seq.Store(s + 2) }
 // put writes k and v into a free slot of group g, which the caller has
 // locked. It reports false if g has no free slot left (another writer
 // took it) or if reserve refuses the entry (the table is full).
-func (tb *etable[V]) put(mode valueMode, g int, tag uint64, k *key, v V, reserve func() bool) (ok, full bool) {
+func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, reserve func() bool) (ok, full bool) {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
@@ -316,8 +316,9 @@ func (tb *etable[V]) put(mode valueMode, g int, tag uint64, k *key, v V, reserve
 	}
 	tb.stripe(g).v.Add(delta)
 	s := &tb.slots[g*groupSlots+i]
+	k := packKey(t)
 	seq := beginWrite(m)
-	s.storeKey(k)
+	s.storeKey(&k)
 	storeValue(mode, s, v)
 	m.tags.Store(setByte(tags, i, tag))
 	endWrite(m, seq)
