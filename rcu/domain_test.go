@@ -72,14 +72,7 @@ func TestEnterRetriesWhenTheEpochMoves(t *testing.T) {
 func TestSynchronizeWaitsForAReaderInside(t *testing.T) {
 	d := rcu.NewDomain()
 	g := d.Enter()
-	waiting := make(chan struct{}, 1)
-	rcu.SetWaitHook(func() {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	})
-	defer rcu.SetWaitHook(nil)
+	waiting := watchWaits(t)
 	done := make(chan struct{})
 	go func() {
 		d.Synchronize()
@@ -132,4 +125,19 @@ func TestExitMisuse(t *testing.T) {
 	g := d.Enter()
 	g.Exit()
 	require.PanicsWithValue(t, "socktable/rcu: Guard.Exit called more often than Enter", func() { g.Exit() })
+}
+
+// watchWaits installs a wait hook for the rest of the test and returns a
+// channel that receives (without blocking the waiter) each time a
+// Synchronize or a full Retire finds readers inside and is about to wait.
+func watchWaits(t *testing.T) <-chan struct{} {
+	waiting := make(chan struct{}, 1)
+	rcu.SetWaitHook(func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})
+	t.Cleanup(func() { rcu.SetWaitHook(nil) })
+	return waiting
 }

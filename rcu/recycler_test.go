@@ -75,14 +75,7 @@ func TestFullRecyclerWaitsThenDrops(t *testing.T) {
 	r.Retire(1)
 	r.Retire(2)
 
-	waiting := make(chan struct{}, 1)
-	rcu.SetWaitHook(func() {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	})
-	defer rcu.SetWaitHook(nil)
+	waiting := watchWaits(t)
 	done := make(chan struct{})
 	go func() {
 		r.Retire(3) // full, and object 1 may still be held: must wait

@@ -1,6 +1,7 @@
 package rcu_test
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,7 @@ const poison = 0xdeaddeaddeaddead
 
 func TestNoReaderSeesARecycledObject(t *testing.T) {
 	for _, procs := range []int{1, 2, 4} {
-		t.Run("gomaxprocs="+string(rune('0'+procs)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			stressRecycling(t, 4, 20000)
 		})

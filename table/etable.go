@@ -396,5 +396,3 @@ func (tb *etable[V]) memory() int {
 	return int(unsafe.Sizeof(groupMeta{})+unsafe.Sizeof(sync.Mutex{}))*tb.groups +
 		int(unsafe.Sizeof(slot[V]{}))*len(tb.slots)
 }
-
-func unsafeSizeofSlot[V comparable]() uintptr { return unsafe.Sizeof(slot[V]{}) }

@@ -1,5 +1,7 @@
 package table
 
+import "unsafe"
+
 // SetHashMask masks every hash the table computes: 0 sends every key to one
 // home group with one tag (a fully degenerate hasher), a small mask to a
 // few. Tests only; call before the table is used.
@@ -8,6 +10,5 @@ func (m *Established[V]) SetHashMask(mask uint64) { m.hashMask = mask }
 // Groups returns the number of groups of the current table.
 func (m *Established[V]) Groups() int { return m.table.Load().groups }
 
-// SlotSize and MetaSize report the per-slot and per-group memory, for the
-// memory tests.
-func SlotSize[V comparable]() int { return int(unsafeSizeofSlot[V]()) }
+// SlotSize reports the bytes of one slot, for the memory tests.
+func SlotSize[V comparable]() int { return int(unsafe.Sizeof(slot[V]{})) }

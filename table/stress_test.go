@@ -1,6 +1,7 @@
 package table_test
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 // full speed, growing and shrinking the table over and over.
 func TestLookupNeverMissesAStableEntry(t *testing.T) {
 	for _, procs := range []int{1, 2} {
-		t.Run(map[int]string{1: "gomaxprocs=1", 2: "gomaxprocs=2"}[procs], func(t *testing.T) {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			stable, churn, rounds := 200, 3000, 4
 			if testing.Short() {
@@ -88,7 +89,7 @@ func TestLookupNeverMissesAStableEntry(t *testing.T) {
 // agree. Nothing is lost or counted twice, through resizes.
 func TestConcurrentWritersExactlyOnce(t *testing.T) {
 	for _, procs := range []int{1, 2} {
-		t.Run(map[int]string{1: "gomaxprocs=1", 2: "gomaxprocs=2"}[procs], func(t *testing.T) {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			const keys, writers = 512, 4
 			ops := 20000
