@@ -26,11 +26,13 @@ type sock struct {
 	_  [56]byte
 }
 
+var serverEndpoint = tuple.MustEndpoint("192.0.2.1:443")
+
 // flowKey returns the i-th server-side flow: one listener, clients spread
 // over a /8 and their ports, as a busy server sees them.
 func flowKey(i int) tuple.Tuple {
 	return tuple.Tuple{
-		Local: tuple.MustEndpoint("192.0.2.1:443"),
+		Local: serverEndpoint,
 		Remote: tuple.Endpoint{
 			Addr: tuple.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
 			Port: uint16(1024 + (i>>24)*7919%64000 + i%7),

@@ -173,27 +173,44 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 		if tb.closed {
 			return ErrClosed
 		}
-		if home, _ := tb.home(h); tb.crowded(home) {
-			m.resize(tb)
-			continue
+		// A failed insert is a read: decide it without the lock (see
+		// unchanged).
+		if _, ok := tb.lookup(m.mode, h, t); ok {
+			return ErrExists
 		}
 		switch next, err := m.insert(tb, h, t, v); next {
 		case done:
 			return err
+		case grown:
+			if tb.crowded() {
+				m.resize(tb)
+			}
+			return nil
 		case yield:
 			runtime.Gosched()
+		case wait:
+			m.waitResize()
 		case grow:
 			m.resize(tb)
 		}
 	}
 }
 
+// unchanged: a write that will change nothing (an Insert of a present key,
+// a Delete of an absent one, a compare that fails) is decided by a
+// lock-free lookup first, and is linearizable as that read. Taking the
+// group's lock for it would be a write to the group's metadata line,
+// which evicts the line from every core reading the group, for no change;
+// in a server's table such writes are common (a retransmitted SYN, a late
+// close). A write that goes on takes the lock and checks again.
+
 // attempt says what a writer does after one attempt on one table.
 type attempt uint8
 
 const (
 	done  attempt = iota // finished, with the returned result
-	retry                // the table was replaced meanwhile: reload it
+	grown                // inserted, filling a group's last empty slot: check the load
+	wait                 // the table is frozen: wait for the resize, then reload it
 	yield                // a second lock was busy: let its holder run, then retry
 	grow                 // no free slot in the chain: resize, then retry
 )
@@ -201,11 +218,10 @@ const (
 // insert runs one attempt of Insert on tb.
 func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (attempt, error) {
 	home, tag := tb.home(h)
-	tb.locks[home].Lock()
-	defer tb.locks[home].Unlock()
-	if m.table.Load() != tb {
-		return retry, nil // resized or closed while we waited
+	if !tb.lock(home) {
+		return wait, nil
 	}
+	defer tb.unlock(home)
 	f := tb.find(h, t)
 	if f.g >= 0 {
 		return done, ErrExists
@@ -215,14 +231,17 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (at
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		placed, full := tb.put(m.mode, g, tag, t, v, m.reserve)
+		res := tb.put(m.mode, g, tag, t, v, m.reserve)
 		tb.unlockOther(home, g)
-		if full {
+		switch res {
+		case putFull:
 			return done, ErrFull
-		}
-		if placed {
+		case putPlaced:
 			m.noteProbe(f.depth)
 			return done, nil
+		case putFilled:
+			m.noteProbe(f.depth)
+			return grown, nil
 		}
 		// Another writer took the group's last free slot: look further.
 	}
@@ -256,51 +275,56 @@ func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 	h := m.hasher.Hash(t) & m.hashMask
 	for {
 		tb := m.table.Load()
-		v, ok, next := m.delete(tb, h, t, cond)
-		if next == yield {
-			runtime.Gosched()
+		if cur, ok := tb.lookup(m.mode, h, t); !ok || !cond(cur) {
+			var zero V
+			return zero, false // nothing to delete: a read (see unchanged)
 		}
-		if next != done {
+		v, ok, emptied, next := m.delete(tb, h, t, cond)
+		switch next {
+		case yield:
+			runtime.Gosched()
+			continue
+		case wait:
+			m.waitResize()
 			continue
 		}
-		if ok && tb.groups > m.minGroups {
-			if home, _ := tb.home(h); tb.sparse(home) && tb.live() < tb.groups*groupSlots/8 {
-				m.resize(tb) // mostly empty: shrink
-			}
+		if emptied && tb.groups > m.minGroups && tb.sparse() {
+			m.resize(tb) // mostly empty: shrink
 		}
 		return v, ok
 	}
 }
 
-func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond func(V) bool) (v V, ok bool, next attempt) {
+// delete runs one attempt of deleteIf on tb. emptied reports that the
+// entry's group is now empty (see etable.remove).
+func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond func(V) bool) (v V, ok, emptied bool, next attempt) {
 	if tb.closed {
-		return v, false, done
+		return v, false, false, done
 	}
 	home, _ := tb.home(h)
-	tb.locks[home].Lock()
-	defer tb.locks[home].Unlock()
-	if m.table.Load() != tb {
-		return v, false, retry
+	if !tb.lock(home) {
+		return v, false, false, wait
 	}
+	defer tb.unlock(home)
 	f := tb.find(h, t)
 	g, i := f.g, f.i
 	if g < 0 {
-		return v, false, done
+		return v, false, false, done
 	}
 	if !tb.lockOther(home, g) {
-		return v, false, yield
+		return v, false, false, yield
 	}
 	defer tb.unlockOther(home, g)
 	v = loadValue(m.mode, &tb.slots[g*groupSlots+i])
 	if !cond(v) {
 		var zero V
-		return zero, false, done
+		return zero, false, false, done
 	}
-	tb.remove(m.mode, g, i)
+	emptied = tb.remove(m.mode, g, i)
 	if m.bounded {
 		m.total.Add(-1)
 	}
-	return v, true, done
+	return v, true, emptied, done
 }
 
 // CompareAndSwap replaces the value of t with new only if it is old, and
@@ -310,12 +334,17 @@ func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
 	h := m.hasher.Hash(t) & m.hashMask
 	for {
 		tb := m.table.Load()
+		if cur, ok := tb.lookup(m.mode, h, t); !ok || cur != old {
+			return false // nothing to swap: a read (see unchanged)
+		}
 		ok, next := m.swap(tb, h, t, old, new)
 		switch next {
 		case done:
 			return ok
 		case yield:
 			runtime.Gosched()
+		case wait:
+			m.waitResize()
 		}
 	}
 }
@@ -325,11 +354,10 @@ func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V
 		return false, done
 	}
 	home, _ := tb.home(h)
-	tb.locks[home].Lock()
-	defer tb.locks[home].Unlock()
-	if m.table.Load() != tb {
-		return false, retry
+	if !tb.lock(home) {
+		return false, wait
 	}
+	defer tb.unlock(home)
 	f := tb.find(h, t)
 	g, i := f.g, f.i
 	if g < 0 {
@@ -344,9 +372,9 @@ func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V
 		return false, done
 	}
 	meta := &tb.meta[g]
-	seq := beginWrite(meta)
+	beginWrite(meta)
 	storeValue(m.mode, s, new)
-	endWrite(meta, seq)
+	endWrite(meta)
 	return true, done
 }
 
@@ -359,13 +387,20 @@ func (m *Established[V]) resize(tb *etable[V]) {
 	if m.table.Load() != tb {
 		return // another writer resized it first
 	}
-	tb.lockAll()
-	defer tb.unlockAll() // after the publish: woken writers see the new table
+	tb.freeze()
 	nt := newETable[V](max(groupsFor(tb.live()), m.minGroups))
 	longest := nt.copyFrom(tb, m.mode, m.hashKey)
 	m.longest.Store(int64(longest))
 	m.table.Store(nt)
 	m.resizes.Add(1)
+}
+
+// waitResize returns once the resize or Close in progress, if any, has
+// published its table. The caller must hold no group lock.
+func (m *Established[V]) waitResize() {
+	m.resizeMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting is the point
+	m.resizeMu.Unlock()
 }
 
 func (m *Established[V]) hashKey(k *key) uint64 { return m.hasher.Hash(k.tuple()) & m.hashMask }
@@ -409,8 +444,13 @@ func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
 // collectHome appends the entries whose home group is home, walking its
 // chain (chains are short: Stats.LongestProbe).
 func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals []V) ([]key, []V) {
-	tb.locks[home].Lock()
-	defer tb.locks[home].Unlock()
+	if tb.lock(home) {
+		defer tb.unlock(home)
+	} else {
+		// Frozen: once the resize has published its table, tb is
+		// never written again and needs no lock.
+		m.waitResize()
+	}
 	p := tb.probeFrom(home)
 	for range tb.groups {
 		g := p.g
@@ -445,8 +485,7 @@ func (m *Established[V]) Close() error {
 	if tb.closed {
 		return ErrClosed
 	}
-	tb.lockAll()
-	defer tb.unlockAll()
+	tb.freeze()
 	closed := newETable[V](minGroups)
 	closed.closed = true
 	m.table.Store(closed)

@@ -2,7 +2,6 @@ package table
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -11,71 +10,34 @@ import (
 
 // etable is one version of an Established table: a fixed number of groups.
 // A resize builds a new etable and publishes it; the old one is frozen
-// (every group locked, never written again) and left to the garbage
-// collector, so readers still walking it see a consistent, if stale, state
-// and need no grace period.
+// (every group locked for good, never written again) and left to the
+// garbage collector, so readers still walking it see a consistent, if
+// stale, state and need no grace period.
 type etable[V comparable] struct {
-	meta    []groupMeta  // immutable slice header; elements per groupMeta
-	slots   []slot[V]    // immutable header; len = groupSlots*groups; guarded by the group locks and seq
-	locks   []sync.Mutex // writer lock per group; readers never touch them
-	groups  int          // immutable, len(meta)
-	maxUsed int          // immutable: used slots allowed before a resize
-	closed  bool         // immutable: the table Close publishes
+	meta    []groupMeta // immutable slice header; elements per groupMeta
+	slots   []slot[V]   // immutable header; len = groupSlots*groups; guarded by the group locks and seq
+	groups  int         // immutable, len(meta)
+	maxUsed int         // immutable: used slots allowed before a resize
+	closed  bool        // immutable: the table Close publishes
 
-	// counters count live and used slots per stripe of groups (group g
-	// counts in stripe g&stripeMask), so writers on different cores rarely
-	// share a counter's cache line. Each stripe sits on a line of its own:
-	// the fields above are read by every lookup, and sharing their line
-	// with a counter would make each write invalidate every reader's copy.
-	counters   []counter // immutable header
-	stripeMask int       // immutable; len(counters)-1
+	// frozen is set once a resize or Close has begun taking every group's
+	// lock: a writer finding a group locked then waits for the resize
+	// instead of spinning.
+	frozen atomic.Bool
+
+	count counters // live entries and used slots
 }
 
-// counter packs the number of live entries (low 32 bits) and of used
-// slots, live or deleted (high 32 bits) of one stripe, so each write
-// updates both with one atomic add.
-type counter struct {
-	v atomic.Uint64
-	_ [56]byte
-}
+// live sums the live entries of all stripes: exact when no write runs.
+func (tb *etable[V]) live() int { return tb.count.live() }
 
-// maxStripes bounds the counter stripes: enough for writers on 16 cores to
-// rarely meet, few enough that Len sums them quickly.
-const maxStripes = 16
+// crowded reports whether 7/8 of the slots are used: time to grow.
+func (tb *etable[V]) crowded() bool { return tb.count.used() >= tb.maxUsed }
 
-func (tb *etable[V]) stripe(g int) *counter { return &tb.counters[g&tb.stripeMask] }
-
-// stripeGroups is the number of groups counted by stripe s.
-func (tb *etable[V]) stripeGroups(s int) int {
-	n := len(tb.counters)
-	return (tb.groups - s + n - 1) / n
-}
-
-// crowded reports whether the table has used 7/8 of its slots: time to
-// resize. It reads only the counter of g's stripe unless that stripe is
-// over its share, and then sums all stripes, so a stripe that filled up
-// faster than the rest never triggers a resize on its own.
-func (tb *etable[V]) crowded(g int) bool {
-	used := int(tb.stripe(g).v.Load() >> 32)
-	if used < tb.stripeGroups(g&tb.stripeMask)*groupSlots*maxLoadNum/maxLoadDen {
-		return false
-	}
-	total := 0
-	for i := range tb.counters {
-		total += int(tb.counters[i].v.Load() >> 32)
-	}
-	return total >= tb.maxUsed
-}
-
-// sparse reports whether the stripe of group g is under 1/8 live.
-func (tb *etable[V]) sparse(g int) bool {
-	live := int(tb.stripe(g).v.Load() & liveMask)
-	return live < tb.stripeGroups(g&tb.stripeMask)*groupSlots/8
-}
+// sparse reports whether under 1/8 of the slots are live: time to shrink.
+func (tb *etable[V]) sparse() bool { return tb.live() < tb.groups*groupSlots/8 }
 
 const (
-	liveMask = 1<<32 - 1
-	usedOne  = 1 << 32
 	// Tables hold at most this many live entries (a stripe's halves).
 	maxTableEntries = 1<<31 - 1
 	// Load limits: resize when used slots pass 7/8 (Swiss tables' bound);
@@ -87,21 +49,14 @@ const (
 
 func newETable[V comparable](groups int) *etable[V] {
 	groups = nextPrime(max(groups, minGroups))
-	// Stripes of at least 64 groups each, so that each stripe's load
-	// tracks the table's closely.
-	stripes := 1
-	for stripes*2 <= min(groups/64, maxStripes) {
-		stripes *= 2
+	tb := &etable[V]{
+		meta:    make([]groupMeta, groups),
+		slots:   make([]slot[V], groups*groupSlots),
+		groups:  groups,
+		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
+		count:   newCounters(),
 	}
-	return &etable[V]{
-		meta:       make([]groupMeta, groups),
-		slots:      make([]slot[V], groups*groupSlots),
-		locks:      make([]sync.Mutex, groups),
-		groups:     groups,
-		maxUsed:    groups * groupSlots * maxLoadNum / maxLoadDen,
-		counters:   make([]counter, stripes),
-		stripeMask: stripes - 1,
-	}
+	return tb
 }
 
 // nextPrime returns the smallest prime >= n (n >= 2), by trial division:
@@ -126,15 +81,6 @@ func nextPrime(n int) int {
 func groupsFor(n int) int {
 	slots := (n*newLoadDen + newLoadNum - 1) / newLoadNum
 	return max((slots+groupSlots-1)/groupSlots, minGroups)
-}
-
-// live sums the live entries of all stripes: exact when no write runs.
-func (tb *etable[V]) live() int {
-	n := 0
-	for i := range tb.counters {
-		n += int(tb.counters[i].v.Load() & liveMask)
-	}
-	return n
 }
 
 // home returns the first group of h's probe chain and h's tag.
@@ -164,9 +110,9 @@ func (tb *etable[V]) advance(p *probe) {
 	}
 }
 
-// stableSeq returns the group's sequence once it is even (no writer in
+// stableSeq returns the group's sequence once it is even (no change in
 // progress). The common case is inlined; the wait is not.
-func stableSeq(m *groupMeta) uint64 {
+func stableSeq(m *groupMeta) uint32 {
 	if s := m.seq.Load(); s&1 == 0 {
 		return s
 	}
@@ -174,7 +120,7 @@ func stableSeq(m *groupMeta) uint64 {
 }
 
 //go:noinline
-func waitSeq(m *groupMeta) uint64 {
+func waitSeq(m *groupMeta) uint32 {
 	for spins := 0; ; spins++ {
 		s := m.seq.Load()
 		if s&1 == 0 {
@@ -271,33 +217,69 @@ func (tb *etable[V]) nextFree(p *probe, depth *int) bool {
 	return false
 }
 
+// tryLock takes group g's writer lock if it is free.
+func (tb *etable[V]) tryLock(g int) bool {
+	return tb.meta[g].lock.CompareAndSwap(0, 1)
+}
+
+// lock takes group g's writer lock, spinning while another writer holds
+// it (writers hold a group for a few loads and stores). It gives up and
+// returns false if the table is frozen: the caller must release its locks
+// and wait for the resize (Established.waitResize).
+func (tb *etable[V]) lock(g int) bool {
+	for spins := 0; ; spins++ {
+		if tb.tryLock(g) {
+			return true
+		}
+		if tb.frozen.Load() {
+			return false
+		}
+		if spins > 16 {
+			runtime.Gosched() // the holder may be descheduled
+		}
+	}
+}
+
+func (tb *etable[V]) unlock(g int) {
+	tb.meta[g].lock.Store(0)
+}
+
 // lockOther takes the lock of group g for a writer holding home's lock.
 // It only tries, so two writers whose chains cross cannot deadlock; on
 // failure the caller drops its locks and starts over.
 func (tb *etable[V]) lockOther(home, g int) bool {
-	return g == home || tb.locks[g].TryLock()
+	return g == home || tb.tryLock(g)
 }
 
 func (tb *etable[V]) unlockOther(home, g int) {
 	if g != home {
-		tb.locks[g].Unlock()
+		tb.unlock(g)
 	}
 }
 
-// beginWrite and endWrite bracket changes to a group's slots and tags: seq
-// is odd in between, so readers retry. Caller holds the group's lock.
-func beginWrite(m *groupMeta) uint64 {
-	s := m.seq.Load()
-	m.seq.Store(s + 1)
-	return s
-}
+// beginWrite and endWrite bracket changes to a group's slots and tags:
+// seq is odd in between, so readers retry. The caller holds the group's
+// lock, so it alone changes seq.
+func beginWrite(m *groupMeta) { m.seq.Store(m.seq.Load() + 1) }
 
-func endWrite(m *groupMeta, s uint64) { m.seq.Store(s + 2) }
+func endWrite(m *groupMeta) { m.seq.Store(m.seq.Load() + 1) }
+
+// putResult is what put did.
+type putResult uint8
+
+const (
+	putNoRoom putResult = iota // g had no free slot left (another writer took it)
+	putFull                    // reserve refused the entry: the table is at MaxEntries
+	putPlaced                  // stored
+	// putFilled: stored in g's last empty slot. The group now extends
+	// every probe chain that reaches it, and the used count grew: the
+	// moment to check whether the table must grow.
+	putFilled
+)
 
 // put writes k and v into a free slot of group g, which the caller has
-// locked. It reports false if g has no free slot left (another writer
-// took it) or if reserve refuses the entry (the table is full).
-func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, reserve func() bool) (ok, full bool) {
+// locked.
+func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
@@ -306,29 +288,35 @@ func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, 
 	delta := uint64(1)
 	if marks == 0 {
 		if marks = emptyBytes(tags); marks == 0 {
-			return false, false
+			return putNoRoom
 		}
 		delta += usedOne
 	}
 	i := firstByte(marks)
 	if reserve != nil && !reserve() {
-		return false, true
+		return putFull
 	}
-	tb.stripe(g).v.Add(delta)
+	tb.count.add(delta)
 	s := &tb.slots[g*groupSlots+i]
 	k := packKey(t)
-	seq := beginWrite(m)
+	beginWrite(m)
 	s.storeKey(&k)
 	storeValue(mode, s, v)
-	m.tags.Store(setByte(tags, i, tag))
-	endWrite(m, seq)
-	return true, false
+	tags = setByte(tags, i, tag)
+	m.tags.Store(tags)
+	endWrite(m)
+	if delta != 1 && emptyBytes(tags) == 0 {
+		return putFilled
+	}
+	return putPlaced
 }
 
 // remove deletes the entry in slot i of group g (locked by the caller). The
 // slot becomes empty if the group still has an empty slot (then no probe
-// chain runs through the group, so none can be cut), else a tombstone.
-func (tb *etable[V]) remove(mode valueMode, g, i int) {
+// chain runs through the group, so none can be cut), else a tombstone. It
+// reports whether the group is now entirely empty: the moment to check
+// whether the table should shrink.
+func (tb *etable[V]) remove(mode valueMode, g, i int) (emptied bool) {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
 	mark, delta := uint64(tagDeleted), uint64(1)
@@ -336,30 +324,34 @@ func (tb *etable[V]) remove(mode valueMode, g, i int) {
 		mark, delta = tagEmpty, 1+usedOne
 	}
 	var zero V
-	seq := beginWrite(m)
+	beginWrite(m)
 	storeValue(mode, &tb.slots[g*groupSlots+i], zero) // drop the reference for the GC
-	m.tags.Store(setByte(tags, i, mark))
-	endWrite(m, seq)
-	tb.stripe(g).v.Add(-delta)
+	tags = setByte(tags, i, mark)
+	m.tags.Store(tags)
+	endWrite(m)
+	tb.count.add(-delta)
+	return tags == 0
 }
 
-// lockAll takes every group lock: no writer runs on tb afterwards.
-func (tb *etable[V]) lockAll() {
-	for i := range tb.locks {
-		tb.locks[i].Lock()
-	}
-}
-
-func (tb *etable[V]) unlockAll() {
-	for i := range tb.locks {
-		tb.locks[i].Unlock()
+// freeze stops every writer of tb for good: it marks tb frozen, so
+// writers that find a group locked go and wait for the resize, then takes
+// every group's lock, waiting for the writers in progress to finish. The
+// locks are never released: tb is never written again.
+func (tb *etable[V]) freeze() {
+	tb.frozen.Store(true)
+	for g := range tb.groups {
+		for spins := 0; !tb.tryLock(g); spins++ {
+			if spins > 16 {
+				runtime.Gosched()
+			}
+		}
 	}
 }
 
 // copyFrom fills tb, fresh and unpublished, with old's live entries.
 // old must be locked (frozen). It returns the longest probe chain built.
 func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64) int {
-	longest := 0
+	longest, copied := 0, 0
 	for g := range old.groups {
 		tags := old.meta[g].tags.Load()
 		for i := range groupSlots {
@@ -385,14 +377,15 @@ func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) ui
 			storeValue(mode, d, loadValue(mode, s))
 			m.tags.Store(setByte(dtags, j, tag))
 			longest = max(longest, probes)
-			tb.stripe(dst).v.Add(1 + usedOne)
+			copied++
 		}
 	}
+	tb.count.add(uint64(copied) * (1 + usedOne))
 	return longest
 }
 
 // memory returns the bytes the table's arrays occupy.
 func (tb *etable[V]) memory() int {
-	return int(unsafe.Sizeof(groupMeta{})+unsafe.Sizeof(sync.Mutex{}))*tb.groups +
+	return int(unsafe.Sizeof(groupMeta{}))*tb.groups +
 		int(unsafe.Sizeof(slot[V]{}))*len(tb.slots)
 }

@@ -1,0 +1,85 @@
+package table
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// counters counts a table's live entries and used slots (live or
+// deleted) in stripes, each on a cache line of its own. A writer adds to
+// the stripe of the P it runs on (through stripeTokens), so writers on
+// different cores do not pull each other's lines: with stripes chosen by
+// group, two cores writing random groups found the line in the other
+// core's cache on half of their writes, and that transfer was most of a
+// delete's cost at 2 cores.
+//
+// Each stripe packs live (low 32 bits) and used (high 32 bits) into one
+// word, so a write updates both with one atomic add. An entry may be
+// counted in one stripe and uncounted in another, so a stripe's halves
+// can wrap below zero; sums are taken over whole words, modulo 2^64, and
+// split afterwards, which is exact because the true totals are in range.
+type counters struct {
+	stripes []counter // immutable header; length a power of two
+	mask    uint32    // immutable; len(stripes)-1
+}
+
+type counter struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+const (
+	liveMask = 1<<32 - 1
+	usedOne  = 1 << 32
+	// maxStripes bounds the stripes: one per P up to 64 Ps, beyond which
+	// Ps share them.
+	maxStripes = 64
+)
+
+func newCounters() counters {
+	n := 1
+	for n < min(runtime.GOMAXPROCS(0), maxStripes) {
+		n *= 2
+	}
+	return counters{stripes: make([]counter, n), mask: uint32(n - 1)}
+}
+
+// stripeTokens caches a stripe number per P. Pool.Get and Put on the same
+// P return that P's own token without synchronization; tokens the pool
+// drops at a garbage collection are replaced by fresh numbers, handed out
+// round-robin. New returns a pointer into stripeIDs, so it allocates
+// nothing.
+var (
+	stripeTokens = sync.Pool{New: func() any {
+		return &stripeIDs[nextStripe.Add(1)%maxStripes]
+	}}
+	stripeIDs = func() (ids [maxStripes]uint32) {
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		return ids
+	}()
+	nextStripe atomic.Uint32
+)
+
+// add adds delta (live in the low half, used in the high half; negative
+// deltas wrap) to the stripe of the caller's P.
+func (c *counters) add(delta uint64) {
+	id := stripeTokens.Get().(*uint32)
+	c.stripes[*id&c.mask].v.Add(delta)
+	stripeTokens.Put(id)
+}
+
+// sum returns the packed totals. Exact when no write runs; under writes,
+// each stripe is read at a different moment.
+func (c *counters) sum() uint64 {
+	var s uint64
+	for i := range c.stripes {
+		s += c.stripes[i].v.Load()
+	}
+	return s
+}
+
+func (c *counters) live() int { return int(c.sum() & liveMask) }
+func (c *counters) used() int { return int(c.sum() >> 32) }
