@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	xsync3 "github.com/puzpuzpuz/xsync/v3"
 	xsync4 "github.com/puzpuzpuz/xsync/v4"
@@ -443,4 +444,37 @@ func BenchmarkEstablishedChurn(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkEstablishedResize times one grow of a full table of 1e6
+// entries (the pause writers wait through; readers never do): per op, one
+// Insert that finds the table at its load limit and rehashes it. Reported
+// as ns per entry moved.
+func BenchmarkEstablishedResize(b *testing.B) {
+	n := size(1000000)
+	f := getFixture(n + 1)
+	b.Run("n=1e6/impl=socktable", func(b *testing.B) {
+		var total time.Duration
+		for range b.N {
+			st, err := table.New[*sock](table.Options{Capacity: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, k := range f.keys[:n] {
+				if err := st.Insert(k, f.socks[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			before := st.Stats().Resizes
+			for i := n; st.Stats().Resizes == before; i++ {
+				start := time.Now()
+				if err := st.Insert(flowKey(i), f.socks[0]); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+			}
+		}
+		b.ReportMetric(float64(total.Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
+		b.ReportMetric(0, "ns/op")
+	})
 }

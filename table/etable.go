@@ -348,42 +348,6 @@ func (tb *etable[V]) freeze() {
 	}
 }
 
-// copyFrom fills tb, fresh and unpublished, with old's live entries.
-// old must be locked (frozen). It returns the longest probe chain built.
-func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64) int {
-	longest, copied := 0, 0
-	for g := range old.groups {
-		tags := old.meta[g].tags.Load()
-		for i := range groupSlots {
-			if byteAt(tags, i) < 2 {
-				continue
-			}
-			s := &old.slots[g*groupSlots+i]
-			k := s.loadKey()
-			h := hash(&k)
-			home, tag := tb.home(h)
-			p := tb.probeFrom(home)
-			probes := 1
-			for freeBytes(tb.meta[p.g].tags.Load()) == 0 {
-				tb.advance(&p)
-				probes++
-			}
-			dst := p.g
-			m := &tb.meta[dst]
-			dtags := m.tags.Load()
-			j := firstByte(freeBytes(dtags))
-			d := &tb.slots[dst*groupSlots+j]
-			d.storeKey(&k)
-			storeValue(mode, d, loadValue(mode, s))
-			m.tags.Store(setByte(dtags, j, tag))
-			longest = max(longest, probes)
-			copied++
-		}
-	}
-	tb.count.add(uint64(copied) * (1 + usedOne))
-	return longest
-}
-
 // memory returns the bytes the table's arrays occupy.
 func (tb *etable[V]) memory() int {
 	return int(unsafe.Sizeof(groupMeta{}))*tb.groups +
