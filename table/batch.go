@@ -46,7 +46,7 @@ type batchPipeline[V comparable] struct {
 	m      *Established[V]
 	tb     *etable[V]
 	keys   []tuple.Tuple
-	hashes [3][batchWidth]uint64    // by chunk number mod 3
+	hashes [3][batchWidth]uint64   // by chunk number mod 3
 	addrs  [2 * batchWidth]uintptr // lines to prefetch
 }
 
