@@ -130,7 +130,7 @@ func New[V comparable](opts Options) (*Established[V], error) {
 	}
 	// Capacity entries must fit under the resize threshold (7/8).
 	slots := (opts.Capacity*maxLoadDen + maxLoadNum - 1) / maxLoadNum
-	minG := max((slots+groupSlots-1)/groupSlots, minGroups)
+	minG := tableGroups((slots + groupSlots - 1) / groupSlots)
 	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries, minGroups: minG}
 	if opts.MaxEntries > 0 {
 		m.bounded = true

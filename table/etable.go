@@ -16,7 +16,8 @@ import (
 type etable[V comparable] struct {
 	meta    []groupMeta // immutable slice header; elements per groupMeta
 	slots   []slot[V]   // immutable header; len = groupSlots*groups; guarded by the group locks and seq
-	groups  int         // immutable, len(meta)
+	groups  int         // immutable, len(meta): lineGroups*lines
+	lines   int         // immutable, a prime: metadata cache lines
 	maxUsed int         // immutable: used slots allowed before a resize
 	closed  bool        // immutable: the table Close publishes
 
@@ -45,14 +46,24 @@ const (
 	maxLoadNum, maxLoadDen = 7, 8
 	newLoadNum, newLoadDen = 3, 5
 	minGroups              = 2
+	// lineGroups is the number of groups whose metadata share a 64-byte
+	// cache line: a probe chain visits them all before it jumps.
+	lineGroups = 4
 )
 
+// tableGroups rounds a number of groups up to what a table has: whole
+// metadata lines, a prime number of them.
+func tableGroups(groups int) int {
+	return lineGroups * nextPrime(max((groups+lineGroups-1)/lineGroups, 2))
+}
+
 func newETable[V comparable](groups int) *etable[V] {
-	groups = nextPrime(max(groups, minGroups))
+	groups = tableGroups(groups)
 	tb := &etable[V]{
 		meta:    make([]groupMeta, groups),
 		slots:   make([]slot[V], groups*groupSlots),
 		groups:  groups,
+		lines:   groups / lineGroups,
 		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
 		count:   newCounters(),
 	}
@@ -86,28 +97,44 @@ func groupsFor(n int) int {
 // home returns the first group of h's probe chain and h's tag.
 func (tb *etable[V]) home(h uint64) (int, uint64) { return tuple.Shard(h, tb.groups), tagOf(h) }
 
-// probe walks a probe chain by double hashing: home, home+step,
-// home+2·step, ... modulo the number of groups, which is prime, so every
-// step from 1 to groups-1 visits every group. The step is a function of
-// the home group alone: keys that share a home share a chain (All relies
-// on it), while chains from different homes run apart instead of merging
-// into the long runs linear probing builds at 7/8 load (measured: the
-// longest chain over a million keys fell from 29 groups to a handful).
+// probe walks a probe chain. It first visits the groups of the home
+// group's metadata line, from home on, wrapping within the line: their
+// tags are in the cache line already read, so a lookup that goes on past
+// a full group usually costs no second miss (at 7/8 load, a miss lookup
+// took a third fewer misses than with a jump after every group). Then it
+// jumps to other lines by double hashing: line, line+step, line+2·step,
+// ... modulo the number of lines, which is prime, so every step from 1 to
+// lines-1 visits every line, each from the same offset. The step is a
+// function of the home line alone, so keys that share a home share a
+// chain (All relies on it), while chains from different lines run apart
+// instead of merging into the long runs linear probing builds at 7/8 load
+// (measured: the longest chain over a million keys fell from 29 groups to
+// a handful).
 type probe struct {
-	g, step int
+	g    int // the group visited
+	n    int // groups visited in g's line, 1..lineGroups
+	step int // lines per jump; 0 until the first jump
 }
 
 // probeFrom starts a walk at home. The step is computed on the first
-// advance: most lookups end in their home group and never need it.
-func (tb *etable[V]) probeFrom(home int) probe { return probe{g: home} }
+// jump: most lookups end in their home line and never need it.
+func (tb *etable[V]) probeFrom(home int) probe { return probe{g: home, n: 1} }
 
 func (tb *etable[V]) advance(p *probe) {
+	next := p.g&^(lineGroups-1) | (p.g+1)&(lineGroups-1)
+	if p.n < lineGroups {
+		p.g, p.n = next, p.n+1
+		return
+	}
+	// next is back at the offset the walk entered this line with.
+	line := p.g / lineGroups
 	if p.step == 0 {
-		p.step = 1 + tuple.Shard(uint64(p.g)*0x9e3779b97f4a7c15, tb.groups-1)
+		p.step = 1 + tuple.Shard(uint64(line)*0x9e3779b97f4a7c15, tb.lines-1)
 	}
-	if p.g += p.step; p.g >= tb.groups {
-		p.g -= tb.groups
+	if line += p.step; line >= tb.lines {
+		line -= tb.lines
 	}
+	p.g, p.n = line*lineGroups+next%lineGroups, 1
 }
 
 // stableSeq returns the group's sequence once it is even (no change in
