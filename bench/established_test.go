@@ -124,6 +124,9 @@ func (t *tables) lookup(k tuple.Tuple) (*sock, bool) {
 	switch {
 	case t.st != nil:
 		return t.st.Lookup(k)
+	case t.m != nil:
+		v, ok := t.m[k]
+		return v, ok
 	case t.rw != nil:
 		t.rw.mu.RLock()
 		v, ok := t.rw.m[k]
