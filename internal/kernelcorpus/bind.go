@@ -1,0 +1,439 @@
+//go:build linux && !mips && !mipsle && !mips64 && !mips64le
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"syscall"
+)
+
+// Op actions, verbatim as in bind.jsonl.
+const (
+	actBind        = "bind"
+	actBindListen  = "bind+listen"
+	actBindConnect = "bind+connect"
+	actListen      = "listen" // a late listen(2) on an earlier op's socket
+)
+
+// Results and stages that are not errno names.
+const (
+	resultOK           = "ok"
+	resultSkipNotBound = "SKIPPED_TARGET_NOT_BOUND"
+	stageBind          = "bind"
+	stageListen        = "listen"
+	stageConnect       = "connect"
+)
+
+// Case kinds, verbatim as in bind.jsonl.
+const (
+	kindPair     = "pair"
+	kindSequence = "sequence"
+	kindTimewait = "timewait"
+	kindPort0    = "port0"
+)
+
+// bindOp is one op of a bind case: either a fresh socket (sockSpec plus an
+// action), or a late listen on the socket of op Target. The runner fills
+// in Result, Stage and BoundPort.
+type bindOp struct {
+	sockSpec
+	Action      string
+	ConnectAddr string // bind+connect only: where to connect (a helper listener)
+	ConnectPort int
+	Target      int // listen only: 0-based index of the op whose socket listens
+
+	Result    string
+	Stage     string // the failing syscall; empty when Result is ok
+	BoundPort int    // port getsockname reports after a successful bind
+}
+
+// MarshalJSON writes the two op shapes of bind.jsonl. A late listen has no
+// socket fields at all, while a socket op must carry "v6only" even when it
+// is null, so one struct with omitempty cannot express both.
+func (o bindOp) MarshalJSON() ([]byte, error) {
+	if o.Action == actListen {
+		return json.Marshal(struct {
+			Action string `json:"action"`
+			Target int    `json:"target"`
+			Result string `json:"result"`
+			Stage  string `json:"stage,omitempty"`
+		}{o.Action, o.Target, o.Result, o.Stage})
+	}
+	var to []any
+	if o.Action == actBindConnect {
+		to = []any{o.ConnectAddr, o.ConnectPort}
+	}
+	return json.Marshal(struct {
+		sockSpec
+		Action    string `json:"action"`
+		ConnectTo []any  `json:"connect_to,omitempty"`
+		Result    string `json:"result"`
+		Stage     string `json:"stage,omitempty"`
+		BoundPort int    `json:"bound_port,omitempty"`
+	}{o.sockSpec, o.Action, to, o.Result, o.Stage, o.BoundPort})
+}
+
+// setResult records err as the op's result, failing at stage.
+func (o *bindOp) setResult(err error, stage string) {
+	if err == nil {
+		o.Result, o.Stage = resultOK, ""
+		return
+	}
+	o.Result, o.Stage = errName(err), stage
+}
+
+// prelude is how a timewait case made its TIME_WAIT socket before the ops.
+type prelude struct {
+	Listener       sockSpec `json:"listener"`
+	ClientDst      string   `json:"client_dst"`
+	WhoClosedFirst string   `json:"who_closed_first"` // "server" or "client"
+}
+
+// bindCase is one line of bind.jsonl.
+type bindCase struct {
+	ID        string   `json:"id"`
+	Kind      string   `json:"kind"`
+	Port      int      `json:"port"` // the port every op binds; 0 for kind port0
+	Ops       []bindOp `json:"ops"`
+	Prelude   *prelude `json:"prelude,omitempty"`
+	PortRange []int    `json:"port_range,omitempty"` // port0 only: ip_local_port_range
+	Kernel    string   `json:"kernel"`
+}
+
+// addrSpec is a family, IPV6_V6ONLY setting and bind address: the part of
+// a socket the grids vary together, since which addresses make sense
+// depends on the family.
+type addrSpec struct {
+	family int
+	v6only *bool
+	addr   string
+}
+
+// isMapped reports whether a is a v4-mapped IPv6 address.
+func (a addrSpec) isMapped() bool {
+	return a.family == 6 && netip.MustParseAddr(a.addr).Is4In6()
+}
+
+// valid reports whether a bind with a can succeed at all: a v6only socket
+// binding a v4-mapped address always gets EINVAL.
+func (a addrSpec) valid() bool { return !(a.isMapped() && *a.v6only) }
+
+// The address kinds of the grids. "Other specific" is a second local
+// address of the same family, to tell "same address" from "same family".
+var (
+	v4Any      = addrSpec{4, nil, "0.0.0.0"}
+	v4Lo       = addrSpec{4, nil, "127.0.0.1"}
+	v4Other    = addrSpec{4, nil, "127.0.0.2"}
+	dualAny    = addrSpec{6, boolPtr(false), "::"}
+	dualLo     = addrSpec{6, boolPtr(false), "::1"}
+	dualOther  = addrSpec{6, boolPtr(false), "2001:db8::2"}
+	dualMapLo  = addrSpec{6, boolPtr(false), "::ffff:127.0.0.1"}
+	dualMapAny = addrSpec{6, boolPtr(false), "::ffff:0.0.0.0"}
+	v6Any      = addrSpec{6, boolPtr(true), "::"}
+	v6Lo       = addrSpec{6, boolPtr(true), "::1"}
+	v6Other    = addrSpec{6, boolPtr(true), "2001:db8::2"}
+	v6MapLo    = addrSpec{6, boolPtr(true), "::ffff:127.0.0.1"}
+	v6MapAny   = addrSpec{6, boolPtr(true), "::ffff:0.0.0.0"}
+)
+
+// addrSpecs is the address grid: family 4 × {wildcard, specific, other
+// specific}, and family 6 with v6only off and on × {wildcard, specific,
+// other specific, v4-mapped specific, v4-mapped wildcard}.
+var addrSpecs = []addrSpec{
+	v4Any, v4Lo, v4Other,
+	dualAny, dualLo, dualOther, dualMapLo, dualMapAny,
+	v6Any, v6Lo, v6Other, v6MapLo, v6MapAny,
+}
+
+// flagSet is a socket's SO_REUSEADDR and SO_REUSEPORT settings.
+type flagSet struct{ reuseAddr, reusePort bool }
+
+// flagSets lists all four flag combinations.
+var flagSets = []flagSet{{false, false}, {true, false}, {false, true}, {true, true}}
+
+// sockKind is a grid point: address and flags, without owner or action.
+type sockKind struct {
+	addrSpec
+	flagSet
+}
+
+// op returns the op for k with the given owner and action. For
+// bind+connect, alt picks the IPv4 helper for a dual-stack wildcard, which
+// can reach either helper.
+func (k sockKind) op(uid int, action string, alt bool) bindOp {
+	o := bindOp{
+		sockSpec: sockSpec{
+			Family: k.family, V6Only: k.v6only, Addr: k.addr,
+			ReuseAddr: k.reuseAddr, ReusePort: k.reusePort, UID: uid,
+		},
+		Action: action,
+	}
+	if action == actBindConnect {
+		o.ConnectAddr, o.ConnectPort = connectTarget(k.addrSpec, alt), helperPort
+	}
+	return o
+}
+
+// connectTarget picks the helper listener a socket bound to a connects to:
+// one its family and v6only setting can reach. A v4-mapped or dual-stack
+// socket reaching the IPv4 helper uses the v4-mapped form, as an AF_INET6
+// program must.
+func connectTarget(a addrSpec, alt bool) string {
+	switch {
+	case a.family == 4:
+		return "127.0.0.1"
+	case a.isMapped():
+		return "::ffff:127.0.0.1"
+	case !*a.v6only && a.addr == "::" && alt:
+		return "::ffff:127.0.0.1"
+	}
+	return "::1"
+}
+
+// listenOp returns a late listen on op target.
+func listenOp(target int) bindOp { return bindOp{Action: actListen, Target: target} }
+
+// sockKinds returns the 52 grid points, address-major.
+func sockKinds() []sockKind {
+	var ks []sockKind
+	for _, a := range addrSpecs {
+		for _, f := range flagSets {
+			ks = append(ks, sockKind{a, f})
+		}
+	}
+	return ks
+}
+
+// pairCases returns the pair grid described in the package comment. The
+// second socket always does bind+listen: it is the last op, so its bind
+// answer is the bind-only answer, and the listen answer comes for free.
+func pairCases() []bindCase {
+	var cases []bindCase
+	add := func(a, b sockKind, uidA, uidB int, actA string) {
+		alt := len(cases)%2 == 1
+		cases = append(cases, bindCase{
+			ID:   fmt.Sprintf("pair-%05d", len(cases)),
+			Kind: kindPair,
+			Ops:  []bindOp{a.op(uidA, actA, alt), b.op(uidB, actBindListen, false)},
+		})
+	}
+	uidPairs := [][2]int{{0, 1000}, {1000, 0}, {1000, 1000}}
+	firstActs := []string{actBind, actBindListen, actBindConnect}
+	cycle := 0
+	ks := sockKinds()
+	for _, a := range ks {
+		for _, b := range ks {
+			switch {
+			case !a.valid():
+				add(a, b, 0, 0, actBind)
+			case !b.valid():
+				add(a, b, 0, 0, actBindListen)
+			default:
+				for _, act := range firstActs {
+					add(a, b, 0, 0, act)
+				}
+				if a.reusePort && b.reusePort {
+					// The owner rule lives here: every owner pair
+					// against a bound and a listening first socket.
+					for _, u := range uidPairs[:2] {
+						add(a, b, u[0], u[1], actBind)
+						add(a, b, u[0], u[1], actBindListen)
+					}
+					add(a, b, 1000, 1000, actBindListen)
+					add(a, b, 0, 1000, actBindConnect)
+				} else {
+					// Owners should not matter here; one line per
+					// grid point, cycling through owner pairs and
+					// first actions, checks that they do not.
+					u := uidPairs[cycle%3]
+					add(a, b, u[0], u[1], firstActs[(cycle/3)%3])
+					cycle++
+				}
+			}
+		}
+	}
+	return cases
+}
+
+// fixedSequences returns the deterministic sequences: two sockets bind
+// first, then both listen, in either order. This is the listen-time
+// re-check (two SO_REUSEADDR binds succeed, the second listen fails),
+// which a pair cannot show because its first socket listens before the
+// second binds.
+func fixedSequences() []bindCase {
+	addrPairs := [][2]addrSpec{
+		{v4Lo, v4Lo}, {v4Any, v4Lo}, {v4Lo, v4Any}, {dualAny, v4Any}, {dualLo, dualAny},
+	}
+	var cases []bindCase
+	for _, ap := range addrPairs {
+		for _, fa := range flagSets {
+			for _, fb := range flagSets {
+				for _, u := range [][2]int{{0, 0}, {0, 1000}} {
+					for _, order := range [][2]int{{0, 1}, {1, 0}} {
+						a, b := sockKind{ap[0], fa}, sockKind{ap[1], fb}
+						cases = append(cases, bindCase{
+							ID:   fmt.Sprintf("seq-fixed-%03d", len(cases)),
+							Kind: kindSequence,
+							Ops: []bindOp{
+								a.op(u[0], actBind, false), b.op(u[1], actBind, false),
+								listenOp(order[0]), listenOp(order[1]),
+							},
+						})
+					}
+				}
+			}
+		}
+	}
+	return cases
+}
+
+// randomSequences returns n random cases of 3 or 4 ops on one port, drawn
+// from a generator seeded with seed, so a seed always gives the same
+// cases. Sockets that can never bind (v6only with a v4-mapped address) are
+// kept rare, since their answer is always the same.
+func randomSequences(n int, seed uint64) []bindCase {
+	r := rand.New(rand.NewPCG(seed, 0x6b65726e656c)) // "kernel"
+	ks := sockKinds()
+	cases := make([]bindCase, 0, n)
+	for i := 0; i < n; i++ {
+		nops := 3 + r.IntN(2)
+		ops := make([]bindOp, 0, nops)
+		listened := map[int]bool{} // a second late listen on one socket says nothing new
+		for len(ops) < nops {
+			if len(ops) > 0 && r.IntN(4) == 0 {
+				var targets []int
+				for j, o := range ops {
+					if (o.Action == actBind || o.Action == actBindConnect) && !listened[j] {
+						targets = append(targets, j)
+					}
+				}
+				if len(targets) > 0 {
+					t := targets[r.IntN(len(targets))]
+					listened[t] = true
+					ops = append(ops, listenOp(t))
+					continue
+				}
+			}
+			k := ks[r.IntN(len(ks))]
+			for !k.valid() && r.IntN(8) != 0 {
+				k = ks[r.IntN(len(ks))]
+			}
+			uid := 0
+			if r.IntN(3) == 0 {
+				uid = 1000
+			}
+			act := actBind
+			switch x := r.IntN(10); {
+			case x >= 8:
+				act = actBindConnect
+			case x >= 4:
+				act = actBindListen
+			}
+			ops = append(ops, k.op(uid, act, r.IntN(2) == 0))
+		}
+		cases = append(cases, bindCase{
+			ID:   fmt.Sprintf("seq-rand-%04d", i),
+			Kind: kindSequence,
+			Ops:  ops,
+		})
+	}
+	return cases
+}
+
+// port0Cases returns the bind-to-port-0 cases. The kernel picks the port
+// at random, so a replayer can check only the results, that each
+// bound_port is inside port_range, and that no two sockets of a case got
+// the same port.
+func port0Cases() []bindCase {
+	k := func(a addrSpec, ra, rp bool) sockKind { return sockKind{a, flagSet{ra, rp}} }
+	seqs := [][]bindOp{
+		{k(v4Any, false, false).op(0, actBind, false)},
+		{k(v4Any, true, false).op(0, actBind, false)},
+		{k(v4Any, false, true).op(0, actBind, false)},
+		{k(v4Any, true, false).op(1000, actBind, false)},
+		{k(v4Lo, false, false).op(0, actBindListen, false)},
+		{k(v4Lo, false, false).op(0, actBindConnect, false)},
+		{k(dualAny, false, false).op(0, actBind, false)},
+		{k(v6Lo, false, false).op(0, actBindListen, false)},
+		{k(dualMapLo, false, false).op(0, actBind, false)},
+		{k(v6MapLo, false, false).op(0, actBind, false)},
+		// Port 0 never shares a port, whatever the flags.
+		{k(v4Lo, true, false).op(0, actBind, false), k(v4Lo, true, false).op(0, actBind, false)},
+		{k(v4Any, false, true).op(0, actBind, false), k(v4Any, false, true).op(0, actBind, false)},
+		{k(v4Any, true, true).op(0, actBindListen, false), k(v4Any, true, true).op(0, actBindListen, false)},
+		{k(dualAny, true, false).op(0, actBind, false), k(v4Any, true, false).op(0, actBind, false)},
+		{k(v4Any, true, true).op(0, actBind, false), k(v4Lo, true, true).op(0, actBind, false), k(v4Other, true, true).op(0, actBind, false)},
+	}
+	cases := make([]bindCase, len(seqs))
+	for i, ops := range seqs {
+		cases[i] = bindCase{ID: fmt.Sprintf("port0-%02d", i), Kind: kindPort0, Ops: ops}
+	}
+	return cases
+}
+
+// runOps runs ops in order on port (each op's Port is set to it), fills in
+// their results, and closes every socket at the end. Sockets stay open
+// across ops, because each later op must meet the earlier ones; a socket
+// whose listen or connect failed stays open too, still bound, as it would
+// in a program that ignored the error.
+func (r *runner) runOps(ops []bindOp, port int) {
+	fds := make([]int, len(ops))  // -1 where there is no socket
+	rst := make([]bool, len(ops)) // connected: close with a RST
+	var accepted []int            // the helper's ends of those connections
+	defer func() {
+		for _, fd := range accepted {
+			closeRST(fd)
+		}
+		for i, fd := range fds {
+			switch {
+			case fd < 0:
+			case rst[i]:
+				closeRST(fd)
+			default:
+				closeFD(fd)
+			}
+		}
+	}()
+	for i := range ops {
+		op := &ops[i]
+		fds[i] = -1
+		if op.Action == actListen {
+			t := op.Target
+			if fds[t] < 0 {
+				op.Result = resultSkipNotBound
+				continue
+			}
+			var err error
+			asUID(ops[t].UID, func() { err = syscall.Listen(fds[t], backlog) })
+			op.setResult(err, stageListen)
+			continue
+		}
+		op.Port = port
+		fd, err := openBound(op.sockSpec, false)
+		if err != nil {
+			op.setResult(err, stageBind)
+			continue
+		}
+		fds[i] = fd
+		op.BoundPort = localPort(fd)
+		switch op.Action {
+		case actBindListen:
+			asUID(op.UID, func() { err = syscall.Listen(fd, backlog) })
+			op.setResult(err, stageListen)
+		case actBindConnect:
+			asUID(op.UID, func() { err = syscall.Connect(fd, sockaddr(op.Family, op.ConnectAddr, op.ConnectPort)) })
+			op.setResult(err, stageConnect)
+			if err == nil {
+				// The accepted end leaves the helper's queue now, so
+				// that the queue never fills.
+				rst[i] = true
+				accepted = append(accepted, r.acceptHelper(op.ConnectAddr))
+			}
+		default:
+			op.setResult(nil, "")
+		}
+	}
+}

@@ -1,0 +1,379 @@
+//go:build linux && !mips && !mipsle && !mips64 && !mips64le
+
+// Command kernelcorpus records the real Linux kernel's answers to the
+// questions socktable's tables must answer the same way: does a bind,
+// listen or connect on a port succeed next to the sockets already there,
+// and which listener does a new connection reach. The answers go to
+// testdata/kernel, where the replay tests hold the tables to them; where
+// they and DESIGN.md disagree, the kernel is right.
+//
+// It is run by hand, as root, on Linux, and never by CI (it needs root and
+// changes uids):
+//
+//	go run ./internal/kernelcorpus -out testdata/kernel [-seed 1] [-random 400]
+//
+// It needs root (to make a network namespace, add addresses to lo and
+// create sockets as uid 1000), util-linux unshare(1) and iproute2 ip(8).
+// It re-executes itself as `unshare --net -- <itself> <args>`, with an
+// environment marker holding the caller's namespace; inside, it checks
+// that its namespace is a different one before it opens any socket, brings
+// lo up and adds 2001:db8::1 and 2001:db8::2 to it (nodad). All sockets
+// use loopback addresses only, and the namespace dies with the process, so
+// nothing is visible outside it. A run takes seconds. Every case uses
+// ports of its own, counted up from 10000 and kept below the ephemeral
+// range, so cases never meet each other's sockets or TIME_WAITs.
+//
+// Owners: sockets of uid 1000 are created (and bound, listened, connected)
+// with euid 1000 and saved uid 0 (setresuid(-1, 1000, 0)); the euid goes
+// back to 0 at once after.
+//
+// # bind.jsonl
+//
+// One case per line: {"id","kind","port","ops",["prelude"],["port_range"],
+// "kernel"}. The ops run in order on port "port", each on a fresh socket,
+// and every socket stays open until the case ends. A socket op is
+// {"family","v6only","addr","port","reuseaddr","reuseport","uid","action",
+// ["connect_to"],"result",["stage"],["bound_port"]}: v6only is null for
+// family 4; action is bind, bind+listen or bind+connect (connect_to is
+// [addr, port] of a helper listener the generator keeps on port 9000,
+// 127.0.0.1 and v6only ::1, which is not an op); result is ok or the errno
+// name; stage names the failing syscall (bind, listen, connect); bound_port
+// is what getsockname reports after a successful bind. A late listen is
+// {"action":"listen","target":i,"result",["stage"]} on op i's socket,
+// with result SKIPPED_TARGET_NOT_BOUND when that bind had failed. A socket
+// whose listen or connect failed stays open and bound.
+//
+// The address grid has 13 points: family 4 × {0.0.0.0, 127.0.0.1,
+// 127.0.0.2}; family 6 with v6only false and true × {::, ::1, 2001:db8::2,
+// ::ffff:127.0.0.1, ::ffff:0.0.0.0}. With the four SO_REUSEADDR ×
+// SO_REUSEPORT settings that is 52 socket kinds, 8 of which (v6only with a
+// v4-mapped address) can never bind. Owners are uid 0 or 1000.
+//
+//   - kind "pair" (10932 lines): every ordered pair of the 52 kinds. The
+//     second socket always does bind+listen: as the last op its bind answer
+//     is exactly the bind-only answer, and the listen answer comes free.
+//     When both kinds can bind (44×44 pairs): uids 0,0 with the first
+//     socket doing each of bind, bind+listen and bind+connect; when both set
+//     SO_REUSEPORT (the owner rule), also uids 0,1000 and 1000,0 with the
+//     first doing bind and bind+listen, 1000,1000 with bind+listen, and
+//     0,1000 with bind+connect; otherwise one more line whose owners cycle
+//     through 0,1000 / 1000,0 / 1000,1000 and whose first action cycles
+//     through the three. When a kind can never bind: one line, uids 0,0
+//     (first bind when it is the first, first bind+listen when the second).
+//     A dual-stack :: doing bind+connect reaches ::1 and ::ffff:127.0.0.1
+//     on alternate lines.
+//   - kind "sequence": 320 fixed cases "seq-fixed-*" (bind A, bind B, then
+//     listen both in either order; A,B in {127.0.0.1,127.0.0.1},
+//     {0.0.0.0,127.0.0.1}, {127.0.0.1,0.0.0.0}, {dual-stack ::,0.0.0.0},
+//     {dual-stack ::1, dual-stack ::} × all flags of both × uids 0,0 and
+//     0,1000) for the listen-time re-check, and -random cases "seq-rand-*"
+//     of 3 or 4 ops drawn with -seed from all 52 kinds, both owners, all
+//     three actions and late listens on earlier bind or bind+connect ops.
+//   - kind "timewait" (1024 lines, fewer if a TIME_WAIT failed to appear,
+//     which the summary counts): a listener on P, a client connects to
+//     prelude.client_dst:P and is accepted, who_closed_first closes first,
+//     the other side closes, the listener closes; the TIME_WAIT is checked
+//     in /proc/net/tcp{,6} (for "server" the accepted socket on P; for
+//     "client" the client's, on an ephemeral port, with nothing left on P,
+//     as a control). Listeners: 127.0.0.1 and 0.0.0.0 reached at 127.0.0.1,
+//     dual-stack :: reached at ::1 and at 127.0.0.1; × listener flags ×
+//     listener uid × who_closed_first. Then one bind+listen op on the
+//     TIME_WAIT's own address and on the wildcard of the client's family
+//     (dual-stack for IPv6) × all flags × uid 0 and 1000.
+//   - kind "port0" (15 lines, port 0): binds to port 0, alone and two or
+//     three to a case with the various flags. The kernel picks the port at
+//     random: check the results, that bound_port lies within the line's
+//     "port_range" (ip_local_port_range), and that it is never shared.
+//
+// # lookup.jsonl
+//
+// One case per line: {"id","listeners","client_family","dst_addr",
+// "dst_port","connects","kernel"}. Listeners ({"family","v6only","addr",
+// "port","reuseport","reuseaddr"}, all uid 0, non-blocking) are created
+// and listen in order on dst_port; a case whose listeners cannot all bind
+// and listen is skipped and named in the summary. Each connect binds a
+// client of client_family to src_addr:src_port, connects to
+// dst_addr:dst_port, and records the index of the listener whose accept
+// returned it, or "ECONNREFUSED". Scenarios: each single listener kind
+// against IPv4, IPv6 and v4-mapped clients; exact against wildcard in both
+// creation orders (IPv4, IPv6, v6only, v4-mapped, AF_INET against
+// dual-stack); AF_INET 0.0.0.0 against dual-stack, v6only and v4-mapped
+// wildcards in both orders; reuseport groups of 2 to 4 on one address; and
+// two groups on different addresses, families or v6only settings, in both
+// orders and interleaved. Cases with a SO_REUSEPORT listener make 64
+// connections (to show group membership and spread), others 4. Reuseport
+// member choice hashes with a per-boot secret: compare membership and
+// spread, never which member took which connection.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// nsEnv marks the re-executed child and carries the parent's network
+// namespace (as /proc/self/ns/net reads), so the child can prove it is
+// somewhere else.
+const nsEnv = "SOCKTABLE_KERNELCORPUS_PARENT_NETNS"
+
+// config is the command line.
+type config struct {
+	out    string
+	seed   uint64
+	random int
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("kernelcorpus: ")
+	var cfg config
+	flag.StringVar(&cfg.out, "out", "", "directory to write bind.jsonl and lookup.jsonl to (required)")
+	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the random sequence cases")
+	flag.IntVar(&cfg.random, "random", 400, "number of random sequence cases")
+	flag.Parse()
+	if cfg.out == "" || flag.NArg() != 0 || cfg.random < 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if os.Geteuid() != 0 {
+		log.Fatal("must run as root: it makes a network namespace and creates sockets as uid 1000")
+	}
+	parentNS, inside := os.LookupEnv(nsEnv)
+	if !inside {
+		os.Exit(reexec())
+	}
+	run(cfg, parentNS)
+}
+
+// reexec runs this program again under `unshare --net` and returns its
+// exit status. A re-exec rather than unshare(2) in-process, because
+// unshare(2) moves only the calling thread and a Go program has many.
+func reexec() int {
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Not /proc/self/exe: unshare would resolve that to itself.
+	cmd := exec.Command("unshare", append([]string{"--net", "--", self}, os.Args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), nsEnv+"="+ns)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() > 0 {
+			return ee.ExitCode()
+		}
+		log.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// run records the corpus; it runs inside the fresh namespace.
+func run(cfg config, parentNS string) {
+	ns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if ns == parentNS {
+		log.Fatalf("still in the caller's network namespace %s: refusing to open sockets there", ns)
+	}
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"-6", "addr", "add", "2001:db8::1/128", "dev", "lo", "nodad"},
+		{"-6", "addr", "add", "2001:db8::2/128", "dev", "lo", "nodad"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			log.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	kernel := kernelRelease()
+	lo, hi := portRange()
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	r := newRunner(lo)
+	defer r.close()
+
+	var sum summary
+	writeJSONL(filepath.Join(cfg.out, "bind.jsonl"), func(emit func(any)) {
+		var cases []bindCase
+		cases = append(cases, pairCases()...)
+		cases = append(cases, fixedSequences()...)
+		cases = append(cases, randomSequences(cfg.random, cfg.seed)...)
+		cases = append(cases, timewaitCases()...)
+		cases = append(cases, port0Cases()...)
+		for i := range cases {
+			c := &cases[i]
+			c.Kernel = kernel
+			switch c.Kind {
+			case kindPort0:
+				c.PortRange = []int{lo, hi}
+				r.runOps(c.Ops, 0)
+			case kindTimewait:
+				c.Port = r.port()
+				if !r.runTimewait(c, c.Port) {
+					sum.twSkipped++
+					continue
+				}
+			default:
+				c.Port = r.port()
+				r.runOps(c.Ops, c.Port)
+			}
+			sum.addBind(c)
+			emit(c)
+		}
+	})
+	writeJSONL(filepath.Join(cfg.out, "lookup.jsonl"), func(emit func(any)) {
+		cases := lookupCases()
+		for i := range cases {
+			c := &cases[i]
+			c.Kernel = kernel
+			if err := r.runLookup(c); err != nil {
+				sum.lookupSkipped = append(sum.lookupSkipped, c.ID+": "+err.Error())
+				continue
+			}
+			sum.addLookup(c)
+			emit(c)
+		}
+	})
+	sum.print(os.Stdout, kernel, lo, hi, r.nextPort)
+}
+
+// writeJSONL writes the values fill emits to path, one JSON object a line.
+// It writes a temporary file and renames it, so that a run that dies
+// half-way leaves the old corpus in place rather than half a new one.
+func writeJSONL(path string, fill func(emit func(any))) {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	fill(func(v any) {
+		if err := enc.Encode(v); err != nil {
+			log.Fatalf("%s: %v", path, err)
+		}
+	})
+	if err := w.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// kernelRelease returns what `uname -r` prints.
+func kernelRelease() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		log.Fatal(err)
+	}
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
+
+// portRange returns the namespace's net.ipv4.ip_local_port_range.
+func portRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fs := strings.Fields(string(b))
+	if len(fs) != 2 {
+		log.Fatalf("ip_local_port_range: %q", b)
+	}
+	lo, err1 := strconv.Atoi(fs[0])
+	hi, err2 := strconv.Atoi(fs[1])
+	if err1 != nil || err2 != nil {
+		log.Fatalf("ip_local_port_range: %q", b)
+	}
+	return lo, hi
+}
+
+// summary counts what a run recorded, for the report printed at the end.
+type summary struct {
+	bindCases     map[string]int // by kind
+	results       map[string]int // "kind result[@stage]" over all ops
+	twSkipped     int
+	lookupCases   int
+	lookupResults map[string]int // "listener index" or error, over all connects
+	lookupSkipped []string
+}
+
+// addBind counts a recorded bind case.
+func (s *summary) addBind(c *bindCase) {
+	if s.bindCases == nil {
+		s.bindCases, s.results = map[string]int{}, map[string]int{}
+	}
+	s.bindCases[c.Kind]++
+	for _, o := range c.Ops {
+		k := c.Kind + " " + o.Result
+		if o.Stage != "" {
+			k += "@" + o.Stage
+		}
+		s.results[k]++
+	}
+}
+
+// addLookup counts a recorded lookup case.
+func (s *summary) addLookup(c *lookupCase) {
+	if s.lookupResults == nil {
+		s.lookupResults = map[string]int{}
+	}
+	s.lookupCases++
+	for _, cn := range c.Connects {
+		k := fmt.Sprint(cn.Result)
+		if _, ok := cn.Result.(int); ok {
+			k = "listener " + k
+		}
+		s.lookupResults[k]++
+	}
+}
+
+// print writes the summary.
+func (s *summary) print(f io.Writer, kernel string, lo, hi, nextPort int) {
+	fmt.Fprintf(f, "kernel %s, ip_local_port_range %d-%d, case ports %d-%d\n", kernel, lo, hi, firstPort, nextPort-1)
+	for _, k := range slices.Sorted(maps.Keys(s.bindCases)) {
+		fmt.Fprintf(f, "bind.jsonl %-9s %6d cases\n", k, s.bindCases[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.results)) {
+		fmt.Fprintf(f, "  ops %-40s %6d\n", k, s.results[k])
+	}
+	fmt.Fprintf(f, "timewait cases skipped (no TIME_WAIT seen): %d\n", s.twSkipped)
+	fmt.Fprintf(f, "lookup.jsonl %d cases\n", s.lookupCases)
+	for _, k := range slices.Sorted(maps.Keys(s.lookupResults)) {
+		fmt.Fprintf(f, "  connects %-20s %6d\n", k, s.lookupResults[k])
+	}
+	fmt.Fprintf(f, "lookup cases skipped (listeners could not all listen): %d\n", len(s.lookupSkipped))
+	for _, l := range s.lookupSkipped {
+		fmt.Fprintf(f, "  %s\n", l)
+	}
+}

@@ -1,0 +1,205 @@
+//go:build linux && !mips && !mipsle && !mips64 && !mips64le
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"syscall"
+)
+
+// soReusePort is SO_REUSEPORT, which package syscall does not define. 15 is
+// the asm-generic value every architecture this file builds for uses; the
+// mips family (0x200) is excluded by the build constraint for that reason.
+const soReusePort = 0xf
+
+// backlog is the listen backlog of every socket the generator listens on.
+// No case fills an accept queue, so any value above the few connections a
+// case makes would do.
+const backlog = 128
+
+// sockSpec describes one socket of a case: how it is made and where it is
+// bound. It is the op shape of bind.jsonl (and of a timewait prelude's
+// listener), so its field names are the corpus's.
+type sockSpec struct {
+	Family    int    `json:"family"`    // 4 (AF_INET) or 6 (AF_INET6)
+	V6Only    *bool  `json:"v6only"`    // IPV6_V6ONLY; nil (JSON null) for family 4
+	Addr      string `json:"addr"`      // address passed to bind(2), in the family's own form
+	Port      int    `json:"port"`      // port passed to bind(2)
+	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR before bind
+	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT before bind
+	UID       int    `json:"uid"`       // owner: the euid the socket is created (and used) under
+}
+
+// boolPtr returns a pointer to a fresh copy of b, for sockSpec.V6Only.
+func boolPtr(b bool) *bool { return &b }
+
+// asUID runs f with the effective uid set to uid, and restores euid 0
+// afterwards. A socket's owner (sk_uid, which SO_REUSEPORT compares) is the
+// creator's fsuid, which follows the euid; the real and saved uids stay 0
+// so that the way back is allowed. Go applies setresuid to every thread of
+// the process (since Go 1.16), so it does not matter which thread f runs
+// on. All of f runs under uid, not only socket(2), because that is what an
+// unprivileged program does; ports are >= 1024, so no capability is needed.
+func asUID(uid int, f func()) {
+	if uid == 0 {
+		f()
+		return
+	}
+	if err := syscall.Setresuid(-1, uid, 0); err != nil {
+		log.Fatalf("setresuid(-1, %d, 0): %v", uid, err)
+	}
+	defer func() {
+		// Running on as uid 1000 would make every later "uid 0" socket a
+		// lie, so a failed restore ends the run.
+		if err := syscall.Setresuid(-1, 0, -1); err != nil {
+			log.Fatalf("setresuid(-1, 0, -1): %v", err)
+		}
+	}()
+	f()
+}
+
+// sockaddr builds the address for bind(2) or connect(2) on a socket of the
+// given family. A family 6 address keeps its form: ::ffff:a.b.c.d stays a
+// v4-mapped IPv6 address, which is what the kernel has to judge.
+func sockaddr(family int, addr string, port int) syscall.Sockaddr {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		log.Fatalf("bad address %q: %v", addr, err)
+	}
+	switch {
+	case family == 4 && ip.Is4():
+		return &syscall.SockaddrInet4{Port: port, Addr: ip.As4()}
+	case family == 6 && ip.Is6():
+		return &syscall.SockaddrInet6{Port: port, Addr: ip.As16()}
+	}
+	log.Fatalf("address %q is not of family %d", addr, family)
+	return nil
+}
+
+// afOf maps the corpus's family number to the socket(2) domain.
+func afOf(family int) int {
+	if family == 4 {
+		return syscall.AF_INET
+	}
+	return syscall.AF_INET6
+}
+
+// newSocket creates a TCP socket of the given family. Failure is the
+// generator's problem, not an answer of interest, so it is fatal.
+func newSocket(family int, nonblock bool) int {
+	typ := syscall.SOCK_STREAM | syscall.SOCK_CLOEXEC
+	if nonblock {
+		typ |= syscall.SOCK_NONBLOCK
+	}
+	fd, err := syscall.Socket(afOf(family), typ, 0)
+	if err != nil {
+		log.Fatalf("socket(family %d): %v", family, err)
+	}
+	return fd
+}
+
+// setFlag sets a boolean socket option, fatally on failure.
+func setFlag(fd, level, opt int, on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	if err := syscall.SetsockoptInt(fd, level, opt, v); err != nil {
+		log.Fatalf("setsockopt(%d, %d) = %d: %v", level, opt, v, err)
+	}
+}
+
+// openBound creates the socket s describes, as s.UID, and binds it. It
+// returns the socket, or -1 and the kernel's bind error, having closed the
+// socket: a failed bind leaves nothing a later op could see.
+func openBound(s sockSpec, nonblock bool) (fd int, bindErr error) {
+	asUID(s.UID, func() {
+		fd = newSocket(s.Family, nonblock)
+		setFlag(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, s.ReuseAddr)
+		setFlag(fd, syscall.SOL_SOCKET, soReusePort, s.ReusePort)
+		if s.Family == 6 {
+			// Set explicitly, both ways, so that the answers do not
+			// depend on the net.ipv6.bindv6only sysctl.
+			setFlag(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, *s.V6Only)
+		}
+		bindErr = syscall.Bind(fd, sockaddr(s.Family, s.Addr, s.Port))
+	})
+	if bindErr != nil {
+		closeFD(fd)
+		return -1, bindErr
+	}
+	return fd, nil
+}
+
+// localPort returns the port getsockname(2) reports for fd.
+func localPort(fd int) int {
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		log.Fatalf("getsockname: %v", err)
+	}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return sa.Port
+	case *syscall.SockaddrInet6:
+		return sa.Port
+	}
+	log.Fatalf("getsockname: unexpected %T", sa)
+	return 0
+}
+
+// closeFD closes fd; a failed close means the generator lost track of its
+// sockets, so it is fatal.
+func closeFD(fd int) {
+	if err := syscall.Close(fd); err != nil {
+		log.Fatalf("close(%d): %v", fd, err)
+	}
+}
+
+// closeRST closes a connected socket with SO_LINGER 0, so that it sends a
+// RST and leaves no TIME_WAIT or FIN_WAIT2 behind. The generator uses it
+// only where a TIME_WAIT is not the point: the namespace then holds no
+// leftovers that a later case or a /proc scan would have to step around.
+func closeRST(fd int) {
+	l := syscall.Linger{Onoff: 1, Linger: 0}
+	if err := syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &l); err != nil {
+		log.Fatalf("SO_LINGER: %v", err)
+	}
+	closeFD(fd)
+}
+
+// errnoNames spells the errors a case can produce the way the corpus
+// does: as the C constant's name.
+var errnoNames = map[syscall.Errno]string{
+	syscall.EACCES:        "EACCES",
+	syscall.EADDRINUSE:    "EADDRINUSE",
+	syscall.EADDRNOTAVAIL: "EADDRNOTAVAIL",
+	syscall.EAFNOSUPPORT:  "EAFNOSUPPORT",
+	syscall.EAGAIN:        "EAGAIN",
+	syscall.ECONNREFUSED:  "ECONNREFUSED",
+	syscall.ECONNRESET:    "ECONNRESET",
+	syscall.EHOSTUNREACH:  "EHOSTUNREACH",
+	syscall.EINPROGRESS:   "EINPROGRESS",
+	syscall.EINVAL:        "EINVAL",
+	syscall.EISCONN:       "EISCONN",
+	syscall.ENETUNREACH:   "ENETUNREACH",
+	syscall.EOPNOTSUPP:    "EOPNOTSUPP",
+	syscall.EPERM:         "EPERM",
+	syscall.ETIMEDOUT:     "ETIMEDOUT",
+}
+
+// errName returns the corpus spelling of a syscall error. An errno missing
+// from errnoNames is still recorded, with its number, rather than dropped:
+// it is exactly the kind of surprise the corpus exists to catch.
+func errName(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name, ok := errnoNames[errno]; ok {
+			return name
+		}
+		return fmt.Sprintf("errno%d", int(errno))
+	}
+	return err.Error()
+}
