@@ -85,4 +85,8 @@
 //	ErrExists         socktable, table                   insert of a key already present (the duplicate-SYN race)
 //	ErrFull           socktable, table                   insert past Options.MaxEntries
 //	ErrValueType      socktable, table                   a value type that cannot be stored atomically
+//	ErrAddrInUse      socktable, table                   bind or listen conflicts with a holder of the port (EADDRINUSE)
+//	ErrAddrNotAvail   socktable, table                   non-local bind address, or no free four-tuple (EADDRNOTAVAIL)
+//	ErrInvalid        socktable, table                   a request Linux refuses with EINVAL
+//	ErrNoPorts        socktable, table                   no free port in the range
 package socktable

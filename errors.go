@@ -30,6 +30,14 @@ var (
 	ErrExists = errs.ErrExists
 	// ErrFull: an insert past a table's configured maximum.
 	ErrFull = errs.ErrFull
+	// ErrAddrInUse: a bind or listen conflicting with a holder of the port.
+	ErrAddrInUse = errs.ErrAddrInUse
+	// ErrAddrNotAvail: a non-local bind address, or no free four-tuple.
+	ErrAddrNotAvail = errs.ErrAddrNotAvail
+	// ErrInvalid: a request Linux refuses with EINVAL.
+	ErrInvalid = errs.ErrInvalid
+	// ErrNoPorts: no free port in the range.
+	ErrNoPorts = errs.ErrNoPorts
 	// ErrValueType: a value type a lock-free table cannot store atomically.
 	ErrValueType = errs.ErrValueType
 )

@@ -33,6 +33,10 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrValueType, table.ErrValueType},
 		{socktable.ErrPort, table.ErrPort},
 		{socktable.ErrInvalidAddr, table.ErrInvalidAddr},
+		{socktable.ErrAddrInUse, table.ErrAddrInUse},
+		{socktable.ErrAddrNotAvail, table.ErrAddrNotAvail},
+		{socktable.ErrInvalid, table.ErrInvalid},
+		{socktable.ErrNoPorts, table.ErrNoPorts},
 	}
 	for _, p := range same {
 		require.Same(t, p[0], p[1])
@@ -40,7 +44,8 @@ func TestSentinelsAreShared(t *testing.T) {
 	}
 	all := []error{socktable.ErrInvalidAddr, socktable.ErrZone, socktable.ErrPort, socktable.ErrTruncated,
 		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed,
-		socktable.ErrExists, socktable.ErrFull, socktable.ErrValueType}
+		socktable.ErrExists, socktable.ErrFull, socktable.ErrValueType, socktable.ErrAddrInUse,
+		socktable.ErrAddrNotAvail, socktable.ErrInvalid, socktable.ErrNoPorts}
 	for i, a := range all {
 		require.True(t, strings.HasPrefix(a.Error(), "socktable: "), a.Error())
 		for _, b := range all[i+1:] {

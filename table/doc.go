@@ -1,10 +1,14 @@
 // Package table holds socktable's tables: Established, the four-tuple map
-// every arriving segment is looked up in first; later the bind table and
-// the listener index.
+// every arriving segment is looked up in first; Ports, the bind table that
+// decides port sharing as Linux does; later the listener index.
 //
 // All tables are keyed by tuple values, hashed with the stack's shared
 // keyed tuple.Hasher, read lock-free and written under fine-grained locks
 // that writers to different buckets do not share.
+//
+// LookupBatch and the rehash prefetch with one small assembly routine on
+// amd64 and arm64; elsewhere, or with the purego build tag, they run
+// without prefetching and give the same results.
 package table
 
 import "github.com/socktable/socktable/internal/errs"
@@ -26,4 +30,16 @@ var (
 	// connection key (see tuple.Tuple.Validate).
 	ErrInvalidAddr = errs.ErrInvalidAddr
 	ErrPort        = errs.ErrPort
+
+	// ErrAddrInUse: Ports.Bind or Ports.Listen conflicting with a holder
+	// of the port (EADDRINUSE).
+	ErrAddrInUse = errs.ErrAddrInUse
+	// ErrAddrNotAvail: Ports.Bind to an address not in
+	// PortsOptions.LocalAddrs, or a Ports.Connect with no free four-tuple
+	// (EADDRNOTAVAIL).
+	ErrAddrNotAvail = errs.ErrAddrNotAvail
+	// ErrInvalid: a request Linux refuses with EINVAL (see Ports.Bind).
+	ErrInvalid = errs.ErrInvalid
+	// ErrNoPorts: Ports.Bind to port 0 found no free port in the range.
+	ErrNoPorts = errs.ErrNoPorts
 )

@@ -44,6 +44,19 @@ var (
 	// atomically (see table.Established).
 	ErrValueType = errors.New("socktable: value type must be a pointer or a pointer-free type of at most 8 bytes")
 
+	// ErrAddrInUse reports a bind or listen that conflicts with a socket
+	// already holding the address and port (EADDRINUSE).
+	ErrAddrInUse = errors.New("socktable: address already in use")
+	// ErrAddrNotAvail reports a bind to an address that is not local, or a
+	// connect with no free four-tuple (EADDRNOTAVAIL).
+	ErrAddrNotAvail = errors.New("socktable: address not available")
+	// ErrInvalid reports a request Linux refuses with EINVAL: a v4-mapped
+	// address on a v6only socket, an address of the wrong family, listen on
+	// a connected socket.
+	ErrInvalid = errors.New("socktable: invalid argument")
+	// ErrNoPorts reports an exhausted port range: no port could be picked.
+	ErrNoPorts = errors.New("socktable: no free port in range")
+
 	// ErrCapacity reports a capacity or size argument out of range.
 	ErrCapacity = errors.New("socktable: capacity out of range")
 )
