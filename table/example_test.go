@@ -55,3 +55,37 @@ func ExampleEstablished_LookupBatch() {
 	fmt.Println(socks, found)
 	// Output: [2 0 1] [true false true]
 }
+
+// Port sharing decided as Linux decides it: two SO_REUSEADDR sockets may
+// both bind a port, but only one may listen on it; a SO_REUSEPORT group
+// takes only sockets of one owner.
+func ExamplePorts() {
+	ports, err := table.NewPorts(table.PortsOptions{})
+	if err != nil {
+		panic(err)
+	}
+	local := tuple.MustAddr("127.0.0.1")
+	a, _ := ports.Bind(table.BindRequest{Family: 4, Addr: local, Port: 8080, ReuseAddr: true})
+	b, err := ports.Bind(table.BindRequest{Family: 4, Addr: local, Port: 8080, ReuseAddr: true})
+	fmt.Println("second bind:", err)
+	fmt.Println("first listen:", ports.Listen(a))
+	fmt.Println("second listen:", ports.Listen(b))
+
+	web := table.BindRequest{Family: 6, Addr: tuple.IPv6Unspecified(), Port: 443, ReusePort: true, Owner: 33}
+	_, _ = ports.Bind(web)
+	_, err = ports.Bind(web) // a second worker of the same owner
+	fmt.Println("same owner:", err)
+	web.Owner = 1000
+	_, err = ports.Bind(web) // another user's process
+	fmt.Println("other owner:", err)
+
+	eph, _ := ports.Bind(table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified()}) // port 0
+	fmt.Println("picked an ephemeral port:", eph.Port() >= 32768 && eph.Port() <= 60999)
+	// Output:
+	// second bind: <nil>
+	// first listen: <nil>
+	// second listen: socktable: address already in use
+	// same owner: <nil>
+	// other owner: socktable: address already in use
+	// picked an ephemeral port: true
+}

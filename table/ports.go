@@ -362,9 +362,10 @@ func (p *Ports) Inherit(l *Binding, local tuple.Addr) (*Binding, error) {
 	return c, nil
 }
 
-// TimeWait records that b's socket closed into TIME_WAIT: it keeps the
-// port, with its options and owner, until Release. It returns ErrInvalid
-// if b is released and ErrClosed after Close.
+// TimeWait records that b's connection closed into TIME_WAIT: it keeps
+// the port, with its options and owner, until Release. It returns
+// ErrInvalid unless b is connected (only connections leave a TIME_WAIT),
+// and ErrClosed after Close.
 func (p *Ports) TimeWait(b *Binding) error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -372,7 +373,7 @@ func (p *Ports) TimeWait(b *Binding) error {
 	s := p.stripe(b.owner.port)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b.released {
+	if b.released || b.owner.state != StateConnected {
 		return ErrInvalid
 	}
 	b.owner.state = StateTimeWait
