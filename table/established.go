@@ -226,6 +226,10 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 // in a server's table such writes are common (a retransmitted SYN, a late
 // close). A write that goes on takes the lock and checks again.
 
+// smallTableGroups: up to this many groups, every delete checks whether
+// the table should shrink.
+const smallTableGroups = 64
+
 // attempt says what a writer does after one attempt on one table.
 type attempt uint8
 
@@ -310,7 +314,10 @@ func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 			m.waitResize()
 			continue
 		}
-		if emptied && tb.groups > m.minGroups && tb.sparse() {
+		// Checking the load means summing the counter stripes: do it when
+		// a group empties (frequent once a table is mostly empty), and on
+		// every delete in small tables, which have few groups to empty.
+		if (emptied || tb.groups <= smallTableGroups) && tb.groups > m.minGroups && tb.sparse() {
 			m.resize(tb) // mostly empty: shrink
 		}
 		return v, ok
