@@ -1,6 +1,7 @@
 // Package table holds socktable's tables: Established, the four-tuple map
 // every arriving segment is looked up in first; Ports, the bind table that
-// decides port sharing as Linux does; later the listener index.
+// decides port sharing as Linux does; and Listeners, the listener index
+// with Linux's scoring and SO_REUSEPORT groups.
 //
 // All tables are keyed by tuple values, hashed with the stack's shared
 // keyed tuple.Hasher, read lock-free and written under fine-grained locks

@@ -89,3 +89,34 @@ func ExamplePorts() {
 	// other owner: socktable: address already in use
 	// picked an ephemeral port: true
 }
+
+// The listener a SYN reaches: an exact-address listener beats the
+// wildcard; a SO_REUSEPORT group spreads flows over its members.
+func ExampleListeners() {
+	ports, _ := table.NewPorts(table.PortsOptions{})
+	listeners, _ := table.NewListeners[string](ports, table.ListenersOptions{})
+	listenOn := func(addr string, name string) {
+		b, err := ports.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr(addr), Port: 80, ReusePort: true})
+		if err != nil {
+			panic(err)
+		}
+		if _, err := listeners.Listen(b, name); err != nil {
+			panic(err)
+		}
+	}
+	listenOn("0.0.0.0", "worker")
+	listenOn("0.0.0.0", "worker") // a second member of the same group
+	listenOn("192.0.2.10", "admin")
+
+	client := tuple.MustEndpoint("198.51.100.7:40000")
+	who, _ := listeners.Lookup(tuple.MustEndpoint("192.0.2.10:80"), client, 0)
+	fmt.Println("to 192.0.2.10:", who)
+	who, _ = listeners.Lookup(tuple.MustEndpoint("192.0.2.1:80"), client, 0)
+	fmt.Println("to 192.0.2.1:", who)
+	_, ok := listeners.Lookup(tuple.MustEndpoint("192.0.2.1:81"), client, 0)
+	fmt.Println("port 81 listens:", ok)
+	// Output:
+	// to 192.0.2.10: admin
+	// to 192.0.2.1: worker
+	// port 81 listens: false
+}

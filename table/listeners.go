@@ -1,0 +1,320 @@
+package table
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// Listeners is the listener index: for a segment that missed the
+// established table, which listening socket gets the connection. It
+// answers as Linux's __inet_lookup_listener does (DESIGN.md §1):
+//
+//  1. the listeners bound to the destination address and port are scored
+//     first; only if none matches, those bound to a wildcard on the port
+//     (an exact-address listener beats a wildcard one whatever the scores);
+//  2. a candidate must match the packet's family (an IPv4 packet: AF_INET
+//     sockets, v4-mapped and dual-stack AF_INET6 ones, never v6only; an IPv6
+//     packet: AF_INET6 sockets bound to its address or to "::"), and its
+//     device if it is bound to one;
+//  3. score: 2 if device-bound, else 1; +1 for AF_INET (a plain IPv4
+//     listener beats a dual-stack one); the first candidate with the
+//     highest score wins, in the kernel's order (new listeners go first,
+//     except SO_REUSEPORT AF_INET6 ones, which go last);
+//  4. a winner in a SO_REUSEPORT group hands the connection to a member
+//     chosen by the flow hash, scaled by multiply-shift (Linux's
+//     reciprocal_scale over inet_ehashfn). Groups hold sockets of one owner,
+//     family, v6only setting, device and identical address and port; a
+//     member that closes leaves the others serving.
+//
+// These rules are checked against connections recorded on the real kernel
+// (testdata/kernel/lookup.jsonl).
+//
+// Concurrency: Lookup is lock-free and wait-free (a few atomic loads of
+// immutable snapshots), allocates nothing and takes O(1) time in the number
+// of listeners on other addresses and ports. Listen and Close take a mutex
+// and copy the one bucket they change; they are linearizable with each
+// other and with Lookup.
+type Listeners[V comparable] struct {
+	ports  *Ports
+	hasher *tuple.Hasher
+	slots  []atomic.Pointer[listenBucket[V]] // immutable header; power-of-two length; chains of buckets
+	mu     sync.Mutex                        // serializes Listen and Close
+}
+
+// listenBucket holds the listeners of one (address, port), or of the
+// wildcards on one port, in lookup order, with what scoring reads copied
+// inline (a lookup reads the slot, the bucket and its entries: three
+// lines). Buckets whose keys share a slot are chained through next.
+// Immutable once published: Listen and Close copy the chain they change.
+type listenBucket[V comparable] struct {
+	key     listenKey
+	entries []listenEntry[V]
+	next    *listenBucket[V]
+}
+
+// listenEntry is a listener as the lookup sees it.
+type listenEntry[V comparable] struct {
+	owner bindOwner
+	value V
+	group *listenGroup[V] // nil unless SO_REUSEPORT
+	l     *Listener[V]
+}
+
+// listenKey: addr is the bound address, or the zero Addr for every
+// wildcard (0.0.0.0, ::ffff:0.0.0.0 and "::" share a bucket, as in Linux,
+// where they hash alike). IPv4 and v4-mapped addresses are the same Addr,
+// so they share buckets too.
+type listenKey struct {
+	addr tuple.Addr
+	port uint16
+}
+
+// Listener is a listening socket in the index: its Binding and the value
+// Lookup returns for it.
+type Listener[V comparable] struct {
+	l     *Listeners[V]
+	b     *Binding
+	owner bindOwner // a copy, immutable
+	value V
+	group *listenGroup[V] // nil unless SO_REUSEPORT
+	index bool            // set while in the index; guarded by Listeners.mu
+}
+
+// listenGroup is a SO_REUSEPORT group: members in join order.
+type listenGroup[V comparable] struct {
+	members atomic.Pointer[[]*Listener[V]] // immutable slices, replaced under Listeners.mu
+}
+
+// ListenersOptions configures a Listeners index.
+type ListenersOptions struct {
+	// Slots is the number of hash slots (rounded up to a power of two);
+	// 0 means 16384 (128 KiB). Lookups stay O(1) while listened-on (address, port)
+	// pairs are within a small multiple of it.
+	Slots int
+	// Hasher is the stack's shared keyed hasher (flow hashes for
+	// SO_REUSEPORT, bucket hashes). nil means a new one.
+	Hasher *tuple.Hasher
+}
+
+// NewListeners returns an empty index over ports' bindings. It returns
+// ErrCapacity for a negative Slots.
+func NewListeners[V comparable](ports *Ports, opts ListenersOptions) (*Listeners[V], error) {
+	if opts.Slots < 0 {
+		return nil, ErrCapacity
+	}
+	n := 1
+	for n < opts.Slots || (opts.Slots == 0 && n < 16384) {
+		n *= 2
+	}
+	h := opts.Hasher
+	if h == nil {
+		h = tuple.NewHasher()
+	}
+	return &Listeners[V]{ports: ports, hasher: h, slots: make([]atomic.Pointer[listenBucket[V]], n)}, nil
+}
+
+func keyOf(o *bindOwner) listenKey {
+	if o.addr.IsUnspecified() {
+		return listenKey{port: o.port}
+	}
+	return listenKey{addr: o.addr, port: o.port}
+}
+
+func (l *Listeners[V]) slot(k listenKey) *atomic.Pointer[listenBucket[V]] {
+	h := l.hasher.HashEndpoint(tuple.Endpoint{Addr: k.addr, Port: k.port})
+	return &l.slots[h&uint64(len(l.slots)-1)]
+}
+
+// find returns the bucket of k in the chain starting at b.
+func find[V comparable](b *listenBucket[V], k listenKey) *listenBucket[V] {
+	for ; b != nil; b = b.next {
+		if b.key == k {
+			return b
+		}
+	}
+	return nil
+}
+
+// Listen makes b's socket listen (Ports.Listen: the conflict re-check)
+// and indexes it with value v, joining a SO_REUSEPORT group if one
+// matches. It returns Ports.Listen's errors, and ErrInvalid if b is
+// already indexed.
+func (l *Listeners[V]) Listen(b *Binding, v V) (*Listener[V], error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b.State() == StateListen {
+		return nil, ErrInvalid
+	}
+	if err := l.ports.Listen(b); err != nil {
+		return nil, err
+	}
+	h := &Listener[V]{l: l, b: b, owner: b.read(), value: v}
+	k := keyOf(&h.owner)
+	sp := l.slot(k)
+	old := sp.Load()
+	var entries []listenEntry[V]
+	if bk := find(old, k); bk != nil {
+		entries = bk.entries
+	}
+	if h.owner.reusePort {
+		for _, e := range entries {
+			if e.group != nil && sameGroup(&e.owner, &h.owner) {
+				h.group = e.group
+				break
+			}
+		}
+		if h.group == nil {
+			h.group = &listenGroup[V]{}
+			h.group.members.Store(&[]*Listener[V]{})
+		}
+		members := append(append([]*Listener[V](nil), *h.group.members.Load()...), h)
+		h.group.members.Store(&members)
+	}
+	e := listenEntry[V]{owner: h.owner, value: v, group: h.group, l: h}
+	var next []listenEntry[V]
+	if h.owner.reusePort && h.owner.family == 6 {
+		next = append(append(next, entries...), e) // __inet_hash: tail
+	} else {
+		next = append(append(next, e), entries...) // head
+	}
+	l.publish(sp, old, k, next)
+	h.index = true
+	return h, nil
+}
+
+// sameGroup is inet_reuseport_add_sock's test: one owner, family, v6only
+// setting, device and identical address (and, by the bucket, port).
+func sameGroup(a, b *bindOwner) bool {
+	return a.family == b.family && a.v6only == b.v6only && a.device == b.device &&
+		a.uid == b.uid && a.addr == b.addr && a.port == b.port
+}
+
+// publish replaces bucket k of slot sp (whose current value is old) by
+// entries (none: the bucket goes).
+func (l *Listeners[V]) publish(sp *atomic.Pointer[listenBucket[V]], old *listenBucket[V], k listenKey, entries []listenEntry[V]) {
+	var chain *listenBucket[V]
+	if len(entries) > 0 {
+		chain = &listenBucket[V]{key: k, entries: entries}
+	}
+	for b := old; b != nil; b = b.next {
+		if b.key != k {
+			chain = &listenBucket[V]{key: b.key, entries: b.entries, next: chain}
+		}
+	}
+	sp.Store(chain)
+}
+
+// Close removes the listener from the index and its group (the others go
+// on serving) and releases its binding. A second Close returns ErrInvalid.
+func (h *Listener[V]) Close() error {
+	l := h.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !h.index {
+		return ErrInvalid
+	}
+	h.index = false
+	k := keyOf(&h.owner)
+	sp := l.slot(k)
+	old := sp.Load()
+	var entries []listenEntry[V]
+	for _, e := range find(old, k).entries {
+		if e.l != h {
+			entries = append(entries, e)
+		}
+	}
+	if h.group != nil {
+		var members []*Listener[V]
+		for _, m := range *h.group.members.Load() {
+			if m != h {
+				members = append(members, m)
+			}
+		}
+		h.group.members.Store(&members)
+	}
+	l.publish(sp, old, k, entries)
+	return l.ports.Release(h.b)
+}
+
+// Value returns the value the listener was indexed with.
+func (h *Listener[V]) Value() V { return h.value }
+
+// Lookup returns the listener that gets a connection to dst from src
+// arriving on device (0 if unknown), as described on Listeners, or false
+// if none listens (the kernel answers with a RST). It is lock-free and
+// allocates nothing.
+func (l *Listeners[V]) Lookup(dst, src tuple.Endpoint, device int) (V, bool) {
+	if !dst.Addr.IsUnspecified() {
+		if v, ok := l.lookupIn(listenKey{addr: dst.Addr, port: dst.Port}, dst, src, device); ok {
+			return v, true
+		}
+	}
+	return l.lookupIn(listenKey{port: dst.Port}, dst, src, device)
+}
+
+func (l *Listeners[V]) lookupIn(k listenKey, dst, src tuple.Endpoint, device int) (V, bool) {
+	var best *listenEntry[V]
+	hiscore := 0
+	if bk := find(l.slot(k).Load(), k); bk != nil {
+		for i := range bk.entries {
+			e := &bk.entries[i]
+			score := e.score(dst.Addr, device)
+			if score <= hiscore {
+				continue
+			}
+			if e.group != nil {
+				if m := e.group.pick(l.hasher, dst, src); m != nil {
+					return m.value, true
+				}
+			}
+			best, hiscore = e, score
+		}
+	}
+	if best == nil {
+		var zero V
+		return zero, false
+	}
+	return best.value, true
+}
+
+// score is compute_score: 0 if the listener cannot take a connection to
+// daddr on device.
+func (e *listenEntry[V]) score(daddr tuple.Addr, device int) int {
+	o := &e.owner
+	if o.device != 0 && o.device != device {
+		return 0
+	}
+	score := 1
+	if o.device != 0 {
+		score = 2
+	}
+	if daddr.Is4() { // the IPv4 path: AF_INET and non-v6only AF_INET6
+		if o.family == 6 && o.v6only {
+			return 0
+		}
+		if a := o.v4Addr(); a != daddr && a != tuple.IPv4Unspecified() {
+			return 0
+		}
+		if o.family == 4 {
+			score++
+		}
+		return score
+	}
+	// The IPv6 path: AF_INET6 sockets bound to daddr or to "::".
+	if o.family != 6 || (o.addr != daddr && o.addr != tuple.IPv6Unspecified()) {
+		return 0
+	}
+	return score
+}
+
+// pick chooses the group member for a flow: reciprocal_scale of the flow
+// hash over the members. nil if the group is empty.
+func (g *listenGroup[V]) pick(h *tuple.Hasher, dst, src tuple.Endpoint) *Listener[V] {
+	members := *g.members.Load()
+	if len(members) == 0 {
+		return nil
+	}
+	return members[tuple.Shard(h.Hash(tuple.Tuple{Local: dst, Remote: src}), len(members))]
+}

@@ -1,0 +1,166 @@
+package table_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/table"
+	"github.com/socktable/socktable/tuple"
+)
+
+func newListeners(t testing.TB) (*table.Ports, *table.Listeners[int]) {
+	ports, err := table.NewPorts(table.PortsOptions{})
+	require.NoError(t, err)
+	idx, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	require.NoError(t, err)
+	return ports, idx
+}
+
+func listen(t testing.TB, ports *table.Ports, idx *table.Listeners[int], req table.BindRequest, v int) *table.Listener[int] {
+	b, err := ports.Bind(req)
+	require.NoError(t, err)
+	l, err := idx.Listen(b, v)
+	require.NoError(t, err)
+	return l
+}
+
+func client(i int) tuple.Endpoint {
+	return tuple.Endpoint{Addr: tuple.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Port: uint16(1024 + i%60000)}
+}
+
+// A SO_REUSEPORT group spreads flows evenly over its members (chi-square,
+// p = 0.001), keeps each flow on one member, and when a member closes the
+// others take all its flows.
+func TestListenersReuseportSpread(t *testing.T) {
+	ports, idx := newListeners(t)
+	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Owner: 7}
+	var members []*table.Listener[int]
+	for i := range 4 {
+		members = append(members, listen(t, ports, idx, req, i))
+	}
+	dst := tuple.MustEndpoint("192.0.2.1:80")
+	const flows = 40000
+	counts := make([]int, 4)
+	for i := range flows {
+		v, ok := idx.Lookup(dst, client(i), 0)
+		require.True(t, ok)
+		again, _ := idx.Lookup(dst, client(i), 0)
+		require.Equal(t, v, again, "a flow stays on its member")
+		counts[v]++
+	}
+	chi := 0.0
+	for _, c := range counts {
+		d := float64(c) - flows/4.0
+		chi += d * d / (flows / 4.0)
+	}
+	require.Less(t, chi, 16.27, "counts %v (chi-square %.1f, 3 degrees of freedom)", counts, chi)
+
+	require.NoError(t, members[2].Close())
+	require.ErrorIs(t, members[2].Close(), table.ErrInvalid)
+	for i := range flows / 10 {
+		v, ok := idx.Lookup(dst, client(i), 0)
+		require.True(t, ok)
+		require.NotEqual(t, 2, v, "a closed member gets no flows")
+	}
+}
+
+// Another owner's SO_REUSEPORT socket cannot join (or even bind): no
+// port hijacking.
+func TestListenersGroupNeedsSameOwner(t *testing.T) {
+	ports, idx := newListeners(t)
+	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Owner: 7}
+	listen(t, ports, idx, req, 0)
+	req.Owner = 8
+	_, err := ports.Bind(req)
+	require.ErrorIs(t, err, table.ErrAddrInUse)
+}
+
+// The exact address beats the wildcard; a device-bound listener beats an
+// unbound one on its device and is invisible on others; v6only takes no
+// IPv4.
+func TestListenersChoice(t *testing.T) {
+	ports, idx := newListeners(t)
+	listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true}, 0)
+	listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Device: 2}, 1)
+	listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.MustAddr("192.0.2.9"), Port: 80, ReusePort: true}, 2)
+	listen(t, ports, idx, table.BindRequest{Family: 6, V6Only: true, Addr: tuple.IPv6Unspecified(), Port: 80}, 3)
+	src := client(1)
+	for _, tc := range []struct {
+		dst    string
+		device int
+		want   int
+		found  bool
+	}{
+		{"192.0.2.1:80", 0, 0, true},
+		{"192.0.2.1:80", 2, 1, true},
+		{"192.0.2.1:80", 3, 0, true},
+		{"192.0.2.9:80", 2, 2, true},
+		{"[2001:db8::1]:80", 0, 3, true},
+		{"192.0.2.1:81", 0, 0, false},
+	} {
+		v, ok := idx.Lookup(tuple.MustEndpoint(tc.dst), src, tc.device)
+		require.Equal(t, tc.found, ok, "%s dev %d", tc.dst, tc.device)
+		if ok {
+			require.Equal(t, tc.want, v, "%s dev %d", tc.dst, tc.device)
+		}
+	}
+}
+
+// Lookups racing Listen and Close never miss while a stable wildcard
+// listener covers the address, and only ever return listeners that were
+// indexed (the churning exact-address ones, or the wildcard).
+func TestListenersConcurrentLookupAndChurn(t *testing.T) {
+	ports, idx := newListeners(t)
+	stable := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 443, ReusePort: true}
+	listen(t, ports, idx, stable, -1)
+	dst := tuple.MustEndpoint("192.0.2.1:443")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var lookups atomic.Int64
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; !stop.Load(); i += 2 {
+				v, ok := idx.Lookup(dst, client(i), 0)
+				if !ok || v < -1 || v >= 400 {
+					panic(fmt.Sprintf("lookup %d: %d %v", i, v, ok))
+				}
+				lookups.Add(1)
+				runtime.Gosched() // GOMAXPROCS=1: let the writer run
+			}
+		}()
+	}
+	churn := table.BindRequest{Family: 4, Addr: tuple.MustAddr("192.0.2.1"), Port: 443, ReusePort: true}
+	for i := range 400 {
+		l := listen(t, ports, idx, churn, i)
+		if i%2 == 0 { // a second member, so the group outlives one Close
+			m := listen(t, ports, idx, churn, i)
+			require.NoError(t, m.Close())
+		}
+		require.NoError(t, l.Close())
+		runtime.Gosched()
+	}
+	stop.Store(true)
+	wg.Wait()
+	require.Positive(t, lookups.Load())
+}
+
+// Lookup stays O(1): 10,000 listeners on distinct addresses, each found.
+func TestListenersManyAddresses(t *testing.T) {
+	ports, idx := newListeners(t)
+	addr := func(i int) tuple.Addr { return tuple.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) }
+	for i := range 10000 {
+		listen(t, ports, idx, table.BindRequest{Family: 4, Addr: addr(i), Port: uint16(1000 + i%5)}, i)
+	}
+	for i := 0; i < 10000; i += 97 {
+		v, ok := idx.Lookup(tuple.Endpoint{Addr: addr(i), Port: uint16(1000 + i%5)}, client(i), 0)
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+}
