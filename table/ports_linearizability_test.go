@@ -1,0 +1,221 @@
+package table
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// The porcupine model of the bind table: per port, the set of holders.
+// The rules are the same functions Ports uses (proven against the kernel
+// corpus); what this checks is the table around them: that concurrent
+// Bind, Listen and Release on one port behave as if run one at a time
+// (two racing binds to a conflicting address never both succeed).
+
+type portOpKind uint8
+
+const (
+	portBind portOpKind = iota
+	portListen
+	portRelease
+)
+
+// portSlots bounds the holders a history can have on one port: each of
+// the clients holds at most two bindings (slot = client*2 + k).
+const portSlots = 8
+
+type portInput struct {
+	op   portOpKind
+	port uint16
+	slot int
+	req  bindOwner // for portBind
+}
+
+type portOutput struct{ ok bool }
+
+type portHolder struct {
+	held  bool
+	owner bindOwner
+}
+
+type portState [portSlots]portHolder
+
+func (s *portState) holders(skip int) []*bindOwner {
+	var hs []*bindOwner
+	for i := range s {
+		if s[i].held && i != skip {
+			hs = append(hs, &s[i].owner)
+		}
+	}
+	return hs
+}
+
+var portModel = porcupine.Model{
+	Init: func() any { return portState{} },
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byPort := map[uint16][]porcupine.Operation{}
+		for _, op := range history {
+			p := op.Input.(portInput).port
+			byPort[p] = append(byPort[p], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byPort {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(portState), input.(portInput), output.(portOutput)
+		switch in.op {
+		case portBind:
+			free := !portConflict(&in.req, s.holders(-1), true, true)
+			if free {
+				s[in.slot] = portHolder{held: true, owner: in.req}
+			}
+			return out.ok == free, s
+		case portListen:
+			h := s[in.slot]
+			if !h.held {
+				return false, s // the client listens only on what it holds
+			}
+			if h.owner.state == StateListen {
+				return out.ok, s
+			}
+			h.owner.state = StateListen
+			free := !portConflict(&h.owner, s.holders(in.slot), true, true)
+			if free {
+				s[in.slot] = h
+			}
+			return out.ok == free, s
+		case portRelease:
+			s[in.slot] = portHolder{}
+			return out.ok, s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(portInput)
+		return fmt.Sprintf("op%d port %d slot %d %v/%v A%v P%v u%d -> %v", in.op, in.port, in.slot,
+			in.req.family, in.req.addr, in.req.reuseAddr, in.req.reusePort, in.req.uid, output.(portOutput).ok)
+	},
+}
+
+// portSpecs are the requests clients make: a mix that conflicts often
+// and shares sometimes.
+var portSpecs = []BindRequest{
+	{Family: 4, Addr: tuple.IPv4Unspecified()},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), ReuseAddr: true},
+	{Family: 4, Addr: tuple.IPv4Unspecified(), ReuseAddr: true},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), ReusePort: true, Owner: 1},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), ReusePort: true, Owner: 2},
+	{Family: 6, Addr: tuple.IPv6Unspecified(), ReusePort: true, Owner: 1},
+	{Family: 6, V6Only: true, Addr: tuple.IPv6Unspecified()},
+	{Family: 6, Addr: tuple.MustAddr("::1"), ReuseAddr: true},
+}
+
+func TestPortsLinearizable(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for round := range 10 {
+				checkPortsLinearizable(t, uint64(round))
+			}
+		})
+	}
+}
+
+func checkPortsLinearizable(t *testing.T, seed uint64) {
+	const clients, opsPerClient = 4, 120
+	p, err := NewPorts(PortsOptions{})
+	require.NoError(t, err)
+	var clock atomic.Int64
+	histories := make([][]porcupine.Operation, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			held := map[int]*Binding{} // slot -> binding
+			x := seed*0x9e3779b97f4a7c15 + uint64(c)*7919 | 1
+			for range opsPerClient {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				slot := c*2 + int(x>>8%2)
+				port := uint16(7000 + x>>12%2)
+				in := portInput{slot: slot}
+				var out portOutput
+				b := held[slot]
+				var call int64
+				switch {
+				case b == nil:
+					req := portSpecs[x>>16%uint64(len(portSpecs))]
+					req.Port = port
+					in.op, in.port = portBind, port
+					in.req = bindOwner{family: uint8(req.Family), v6only: req.V6Only, addr: req.Addr, port: port,
+						reuseAddr: req.ReuseAddr, reusePort: req.ReusePort, uid: req.Owner}
+					if in.req.v6Kind() == v6Other {
+						in.req.v6only = true // as Bind does
+					}
+					call = clock.Add(1)
+					nb, err := p.Bind(req)
+					out.ok = err == nil
+					if out.ok {
+						held[slot] = nb
+					}
+				case x>>20%3 == 0:
+					in.op, in.port = portRelease, b.Port()
+					call = clock.Add(1)
+					out.ok = p.Release(b) == nil
+					delete(held, slot)
+				default:
+					in.op, in.port = portListen, b.Port()
+					call = clock.Add(1)
+					out.ok = p.Listen(b) == nil
+				}
+				ret := clock.Add(1)
+				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
+				if x&3 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []porcupine.Operation
+	won, lost := 0, 0
+	for _, h := range histories {
+		all = append(all, h...)
+		for _, op := range h {
+			if op.Input.(portInput).op == portBind {
+				if op.Output.(portOutput).ok {
+					won++
+				} else {
+					lost++
+				}
+			}
+		}
+	}
+	require.True(t, won > 0 && lost > 0, "binds won %d, lost %d: the history must have both", won, lost)
+	res := porcupine.CheckOperationsTimeout(portModel, all, 10*time.Second)
+	require.Equal(t, porcupine.Ok, res, "history of round %d is not linearizable", seed)
+}
+
+// The model rejects a history no correct table can produce: two binds of
+// one address without options, both accepted.
+func TestPortsModelCatchesDoubleBind(t *testing.T) {
+	req := bindOwner{family: 4, addr: tuple.MustAddr("127.0.0.1"), port: 7000}
+	bad := []porcupine.Operation{
+		{ClientId: 0, Input: portInput{op: portBind, port: 7000, slot: 0, req: req}, Output: portOutput{ok: true}, Call: 1, Return: 4},
+		{ClientId: 1, Input: portInput{op: portBind, port: 7000, slot: 2, req: req}, Output: portOutput{ok: true}, Call: 2, Return: 3},
+	}
+	require.False(t, porcupine.CheckOperations(portModel, bad))
+}
