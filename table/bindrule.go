@@ -42,6 +42,12 @@ type bindOwner struct {
 	uid       uint32
 	device    int // SO_BINDTODEVICE; 0 = none
 	state     BindState
+	// remote is the peer of a connection made through Connect or
+	// ConnectAny (zero otherwise); autobound marks a socket whose port
+	// ConnectAny picked, which other connects may share (Linux's
+	// connect-created bind buckets, fastreuse = -1).
+	remote    tuple.Endpoint
+	autobound bool
 }
 
 // v4Addr is the socket's IPv4 receive address (sk_rcv_saddr): its own for

@@ -22,10 +22,14 @@ type PortsOptions struct {
 	// Reserved ports are never picked for port 0
 	// (ip_local_reserved_ports); they may still be bound explicitly.
 	Reserved []uint16
-	// Flows, if set, is asked by Connect whether a four-tuple is taken
-	// (by an established or TIME_WAIT connection). nil: Connect does not
-	// check.
+	// Flows, if set, is asked by Connect and ConnectAny whether a
+	// four-tuple is taken (by an established connection, or a TIME_WAIT
+	// one that tcp_tw_reuse does not let go). nil: they check only the
+	// connections Ports itself knows of.
 	Flows FlowChecker
+	// Hasher keys ConnectAny's per-destination port offsets and its shard
+	// test; it should be the stack's shared one. nil means a new one.
+	Hasher *tuple.Hasher
 }
 
 // FlowChecker is what Ports needs from the established and TIME_WAIT
@@ -95,6 +99,8 @@ type Ports struct {
 	low, high uint16                  // immutable ephemeral range, inclusive
 	reserved  [1 << 16 / 64]uint64    // immutable bitmap
 	flows     FlowChecker             // immutable; may be nil
+	hasher    *tuple.Hasher           // immutable
+	perturb   []atomic.Uint32         // RFC 6056 Algorithm 4's table, 2^16 entries
 	closed    atomic.Bool
 }
 
@@ -120,7 +126,11 @@ type Binding struct {
 // ephemeral range with low 0 or low above high, and ErrInvalidAddr for a
 // wildcard in LocalAddrs.
 func NewPorts(opts PortsOptions) (*Ports, error) {
-	p := &Ports{low: opts.EphemeralLow, high: opts.EphemeralHigh, flows: opts.Flows}
+	p := &Ports{low: opts.EphemeralLow, high: opts.EphemeralHigh, flows: opts.Flows, hasher: opts.Hasher,
+		perturb: make([]atomic.Uint32, perturbSize)}
+	if p.hasher == nil {
+		p.hasher = tuple.NewHasher()
+	}
 	if p.low == 0 && p.high == 0 {
 		p.low, p.high = 32768, 60999
 	}
@@ -336,7 +346,7 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) err
 	if p.flows != nil && p.flows.FlowInUse(tuple.Tuple{Local: tuple.Endpoint{Addr: local, Port: o.port}, Remote: remote}) {
 		return ErrAddrNotAvail
 	}
-	o.addr, o.state = local, StateConnected
+	o.addr, o.state, o.remote = local, StateConnected, remote
 	return nil
 }
 
@@ -356,7 +366,7 @@ func (p *Ports) Inherit(l *Binding, local tuple.Addr) (*Binding, error) {
 		return nil, ErrInvalid
 	}
 	c := &Binding{ports: p, owner: l.owner}
-	c.owner.addr, c.owner.state = local, StateConnected
+	c.owner.addr, c.owner.state = local, StateConnected // remote unknown: uniqueness is the established table's
 	port := l.owner.port
 	s.holders[port] = append(s.holders[port], &c.owner)
 	return c, nil
