@@ -41,7 +41,9 @@
 //     critical sections with grace periods, and a Recycler for memory that
 //     is reused rather than left to the garbage collector.
 //   - table: Established, the four-tuple map (lock-free lookups, batch
-//     lookups, online resize); later the bind table and the listener index.
+//     lookups, online resize); Ports, the bind table (Linux's bind and
+//     listen conflict rules, bind() and connect() port choice); Listeners,
+//     the listener index (Linux's listener choice, SO_REUSEPORT groups).
 //   - timewait: the hierarchical timer wheel and the TIME_WAIT table.
 //   - accept: bounded MPMC queues and per-shard accept queues.
 //   - fuzz and bench: fuzz targets and comparative benchmarks.
