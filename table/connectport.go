@@ -80,13 +80,17 @@ func (p *Ports) ConnectAny(req ConnectRequest) (*Binding, error) {
 	index := portOffset & (perturbSize - 1)
 	offset := (uint64(p.perturb[index].Load()) + portOffset>>32) % uint64(remaining)
 	offset &^= 1 // the range's low parity first; bind() prefers the other
+	dest := p.destBits(req.Local, req.Remote, false)
 	for parity := 0; parity < 2 && (parity == 0 || remaining > 1); parity++ {
 		port := low + int(offset)
 		for i := 0; i < remaining; i, port = i+step, port+step {
 			if port >= low+remaining {
 				port -= remaining
 			}
-			if p.isReserved(uint16(port)) || !p.shardOK(&req, uint16(port)) {
+			// Bit tests first: a port bound by bind(), or with a live
+			// connection to this destination, is passed over unlocked.
+			if j := port - low; testBit(p.maps.bound, j) || (dest != nil && testBit(dest, j)) ||
+				p.isReserved(uint16(port)) || !p.shardOK(&req, uint16(port)) {
 				continue
 			}
 			if p.tryConnectPort(b, uint16(port)) {
@@ -136,5 +140,6 @@ func (p *Ports) tryConnectPort(b *Binding, port uint16) bool {
 	}
 	b.owner.port = port
 	s.holders[port] = append(holders, &b.owner)
+	p.noteConnected(&b.owner, true)
 	return true
 }

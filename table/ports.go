@@ -101,6 +101,7 @@ type Ports struct {
 	flows     FlowChecker             // immutable; may be nil
 	hasher    *tuple.Hasher           // immutable
 	perturb   []atomic.Uint32         // RFC 6056 Algorithm 4's table, 2^16 entries
+	maps      portMaps                // hints for ConnectAny's scan
 	closed    atomic.Bool
 }
 
@@ -137,6 +138,7 @@ func NewPorts(opts PortsOptions) (*Ports, error) {
 	if p.low == 0 || p.low > p.high {
 		return nil, ErrCapacity
 	}
+	p.maps = newPortMaps(int(p.high-p.low) + 1)
 	if opts.LocalAddrs != nil {
 		p.local = make(map[tuple.Addr]struct{}, len(opts.LocalAddrs))
 		for _, a := range opts.LocalAddrs {
@@ -200,6 +202,7 @@ func (p *Ports) Bind(req BindRequest) (*Binding, error) {
 		return nil, ErrAddrInUse
 	}
 	s.holders[req.Port] = append(holders, &b.owner)
+	p.noteBound(req.Port, s.holders[req.Port])
 	return b, nil
 }
 
@@ -293,6 +296,7 @@ func (p *Ports) tryPort(b *Binding, port uint16) bool {
 		return false
 	}
 	s.holders[port] = append(holders, &b.owner)
+	p.noteBound(port, s.holders[port])
 	return true
 }
 
@@ -326,8 +330,9 @@ func (p *Ports) Listen(b *Binding) error {
 // local, as Linux's connect() does, so later binds of other addresses on
 // the port no longer meet it. It returns ErrAddrNotAvail if
 // PortsOptions.Flows reports the four-tuple taken, ErrInvalid if local is
-// a wildcard or of the wrong family, or b is listening, in TIME_WAIT or
-// released, and ErrClosed after Close.
+// a wildcard or of the wrong family, or b is not merely bound (listening,
+// already connected — Linux's EISCONN —, in TIME_WAIT or released), and
+// ErrClosed after Close.
 func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -336,7 +341,7 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := &b.owner
-	if b.released || o.state == StateListen || o.state == StateTimeWait || local.IsUnspecified() ||
+	if b.released || o.state != StateBound || local.IsUnspecified() ||
 		(o.family == 4 && !local.Is4()) || (o.v6only && local.Is4()) {
 		return ErrInvalid
 	}
@@ -347,6 +352,7 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) err
 		return ErrAddrNotAvail
 	}
 	o.addr, o.state, o.remote = local, StateConnected, remote
+	p.noteConnected(o, true)
 	return nil
 }
 
@@ -369,6 +375,7 @@ func (p *Ports) Inherit(l *Binding, local tuple.Addr) (*Binding, error) {
 	c.owner.addr, c.owner.state = local, StateConnected // remote unknown: uniqueness is the established table's
 	port := l.owner.port
 	s.holders[port] = append(s.holders[port], &c.owner)
+	p.noteBound(port, s.holders[port])
 	return c, nil
 }
 
@@ -386,6 +393,7 @@ func (p *Ports) TimeWait(b *Binding) error {
 	if b.released || b.owner.state != StateConnected {
 		return ErrInvalid
 	}
+	p.noteConnected(&b.owner, false) // the exact check decides TIME_WAIT takeovers
 	b.owner.state = StateTimeWait
 	return nil
 }
@@ -403,6 +411,9 @@ func (p *Ports) Release(b *Binding) error {
 		return ErrInvalid
 	}
 	b.released = true
+	if b.owner.state == StateConnected {
+		p.noteConnected(&b.owner, false)
+	}
 	port := b.owner.port
 	holders := s.holders[port]
 	for i, o := range holders {
@@ -416,6 +427,7 @@ func (p *Ports) Release(b *Binding) error {
 	} else {
 		s.holders[port] = holders
 	}
+	p.noteBound(port, holders)
 	return nil
 }
 
@@ -431,6 +443,7 @@ func (p *Ports) Close() error {
 		clear(s.holders)
 		s.mu.Unlock()
 	}
+	p.maps.dests.Clear()
 	return nil
 }
 

@@ -78,6 +78,36 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 			}
 			s.held, s.model = append(s.held, b), append(s.model, &o)
 		},
+		"ConnectAny": func(t *rapid.T) {
+			remote := tuple.Endpoint{Addr: tuple.MustAddr("192.0.2.1"), Port: uint16(rapid.IntRange(80, 81).Draw(t, "dport"))}
+			local := tuple.MustAddr("127.0.0.1")
+			free := func(port uint16) bool { // connect()'s test, on the model
+				for _, o := range s.onPort(port, nil) {
+					if !o.autobound || (o.addr == local && o.remote == remote) {
+						return false
+					}
+				}
+				return true
+			}
+			b, err := s.p.ConnectAny(ConnectRequest{Family: 4, Local: local, Remote: remote})
+			if errors.Is(err, ErrAddrNotAvail) {
+				for port := uint16(modelLow); port <= modelHigh; port++ {
+					if free(port) {
+						t.Fatalf("ErrAddrNotAvail, but port %d is free for %v", port, remote)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ConnectAny: %v", err)
+			}
+			port := b.Port()
+			if port < modelLow || port > modelHigh || !free(port) {
+				t.Fatalf("ConnectAny picked port %d", port)
+			}
+			o := &bindOwner{family: 4, addr: local, port: port, state: StateConnected, remote: remote, autobound: true}
+			s.held, s.model = append(s.held, b), append(s.model, o)
+		},
 		"Listen": func(t *rapid.T) {
 			i, ok := s.pick(t)
 			if !ok {
@@ -120,7 +150,7 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 				}
 			}
 			err := s.p.Connect(s.held[i], local, tuple.MustEndpoint("127.0.0.1:9"))
-			wantInvalid := o.state == StateListen || o.state == StateTimeWait
+			wantInvalid := o.state != StateBound
 			if wantInvalid != errors.Is(err, ErrInvalid) || (err != nil && !wantInvalid) {
 				t.Fatalf("Connect in state %d: %v", o.state, err)
 			}
