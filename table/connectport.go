@@ -45,10 +45,11 @@ type ConnectRequest struct {
 // success the perturbation entry advances, so the next connection to the
 // same destination starts elsewhere. The binding is connected.
 //
-// Like Linux, it scans every port of the preferred parity before the other
-// one, so once more than half the range is in use towards a destination a
-// connect costs a scan of half the range (18 µs for a 1,111-port range at
-// 90% use here, 1.4 ms for 27,778 ports).
+// Like Linux, it tries every port of the preferred parity before the
+// other one, so once more than half the range is in use towards a
+// destination a connect passes over half the range; used ports cost a bit
+// test on lock-free bitmaps (see portMaps), not a locked walk: 1.6 µs for a
+// 1,111-port range at 90% use here, 31 µs for 27,778 ports.
 //
 // It returns ErrAddrNotAvail when no port in the range will do (Linux's
 // EADDRNOTAVAIL), ErrInvalid for a bad family, a wildcard Local, a Local
