@@ -41,6 +41,41 @@ type Listeners[V comparable] struct {
 	hasher *tuple.Hasher
 	slots  []atomic.Pointer[listenBucket[V]] // immutable header; power-of-two length; chains of buckets
 	mu     sync.Mutex                        // serializes Listen and Close
+	policy atomic.Pointer[policy[V]]         // nil: the flow hash alone
+}
+
+// SetSelector installs a member chooser for SO_REUSEPORT groups, the
+// analogue of an SO_ATTACH_REUSEPORT_EBPF program: it gets the flow, its
+// hash and the group's members (in join order; it must not keep or change
+// the slice) and returns an index; an index out of range falls back to the
+// hash, as the kernel does for an invalid program result. nil removes it.
+// It runs inside Lookup, on every core: it must be fast, must not block
+// and should not allocate.
+func (l *Listeners[V]) SetSelector(f func(dst, src tuple.Endpoint, hash uint64, members []V) int) {
+	l.updatePolicy(func(p *policy[V]) { p.selector = f })
+}
+
+// SetLoad makes groups choose, for each flow, the less loaded of two
+// members picked by two independent hashes (power of two choices), with
+// load reporting a member's accept-queue depth (or any load figure; it is
+// read at each lookup). Flows then stay on one member only while the loads
+// do not change, so a stack should use it for the SYN's listener choice,
+// not for later segments. nil removes it; a Selector takes precedence.
+func (l *Listeners[V]) SetLoad(load func(V) int) {
+	l.updatePolicy(func(p *policy[V]) { p.load = load })
+}
+
+// updatePolicy publishes a changed copy of the policy (copy-on-write, so
+// lookups read a consistent pair).
+func (l *Listeners[V]) updatePolicy(change func(*policy[V])) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var p policy[V]
+	if old := l.policy.Load(); old != nil {
+		p = *old
+	}
+	change(&p)
+	l.policy.Store(&p)
 }
 
 // listenBucket holds the listeners of one (address, port), or of the
@@ -84,7 +119,20 @@ type Listener[V comparable] struct {
 
 // listenGroup is a SO_REUSEPORT group: members in join order.
 type listenGroup[V comparable] struct {
-	members atomic.Pointer[[]*Listener[V]] // immutable slices, replaced under Listeners.mu
+	members atomic.Pointer[groupMembers[V]] // immutable snapshots, replaced under Listeners.mu
+}
+
+// groupMembers is a snapshot of a group: its listeners and their values
+// (the slice a Selector sees).
+type groupMembers[V comparable] struct {
+	ls   []*Listener[V]
+	vals []V
+}
+
+// policy is how groups choose members beyond the flow hash.
+type policy[V comparable] struct {
+	selector func(dst, src tuple.Endpoint, hash uint64, members []V) int
+	load     func(V) int
 }
 
 // ListenersOptions configures a Listeners index.
@@ -167,10 +215,13 @@ func (l *Listeners[V]) Listen(b *Binding, v V) (*Listener[V], error) {
 		}
 		if h.group == nil {
 			h.group = &listenGroup[V]{}
-			h.group.members.Store(&[]*Listener[V]{})
+			h.group.members.Store(&groupMembers[V]{})
 		}
-		members := append(append([]*Listener[V](nil), *h.group.members.Load()...), h)
-		h.group.members.Store(&members)
+		old := h.group.members.Load()
+		h.group.members.Store(&groupMembers[V]{
+			ls:   append(append([]*Listener[V](nil), old.ls...), h),
+			vals: append(append([]V(nil), old.vals...), v),
+		})
 	}
 	e := listenEntry[V]{owner: h.owner, value: v, group: h.group, l: h}
 	var next []listenEntry[V]
@@ -226,13 +277,13 @@ func (h *Listener[V]) Close() error {
 		}
 	}
 	if h.group != nil {
-		var members []*Listener[V]
-		for _, m := range *h.group.members.Load() {
+		next := &groupMembers[V]{}
+		for _, m := range h.group.members.Load().ls {
 			if m != h {
-				members = append(members, m)
+				next.ls, next.vals = append(next.ls, m), append(next.vals, m.value)
 			}
 		}
-		h.group.members.Store(&members)
+		h.group.members.Store(next)
 	}
 	l.publish(sp, old, k, entries)
 	return l.ports.Release(h.b)
@@ -265,8 +316,8 @@ func (l *Listeners[V]) lookupIn(k listenKey, dst, src tuple.Endpoint, device int
 				continue
 			}
 			if e.group != nil {
-				if m := e.group.pick(l.hasher, dst, src); m != nil {
-					return m.value, true
+				if v, ok := e.group.pick(l, dst, src); ok {
+					return v, true
 				}
 			}
 			best, hiscore = e, score
@@ -309,12 +360,30 @@ func (e *listenEntry[V]) score(daddr tuple.Addr, device int) int {
 	return score
 }
 
-// pick chooses the group member for a flow: reciprocal_scale of the flow
-// hash over the members. nil if the group is empty.
-func (g *listenGroup[V]) pick(h *tuple.Hasher, dst, src tuple.Endpoint) *Listener[V] {
-	members := *g.members.Load()
-	if len(members) == 0 {
-		return nil
+// pick chooses the group member for a flow: the Selector's choice if one
+// is set and valid, else the less loaded of two hashed members if SetLoad
+// was used, else reciprocal_scale of the flow hash over the members.
+// false if the group is empty.
+func (g *listenGroup[V]) pick(l *Listeners[V], dst, src tuple.Endpoint) (V, bool) {
+	m := g.members.Load()
+	n := len(m.vals)
+	if n == 0 {
+		var zero V
+		return zero, false
 	}
-	return members[tuple.Shard(h.Hash(tuple.Tuple{Local: dst, Remote: src}), len(members))]
+	h := l.hasher.Hash(tuple.Tuple{Local: dst, Remote: src})
+	if p := l.policy.Load(); p != nil {
+		if p.selector != nil {
+			if i := p.selector(dst, src, h, m.vals); i >= 0 && i < n {
+				return m.vals[i], true
+			}
+		} else if p.load != nil && n > 1 {
+			a, b := m.vals[tuple.Shard(h, n)], m.vals[tuple.Shard(h*0x9e3779b97f4a7c15+1, n)]
+			if p.load(b) < p.load(a) {
+				return b, true
+			}
+			return a, true
+		}
+	}
+	return m.vals[tuple.Shard(h, n)], true
 }

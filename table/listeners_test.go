@@ -164,3 +164,42 @@ func TestListenersManyAddresses(t *testing.T) {
 		require.Equal(t, i, v)
 	}
 }
+
+// A Selector (the SO_ATTACH_REUSEPORT_EBPF analogue) picks the member; an
+// invalid answer falls back to the flow hash. SetLoad steers flows away
+// from a loaded member.
+func TestListenersSelectorAndLoad(t *testing.T) {
+	ports, idx := newListeners(t)
+	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true}
+	for i := range 4 {
+		listen(t, ports, idx, req, i)
+	}
+	dst := tuple.MustEndpoint("192.0.2.1:80")
+	count := func() []int {
+		c := make([]int, 4)
+		for i := range 4000 {
+			v, ok := idx.Lookup(dst, client(i), 0)
+			require.True(t, ok)
+			c[v]++
+		}
+		return c
+	}
+	idx.SetSelector(func(_, _ tuple.Endpoint, _ uint64, members []int) int {
+		require.Len(t, members, 4)
+		return 2
+	})
+	require.Equal(t, []int{0, 0, 4000, 0}, count())
+	idx.SetSelector(func(_, _ tuple.Endpoint, _ uint64, _ []int) int { return -1 })
+	for _, c := range count() {
+		require.Greater(t, c, 800, "an invalid choice falls back to the hash")
+	}
+	idx.SetSelector(nil)
+	loads := []int{0, 0, 100, 0}
+	idx.SetLoad(func(v int) int { return loads[v] })
+	c := count()
+	require.Less(t, c[2], 400, "the loaded member gets only flows whose both choices are it: %v", c)
+	idx.SetLoad(nil)
+	for _, c := range count() {
+		require.Greater(t, c, 800)
+	}
+}
