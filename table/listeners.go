@@ -26,7 +26,9 @@ import (
 //     chosen by the flow hash, scaled by multiply-shift (Linux's
 //     reciprocal_scale over inet_ehashfn). Groups hold sockets of one owner,
 //     family, v6only setting, device and identical address and port; a
-//     member that closes leaves the others serving.
+//     member that closes leaves the others serving. SetSelector installs a
+//     user chooser (the SO_ATTACH_REUSEPORT_EBPF analogue) and SetLoad a
+//     load-aware one (the less loaded of two hashed members).
 //
 // These rules are checked against connections recorded on the real kernel
 // (testdata/kernel/lookup.jsonl).
