@@ -91,8 +91,11 @@ type BindRequest struct {
 // may lock many stripes in turn. Methods may block briefly on a stripe's
 // mutex; they never block on I/O.
 //
-// Memory grows with the bound sockets: one Binding (about 80 bytes) each,
-// plus the port's entry while it has holders.
+// Memory: a fixed 256 KiB for ConnectAny's perturbation table (2^16
+// entries, as in Linux) and a bit per port of the ephemeral range; then
+// one Binding (about 120 bytes) per bound socket, the port's entry while
+// it has holders, and a bitmap of the range (3.5 KiB by default) per
+// destination connected to, for at most 4096 destinations (see portMaps).
 type Ports struct {
 	stripes   [portStripes]portStripe
 	local     map[tuple.Addr]struct{} // immutable; nil accepts any address
