@@ -20,14 +20,15 @@ var bindAddrs = []struct {
 
 // held is a binding the program holds, with the request that made it.
 type held struct {
-	b   *table.Binding
-	req table.BindRequest
+	b           *table.Binding
+	req         table.BindRequest
+	connectedTo tuple.Endpoint // ConnectAny's destination
 }
 
 // FuzzBind runs a program of bind-table operations decoded from the
 // fuzzer's bytes (bind with any options on a few ports or port 0, listen,
-// connect, TIME_WAIT, release) and checks after each step the rules no
-// sequence may break: no panic, only the documented errors, a picked port
+// connect, connect from an unbound socket, TIME_WAIT, release) and checks
+// after each step the rules no sequence may break: no panic, only the documented errors, a picked port
 // in range and not shared, and no two holders of one port on the same
 // address of the same family unless both set SO_REUSEADDR or both set
 // SO_REUSEPORT with one owner (no port hijacking); no two listening on it
@@ -43,7 +44,7 @@ func FuzzBind(f *testing.F) {
 		}
 		var live []held
 		for len(program) >= 3 {
-			op, a, c := program[0]%6, program[1], program[2]
+			op, a, c := program[0]%7, program[1], program[2]
 			program = program[3:]
 			switch op {
 			case 0, 1: // bind: a = address and flags, c = port choice and owner
@@ -59,7 +60,7 @@ func FuzzBind(f *testing.F) {
 					if req.Port == 0 {
 						checkPicked(t, b, req, live)
 					}
-					live = append(live, held{b, req})
+					live = append(live, held{b: b, req: req})
 				case !errors.Is(err, table.ErrAddrInUse) && !errors.Is(err, table.ErrInvalid) && !errors.Is(err, table.ErrNoPorts):
 					t.Fatalf("bind %+v: unexpected error %v", req, err)
 				}
@@ -89,6 +90,25 @@ func FuzzBind(f *testing.F) {
 						t.Fatalf("time-wait: %v", err)
 					}
 				}
+			case 6: // connect() on an unbound socket: a picked port, a unique four-tuple
+				remote := tuple.Endpoint{Addr: tuple.MustAddr("192.0.2.1"), Port: uint16(80 + a%2)}
+				req := table.ConnectRequest{Family: 4, Local: tuple.MustAddr("127.0.0.1"), Remote: remote}
+				b, err := ports.ConnectAny(req)
+				if err != nil {
+					if !errors.Is(err, table.ErrAddrNotAvail) {
+						t.Fatalf("connect: %v", err)
+					}
+					continue
+				}
+				if p := b.Port(); p < 5000 || p > 5007 {
+					t.Fatalf("connect picked port %d out of range", p)
+				}
+				for _, h := range live {
+					if h.b.Port() == b.Port() && h.b.State() == table.StateConnected && h.connectedTo == remote {
+						t.Fatalf("four-tuple to %v on port %d taken twice", remote, b.Port())
+					}
+				}
+				live = append(live, held{b: b, req: table.BindRequest{Family: 4, Addr: req.Local}, connectedTo: remote})
 			case 5: // release
 				if len(live) > 0 {
 					i := int(a) % len(live)
@@ -145,6 +165,9 @@ func checkSharing(t *testing.T, live []held) {
 			x, y := live[i], live[j]
 			if x.b.Port() != y.b.Port() || x.req.Family != y.req.Family || x.b.Addr() != y.b.Addr() {
 				continue
+			}
+			if x.connectedTo != (tuple.Endpoint{}) && y.connectedTo != (tuple.Endpoint{}) {
+				continue // connect()-picked ports are shared by four-tuple (checked when made)
 			}
 			// A TIME_WAIT holder no longer enforces the owner rule (Linux).
 			tw := x.b.State() == table.StateTimeWait || y.b.State() == table.StateTimeWait
