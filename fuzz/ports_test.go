@@ -28,11 +28,12 @@ type held struct {
 // FuzzBind runs a program of bind-table operations decoded from the
 // fuzzer's bytes (bind with any options on a few ports or port 0, listen,
 // connect, connect from an unbound socket, TIME_WAIT, release) and checks
-// after each step the rules no sequence may break: no panic, only the documented errors, a picked port
-// in range and not shared, and no two holders of one port on the same
-// address of the same family unless both set SO_REUSEADDR or both set
-// SO_REUSEPORT with one owner (no port hijacking); no two listening on it
-// unless both set SO_REUSEPORT with one owner.
+// after each step the rules no sequence may break: no panic, only the
+// documented errors, a picked port in range and not shared, no four-tuple
+// connected twice, and no two holders of one port on the same address of
+// the same family unless both set SO_REUSEADDR or both set SO_REUSEPORT
+// with one owner (no port hijacking); no two listening on it unless both
+// set SO_REUSEPORT with one owner.
 func FuzzBind(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 1, 1, 0, 0, 2, 0})
 	f.Add([]byte{0, 0x1c, 0, 0, 0x1c, 1, 2, 0, 2, 1, 4, 0, 0, 0x1c, 1})
