@@ -66,14 +66,8 @@ func (p *Ports) ConnectAny(req ConnectRequest) (*Binding, error) {
 	if req.Local.IsUnspecified() || (req.Shards > 1 && (req.Shard < 0 || req.Shard >= req.Shards)) {
 		return nil, ErrInvalid
 	}
-	b := &Binding{ports: p, owner: bindOwner{
-		family: uint8(req.Family), v6only: req.V6Only, addr: req.Local, reuseAddr: req.ReuseAddr,
-		reusePort: req.ReusePort, uid: req.Owner, device: req.Device,
-		state: StateConnected, remote: req.Remote, autobound: true,
-	}}
-	if b.owner.v6Kind() == v6Other {
-		b.owner.v6only = true
-	}
+	b := &Binding{ports: p, owner: ownerOf(breq)}
+	b.owner.state, b.owner.remote, b.owner.autobound = StateConnected, req.Remote, true
 	low := int(p.low)
 	remaining := int(p.high) - low + 1
 	const step = 2
@@ -119,12 +113,13 @@ func (p *Ports) tryConnectPort(b *Binding, port uint16) bool {
 	s := p.stripe(port)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	holders := s.holders[port]
-	for _, h := range holders {
+	for _, h := range s.holders[port] {
 		if !h.autobound {
 			return false // a bind()-created bucket: connect() skips it
 		}
-		if h.addr == b.owner.addr && h.remote == b.owner.remote && h.state != StateTimeWait {
+		// A TIME_WAIT holder of the tuple is Flows' to judge; with no
+		// one to ask, it is never taken over.
+		if h.addr == b.owner.addr && h.remote == b.owner.remote && (h.state != StateTimeWait || p.flows == nil) {
 			return false
 		}
 	}
@@ -132,15 +127,8 @@ func (p *Ports) tryConnectPort(b *Binding, port uint16) bool {
 	if p.flows != nil && p.flows.FlowInUse(t) {
 		return false
 	}
-	if p.flows == nil {
-		for _, h := range holders { // no one to ask about TIME_WAIT: never take one over
-			if h.addr == b.owner.addr && h.remote == b.owner.remote {
-				return false
-			}
-		}
-	}
 	b.owner.port = port
-	s.holders[port] = append(holders, &b.owner)
+	p.addHolder(s, port, &b.owner)
 	p.noteConnected(&b.owner, true)
 	return true
 }

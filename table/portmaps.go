@@ -54,7 +54,7 @@ func (p *Ports) index(port uint16) int {
 	return int(port - p.low)
 }
 
-// destBits returns the bitmap of (local, remote), making it if make is
+// destBits returns the bitmap of (local, remote), making it if create is
 // set and the cap allows; nil otherwise.
 func (p *Ports) destBits(local tuple.Addr, remote tuple.Endpoint, create bool) []atomic.Uint64 {
 	k := destKey{local, remote}

@@ -182,18 +182,7 @@ func (p *Ports) Bind(req BindRequest) (*Binding, error) {
 	if err := p.validate(&req); err != nil {
 		return nil, err
 	}
-	b := &Binding{ports: p, owner: bindOwner{
-		family: uint8(req.Family), v6only: req.V6Only, addr: req.Addr, port: req.Port,
-		reuseAddr: req.ReuseAddr, reusePort: req.ReusePort, uid: req.Owner, device: req.Device,
-	}}
-	if b.owner.v6Kind() == v6Other {
-		// Linux's inet6_bind: a socket bound to a specific IPv6 address
-		// can receive no IPv4, so it becomes v6only for every later rule
-		// (a later 0.0.0.0 bind of the port does not meet it). A
-		// dual-stack "::" that connects over IPv6 does not: it keeps
-		// meeting 0.0.0.0.
-		b.owner.v6only = true
-	}
+	b := &Binding{ports: p, owner: ownerOf(req)}
 	if req.Port == 0 {
 		return b, p.bindAny(b)
 	}
@@ -204,9 +193,25 @@ func (p *Ports) Bind(req BindRequest) (*Binding, error) {
 	if portConflict(&b.owner, holders, true, true) {
 		return nil, ErrAddrInUse
 	}
-	s.holders[req.Port] = append(holders, &b.owner)
-	p.noteBound(req.Port, s.holders[req.Port])
+	p.addHolder(s, req.Port, &b.owner)
 	return b, nil
+}
+
+// ownerOf is the holder record of a validated request.
+func ownerOf(req BindRequest) bindOwner {
+	o := bindOwner{
+		family: uint8(req.Family), v6only: req.V6Only, addr: req.Addr, port: req.Port,
+		reuseAddr: req.ReuseAddr, reusePort: req.ReusePort, uid: req.Owner, device: req.Device,
+	}
+	if o.v6Kind() == v6Other {
+		// Linux's inet6_bind: a socket bound to a specific IPv6 address
+		// can receive no IPv4, so it becomes v6only for every later rule
+		// (a later 0.0.0.0 bind of the port does not meet it). A
+		// dual-stack "::" that connects over IPv6 does not: it keeps
+		// meeting 0.0.0.0.
+		o.v6only = true
+	}
+	return o
 }
 
 func (p *Ports) validate(req *BindRequest) error {
@@ -298,9 +303,24 @@ func (p *Ports) tryPort(b *Binding, port uint16) bool {
 	if portConflict(&b.owner, holders, false, false) {
 		return false
 	}
-	s.holders[port] = append(holders, &b.owner)
-	p.noteBound(port, s.holders[port])
+	p.addHolder(s, port, &b.owner)
 	return true
+}
+
+// addHolder adds o to port's holders. Caller holds s, port's stripe lock.
+func (p *Ports) addHolder(s *portStripe, port uint16, o *bindOwner) {
+	s.holders[port] = append(s.holders[port], o)
+	p.noteBound(port, s.holders[port])
+}
+
+// lockFor locks the stripe of b's port, unless the table is closed.
+func (p *Ports) lockFor(b *Binding) (*portStripe, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	s := p.stripe(b.owner.port)
+	s.mu.Lock()
+	return s, nil
 }
 
 // Listen re-runs the conflict check as listen(2) does and, if it passes,
@@ -308,11 +328,10 @@ func (p *Ports) tryPort(b *Binding, port uint16) bool {
 // bound, not listening), ErrInvalid if b is connected, in TIME_WAIT or
 // released, and ErrClosed after Close. Listening again is a no-op.
 func (p *Ports) Listen(b *Binding) error {
-	if p.closed.Load() {
-		return ErrClosed
+	s, err := p.lockFor(b)
+	if err != nil {
+		return err
 	}
-	s := p.stripe(b.owner.port)
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case b.released || b.owner.state == StateConnected || b.owner.state == StateTimeWait:
@@ -337,11 +356,10 @@ func (p *Ports) Listen(b *Binding) error {
 // already connected — Linux's EISCONN —, in TIME_WAIT or released), and
 // ErrClosed after Close.
 func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) error {
-	if p.closed.Load() {
-		return ErrClosed
+	s, err := p.lockFor(b)
+	if err != nil {
+		return err
 	}
-	s := p.stripe(b.owner.port)
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := &b.owner
 	if b.released || o.state != StateBound || local.IsUnspecified() ||
@@ -365,20 +383,17 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) err
 // TIME_WAIT after that. It returns ErrInvalid if l is not listening or
 // local is a wildcard, and ErrClosed after Close.
 func (p *Ports) Inherit(l *Binding, local tuple.Addr) (*Binding, error) {
-	if p.closed.Load() {
-		return nil, ErrClosed
+	s, err := p.lockFor(l)
+	if err != nil {
+		return nil, err
 	}
-	s := p.stripe(l.owner.port)
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l.released || l.owner.state != StateListen || local.IsUnspecified() {
 		return nil, ErrInvalid
 	}
 	c := &Binding{ports: p, owner: l.owner}
 	c.owner.addr, c.owner.state = local, StateConnected // remote unknown: uniqueness is the established table's
-	port := l.owner.port
-	s.holders[port] = append(s.holders[port], &c.owner)
-	p.noteBound(port, s.holders[port])
+	p.addHolder(s, l.owner.port, &c.owner)
 	return c, nil
 }
 
@@ -387,11 +402,10 @@ func (p *Ports) Inherit(l *Binding, local tuple.Addr) (*Binding, error) {
 // ErrInvalid unless b is connected (only connections leave a TIME_WAIT),
 // and ErrClosed after Close.
 func (p *Ports) TimeWait(b *Binding) error {
-	if p.closed.Load() {
-		return ErrClosed
+	s, err := p.lockFor(b)
+	if err != nil {
+		return err
 	}
-	s := p.stripe(b.owner.port)
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.released || b.owner.state != StateConnected {
 		return ErrInvalid
@@ -404,11 +418,10 @@ func (p *Ports) TimeWait(b *Binding) error {
 // Release gives b's port back (the socket, or its TIME_WAIT, is gone). A
 // second Release returns ErrInvalid; after Close, ErrClosed.
 func (p *Ports) Release(b *Binding) error {
-	if p.closed.Load() {
-		return ErrClosed
+	s, err := p.lockFor(b)
+	if err != nil {
+		return err
 	}
-	s := p.stripe(b.owner.port)
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.released {
 		return ErrInvalid

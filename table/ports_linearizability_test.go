@@ -160,11 +160,7 @@ func checkPortsLinearizable(t *testing.T, seed uint64) {
 					req := portSpecs[x>>16%uint64(len(portSpecs))]
 					req.Port = port
 					in.op, in.port = portBind, port
-					in.req = bindOwner{family: uint8(req.Family), v6only: req.V6Only, addr: req.Addr, port: port,
-						reuseAddr: req.ReuseAddr, reusePort: req.ReusePort, uid: req.Owner}
-					if in.req.v6Kind() == v6Other {
-						in.req.v6only = true // as Bind does
-					}
+					in.req = ownerOf(req)
 					call = clock.Add(1)
 					nb, err := p.Bind(req)
 					out.ok = err == nil

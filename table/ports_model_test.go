@@ -44,11 +44,7 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 		"Bind": func(t *rapid.T) {
 			spec := portSpecs[rapid.IntRange(0, len(portSpecs)-1).Draw(t, "spec")]
 			spec.Port = []uint16{0, 7000, 7001, modelLow + 1}[rapid.IntRange(0, 3).Draw(t, "port")]
-			o := bindOwner{family: uint8(spec.Family), v6only: spec.V6Only, addr: spec.Addr, port: spec.Port,
-				reuseAddr: spec.ReuseAddr, reusePort: spec.ReusePort, uid: spec.Owner}
-			if o.v6Kind() == v6Other {
-				o.v6only = true
-			}
+			o := ownerOf(spec)
 			b, err := s.p.Bind(spec)
 			if spec.Port == 0 {
 				if errors.Is(err, ErrNoPorts) {

@@ -115,7 +115,7 @@ func (c *rehash[V]) place(n int) {
 		// atomic ones, do not each wait for their line.
 		keyWords := (*key)(unsafe.Pointer(&d.k))
 		*keyWords = e.k
-		*(*V)(unsafe.Pointer(&d.v)) = e.v
+		d.v = e.v
 		*(*uint64)(unsafe.Pointer(&m.tags)) = setByte(tags, j, tag)
 		c.longest = max(c.longest, probes)
 		c.copied++
