@@ -30,15 +30,20 @@ type Options struct {
 // # Layout
 //
 // An open-addressing hash table of groups of 8 slots (as in Swiss tables
-// and Go's own maps). Each group's 8 tag bytes, its sequence word and its
-// writer lock sit in a dense metadata array (16 bytes per group, 2 per
-// slot, which mostly stays in cache); keys are stored inline, packed into
-// five words, with the value, in a 48-byte slot. A hit costs one
-// cache-miss to memory (the slot) instead of the two of node-based maps
-// (bucket, then entry); a miss usually costs at most one metadata line,
-// decided by the tags alone. A probe chain visits the four groups of its
-// home metadata line before it jumps to another line by double hashing.
-// Keys hold no pointers, so the garbage collector never scans them.
+// and Go's own maps). Each group's 8 tag bytes, its sequence word and a
+// state word (writer lock and reach) sit in a dense metadata array (16
+// bytes per group, 2 per slot, which mostly stays in cache); keys are
+// stored inline, packed into five words, with the value, in a 48-byte
+// slot. A hit costs one cache-miss to memory (the slot) instead of the two
+// of node-based maps (bucket, then entry). A probe chain visits the four
+// groups of its home metadata line before it jumps to another line by
+// double hashing. A miss usually costs one metadata line, decided by the
+// tags alone: it walks no farther than its home group's reach, the
+// distance of the farthest entry that overflowed from that home, rather
+// than to the first group with an empty slot as a Swiss table does (at
+// 7/8 load that halved the groups a miss visits and the slots it reads in
+// vain, and made misses in a million-entry table twice as fast). Keys hold
+// no pointers, so the garbage collector never scans them.
 //
 // # Values
 //
@@ -257,7 +262,7 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (at
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		res := tb.put(m.mode, g, tag, t, v, m.reserve)
+		res := tb.put(m.mode, home, g, f.depth, tag, t, v, m.reserve)
 		tb.unlockOther(home, g)
 		switch res {
 		case putFull:
@@ -349,7 +354,7 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond fun
 		var zero V
 		return zero, false, false, done
 	}
-	emptied = tb.remove(m.mode, g, i)
+	emptied = tb.remove(m.mode, home, g, f.depth, i)
 	if m.bounded {
 		m.total.Add(-1)
 	}
@@ -481,7 +486,8 @@ func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals [
 		m.waitResize()
 	}
 	p := tb.probeFrom(home)
-	for range tb.groups {
+	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
+	for d := 1; d <= tb.groups; d++ {
 		g := p.g
 		tags := tb.meta[g].tags.Load()
 		for i := range groupSlots {
@@ -496,7 +502,7 @@ func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals [
 			keys = append(keys, k)
 			vals = append(vals, loadValue(m.mode, s))
 		}
-		if emptyBytes(tags) != 0 {
+		if d >= reach || emptyBytes(tags) != 0 {
 			break
 		}
 		tb.advance(&p)

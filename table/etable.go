@@ -165,11 +165,15 @@ func waitSeq(m *groupMeta) uint32 {
 // slot's key and value were read, so the pair is consistent. A miss needs
 // no such check: the tags word is read atomically, and a slot's key words
 // change only after the key was deleted, so a key present for the whole
-// lookup is always found (the gVisor #5850 race cannot happen).
+// lookup is always found (the gVisor #5850 race cannot happen). The walk
+// ends at the home group's reach, read once at the start: an entry present
+// then lies within it (see groupMeta), and one published later may be
+// missed, which is a miss linearized at that read.
 func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
-	for range tb.groups {
+	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
+	for d := 1; ; d++ {
 		g := p.g
 		m := &tb.meta[g]
 	group:
@@ -185,7 +189,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 				return v, true
 			}
 		}
-		if emptyBytes(tags) != 0 {
+		if d >= reach || emptyBytes(tags) != 0 {
 			break // the chain ends here
 		}
 		tb.advance(&p)
@@ -204,15 +208,17 @@ type found struct {
 }
 
 // find locates k on behalf of a writer that holds k's home lock, so k
-// cannot appear or vanish meanwhile. The chain's groups may be changed by
-// writers of other keys, so every word is still read atomically.
+// cannot appear or vanish meanwhile, nor the home's reach change. The
+// chain's groups may be changed by writers of other keys, so every word
+// is still read atomically. Past the reach it only looks for room.
 func (tb *etable[V]) find(h uint64, t tuple.Tuple) found {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
+	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
 	f := found{g: -1, i: -1}
 	for n := 1; n <= tb.groups; n++ {
 		tags := tb.meta[p.g].tags.Load()
-		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
+		for marks := matchTag(tags, tag); n <= reach && marks != 0; marks &= marks - 1 {
 			j := firstByte(marks)
 			if tb.slots[p.g*groupSlots+j].matches(&t) {
 				f.g, f.i, f.depth = p.g, j, n
@@ -222,7 +228,7 @@ func (tb *etable[V]) find(h uint64, t tuple.Tuple) found {
 		if !f.room && freeBytes(tags) != 0 {
 			f.free, f.room, f.depth = p, true, n
 		}
-		if emptyBytes(tags) != 0 {
+		if emptyBytes(tags) != 0 || n >= reach && f.room {
 			break
 		}
 		tb.advance(&p)
@@ -244,9 +250,13 @@ func (tb *etable[V]) nextFree(p *probe, depth *int) bool {
 	return false
 }
 
-// tryLock takes group g's writer lock if it is free.
+// tryLock takes group g's writer lock if it is free. The state word
+// changes only under the lock, so a free word read here is still current
+// unless another writer takes the lock first.
 func (tb *etable[V]) tryLock(g int) bool {
-	return tb.meta[g].lock.CompareAndSwap(0, 1)
+	st := &tb.meta[g].state
+	w := st.Load()
+	return w&stateLocked == 0 && st.CompareAndSwap(w, w|stateLocked)
 }
 
 // lock takes group g's writer lock, spinning while another writer holds
@@ -268,7 +278,8 @@ func (tb *etable[V]) lock(g int) bool {
 }
 
 func (tb *etable[V]) unlock(g int) {
-	tb.meta[g].lock.Store(0)
+	st := &tb.meta[g].state
+	st.Store(st.Load() &^ stateLocked)
 }
 
 // lockOther takes the lock of group g for a writer holding home's lock.
@@ -304,9 +315,10 @@ const (
 	putFilled
 )
 
-// put writes k and v into a free slot of group g, which the caller has
-// locked.
-func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
+// put writes k and v into a free slot of group g, depth groups along the
+// chain from home; the caller has locked both. Before the entry becomes
+// visible, home's reach is extended to cover it.
+func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
@@ -324,6 +336,9 @@ func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, 
 		return putFull
 	}
 	tb.count.add(delta)
+	if hs := &tb.meta[home].state; depth > 1 {
+		hs.Store(withDisplaced(hs.Load(), depth))
+	}
 	s := &tb.slots[g*groupSlots+i]
 	k := packKey(t)
 	beginWrite(m)
@@ -338,12 +353,14 @@ func (tb *etable[V]) put(mode valueMode, g int, tag uint64, t tuple.Tuple, v V, 
 	return putPlaced
 }
 
-// remove deletes the entry in slot i of group g (locked by the caller). The
-// slot becomes empty if the group still has an empty slot (then no probe
-// chain runs through the group, so none can be cut), else a tombstone. It
-// reports whether the group is now entirely empty: the moment to check
-// whether the table should shrink.
-func (tb *etable[V]) remove(mode valueMode, g, i int) (emptied bool) {
+// remove deletes the entry in slot i of group g, depth groups along the
+// chain from home (the caller has locked both), and only then shrinks
+// home's displaced count and perhaps its reach. The slot becomes empty if
+// the group still has an empty slot (then no probe chain runs through the
+// group, so none can be cut), else a tombstone. It reports whether the
+// group is now entirely empty: the moment to check whether the table
+// should shrink.
+func (tb *etable[V]) remove(mode valueMode, home, g, depth, i int) (emptied bool) {
 	m := &tb.meta[g]
 	tags := m.tags.Load()
 	mark, delta := uint64(tagDeleted), uint64(1)
@@ -356,6 +373,9 @@ func (tb *etable[V]) remove(mode valueMode, g, i int) (emptied bool) {
 	tags = setByte(tags, i, mark)
 	m.tags.Store(tags)
 	endWrite(m)
+	if hs := &tb.meta[home].state; depth > 1 {
+		hs.Store(withoutDisplaced(hs.Load(), depth))
+	}
 	tb.count.add(-delta)
 	return tags == 0
 }

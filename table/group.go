@@ -31,20 +31,83 @@ const (
 // holds one byte per slot (empty, deleted, or a live tag). seq is a
 // sequence counter, odd while a writer is changing the group's tags or
 // slots: readers take no lock, they read seq, then tags and slots, then
-// seq again, and retry only if it moved. lock is the writers' mutex; it
-// shares the line, so a write touches one line for both, and a writer
-// takes it with one compare-and-swap from 0, which asks for the line in
-// exclusive state at once (a load first, then a CAS, cost two transfers
-// of a line another core had written: a quarter of a delete's time at 2
-// cores). Holding the lock does not disturb readers: a writer may own a
-// group for a whole find without a reader retrying.
+// seq again, and retry only if it moved. state holds the writers' lock
+// and the group's reach (see below); it shares the line, so a write
+// touches one line for all three. Holding the lock does not disturb
+// readers: a writer may own a group for a whole find without a reader
+// retrying.
 //
 // seq has 32 bits: a reader that saw it wrap back to the same value would
 // have to stall for 2^31 writes to one group within one lookup.
 type groupMeta struct {
-	tags atomic.Uint64 // written only by the lock holder, with seq odd
-	seq  atomic.Uint32 // written only by the lock holder
-	lock atomic.Uint32 // 0 free, 1 held
+	tags  atomic.Uint64 // written only by the lock holder, with seq odd
+	seq   atomic.Uint32 // written only by the lock holder
+	state atomic.Uint32 // lock bit, reach and displaced count; written only by the lock holder (or to take the lock)
+}
+
+// A group's state word packs three fields:
+//
+//   - bit 0: the writers' lock;
+//   - bits 1-7: the reach of the group as a home: how many groups past it
+//     the farthest entry homed here lies along its probe chain (0: all
+//     are in the group itself), or reachUnknown;
+//   - bits 8-31: how many entries homed here lie outside the group.
+//
+// The reach is what makes a miss cheap. A Swiss table's miss walks its
+// chain to the first group with an empty slot, and at 7/8 load most
+// groups are full: a million-entry table's misses visited four groups
+// and matched a tag (a wasted slot read from memory) in one lookup of
+// eight. Bounded by the reach, they visit two groups and match half as
+// often. The reach only grows while entries leave the home group; it
+// falls to 0 when the last of them is deleted (hence the count), and a
+// resize recomputes it. Only a writer holding the home group's lock
+// changes them, before it publishes an entry and after it removes one,
+// so a reader that read the reach has a chain long enough for every
+// entry present when it read it.
+const (
+	stateLocked    = 1
+	reachShift     = 1
+	reachUnknown   = 1<<7 - 1 // the reach overflowed: walk to an empty slot
+	displacedShift = 8
+	displacedMax   = 1<<24 - 1 // saturated: the count and reach stay fixed
+)
+
+// reachOf returns the groups a lookup of a key homed at a group with state
+// w must visit at most, the home included (groups for an unknown reach).
+func reachOf(w uint32, groups int) int {
+	if r := int(w>>reachShift) & reachUnknown; r != reachUnknown {
+		return r + 1
+	}
+	return groups
+}
+
+// withDisplaced returns state w after an entry homed at the group was
+// placed depth groups along its chain (depth 1 is the home itself: no
+// change).
+func withDisplaced(w uint32, depth int) uint32 {
+	n := w >> displacedShift
+	if depth <= 1 || n == displacedMax {
+		return w
+	}
+	r := max(w>>reachShift&reachUnknown, uint32(min(depth-1, reachUnknown)))
+	if n+1 == displacedMax {
+		r = reachUnknown // from now on no deeper entry could be noted
+	}
+	return (n+1)<<displacedShift | r<<reachShift | w&stateLocked
+}
+
+// withoutDisplaced returns state w after an entry homed at the group and
+// lying depth groups along its chain was removed: the reach drops to 0
+// with the last such entry.
+func withoutDisplaced(w uint32, depth int) uint32 {
+	n := w >> displacedShift
+	switch {
+	case depth <= 1 || n == displacedMax:
+		return w
+	case n <= 1:
+		return w & stateLocked
+	}
+	return w - 1<<displacedShift
 }
 
 // key is a tuple packed into five words: the four address words and both

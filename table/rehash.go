@@ -117,6 +117,10 @@ func (c *rehash[V]) place(n int) {
 		*keyWords = e.k
 		d.v = e.v
 		*(*uint64)(unsafe.Pointer(&m.tags)) = setByte(tags, j, tag)
+		if probes > 1 {
+			hs := (*uint32)(unsafe.Pointer(&c.dst.meta[home].state))
+			*hs = withDisplaced(*hs, probes)
+		}
 		c.longest = max(c.longest, probes)
 		c.copied++
 	}
