@@ -29,16 +29,17 @@ type Options struct {
 //
 // # Layout
 //
-// An open-addressing hash table of groups of 8 slots (as in Swiss tables
-// and Go's own maps). Each group's 8 tag bytes, its sequence word and a
-// state word (writer lock and reach) sit in a dense metadata array (16
-// bytes per group, 2 per slot, which mostly stays in cache); keys are
+// An open-addressing hash table of groups of 7 slots (as in Swiss tables
+// and Go's own maps, which use 8). Each group's metadata is one 8-byte
+// word, in a dense array that mostly stays in cache: 7 tag bytes and a
+// control byte holding the writers' lock and the group's reach. Keys are
 // stored inline, packed into five words, with the value, in a 48-byte
-// slot. A hit costs one cache-miss to memory (the slot) instead of the two
-// of node-based maps (bucket, then entry). A probe chain visits the four
-// groups of its home metadata line before it jumps to another line by
-// double hashing. A miss usually costs one metadata line, decided by the
-// tags alone: it walks no farther than its home group's reach, the
+// slot whose fifth word also carries the slot's version (a per-slot
+// seqlock). A hit costs one cache-miss to memory (the slot) instead of the
+// two of node-based maps (bucket, then entry). A probe chain visits the
+// eight groups of its home metadata line before it jumps to another line
+// by double hashing. A miss usually costs one metadata line, decided by
+// the tags alone: it walks no farther than its home group's reach, the
 // distance of the farthest entry that overflowed from that home, rather
 // than to the first group with an empty slot as a Swiss table does (at
 // 7/8 load that halved the groups a miss visits and the slots it reads in
@@ -56,10 +57,11 @@ type Options struct {
 //
 // # Memory
 //
-// 48 bytes of slot and 2 of metadata per slot: about 57 bytes per entry in
+// 48 bytes of slot and 1.7 of metadata per slot (8 bytes of tags and 4 of
+// displaced-entry count per group of 7): about 57 bytes per entry in
 // a table presized with Options.Capacity and filled, 85 right after a grow
 // (new tables are sized for 3/5 load). Inserts allocate nothing; only a
-// resize allocates, the new table's two arrays. The old arrays are left to
+// resize allocates, the new table's three arrays. The old ones are left to
 // the garbage collector rather than recycled through rcu.Recycler: reusing
 // them would need every lookup to announce itself to an rcu.Domain (a
 // shared write per lookup, which this table exists to avoid), while the
@@ -127,7 +129,7 @@ type Stats struct {
 	Slots      int     // allocated slots
 	LoadFactor float64 // Entries / Slots
 	Resizes    uint64  // completed resizes since New
-	// LongestProbe is the longest probe chain, in groups of 8 slots, that
+	// LongestProbe is the longest probe chain, in groups of 7 slots, that
 	// an insert or a rehash has walked: a lookup reads at most this many
 	// groups' metadata (and, for a hit, one slot).
 	LongestProbe int
@@ -405,10 +407,7 @@ func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V
 	if loadValue(m.mode, s) != old {
 		return false, done
 	}
-	meta := &tb.meta[g]
-	beginWrite(meta)
-	storeValue(m.mode, s, new)
-	endWrite(meta)
+	storeValue(m.mode, s, new) // one atomic word: no new version (see slot)
 	return true, done
 }
 
@@ -486,7 +485,7 @@ func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals [
 		m.waitResize()
 	}
 	p := tb.probeFrom(home)
-	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
+	reach := reachOf(tb.meta[home].tags.Load(), tb.groups)
 	for d := 1; d <= tb.groups; d++ {
 		g := p.g
 		tags := tb.meta[g].tags.Load()
@@ -494,13 +493,17 @@ func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals [
 			if byteAt(tags, i) < 2 {
 				continue
 			}
-			s := &tb.slots[g*groupSlots+i]
-			k := s.loadKey()
+			// An entry homed here cannot change (its home is locked or
+			// tb frozen): a slot that changes while read held another.
+			k, v, ok := tb.slots[g*groupSlots+i].loadLive(m.mode)
+			if !ok {
+				continue
+			}
 			if h, _ := tb.home(m.hashKey(&k)); h != home {
 				continue
 			}
 			keys = append(keys, k)
-			vals = append(vals, loadValue(m.mode, s))
+			vals = append(vals, v)
 		}
 		if d >= reach || emptyBytes(tags) != 0 {
 			break

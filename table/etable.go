@@ -15,7 +15,10 @@ import (
 // stale, state and need no grace period.
 type etable[V comparable] struct {
 	meta    []groupMeta // immutable slice header; elements per groupMeta
-	slots   []slot[V]   // immutable header; len = groupSlots*groups; guarded by the group locks and seq
+	slots   []slot[V]   // immutable header; len = groupSlots*groups; written under the group locks, versioned per slot
+	// displaced[g] counts the entries homed at group g that lie in other
+	// groups; guarded by g's lock (only writers use it: see groupMeta).
+	displaced []uint32 // immutable header
 	groups  int         // immutable, len(meta): lineGroups*lines
 	lines   int         // immutable, a prime: metadata cache lines
 	maxUsed int         // immutable: used slots allowed before a resize
@@ -48,7 +51,7 @@ const (
 	minGroups              = 2
 	// lineGroups is the number of groups whose metadata share a 64-byte
 	// cache line: a probe chain visits them all before it jumps.
-	lineGroups = 4
+	lineGroups = 8
 )
 
 // tableGroups rounds a number of groups up to what a table has: whole
@@ -60,8 +63,9 @@ func tableGroups(groups int) int {
 func newETable[V comparable](groups int) *etable[V] {
 	groups = tableGroups(groups)
 	tb := &etable[V]{
-		meta:    make([]groupMeta, groups),
-		slots:   make([]slot[V], groups*groupSlots),
+		meta:      make([]groupMeta, groups),
+		slots:     make([]slot[V], groups*groupSlots),
+		displaced: make([]uint32, groups),
 		groups:  groups,
 		lines:   groups / lineGroups,
 		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
@@ -137,34 +141,12 @@ func (tb *etable[V]) advance(p *probe) {
 	p.g, p.n = line*lineGroups+next%lineGroups, 1
 }
 
-// stableSeq returns the group's sequence once it is even (no change in
-// progress). The common case is inlined; the wait is not.
-func stableSeq(m *groupMeta) uint32 {
-	if s := m.seq.Load(); s&1 == 0 {
-		return s
-	}
-	return waitSeq(m)
-}
-
-//go:noinline
-func waitSeq(m *groupMeta) uint32 {
-	for spins := 0; ; spins++ {
-		s := m.seq.Load()
-		if s&1 == 0 {
-			return s
-		}
-		if spins > 32 {
-			runtime.Gosched() // the writer may be descheduled
-		}
-	}
-}
-
 // lookup finds k (hash h). It is the reader side: no locks, only loads.
 //
-// A hit is returned only if the group's sequence did not move while the
-// slot's key and value were read, so the pair is consistent. A miss needs
-// no such check: the tags word is read atomically, and a slot's key words
-// change only after the key was deleted, so a key present for the whole
+// A hit is returned only if the slot's version did not move while its key
+// and value were read, so the pair is consistent (see slot). A miss needs
+// no such check: the metadata word is read atomically, and a slot's entry
+// changes only after its tag was cleared, so a key present for the whole
 // lookup is always found (the gVisor #5850 race cannot happen). The walk
 // ends at the home group's reach, read once at the start: an entry present
 // then lies within it (see groupMeta), and one published later may be
@@ -172,24 +154,22 @@ func waitSeq(m *groupMeta) uint32 {
 func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
-	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
+	reach := reachOf(tb.meta[home].tags.Load(), tb.groups)
 	for d := 1; ; d++ {
 		g := p.g
-		m := &tb.meta[g]
 	group:
-		s1 := stableSeq(m)
-		tags := m.tags.Load()
-		for marks := matchTag(tags, tag); marks != 0; marks &= marks - 1 {
+		w := tb.meta[g].tags.Load()
+		for marks := matchTag(w, tag); marks != 0; marks &= marks - 1 {
 			s := &tb.slots[g*groupSlots+firstByte(marks)]
-			if s.matches(&t) {
+			if version, ok := s.holds(&t); ok {
 				v := loadValue(mode, s)
-				if m.seq.Load() != s1 {
-					goto group // a writer changed the group meanwhile
+				if s.k[4].Load() != version {
+					goto group // the slot changed meanwhile
 				}
 				return v, true
 			}
 		}
-		if d >= reach || emptyBytes(tags) != 0 {
+		if d >= reach || emptyBytes(w) != 0 {
 			break // the chain ends here
 		}
 		tb.advance(&p)
@@ -210,17 +190,19 @@ type found struct {
 // find locates k on behalf of a writer that holds k's home lock, so k
 // cannot appear or vanish meanwhile, nor the home's reach change. The
 // chain's groups may be changed by writers of other keys, so every word
-// is still read atomically. Past the reach it only looks for room.
+// is still read atomically (a slot being filled for another key is not
+// live yet, so it cannot pass for k). Past the reach it only looks for
+// room.
 func (tb *etable[V]) find(h uint64, t tuple.Tuple) found {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
-	reach := reachOf(tb.meta[home].state.Load(), tb.groups)
+	reach := reachOf(tb.meta[home].tags.Load(), tb.groups)
 	f := found{g: -1, i: -1}
 	for n := 1; n <= tb.groups; n++ {
 		tags := tb.meta[p.g].tags.Load()
 		for marks := matchTag(tags, tag); n <= reach && marks != 0; marks &= marks - 1 {
 			j := firstByte(marks)
-			if tb.slots[p.g*groupSlots+j].matches(&t) {
+			if _, ok := tb.slots[p.g*groupSlots+j].holds(&t); ok {
 				f.g, f.i, f.depth = p.g, j, n
 				return f
 			}
@@ -250,13 +232,13 @@ func (tb *etable[V]) nextFree(p *probe, depth *int) bool {
 	return false
 }
 
-// tryLock takes group g's writer lock if it is free. The state word
+// tryLock takes group g's writer lock if it is free. The metadata word
 // changes only under the lock, so a free word read here is still current
 // unless another writer takes the lock first.
 func (tb *etable[V]) tryLock(g int) bool {
-	st := &tb.meta[g].state
-	w := st.Load()
-	return w&stateLocked == 0 && st.CompareAndSwap(w, w|stateLocked)
+	m := &tb.meta[g].tags
+	w := m.Load()
+	return w&lockedBit == 0 && m.CompareAndSwap(w, w|lockedBit)
 }
 
 // lock takes group g's writer lock, spinning while another writer holds
@@ -278,8 +260,8 @@ func (tb *etable[V]) lock(g int) bool {
 }
 
 func (tb *etable[V]) unlock(g int) {
-	st := &tb.meta[g].state
-	st.Store(st.Load() &^ stateLocked)
+	m := &tb.meta[g].tags
+	m.Store(m.Load() &^ lockedBit)
 }
 
 // lockOther takes the lock of group g for a writer holding home's lock.
@@ -294,13 +276,6 @@ func (tb *etable[V]) unlockOther(home, g int) {
 		tb.unlock(g)
 	}
 }
-
-// beginWrite and endWrite bracket changes to a group's slots and tags:
-// seq is odd in between, so readers retry. The caller holds the group's
-// lock, so it alone changes seq.
-func beginWrite(m *groupMeta) { m.seq.Store(m.seq.Load() + 1) }
-
-func endWrite(m *groupMeta) { m.seq.Store(m.seq.Load() + 1) }
 
 // putResult is what put did.
 type putResult uint8
@@ -319,14 +294,14 @@ const (
 // chain from home; the caller has locked both. Before the entry becomes
 // visible, home's reach is extended to cover it.
 func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
-	m := &tb.meta[g]
-	tags := m.tags.Load()
+	m := &tb.meta[g].tags
+	w := m.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
 	// with it the next rehash, where it is.
-	marks := matchTag(tags, tagDeleted)
+	marks := matchTag(w, tagDeleted)
 	delta := uint64(1)
 	if marks == 0 {
-		if marks = emptyBytes(tags); marks == 0 {
+		if marks = emptyBytes(w); marks == 0 {
 			return putNoRoom
 		}
 		delta += usedOne
@@ -336,48 +311,47 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 		return putFull
 	}
 	tb.count.add(delta)
-	if hs := &tb.meta[home].state; depth > 1 {
-		hs.Store(withDisplaced(hs.Load(), depth))
+	if depth > 1 {
+		tb.displaced[home]++
+		hm := &tb.meta[home].tags
+		hm.Store(withReach(hm.Load(), depth))
 	}
-	s := &tb.slots[g*groupSlots+i]
 	k := packKey(t)
-	beginWrite(m)
-	s.storeKey(&k)
-	storeValue(mode, s, v)
-	tags = setByte(tags, i, tag)
-	m.tags.Store(tags)
-	endWrite(m)
-	if delta != 1 && emptyBytes(tags) == 0 {
+	tb.slots[g*groupSlots+i].publish(mode, &k, v)
+	w = setByte(w, i, tag)
+	m.Store(w)
+	if delta != 1 && emptyBytes(w) == 0 {
 		return putFilled
 	}
 	return putPlaced
 }
 
 // remove deletes the entry in slot i of group g, depth groups along the
-// chain from home (the caller has locked both), and only then shrinks
-// home's displaced count and perhaps its reach. The slot becomes empty if
-// the group still has an empty slot (then no probe chain runs through the
-// group, so none can be cut), else a tombstone. It reports whether the
-// group is now entirely empty: the moment to check whether the table
-// should shrink.
+// chain from home (the caller has locked both): it clears the tag, so new
+// lookups skip the slot, retires the slot, so lookups reading it retry,
+// and only then shrinks home's displaced count and perhaps its reach. The
+// slot becomes empty if the group still has an empty slot (then no probe
+// chain runs through the group, so none can be cut), else a tombstone. It
+// reports whether the group is now entirely empty: the moment to check
+// whether the table should shrink.
 func (tb *etable[V]) remove(mode valueMode, home, g, depth, i int) (emptied bool) {
-	m := &tb.meta[g]
-	tags := m.tags.Load()
+	m := &tb.meta[g].tags
+	w := m.Load()
 	mark, delta := uint64(tagDeleted), uint64(1)
-	if emptyBytes(tags) != 0 {
+	if emptyBytes(w) != 0 {
 		mark, delta = tagEmpty, 1+usedOne
 	}
-	var zero V
-	beginWrite(m)
-	storeValue(mode, &tb.slots[g*groupSlots+i], zero) // drop the reference for the GC
-	tags = setByte(tags, i, mark)
-	m.tags.Store(tags)
-	endWrite(m)
-	if hs := &tb.meta[home].state; depth > 1 {
-		hs.Store(withoutDisplaced(hs.Load(), depth))
+	w = setByte(w, i, mark)
+	m.Store(w)
+	tb.slots[g*groupSlots+i].retire(mode)
+	if depth > 1 {
+		if tb.displaced[home]--; tb.displaced[home] == 0 {
+			hm := &tb.meta[home].tags
+			hm.Store(withoutReach(hm.Load()))
+		}
 	}
 	tb.count.add(-delta)
-	return tags == 0
+	return w&tagsMask == 0
 }
 
 // freeze stops every writer of tb for good: it marks tb frozen, so
@@ -397,6 +371,6 @@ func (tb *etable[V]) freeze() {
 
 // memory returns the bytes the table's arrays occupy.
 func (tb *etable[V]) memory() int {
-	return int(unsafe.Sizeof(groupMeta{}))*tb.groups +
+	return int(unsafe.Sizeof(groupMeta{})+unsafe.Sizeof(uint32(0)))*tb.groups +
 		int(unsafe.Sizeof(slot[V]{}))*len(tb.slots)
 }

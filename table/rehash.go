@@ -63,10 +63,11 @@ func (c *rehash[V]) gather(n int) {
 		if byteAt(c.src.meta[c.g].tags.Load(), c.i) < 2 {
 			continue
 		}
-		s := &c.src.slots[c.g*groupSlots+c.i]
 		e := &chunk[cnt]
-		e.k = s.loadKey()
-		e.v = loadValue(c.mode, s)
+		var ok bool
+		if e.k, e.v, ok = c.src.slots[c.g*groupSlots+c.i].loadLive(c.mode); !ok {
+			continue // unreachable: src is frozen, and its live tags mark live slots
+		}
 		e.h = c.hash(&e.k)
 		home, _ := c.dst.home(e.h)
 		c.addrs[cnt] = uintptr(unsafe.Pointer(&c.dst.meta[home]))
@@ -106,20 +107,17 @@ func (c *rehash[V]) place(n int) {
 			c.dst.advance(&p)
 			probes++
 		}
-		m := &c.dst.meta[p.g]
-		tags := m.tags.Load()
-		j := firstByte(freeBytes(tags))
-		d := &c.dst.slots[p.g*groupSlots+j]
 		// dst is not published yet: plain stores suffice (the publishing
 		// atomic store orders them before any reader's loads) and, unlike
 		// atomic ones, do not each wait for their line.
-		keyWords := (*key)(unsafe.Pointer(&d.k))
-		*keyWords = e.k
-		d.v = e.v
-		*(*uint64)(unsafe.Pointer(&m.tags)) = setByte(tags, j, tag)
+		w := (*uint64)(unsafe.Pointer(&c.dst.meta[p.g].tags))
+		j := firstByte(freeBytes(*w))
+		c.dst.slots[p.g*groupSlots+j].fill(&e.k, e.v)
+		*w = setByte(*w, j, tag)
 		if probes > 1 {
-			hs := (*uint32)(unsafe.Pointer(&c.dst.meta[home].state))
-			*hs = withDisplaced(*hs, probes)
+			c.dst.displaced[home]++
+			hw := (*uint64)(unsafe.Pointer(&c.dst.meta[home].tags))
+			*hw = withReach(*hw, probes)
 		}
 		c.longest = max(c.longest, probes)
 		c.copied++
