@@ -53,11 +53,13 @@ type bindOwner struct {
 // v4Addr is the socket's IPv4 receive address (sk_rcv_saddr): its own for
 // family 4 and for a v4-mapped family-6 address, 0.0.0.0 for "::", and
 // 127.0.0.6 for any other IPv6 address.
-func (o *bindOwner) v4Addr() tuple.Addr {
+func (o *bindOwner) v4Addr() tuple.Addr { return v4AddrOf(o.family, o.addr) }
+
+func v4AddrOf(family uint8, addr tuple.Addr) tuple.Addr {
 	switch {
-	case o.family == 4 || o.addr.Is4():
-		return o.addr
-	case o.addr == tuple.IPv6Unspecified():
+	case family == 4 || addr.Is4():
+		return addr
+	case addr == tuple.IPv6Unspecified():
 		return tuple.IPv4Unspecified()
 	}
 	return loopback4IPv6

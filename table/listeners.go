@@ -43,6 +43,7 @@ type Listeners[V comparable] struct {
 	hasher *tuple.Hasher
 	slots  []atomic.Pointer[listenBucket[V]] // immutable header; power-of-two length; chains of buckets
 	mu     sync.Mutex                        // serializes Listen and Close
+	closed bool                              // guarded by mu: the Ports closed
 	policy atomic.Pointer[policy[V]]         // nil: the flow hash alone
 }
 
@@ -82,21 +83,41 @@ func (l *Listeners[V]) updatePolicy(change func(*policy[V])) {
 
 // listenBucket holds the listeners of one (address, port), or of the
 // wildcards on one port, in lookup order, with what scoring reads copied
-// inline (a lookup reads the slot, the bucket and its entries: three
-// lines). Buckets whose keys share a slot are chained through next.
-// Immutable once published: Listen and Close copy the chain they change.
+// inline. The first listener is stored in the bucket itself, since most
+// buckets hold one: a lookup then reads the slot and the bucket, two
+// dependent loads, and 1e4 listeners fit in about 1 MB. Buckets whose keys
+// share a slot are chained through next. Immutable once published: Listen
+// and Close copy the chain they change.
 type listenBucket[V comparable] struct {
-	key     listenKey
-	entries []listenEntry[V]
-	next    *listenBucket[V]
+	key   listenKey
+	next  *listenBucket[V]
+	first listenEntry[V]   // entries[0]
+	rest  []listenEntry[V] // entries[1:]
 }
 
-// listenEntry is a listener as the lookup sees it.
+// entries returns the bucket's listeners in order (a new slice: for
+// Listen and Close, not for lookups).
+func (b *listenBucket[V]) entries() []listenEntry[V] {
+	if b == nil {
+		return nil
+	}
+	return append([]listenEntry[V]{b.first}, b.rest...)
+}
+
+// listenEntry is a listener as the lookup sees it: what compute_score
+// reads, and what it returns.
 type listenEntry[V comparable] struct {
-	owner bindOwner
-	value V
-	group *listenGroup[V] // nil unless SO_REUSEPORT
-	l     *Listener[V]
+	addr   tuple.Addr // the bound address; for family 6, an IPv4 Addr is v4-mapped
+	device int        // SO_BINDTODEVICE; 0 for none
+	family uint8
+	v6only bool
+	value  V
+	group  *listenGroup[V] // nil unless SO_REUSEPORT
+	l      *Listener[V]
+}
+
+func entryOf[V comparable](o *bindOwner) listenEntry[V] {
+	return listenEntry[V]{addr: o.addr, device: o.device, family: o.family, v6only: o.v6only}
 }
 
 // listenKey: addr is the bound address, or the zero Addr for every
@@ -148,11 +169,17 @@ type ListenersOptions struct {
 	Hasher *tuple.Hasher
 }
 
-// NewListeners returns an empty index over ports' bindings. It returns
-// ErrCapacity for a negative Slots.
+// NewListeners returns an empty index over ports' bindings and attaches
+// it to ports: from then on a socket listens only through the index
+// (Ports.Listen returns ErrInvalid), and Ports.Close empties it. It
+// returns ErrCapacity for a negative Slots, ErrInvalid for a nil ports or
+// one that already has an index, and ErrClosed for a closed one.
 func NewListeners[V comparable](ports *Ports, opts ListenersOptions) (*Listeners[V], error) {
 	if opts.Slots < 0 {
 		return nil, ErrCapacity
+	}
+	if ports == nil {
+		return nil, ErrInvalid
 	}
 	n := 1
 	for n < opts.Slots || (opts.Slots == 0 && n < 16384) {
@@ -162,7 +189,25 @@ func NewListeners[V comparable](ports *Ports, opts ListenersOptions) (*Listeners
 	if h == nil {
 		h = tuple.NewHasher()
 	}
-	return &Listeners[V]{ports: ports, hasher: h, slots: make([]atomic.Pointer[listenBucket[V]], n)}, nil
+	l := &Listeners[V]{ports: ports, hasher: h, slots: make([]atomic.Pointer[listenBucket[V]], n)}
+	if !ports.listeners.CompareAndSwap(nil, &attachedIndex{clear: l.clear}) {
+		return nil, ErrInvalid
+	}
+	if ports.closed.Load() {
+		return nil, ErrClosed
+	}
+	return l, nil
+}
+
+// clear empties the index when its Ports closes: every listener is gone,
+// and later calls return ErrClosed.
+func (l *Listeners[V]) clear() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for i := range l.slots {
+		l.slots[i].Store(nil)
+	}
 }
 
 func keyOf(o *bindOwner) listenKey {
@@ -187,30 +232,34 @@ func find[V comparable](b *listenBucket[V], k listenKey) *listenBucket[V] {
 	return nil
 }
 
-// Listen makes b's socket listen (Ports.Listen: the conflict re-check)
-// and indexes it with value v, joining a SO_REUSEPORT group if one
-// matches. It returns Ports.Listen's errors, and ErrInvalid if b is
-// already indexed.
+// Listen makes b's socket listen and indexes it with value v, joining a
+// SO_REUSEPORT group if one matches: in one step, under the index's lock,
+// so that no lookup sees a listener the bind table does not hold, nor the
+// reverse. It is the one way to listen on a Ports with an index; the
+// returned Listener's Close undoes both. It returns Ports.Listen's
+// errors (ErrAddrInUse: listen(2)'s conflict re-check), ErrInvalid if b
+// belongs to another Ports or is already listening, and ErrClosed after
+// Ports.Close.
 func (l *Listeners[V]) Listen(b *Binding, v V) (*Listener[V], error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if b.State() == StateListen {
+	switch {
+	case l.closed:
+		return nil, ErrClosed
+	case b == nil || b.ports != l.ports || b.State() == StateListen:
 		return nil, ErrInvalid
 	}
-	if err := l.ports.Listen(b); err != nil {
+	if err := l.ports.listen(b); err != nil {
 		return nil, err
 	}
 	h := &Listener[V]{l: l, b: b, owner: b.read(), value: v}
 	k := keyOf(&h.owner)
 	sp := l.slot(k)
 	old := sp.Load()
-	var entries []listenEntry[V]
-	if bk := find(old, k); bk != nil {
-		entries = bk.entries
-	}
+	entries := find(old, k).entries()
 	if h.owner.reusePort {
 		for _, e := range entries {
-			if e.group != nil && sameGroup(&e.owner, &h.owner) {
+			if e.group != nil && sameGroup(&e.l.owner, &h.owner) {
 				h.group = e.group
 				break
 			}
@@ -225,7 +274,8 @@ func (l *Listeners[V]) Listen(b *Binding, v V) (*Listener[V], error) {
 			vals: append(append([]V(nil), old.vals...), v),
 		})
 	}
-	e := listenEntry[V]{owner: h.owner, value: v, group: h.group, l: h}
+	e := entryOf[V](&h.owner)
+	e.value, e.group, e.l = v, h.group, h
 	var next []listenEntry[V]
 	if h.owner.reusePort && h.owner.family == 6 {
 		next = append(append(next, entries...), e) // __inet_hash: tail
@@ -249,23 +299,27 @@ func sameGroup(a, b *bindOwner) bool {
 func (l *Listeners[V]) publish(sp *atomic.Pointer[listenBucket[V]], old *listenBucket[V], k listenKey, entries []listenEntry[V]) {
 	var chain *listenBucket[V]
 	if len(entries) > 0 {
-		chain = &listenBucket[V]{key: k, entries: entries}
+		chain = &listenBucket[V]{key: k, first: entries[0], rest: entries[1:]}
 	}
 	for b := old; b != nil; b = b.next {
 		if b.key != k {
-			chain = &listenBucket[V]{key: b.key, entries: b.entries, next: chain}
+			chain = &listenBucket[V]{key: b.key, first: b.first, rest: b.rest, next: chain}
 		}
 	}
 	sp.Store(chain)
 }
 
 // Close removes the listener from the index and its group (the others go
-// on serving) and releases its binding. A second Close returns ErrInvalid.
+// on serving) and releases its binding. A second Close returns ErrInvalid;
+// after Ports.Close, ErrClosed.
 func (h *Listener[V]) Close() error {
 	l := h.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !h.index {
+	switch {
+	case l.closed:
+		return ErrClosed
+	case !h.index:
 		return ErrInvalid
 	}
 	h.index = false
@@ -273,7 +327,7 @@ func (h *Listener[V]) Close() error {
 	sp := l.slot(k)
 	old := sp.Load()
 	var entries []listenEntry[V]
-	for _, e := range find(old, k).entries {
+	for _, e := range find(old, k).entries() {
 		if e.l != h {
 			entries = append(entries, e)
 		}
@@ -288,7 +342,7 @@ func (h *Listener[V]) Close() error {
 		h.group.members.Store(next)
 	}
 	l.publish(sp, old, k, entries)
-	return l.ports.Release(h.b)
+	return l.ports.release(h.b, true)
 }
 
 // Value returns the value the listener was indexed with.
@@ -311,18 +365,20 @@ func (l *Listeners[V]) lookupIn(k listenKey, dst, src tuple.Endpoint, device int
 	var best *listenEntry[V]
 	hiscore := 0
 	if bk := find(l.slot(k).Load(), k); bk != nil {
-		for i := range bk.entries {
-			e := &bk.entries[i]
-			score := e.score(dst.Addr, device)
-			if score <= hiscore {
-				continue
-			}
-			if e.group != nil {
-				if v, ok := e.group.pick(l, dst, src); ok {
-					return v, true
+		e := &bk.first
+		for i := 0; ; i++ {
+			if score := e.score(dst.Addr, device); score > hiscore {
+				if e.group != nil {
+					if v, ok := e.group.pick(l, dst, src); ok {
+						return v, true
+					}
 				}
+				best, hiscore = e, score
 			}
-			best, hiscore = e, score
+			if i == len(bk.rest) {
+				break
+			}
+			e = &bk.rest[i]
 		}
 	}
 	if best == nil {
@@ -335,28 +391,27 @@ func (l *Listeners[V]) lookupIn(k listenKey, dst, src tuple.Endpoint, device int
 // score is compute_score: 0 if the listener cannot take a connection to
 // daddr on device.
 func (e *listenEntry[V]) score(daddr tuple.Addr, device int) int {
-	o := &e.owner
-	if o.device != 0 && o.device != device {
+	if e.device != 0 && e.device != device {
 		return 0
 	}
 	score := 1
-	if o.device != 0 {
+	if e.device != 0 {
 		score = 2
 	}
 	if daddr.Is4() { // the IPv4 path: AF_INET and non-v6only AF_INET6
-		if o.family == 6 && o.v6only {
+		if e.family == 6 && e.v6only {
 			return 0
 		}
-		if a := o.v4Addr(); a != daddr && a != tuple.IPv4Unspecified() {
+		if a := v4AddrOf(e.family, e.addr); a != daddr && a != tuple.IPv4Unspecified() {
 			return 0
 		}
-		if o.family == 4 {
+		if e.family == 4 {
 			score++
 		}
 		return score
 	}
 	// The IPv6 path: AF_INET6 sockets bound to daddr or to "::".
-	if o.family != 6 || (o.addr != daddr && o.addr != tuple.IPv6Unspecified()) {
+	if e.family != 6 || (e.addr != daddr && e.addr != tuple.IPv6Unspecified()) {
 		return 0
 	}
 	return score

@@ -79,7 +79,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 			best, tierExact := 0, false
 			for _, exact := range []bool{true, false} {
 				for _, l := range s.live {
-					e := listenEntry[int]{owner: l.owner}
+					e := entryOf[int](&l.owner)
 					if l.owner.port == dst.Port && l.owner.addr.IsUnspecified() != exact {
 						best = max(best, e.score(dst.Addr, device))
 					}
@@ -103,7 +103,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 				// A lower score than the best is right only for a
 				// SO_REUSEPORT listener: Linux returns a member of the
 				// first group that raises the score, scanning no further.
-				e := listenEntry[int]{owner: l.owner}
+				e := entryOf[int](&l.owner)
 				score := e.score(dst.Addr, device)
 				if l.owner.port != dst.Port || l.owner.addr.IsUnspecified() == tierExact || score == 0 ||
 					(score < best && !l.owner.reusePort) {

@@ -203,3 +203,59 @@ func TestListenersSelectorAndLoad(t *testing.T) {
 		require.Greater(t, c, 800)
 	}
 }
+
+// One registry (gVisor #7428: two registries drift): once a Ports has a
+// listener index, a socket listens only through it, its Listener alone
+// releases it, and closing the Ports empties the index.
+func TestListenersOneRegistry(t *testing.T) {
+	ports, idx := newListeners(t)
+	_, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	require.ErrorIs(t, err, table.ErrInvalid, "a second index would be a second registry")
+	_, err = table.NewListeners[int](nil, table.ListenersOptions{})
+	require.ErrorIs(t, err, table.ErrInvalid)
+
+	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80}
+	b, err := ports.Bind(req)
+	require.NoError(t, err)
+	require.ErrorIs(t, ports.Listen(b), table.ErrInvalid, "listening behind the index's back")
+	require.Equal(t, table.StateBound, b.State())
+	dst := tuple.MustEndpoint("192.0.2.1:80")
+	_, ok := idx.Lookup(dst, client(1), 0)
+	require.False(t, ok)
+
+	l, err := idx.Listen(b, 1)
+	require.NoError(t, err)
+	require.Equal(t, table.StateListen, b.State())
+	_, err = idx.Listen(b, 2)
+	require.ErrorIs(t, err, table.ErrInvalid, "already listening")
+	require.ErrorIs(t, ports.Release(b), table.ErrInvalid, "the listener must be closed, not its binding released")
+	v, ok := idx.Lookup(dst, client(1), 0)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+
+	require.NoError(t, l.Close())
+	_, ok = idx.Lookup(dst, client(1), 0)
+	require.False(t, ok)
+	b2, err := ports.Bind(req)
+	require.NoError(t, err, "closing the listener released its port")
+	require.ErrorIs(t, l.Close(), table.ErrInvalid)
+
+	other, err := table.NewPorts(table.PortsOptions{})
+	require.NoError(t, err)
+	foreign, err := other.Bind(req)
+	require.NoError(t, err)
+	_, err = idx.Listen(foreign, 3)
+	require.ErrorIs(t, err, table.ErrInvalid, "a binding of another table")
+	require.NoError(t, other.Listen(foreign), "a table without an index listens by itself")
+
+	l2, err := idx.Listen(b2, 4)
+	require.NoError(t, err)
+	require.NoError(t, ports.Close())
+	_, ok = idx.Lookup(dst, client(1), 0)
+	require.False(t, ok, "closing the bind table empties its index")
+	require.ErrorIs(t, l2.Close(), table.ErrClosed)
+	_, err = idx.Listen(b2, 5)
+	require.ErrorIs(t, err, table.ErrClosed)
+	_, err = table.NewListeners[int](other, table.ListenersOptions{})
+	require.NoError(t, err)
+}

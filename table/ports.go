@@ -106,7 +106,16 @@ type Ports struct {
 	perturb   []atomic.Uint32         // RFC 6056 Algorithm 4's table, 2^16 entries
 	maps      portMaps                // hints for ConnectAny's scan
 	closed    atomic.Bool
+
+	// listeners is the listener index attached by NewListeners, if any: then
+	// listening goes only through it (Listeners.Listen, Listener.Close),
+	// so the two registries cannot drift. Set once.
+	listeners atomic.Pointer[attachedIndex]
 }
+
+// attachedIndex is what Ports knows of its listener index: how to empty
+// it when the table closes.
+type attachedIndex struct{ clear func() }
 
 const portStripes = 256
 
@@ -327,7 +336,21 @@ func (p *Ports) lockFor(b *Binding) (*portStripe, error) {
 // marks b listening. It returns ErrAddrInUse on a conflict (b stays
 // bound, not listening), ErrInvalid if b is connected, in TIME_WAIT or
 // released, and ErrClosed after Close. Listening again is a no-op.
+//
+// A table with a listener index (NewListeners) has one registry of
+// listeners, the index: there Listen returns ErrInvalid, and a socket
+// listens through Listeners.Listen, whose handle's Close removes it from
+// both (two registries that each track listeners drift apart, as gVisor's
+// did: #7428).
 func (p *Ports) Listen(b *Binding) error {
+	if p.listeners.Load() != nil {
+		return ErrInvalid
+	}
+	return p.listen(b)
+}
+
+// listen is Listen for the attached index.
+func (p *Ports) listen(b *Binding) error {
 	s, err := p.lockFor(b)
 	if err != nil {
 		return err
@@ -416,14 +439,20 @@ func (p *Ports) TimeWait(b *Binding) error {
 }
 
 // Release gives b's port back (the socket, or its TIME_WAIT, is gone). A
-// second Release returns ErrInvalid; after Close, ErrClosed.
-func (p *Ports) Release(b *Binding) error {
+// second Release returns ErrInvalid; after Close, ErrClosed. A binding
+// listening through a listener index is released by closing its
+// Listener: Release returns ErrInvalid for it.
+func (p *Ports) Release(b *Binding) error { return p.release(b, false) }
+
+// release is Release; byIndex is set when the listener index releases a
+// listener it is removing.
+func (p *Ports) release(b *Binding, byIndex bool) error {
 	s, err := p.lockFor(b)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if b.released {
+	if b.released || b.owner.state == StateListen && p.listeners.Load() != nil && !byIndex {
 		return ErrInvalid
 	}
 	b.released = true
@@ -447,11 +476,14 @@ func (p *Ports) Release(b *Binding) error {
 	return nil
 }
 
-// Close empties the table; every later call returns ErrClosed. A second
-// Close returns ErrClosed.
+// Close empties the table and its listener index, if any; every later
+// call returns ErrClosed. A second Close returns ErrClosed.
 func (p *Ports) Close() error {
 	if p.closed.Swap(true) {
 		return ErrClosed
+	}
+	if ix := p.listeners.Load(); ix != nil {
+		ix.clear()
 	}
 	for i := range p.stripes {
 		s := &p.stripes[i]
