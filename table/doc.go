@@ -3,6 +3,12 @@
 // decides port sharing as Linux does; and Listeners, the listener index
 // with Linux's scoring and SO_REUSEPORT groups.
 //
+// Ports and Listeners form one registry: NewListeners attaches the index
+// to its Ports, and from then on a socket listens only through
+// Listeners.Listen, in one step for both, and stops only through its
+// Listener's Close (gVisor's separate port manager and endpoint table
+// drifted apart: gvisor#7428).
+//
 // All tables are keyed by tuple values, hashed with the stack's shared
 // keyed tuple.Hasher, read lock-free and written under fine-grained locks
 // that writers to different buckets do not share.
@@ -39,7 +45,8 @@ var (
 	// PortsOptions.LocalAddrs, or a Ports.Connect with no free four-tuple
 	// (EADDRNOTAVAIL).
 	ErrAddrNotAvail = errs.ErrAddrNotAvail
-	// ErrInvalid: a request Linux refuses with EINVAL (see Ports.Bind).
+	// ErrInvalid: a request Linux refuses with EINVAL (see Ports.Bind),
+	// or one that would split the listener registry (see Ports.Listen).
 	ErrInvalid = errs.ErrInvalid
 	// ErrNoPorts: Ports.Bind to port 0 found no free port in the range.
 	ErrNoPorts = errs.ErrNoPorts
