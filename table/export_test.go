@@ -12,3 +12,6 @@ func (m *Established[V]) Groups() int { return m.table.Load().groups }
 
 // SlotSize reports the bytes of one slot, for the memory tests.
 func SlotSize[V comparable]() int { return int(unsafe.Sizeof(slot[V]{})) }
+
+// SlotCount returns the listener index's current number of hash slots.
+func (l *Listeners[V]) SlotCount() int { return len(l.slots.Load().slots) }

@@ -36,15 +36,32 @@ import (
 // Concurrency: Lookup is lock-free and wait-free (a few atomic loads of
 // immutable snapshots), allocates nothing and takes O(1) time in the number
 // of listeners on other addresses and ports. Listen and Close take a mutex
-// and copy the one bucket they change; they are linearizable with each
-// other and with Lookup.
+// and copy the one bucket they change, and a Listen that makes the buckets
+// outnumber the hash slots also rebuilds the slot array at twice the size
+// (O(listeners), amortized O(1)); they are linearizable with each other
+// and with Lookup.
+//
+// Memory: 8 bytes per hash slot (at most two per listened-on address and
+// port, never shrunk) and about 150 bytes per listener (its bucket entry,
+// Listener and Binding).
 type Listeners[V comparable] struct {
 	ports  *Ports
 	hasher *tuple.Hasher
-	slots  []atomic.Pointer[listenBucket[V]] // immutable header; power-of-two length; chains of buckets
-	mu     sync.Mutex                        // serializes Listen and Close
-	closed bool                              // guarded by mu: the Ports closed
-	policy atomic.Pointer[policy[V]]         // nil: the flow hash alone
+	slots  atomic.Pointer[listenSlots[V]] // replaced by a larger copy as buckets grow
+	mu     sync.Mutex                     // serializes Listen, Close and growth
+	closed bool                           // guarded by mu: the Ports closed
+	// buckets counts the non-empty (address, port) buckets; guarded by mu.
+	buckets int
+	policy  atomic.Pointer[policy[V]] // nil: the flow hash alone
+}
+
+// listenSlots is the index's hash array: a power-of-two number of slots,
+// each a chain of buckets. A larger one replaces it, rebuilt with new
+// chains, when the buckets outnumber the slots: a lookup that loaded the
+// old array finishes on it, consistent if stale, as with any bucket
+// snapshot.
+type listenSlots[V comparable] struct {
+	slots []atomic.Pointer[listenBucket[V]] // immutable header
 }
 
 // SetSelector installs a member chooser for SO_REUSEPORT groups, the
@@ -160,9 +177,10 @@ type policy[V comparable] struct {
 
 // ListenersOptions configures a Listeners index.
 type ListenersOptions struct {
-	// Slots is the number of hash slots (rounded up to a power of two);
-	// 0 means 16384 (128 KiB). Lookups stay O(1) while listened-on (address, port)
-	// pairs are within a small multiple of it.
+	// Slots is the initial number of hash slots (rounded up to a power of
+	// two; 8 bytes each); 0 means 1024. The index doubles them whenever
+	// the listened-on (address, port) pairs outnumber them, so lookups stay
+	// O(1); it never shrinks them.
 	Slots int
 	// Hasher is the stack's shared keyed hasher (flow hashes for
 	// SO_REUSEPORT, bucket hashes). nil means a new one.
@@ -182,14 +200,15 @@ func NewListeners[V comparable](ports *Ports, opts ListenersOptions) (*Listeners
 		return nil, ErrInvalid
 	}
 	n := 1
-	for n < opts.Slots || (opts.Slots == 0 && n < 16384) {
+	for n < opts.Slots || (opts.Slots == 0 && n < 1024) {
 		n *= 2
 	}
 	h := opts.Hasher
 	if h == nil {
 		h = tuple.NewHasher()
 	}
-	l := &Listeners[V]{ports: ports, hasher: h, slots: make([]atomic.Pointer[listenBucket[V]], n)}
+	l := &Listeners[V]{ports: ports, hasher: h}
+	l.slots.Store(&listenSlots[V]{slots: make([]atomic.Pointer[listenBucket[V]], n)})
 	if !ports.listeners.CompareAndSwap(nil, &attachedIndex{clear: l.clear}) {
 		return nil, ErrInvalid
 	}
@@ -205,8 +224,10 @@ func (l *Listeners[V]) clear() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
-	for i := range l.slots {
-		l.slots[i].Store(nil)
+	l.buckets = 0
+	slots := l.slots.Load().slots
+	for i := range slots {
+		slots[i].Store(nil)
 	}
 }
 
@@ -218,8 +239,30 @@ func keyOf(o *bindOwner) listenKey {
 }
 
 func (l *Listeners[V]) slot(k listenKey) *atomic.Pointer[listenBucket[V]] {
-	h := l.hasher.HashEndpoint(tuple.Endpoint{Addr: k.addr, Port: k.port})
-	return &l.slots[h&uint64(len(l.slots)-1)]
+	return l.slots.Load().slotOf(l.hasher, k)
+}
+
+func (t *listenSlots[V]) slotOf(h *tuple.Hasher, k listenKey) *atomic.Pointer[listenBucket[V]] {
+	return &t.slots[h.HashEndpoint(tuple.Endpoint{Addr: k.addr, Port: k.port})&uint64(len(t.slots)-1)]
+}
+
+// grow replaces the slot array by one twice as large once the buckets
+// outnumber the slots. The caller holds mu, so no chain changes meanwhile;
+// the buckets are immutable, so the new chains are new nodes sharing the
+// old nodes' entries.
+func (l *Listeners[V]) grow() {
+	old := l.slots.Load()
+	if l.buckets <= len(old.slots) {
+		return
+	}
+	t := &listenSlots[V]{slots: make([]atomic.Pointer[listenBucket[V]], 2*len(old.slots))}
+	for i := range old.slots {
+		for b := old.slots[i].Load(); b != nil; b = b.next {
+			sp := t.slotOf(l.hasher, b.key)
+			sp.Store(&listenBucket[V]{key: b.key, first: b.first, rest: b.rest, next: sp.Load()})
+		}
+	}
+	l.slots.Store(t)
 }
 
 // find returns the bucket of k in the chain starting at b.
@@ -295,11 +338,19 @@ func sameGroup(a, b *bindOwner) bool {
 }
 
 // publish replaces bucket k of slot sp (whose current value is old) by
-// entries (none: the bucket goes).
+// entries (none: the bucket goes), then grows the slot array if the
+// buckets now outnumber its slots.
 func (l *Listeners[V]) publish(sp *atomic.Pointer[listenBucket[V]], old *listenBucket[V], k listenKey, entries []listenEntry[V]) {
 	var chain *listenBucket[V]
 	if len(entries) > 0 {
 		chain = &listenBucket[V]{key: k, first: entries[0], rest: entries[1:]}
+	}
+	switch had := find(old, k) != nil; {
+	case !had && chain != nil:
+		l.buckets++
+		defer l.grow()
+	case had && chain == nil:
+		l.buckets--
 	}
 	for b := old; b != nil; b = b.next {
 		if b.key != k {

@@ -151,15 +151,48 @@ func TestListenersConcurrentLookupAndChurn(t *testing.T) {
 	require.Positive(t, lookups.Load())
 }
 
-// Lookup stays O(1): 10,000 listeners on distinct addresses, each found.
+// Lookup stays O(1): 10,000 listeners on distinct addresses, each found,
+// in an index that started with 2 slots and doubled them as buckets came
+// (never past twice the buckets), while lookups of the first listeners ran.
 func TestListenersManyAddresses(t *testing.T) {
-	ports, idx := newListeners(t)
+	ports, err := table.NewPorts(table.PortsOptions{})
+	require.NoError(t, err)
+	idx, err := table.NewListeners[int](ports, table.ListenersOptions{Slots: 2})
+	require.NoError(t, err)
+	require.Equal(t, 2, idx.SlotCount())
 	addr := func(i int) tuple.Addr { return tuple.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) }
-	for i := range 10000 {
-		listen(t, ports, idx, table.BindRequest{Family: 4, Addr: addr(i), Port: uint16(1000 + i%5)}, i)
+	ep := func(i int) tuple.Endpoint { return tuple.Endpoint{Addr: addr(i), Port: uint16(1000 + i%5)} }
+	const n, early = 10000, 64
+	for i := range early {
+		listen(t, ports, idx, table.BindRequest{Family: 4, Addr: addr(i), Port: ep(i).Port}, i)
 	}
-	for i := 0; i < 10000; i += 97 {
-		v, ok := idx.Lookup(tuple.Endpoint{Addr: addr(i), Port: uint16(1000 + i%5)}, client(i), 0)
+	stop := make(chan struct{})
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // lookups across every growth
+		defer wg.Done()
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if v, ok := idx.Lookup(ep(j%early), client(j), 0); !ok || v != j%early {
+				wrong.Add(1)
+			}
+		}
+	}()
+	for i := early; i < n; i++ {
+		listen(t, ports, idx, table.BindRequest{Family: 4, Addr: addr(i), Port: ep(i).Port}, i)
+	}
+	close(stop)
+	wg.Wait()
+	require.Zero(t, wrong.Load(), "a lookup during growth missed a listener")
+	require.GreaterOrEqual(t, idx.SlotCount(), n/2)
+	require.LessOrEqual(t, idx.SlotCount(), 2*n)
+	for i := range n {
+		v, ok := idx.Lookup(ep(i), client(i), 0)
 		require.True(t, ok)
 		require.Equal(t, i, v)
 	}
