@@ -14,15 +14,15 @@ import (
 // garbage collector, so readers still walking it see a consistent, if
 // stale, state and need no grace period.
 type etable[V comparable] struct {
-	meta    []groupMeta // immutable slice header; elements per groupMeta
-	slots   []slot[V]   // immutable header; len = groupSlots*groups; written under the group locks, versioned per slot
+	meta  []groupMeta // immutable slice header; elements per groupMeta
+	slots []slot[V]   // immutable header; len = groupSlots*groups; written under the group locks, versioned per slot
 	// displaced[g] counts the entries homed at group g that lie in other
 	// groups; guarded by g's lock (only writers use it: see groupMeta).
 	displaced []uint32 // immutable header
-	groups  int         // immutable, len(meta): lineGroups*lines
-	lines   int         // immutable, a prime: metadata cache lines
-	maxUsed int         // immutable: used slots allowed before a resize
-	closed  bool        // immutable: the table Close publishes
+	groups    int      // immutable, len(meta): lineGroups*lines
+	lines     int      // immutable, a prime: metadata cache lines
+	maxUsed   int      // immutable: used slots allowed before a resize
+	closed    bool     // immutable: the table Close publishes
 
 	// frozen is set once a resize or Close has begun taking every group's
 	// lock: a writer finding a group locked then waits for the resize
@@ -66,10 +66,10 @@ func newETable[V comparable](groups int) *etable[V] {
 		meta:      make([]groupMeta, groups),
 		slots:     make([]slot[V], groups*groupSlots),
 		displaced: make([]uint32, groups),
-		groups:  groups,
-		lines:   groups / lineGroups,
-		maxUsed: groups * groupSlots * maxLoadNum / maxLoadDen,
-		count:   newCounters(),
+		groups:    groups,
+		lines:     groups / lineGroups,
+		maxUsed:   groups * groupSlots * maxLoadNum / maxLoadDen,
+		count:     newCounters(),
 	}
 	return tb
 }
@@ -317,9 +317,11 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 		hm.Store(withReach(hm.Load(), depth))
 	}
 	k := packKey(t)
-	tb.slots[g*groupSlots+i].publish(mode, &k, v)
+	s := &tb.slots[g*groupSlots+i]
+	s.fillKey(mode, &k, v)
 	w = setByte(w, i, tag)
 	m.Store(w)
+	s.activate(k[4]) // the insert takes effect
 	if delta != 1 && emptyBytes(w) == 0 {
 		return putFilled
 	}
@@ -342,7 +344,7 @@ func (tb *etable[V]) remove(mode valueMode, home, g, depth, i int) (emptied bool
 		mark, delta = tagEmpty, 1+usedOne
 	}
 	w = setByte(w, i, mark)
-	m.Store(w)
+	m.Store(w) // the delete takes effect
 	tb.slots[g*groupSlots+i].retire(mode)
 	if depth > 1 {
 		if tb.displaced[home]--; tb.displaced[home] == 0 {

@@ -121,8 +121,8 @@ func (k *key) tuple() tuple.Tuple {
 // access is atomic; v is accessed through loadValue and storeValue.
 //
 // The fifth key word is also the slot's seqlock: besides the ports it has
-// a live bit and a version, and every change of the slot's entry (publish,
-// retire) rewrites it with the next version. A reader loads it first,
+// a live bit and a version, and every change of the slot's entry
+// (activate, retire) rewrites it with the next version. A reader loads it first,
 // then the key and the value, then loads it again: if it did not move and
 // was live, the key and value it read belonged together while the entry
 // was present. A replaced value (CompareAndSwap) needs no new version: it
@@ -158,25 +158,34 @@ func (s *slot[V]) loadLive(mode valueMode) (key, V, bool) {
 	return k, v, w&slotLive != 0 && s.k[4].Load() == w
 }
 
-// publish stores k and v in the slot, which holds no entry, and makes the
-// entry live with the next version. Key words that already hold the right
+// fillKey stores k and v in the slot, which holds no entry: readers that
+// reach it skip it until activate. Key words that already hold the right
 // value are not stored: an atomic store is a locked instruction on amd64,
 // and in a server's table most words repeat (an IPv4 address's high word
 // is zero; a reused slot held a connection to the same local address).
-func (s *slot[V]) publish(mode valueMode, k *key, v V) {
+func (s *slot[V]) fillKey(mode valueMode, k *key, v V) {
 	for i := range 4 {
 		if s.k[i].Load() != k[i] {
 			s.k[i].Store(k[i])
 		}
 	}
 	storeValue(mode, s, v)
+}
+
+// activate makes the entry fillKey stored live, with the next version:
+// the moment an insert takes effect. The writer stores the slot's tag
+// before it, so a lookup that finds the slot live also finds its tag (a
+// live slot without its tag would be seen by a reader holding an older
+// tags word, whose hit a later reader's miss would contradict).
+func (s *slot[V]) activate(ports uint64) {
 	w := s.k[4].Load()
-	s.k[4].Store(w&^(slotVersionOne-1) + slotVersionOne | slotLive | k[4]&portsMask)
+	s.k[4].Store(w&^(slotVersionOne-1) + slotVersionOne | slotLive | ports&portsMask)
 }
 
 // retire ends the slot's entry: a new version without the live bit, then
 // the value dropped for the garbage collector. Readers that read the old
-// version retry.
+// version retry. The writer clears the slot's tag first: that is the
+// moment a delete takes effect.
 func (s *slot[V]) retire(mode valueMode) {
 	w := s.k[4].Load()
 	s.k[4].Store(w&^(slotVersionOne-1) + slotVersionOne | w&portsMask)

@@ -144,7 +144,9 @@ func checkLinearizable(t *testing.T, seed int64) {
 		go func() {
 			defer wg.Done()
 			x := uint64(seed*131+int64(c)) | 1
-			for range opsPerClient {
+			// opsPerClient operations, and more (within a bound) until the
+			// filler has resized the table at least once meanwhile.
+			for i := 0; i < opsPerClient || m.Stats().Resizes == before && i < 20*opsPerClient; i++ {
 				x ^= x << 13
 				x ^= x >> 7
 				x ^= x << 17

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -33,8 +34,9 @@ import (
 // These rules are checked against connections recorded on the real kernel
 // (testdata/kernel/lookup.jsonl).
 //
-// Concurrency: Lookup is lock-free and wait-free (a few atomic loads of
-// immutable snapshots), allocates nothing and takes O(1) time in the number
+// Concurrency: Lookup is lock-free (a few atomic loads of immutable
+// snapshots, run again only if a Listen or Close published meanwhile),
+// allocates nothing and takes O(1) time in the number
 // of listeners on other addresses and ports. Listen and Close take a mutex
 // and copy the one bucket they change, and a Listen that makes the buckets
 // outnumber the hash slots also rebuilds the slot array at twice the size
@@ -53,7 +55,12 @@ type Listeners[V comparable] struct {
 	closed bool                           // guarded by mu: the Ports closed
 	// buckets counts the non-empty (address, port) buckets; guarded by mu.
 	buckets int
-	policy  atomic.Pointer[policy[V]] // nil: the flow hash alone
+	// seq is odd while a Listen, Close or clear publishes its changes
+	// (written under mu): a lookup reads it before and after, and runs
+	// again if it moved, so it sees the exact and wildcard buckets and the
+	// groups of one moment.
+	seq    atomic.Uint64
+	policy atomic.Pointer[policy[V]] // nil: the flow hash alone
 }
 
 // listenSlots is the index's hash array: a power-of-two number of slots,
@@ -226,6 +233,8 @@ func (l *Listeners[V]) clear() {
 	defer l.mu.Unlock()
 	l.closed = true
 	l.buckets = 0
+	l.seq.Add(1)
+	defer l.seq.Add(1)
 	slots := l.slots.Load().slots
 	for i := range slots {
 		slots[i].Store(nil)
@@ -297,6 +306,8 @@ func (l *Listeners[V]) Listen(b *Binding, v V) (*Listener[V], error) {
 		return nil, err
 	}
 	h := &Listener[V]{l: l, b: b, owner: b.read(), value: v}
+	l.seq.Add(1)
+	defer l.seq.Add(1)
 	k := keyOf(&h.owner)
 	sp := l.slot(k)
 	old := sp.Load()
@@ -375,6 +386,7 @@ func (h *Listener[V]) Close() error {
 		return ErrInvalid
 	}
 	h.index = false
+	l.seq.Add(1)
 	k := keyOf(&h.owner)
 	sp := l.slot(k)
 	old := sp.Load()
@@ -394,6 +406,7 @@ func (h *Listener[V]) Close() error {
 		h.group.members.Store(next)
 	}
 	l.publish(sp, old, k, entries)
+	l.seq.Add(1)
 	return l.ports.release(h.b, true)
 }
 
@@ -404,7 +417,28 @@ func (h *Listener[V]) Value() V { return h.value }
 // arriving on device (0 if unknown), as described on Listeners, or false
 // if none listens (the kernel answers with a RST). It is lock-free and
 // allocates nothing.
+//
+// It reads two buckets (the address's, then the wildcards'), so it checks
+// the index's sequence around them and runs again if a Listen or Close
+// published meanwhile: without that, a lookup could miss an exact
+// listener added before a wildcard one it then finds, an answer no moment
+// of the index gives (Linux's lockless lookup allows it; this index is
+// linearizable).
 func (l *Listeners[V]) Lookup(dst, src tuple.Endpoint, device int) (V, bool) {
+	for spins := 0; ; spins++ {
+		if s := l.seq.Load(); s&1 == 0 {
+			v, ok := l.lookup(dst, src, device)
+			if l.seq.Load() == s {
+				return v, ok
+			}
+		}
+		if spins > 16 {
+			runtime.Gosched() // the writer may be descheduled
+		}
+	}
+}
+
+func (l *Listeners[V]) lookup(dst, src tuple.Endpoint, device int) (V, bool) {
 	if !dst.Addr.IsUnspecified() {
 		if v, ok := l.lookupIn(listenKey{addr: dst.Addr, port: dst.Port}, dst, src, device); ok {
 			return v, true
