@@ -1,0 +1,39 @@
+// Package timewait holds the TIME_WAIT machinery: Wheel, a hierarchical
+// timer wheel with O(1) schedule, cancel and reschedule that allocates
+// nothing in steady state, and the rules a TIME_WAIT entry applies to the
+// segments that reach it (Linux's tcp_timewait_state_process and
+// tcp_twsk_unique).
+//
+// # The wheel
+//
+// Wheel follows Linux's timer wheel since 4.8 (kernel/time/timer.c): levels
+// of 64 buckets, each level 8 times coarser than the one below, and no
+// cascading. A timer goes straight to the level whose buckets are as fine
+// as its distance allows and fires from there, up to one bucket late; it is
+// never moved down as its time approaches. Networking timers are mostly
+// cancelled before they fire (a retransmission timer per segment, a
+// keepalive per connection), so cascading, which moves every timer several
+// times, is work thrown away; and a TIME_WAIT entry can fire a second late
+// without harm. Only a timer beyond the top level's reach is moved: it
+// waits in the top level's farthest bucket and is placed again from there,
+// so it never fires early.
+//
+// Lateness, with a tick of g (WheelOptions.Tick): a timer due d ticks
+// ahead sits in a level k no coarser than the first with d ≤ 62·8^k, and
+// fires less than 8^k ticks after its due tick (its due time rounded up to
+// the level's granularity; never early):
+//
+//	level  granularity  reach (62·8^k ticks, 1 ms tick)  lateness below
+//	0      1 tick       62 ms                            1 ms
+//	1      8 ticks      496 ms                           8 ms
+//	2      64           4 s                              64 ms
+//	3      512          32 s                             512 ms
+//	4      4096         4.2 min                          4.1 s (a 60 s TIME_WAIT timer)
+//	5      32768        34 min                           33 s
+//	6      262144       4.5 h                            4.4 min
+//	7      2097152      36 h                             35 min
+//	8      16777216     12 days                          4.7 h
+//
+// Beyond the top level's reach a timer waits in its farthest bucket and is
+// placed again when that bucket comes due, as often as needed.
+package timewait

@@ -1,0 +1,217 @@
+package timewait
+
+import (
+	"math/bits"
+	"sync"
+)
+
+// Wheel geometry, as in Linux's kernel/time/timer.c.
+const (
+	levelBits     = 6 // 64 buckets per level
+	levelSize     = 1 << levelBits
+	levelMask     = levelSize - 1
+	levelClkShift = 3 // each level 8 times coarser
+	maxLevels     = 10
+	// A level takes a timer whose bucket is at most this many of its
+	// buckets ahead: one less than the level's size, so a bucket is never
+	// both the one due now and one a full turn away.
+	levelReach = levelSize - 1
+)
+
+// nilNode ends bucket lists and the free list.
+const nilNode = -1
+
+// node is one timer in a shard's slab, addressed by index: 32 bytes, no
+// pointers, so a million pending timers cost 32 MB the garbage collector
+// never scans.
+type node struct {
+	expires int64  // due tick
+	data    uint64 // the caller's value, handed to the handler
+	next    int32  // next in the bucket, or in the free list
+	prev    int32  // previous in the bucket; nilNode for the head
+	gen     uint32 // bumped at every free: stale Timer handles miss
+	bucket  uint16 // level*levelSize + index, while pending
+	pending bool
+}
+
+// chunkBits sizes the slab's chunks: the slab grows by 4096 nodes (128 KiB)
+// at a time, so it never holds more than one chunk of unused nodes beyond
+// the most timers ever pending at once (doubling a slice would waste up to
+// half of it).
+const (
+	chunkBits = 12
+	chunkSize = 1 << chunkBits
+	chunkMask = chunkSize - 1
+	// maxNodes bounds a shard's slab: a Timer keeps 24 bits of index.
+	maxNodes = 1 << 24
+)
+
+// shard is one independent wheel: its own lock, clock, buckets and slab.
+type shard struct {
+	mu      sync.Mutex
+	clk     int64 // last tick processed; never decreases
+	levels  int
+	heads   [maxLevels * levelSize]int32 // bucket lists, by level*levelSize + index
+	pending [maxLevels]uint64            // per level, a bit per non-empty bucket
+	chunks  [][]node                     // the slab
+	free    int32                        // free list head
+	used    int                          // nodes handed out of the slab so far
+	count   int                          // pending timers
+
+	// advanceMu serializes Advance on this shard: the batch buffer is
+	// handed to the handler outside mu.
+	advanceMu sync.Mutex
+	batch     []Expired
+	_         [64]byte
+}
+
+func (s *shard) init(levels int) {
+	s.levels = levels
+	for i := range s.heads {
+		s.heads[i] = nilNode
+	}
+	s.free = nilNode
+}
+
+func (s *shard) node(i int32) *node { return &s.chunks[i>>chunkBits][i&chunkMask] }
+
+// alloc takes a node from the free list, or from the slab, growing it by a
+// chunk when it is used up. It returns nilNode past maxNodes.
+func (s *shard) alloc() int32 {
+	if i := s.free; i != nilNode {
+		s.free = s.node(i).next
+		return i
+	}
+	if s.used == maxNodes {
+		return nilNode
+	}
+	if s.used == len(s.chunks)*chunkSize {
+		s.chunks = append(s.chunks, make([]node, chunkSize))
+	}
+	i := int32(s.used)
+	s.used++
+	return i
+}
+
+func (s *shard) release(i int32) {
+	n := s.node(i)
+	n.gen++
+	n.pending = false
+	n.next = s.free
+	s.free = i
+}
+
+// place links node i, due at tick expires, into the bucket that fires it
+// first at or after expires: the finest level whose reach covers it,
+// rounded up to that level's granularity. A timer already due goes to the
+// next tick's bucket; one beyond the top level's reach to the top level's
+// farthest bucket, to be placed again when that bucket comes due.
+func (s *shard) place(i int32, expires int64) {
+	n := s.node(i)
+	n.expires = expires
+	due := max(expires, s.clk+1)
+	level, slot := s.levels-1, int64(0)
+	for l := range s.levels {
+		shift := uint(l * levelClkShift)
+		slot = (due + 1<<shift - 1) >> shift // ceil: never early
+		if slot-s.clk>>shift <= levelReach {
+			level = l
+			break
+		}
+		if l == s.levels-1 {
+			slot = s.clk>>shift + levelReach // beyond reach: the farthest bucket
+		}
+	}
+	b := level*levelSize + int(slot&levelMask)
+	n.bucket = uint16(b)
+	n.pending = true
+	n.prev = nilNode
+	n.next = s.heads[b]
+	if n.next != nilNode {
+		s.node(n.next).prev = i
+	}
+	s.heads[b] = i
+	s.pending[level] |= 1 << (slot & levelMask)
+}
+
+// unlink removes pending node i from its bucket.
+func (s *shard) unlink(i int32) {
+	n := s.node(i)
+	if n.prev != nilNode {
+		s.node(n.prev).next = n.next
+	} else {
+		s.heads[n.bucket] = n.next
+		if n.next == nilNode {
+			s.pending[n.bucket/levelSize] &^= 1 << (n.bucket % levelSize)
+		}
+	}
+	if n.next != nilNode {
+		s.node(n.next).prev = n.prev
+	}
+}
+
+// nextDue returns the earliest tick after clk at which some bucket comes
+// due, or false if no timer is pending.
+func (s *shard) nextDue() (int64, bool) {
+	best, found := int64(0), false
+	for l := range s.levels {
+		bm := s.pending[l]
+		if bm == 0 {
+			continue
+		}
+		shift := uint(l * levelClkShift)
+		base := s.clk>>shift + 1 // the level's next bucket
+		k := bits.TrailingZeros64(bits.RotateLeft64(bm, -int(base&levelMask)))
+		due := (base + int64(k)) << shift
+		if !found || due < best {
+			best, found = due, true
+		}
+	}
+	return best, found
+}
+
+// collect moves the clock to tick to and appends the timers that came due
+// to out, freeing their nodes. It visits only the ticks at which a bucket
+// comes due, so a long jump costs O(levels) per due bucket, not per tick.
+func (s *shard) collect(to int64, out []Expired, id uint8) []Expired {
+	for s.clk < to {
+		next, ok := s.nextDue()
+		if !ok || next > to {
+			s.clk = to
+			break
+		}
+		s.clk = next
+		for l := range s.levels {
+			shift := uint(l * levelClkShift)
+			if l > 0 && s.clk&(1<<shift-1) != 0 {
+				break // not at this level's boundary, nor any coarser one's
+			}
+			out = s.drain(l*levelSize+int(s.clk>>shift&levelMask), out, id)
+		}
+	}
+	return out
+}
+
+// drain empties bucket b: its timers are due, except those placed in the
+// top level beyond its reach, which are placed again.
+func (s *shard) drain(b int, out []Expired, id uint8) []Expired {
+	i := s.heads[b]
+	if i == nilNode {
+		return out
+	}
+	s.heads[b] = nilNode
+	s.pending[b/levelSize] &^= 1 << (b % levelSize)
+	for i != nilNode {
+		n := s.node(i)
+		next := n.next
+		if n.expires > s.clk {
+			s.place(i, n.expires) // not yet: a timer beyond the wheel's reach
+		} else {
+			out = append(out, Expired{Timer: makeTimer(id, i, n.gen), Data: n.data})
+			s.release(i)
+			s.count--
+		}
+		i = next
+	}
+	return out
+}

@@ -1,0 +1,328 @@
+package timewait
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socktable/socktable/internal/errs"
+	"github.com/socktable/socktable/tuple"
+)
+
+// Sentinel errors of this package (the same values as socktable's).
+var (
+	// ErrClosed: a call after Close.
+	ErrClosed = errs.ErrClosed
+	// ErrCapacity: bad WheelOptions (a negative or oversized field).
+	ErrCapacity = errs.ErrCapacity
+	// ErrFull: a shard of the wheel holds its maximum of 2^24 timers.
+	ErrFull = errs.ErrFull
+)
+
+// Timer identifies a scheduled timer: its shard, its node and the node's
+// generation, packed in a word. It stays valid until the timer fires or is
+// cancelled; after that Cancel and Reschedule report false for it (until
+// its node has been reused 2^32 times). The zero Timer is never issued.
+type Timer uint64
+
+func makeTimer(shard uint8, i int32, gen uint32) Timer {
+	return Timer(uint64(gen)<<32 | uint64(shard)<<24 | uint64(i)&(maxNodes-1) | 1<<31)
+}
+
+func (t Timer) shard() int   { return int(t >> 24 & 0x7f) }
+func (t Timer) index() int32 { return int32(t & (maxNodes - 1)) }
+func (t Timer) gen() uint32  { return uint32(t >> 32) }
+
+// Expired is a timer that fired: its handle (no longer valid) and the value
+// it was scheduled with.
+type Expired struct {
+	Timer Timer
+	Data  uint64
+}
+
+// WheelOptions configures a Wheel.
+type WheelOptions struct {
+	// Tick is the finest granularity; 0 means 1 ms. Timers are kept in
+	// ticks: level k fires within 8^k ticks after the due time.
+	Tick time.Duration
+	// Levels is the number of levels, 1 to 10; 0 means 9, as in Linux
+	// (with 1 ms ticks, 12 days before a timer must wait in the top level
+	// and be placed again).
+	Levels int
+	// Shards is the number of independent wheels timers are spread over (by
+	// their data), so that concurrent Schedule and Cancel rarely share a
+	// lock; 0 means 4 per GOMAXPROCS at creation. At most 128.
+	Shards int
+	// Clock is the time source; nil means a SystemClock, in which case the
+	// wheel runs its own ticker goroutine while timers are pending and
+	// stops it when none are. With any other clock the caller calls
+	// Advance.
+	Clock Clock
+	// Expire receives the timers that came due, in batches (one per shard
+	// per Advance), outside every lock of the wheel: it may schedule,
+	// cancel or reschedule timers. The batch slice is reused after Expire
+	// returns; it must not be kept. It must not call Advance (Advance
+	// holds the shard's expiry lock while it runs). Required.
+	Expire func(batch []Expired)
+}
+
+// Wheel is a hierarchical timer wheel (see the package doc): schedule,
+// cancel and reschedule in O(1), expiry in batches handed to one handler.
+//
+// Concurrency: every method is safe for concurrent use. Schedule, Cancel
+// and Reschedule lock one shard for a few loads and stores (they may block
+// briefly behind another caller on the same shard, never on a handler) and
+// allocate nothing once the shard's slab has grown to the most timers
+// pending at once. Advance fires each shard's due timers in order of
+// shards, calling Expire once per shard with a non-empty batch; calls to
+// Advance on the same shard are serialized. A timer never fires before
+// its due time on the wheel's clock, and at most one granularity of its
+// level after the first Advance that reaches it.
+//
+// Memory: 32 bytes per timer in each shard's slab, grown 4096 timers at a
+// time and never shrunk (its size is that of the most timers ever pending
+// in the shard), plus about 3 KiB per shard.
+type Wheel struct {
+	shards  []shard
+	tick    int64 // ns per tick
+	clock   Clock
+	expire  func([]Expired)
+	manual  bool         // the caller drives Advance
+	seen    atomic.Int64 // latest clock reading, ns: a backwards clock is held here
+	count   atomic.Int64 // pending timers
+	closed  atomic.Bool
+	running atomic.Bool   // the ticker goroutine is alive
+	stop    chan struct{} // closed by Close
+	closeMu sync.Mutex
+}
+
+// NewWheel returns an empty wheel. It returns ErrCapacity for a negative
+// Tick, Levels outside 0..10, Shards outside 0..128, or no Expire.
+func NewWheel(opts WheelOptions) (*Wheel, error) {
+	if opts.Tick < 0 || opts.Levels < 0 || opts.Levels > maxLevels ||
+		opts.Shards < 0 || opts.Shards > 128 || opts.Expire == nil {
+		return nil, ErrCapacity
+	}
+	if opts.Tick == 0 {
+		opts.Tick = time.Millisecond
+	}
+	if opts.Levels == 0 {
+		opts.Levels = 9
+	}
+	if opts.Shards == 0 {
+		opts.Shards = min(4*runtime.GOMAXPROCS(0), 128)
+	}
+	w := &Wheel{shards: make([]shard, opts.Shards), tick: int64(opts.Tick), clock: opts.Clock,
+		expire: opts.Expire, stop: make(chan struct{})}
+	if w.clock == nil {
+		w.clock = NewSystemClock()
+	} else {
+		w.manual = true
+	}
+	now := w.now()
+	for i := range w.shards {
+		w.shards[i].init(opts.Levels)
+		w.shards[i].clk = now / w.tick
+	}
+	return w, nil
+}
+
+// now reads the clock, never going back before the latest reading.
+func (w *Wheel) now() int64 {
+	t := int64(w.clock.Now())
+	for {
+		seen := w.seen.Load()
+		if t <= seen {
+			return seen
+		}
+		if w.seen.CompareAndSwap(seen, t) {
+			return t
+		}
+	}
+}
+
+func (w *Wheel) shardFor(data uint64) (*shard, uint8) {
+	i := tuple.Shard(data*0x9e3779b97f4a7c15, len(w.shards))
+	return &w.shards[i], uint8(i)
+}
+
+// Schedule starts a timer due at time at on the wheel's clock, carrying
+// data (the handler's only clue: an index, a handle), and returns its
+// handle. A time already past fires at the next tick. It returns ErrClosed
+// after Close and ErrFull if the shard data maps to holds 2^24 timers.
+func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
+	if w.closed.Load() {
+		return 0, ErrClosed
+	}
+	s, id := w.shardFor(data)
+	s.mu.Lock()
+	i := s.alloc()
+	if i == nilNode {
+		s.mu.Unlock()
+		return 0, ErrFull
+	}
+	n := s.node(i)
+	n.data = data
+	s.place(i, w.ticks(at))
+	s.count++
+	t := makeTimer(id, i, n.gen)
+	s.mu.Unlock()
+	if w.count.Add(1) == 1 && !w.manual {
+		w.startTicker()
+	}
+	return t, nil
+}
+
+// ScheduleAfter is Schedule at d after the clock's current time (or after
+// its latest reading, if it went back).
+func (w *Wheel) ScheduleAfter(d time.Duration, data uint64) (Timer, error) {
+	return w.Schedule(time.Duration(w.now())+d, data)
+}
+
+// ticks converts a clock time to the tick it is due at: rounded up, so a
+// timer is never due before its time.
+func (w *Wheel) ticks(at time.Duration) int64 {
+	if at <= 0 {
+		return 0
+	}
+	return (int64(at) + w.tick - 1) / w.tick
+}
+
+// lookup returns t's shard and node index, locked, if t is pending; the
+// caller unlocks.
+func (w *Wheel) lookup(t Timer) (*shard, int32, bool) {
+	id := t.shard()
+	if t == 0 || id >= len(w.shards) {
+		return nil, 0, false
+	}
+	s := &w.shards[id]
+	s.mu.Lock()
+	i := t.index()
+	if int(i) >= s.used || s.node(i).gen != t.gen() || !s.node(i).pending {
+		s.mu.Unlock()
+		return nil, 0, false
+	}
+	return s, i, true
+}
+
+// Cancel stops t and reports whether it was pending (false if it fired,
+// was cancelled, or is not a timer of this wheel).
+func (w *Wheel) Cancel(t Timer) bool {
+	s, i, ok := w.lookup(t)
+	if !ok {
+		return false
+	}
+	s.unlink(i)
+	s.release(i)
+	s.count--
+	s.mu.Unlock()
+	w.count.Add(-1)
+	return true
+}
+
+// Reschedule moves pending timer t to time at, keeping its handle and
+// data, and reports whether t was pending (if not, nothing is scheduled).
+func (w *Wheel) Reschedule(t Timer, at time.Duration) bool {
+	s, i, ok := w.lookup(t)
+	if !ok {
+		return false
+	}
+	s.unlink(i)
+	s.place(i, w.ticks(at))
+	s.mu.Unlock()
+	return true
+}
+
+// Advance fires every timer due at the clock's current time: each shard's
+// due timers go to Expire in one batch, after the shard's lock is released.
+// It returns the number fired. With a SystemClock the wheel's own ticker
+// calls it every tick while timers are pending.
+func (w *Wheel) Advance() int {
+	if w.closed.Load() {
+		return 0
+	}
+	to := w.now() / w.tick
+	fired := 0
+	for id := range w.shards {
+		s := &w.shards[id]
+		s.advanceMu.Lock()
+		s.mu.Lock()
+		batch := s.collect(to, s.batch[:0], uint8(id))
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			w.count.Add(-int64(len(batch)))
+			fired += len(batch)
+			w.expire(batch)
+		}
+		s.batch = batch[:0] // keep the capacity: no allocation once grown
+		s.advanceMu.Unlock()
+	}
+	return fired
+}
+
+// Len returns the number of pending timers. It is wait-free; under
+// concurrent calls it is the count at some moment during the call.
+func (w *Wheel) Len() int { return int(w.count.Load()) }
+
+// Close stops the wheel: pending timers never fire, the ticker goroutine
+// exits, and every later call returns ErrClosed (Advance fires nothing;
+// Cancel and Reschedule report false). A second Close returns ErrClosed.
+func (w *Wheel) Close() error {
+	w.closeMu.Lock()
+	defer w.closeMu.Unlock()
+	if w.closed.Swap(true) {
+		return ErrClosed
+	}
+	close(w.stop)
+	for i := range w.shards {
+		s := &w.shards[i]
+		s.mu.Lock()
+		for b, head := range s.heads {
+			for j := head; j != nilNode; {
+				next := s.node(j).next
+				s.release(j)
+				j = next
+			}
+			s.heads[b] = nilNode
+		}
+		clear(s.pending[:])
+		s.count = 0
+		s.mu.Unlock()
+	}
+	w.count.Store(0)
+	return nil
+}
+
+// startTicker starts the goroutine that advances a SystemClock wheel, if
+// it is not running.
+func (w *Wheel) startTicker() {
+	if w.running.CompareAndSwap(false, true) {
+		go w.run()
+	}
+}
+
+// run advances the wheel every tick while timers are pending, then exits;
+// the next Schedule that finds the wheel empty starts it again.
+func (w *Wheel) run() {
+	ticker := time.NewTicker(time.Duration(w.tick))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-w.stop:
+			w.running.Store(false)
+			return
+		case <-ticker.C:
+		}
+		w.Advance()
+		if w.Len() > 0 {
+			continue
+		}
+		w.running.Store(false)
+		// A Schedule between the Len above and the Store saw the ticker
+		// running and did not start one: take over if so.
+		if w.Len() == 0 || !w.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
