@@ -2,13 +2,14 @@ package table
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/socktable/socktable/internal/pshard"
 )
 
 // counters counts a table's live entries and used slots (live or
 // deleted) in stripes, each on a cache line of its own. A writer adds to
-// the stripe of the P it runs on (through stripeTokens), so writers on
+// the stripe of the P it runs on (pshard.Current), so writers on
 // different cores do not pull each other's lines: with stripes chosen by
 // group, two cores writing random groups found the line in the other
 // core's cache on half of their writes, and that transfer was most of a
@@ -34,7 +35,7 @@ const (
 	usedOne  = 1 << 32
 	// maxStripes bounds the stripes: one per P up to 64 Ps, beyond which
 	// Ps share them.
-	maxStripes = 64
+	maxStripes = pshard.Max
 )
 
 func newCounters() counters {
@@ -45,30 +46,10 @@ func newCounters() counters {
 	return counters{stripes: make([]counter, n), mask: uint32(n - 1)}
 }
 
-// stripeTokens caches a stripe number per P. Pool.Get and Put on the same
-// P return that P's own token without synchronization; tokens the pool
-// drops at a garbage collection are replaced by fresh numbers, handed out
-// round-robin. New returns a pointer into stripeIDs, so it allocates
-// nothing.
-var (
-	stripeTokens = sync.Pool{New: func() any {
-		return &stripeIDs[nextStripe.Add(1)%maxStripes]
-	}}
-	stripeIDs = func() (ids [maxStripes]uint32) {
-		for i := range ids {
-			ids[i] = uint32(i)
-		}
-		return ids
-	}()
-	nextStripe atomic.Uint32
-)
-
 // add adds delta (live in the low half, used in the high half; negative
 // deltas wrap) to the stripe of the caller's P.
 func (c *counters) add(delta uint64) {
-	id := stripeTokens.Get().(*uint32)
-	c.stripes[*id&c.mask].v.Add(delta)
-	stripeTokens.Put(id)
+	c.stripes[pshard.Current()&c.mask].v.Add(delta)
 }
 
 // sum returns the packed totals. Exact when no write runs; under writes,
