@@ -125,7 +125,7 @@ type Established[V comparable] struct {
 // separately and may be mutually inconsistent under concurrent writes.
 type Stats struct {
 	Entries    int     // live entries
-	Capacity   int     // entries it holds before the next resize
+	Capacity   int     // entries it holds before the next resize (at least Entries)
 	Slots      int     // allocated slots
 	LoadFactor float64 // Entries / Slots
 	Resizes    uint64  // completed resizes since New
@@ -537,7 +537,7 @@ func (m *Established[V]) Stats() Stats {
 	slots := tb.groups * groupSlots
 	s := Stats{
 		Entries:      n,
-		Capacity:     min(tb.maxUsed, m.maxEntries),
+		Capacity:     min(max(tb.maxUsed, n), m.maxEntries), // the grow check runs when a group fills: a few more may fit
 		Slots:        slots,
 		Resizes:      m.resizes.Load(),
 		LongestProbe: int(m.longest.Load()),
