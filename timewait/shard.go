@@ -3,6 +3,7 @@ package timewait
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // Wheel geometry, as in Linux's kernel/time/timer.c.
@@ -34,12 +35,12 @@ type node struct {
 	pending bool
 }
 
-// chunkBits sizes the slab's chunks: the slab grows by 4096 nodes (128 KiB)
+// chunkBits sizes the slab's chunks: the slab grows by 256 nodes (8 KiB)
 // at a time, so it never holds more than one chunk of unused nodes beyond
 // the most timers ever pending at once (doubling a slice would waste up to
 // half of it).
 const (
-	chunkBits = 12
+	chunkBits = 8
 	chunkSize = 1 << chunkBits
 	chunkMask = chunkSize - 1
 	// maxNodes bounds a shard's slab: a Timer keeps 24 bits of index.
@@ -50,13 +51,14 @@ const (
 type shard struct {
 	mu      sync.Mutex
 	clk     int64 // last tick processed; never decreases
+	cursor  int   // next level to drain at tick clk; levels when all are
 	levels  int
 	heads   [maxLevels * levelSize]int32 // bucket lists, by level*levelSize + index
 	pending [maxLevels]uint64            // per level, a bit per non-empty bucket
 	chunks  [][]node                     // the slab
 	free    int32                        // free list head
 	used    int                          // nodes handed out of the slab so far
-	count   int                          // pending timers
+	count   atomic.Int64                 // pending timers; written under mu, read by Len
 
 	// advanceMu serializes Advance on this shard: the batch buffer is
 	// handed to the handler outside mu.
@@ -66,7 +68,7 @@ type shard struct {
 }
 
 func (s *shard) init(levels int) {
-	s.levels = levels
+	s.levels, s.cursor = levels, levels
 	for i := range s.heads {
 		s.heads[i] = nilNode
 	}
@@ -170,48 +172,61 @@ func (s *shard) nextDue() (int64, bool) {
 	return best, found
 }
 
-// collect moves the clock to tick to and appends the timers that came due
-// to out, freeing their nodes. It visits only the ticks at which a bucket
-// comes due, so a long jump costs O(levels) per due bucket, not per tick.
-func (s *shard) collect(to int64, out []Expired, id uint8) []Expired {
-	for s.clk < to {
+// batchLimit bounds an expiry batch: a shard's lock is released, and the
+// handler called, after at most this many timers, so a burst of expiries
+// neither holds the lock for long nor grows a large buffer.
+const batchLimit = 512
+
+// collect moves the clock towards tick to and appends the timers that came
+// due to out, freeing their nodes, until out holds batchLimit timers. It
+// reports whether it stopped early (more may be due). It visits only the
+// ticks at which a bucket comes due, so a long jump costs O(levels) per
+// due bucket, not per tick. A tick's buckets are drained level by level
+// from s.cursor, so a stop in the middle of one resumes where it left.
+func (s *shard) collect(to int64, out []Expired, id uint8) ([]Expired, bool) {
+	for {
+		if s.cursor < s.levels {
+			l := s.cursor
+			shift := uint(l * levelClkShift)
+			if l > 0 && s.clk&(1<<shift-1) != 0 {
+				s.cursor = s.levels // not at this level's boundary, nor any coarser one's
+				continue
+			}
+			var full bool
+			if out, full = s.drain(l*levelSize+int(s.clk>>shift&levelMask), out, id); full {
+				return out, true
+			}
+			s.cursor++
+			continue
+		}
+		if s.clk >= to {
+			return out, false
+		}
 		next, ok := s.nextDue()
 		if !ok || next > to {
 			s.clk = to
-			break
+			return out, false
 		}
-		s.clk = next
-		for l := range s.levels {
-			shift := uint(l * levelClkShift)
-			if l > 0 && s.clk&(1<<shift-1) != 0 {
-				break // not at this level's boundary, nor any coarser one's
-			}
-			out = s.drain(l*levelSize+int(s.clk>>shift&levelMask), out, id)
-		}
+		s.clk, s.cursor = next, 0
 	}
-	return out
 }
 
-// drain empties bucket b: its timers are due, except those placed in the
+// drain takes bucket b's timers into out until it is empty (then it
+// reports false) or out is full. They are due, except those placed in the
 // top level beyond its reach, which are placed again.
-func (s *shard) drain(b int, out []Expired, id uint8) []Expired {
-	i := s.heads[b]
-	if i == nilNode {
-		return out
-	}
-	s.heads[b] = nilNode
-	s.pending[b/levelSize] &^= 1 << (b % levelSize)
-	for i != nilNode {
-		n := s.node(i)
-		next := n.next
-		if n.expires > s.clk {
+func (s *shard) drain(b int, out []Expired, id uint8) ([]Expired, bool) {
+	for i := s.heads[b]; i != nilNode; i = s.heads[b] {
+		if len(out) == batchLimit {
+			return out, true
+		}
+		s.unlink(i)
+		if n := s.node(i); n.expires > s.clk {
 			s.place(i, n.expires) // not yet: a timer beyond the wheel's reach
 		} else {
 			out = append(out, Expired{Timer: makeTimer(id, i, n.gen), Data: n.data})
 			s.release(i)
-			s.count--
+			s.count.Add(-1)
 		}
-		i = next
 	}
-	return out
+	return out, false
 }

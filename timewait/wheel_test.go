@@ -277,3 +277,33 @@ func TestWheelSystemClockTicker(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// A burst of timers due at one tick is handed over in batches of at most
+// batchLimit, with the shard's lock released in between: the handler can
+// schedule into the same shard (it would deadlock otherwise).
+func TestWheelBatchesBursts(t *testing.T) {
+	clock := &ManualClock{}
+	var w *Wheel
+	sizes, seen := []int{}, map[uint64]bool{}
+	w, err := NewWheel(WheelOptions{Shards: 1, Clock: clock, Expire: func(batch []Expired) {
+		sizes = append(sizes, len(batch))
+		for _, e := range batch {
+			require.False(t, seen[e.Data], "fired twice")
+			seen[e.Data] = true
+		}
+		_, err := w.ScheduleAfter(time.Hour, 1<<40)
+		require.NoError(t, err)
+	}})
+	require.NoError(t, err)
+	defer w.Close()
+	const n = 2000
+	for i := range n {
+		_, err := w.Schedule(time.Minute, uint64(i))
+		require.NoError(t, err)
+	}
+	clock.Set(2 * time.Minute)
+	require.Equal(t, n, w.Advance())
+	require.Len(t, seen, n)
+	require.Equal(t, []int{batchLimit, batchLimit, batchLimit, n - 3*batchLimit}, sizes)
+	require.Equal(t, len(sizes), w.Len(), "the handler's own timers")
+}
