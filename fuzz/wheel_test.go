@@ -1,0 +1,95 @@
+package fuzz
+
+import (
+	"testing"
+	"time"
+
+	"github.com/socktable/socktable/timewait"
+)
+
+// FuzzWheel runs a program of Schedule, Cancel, Reschedule and clock moves
+// (forward and back) decoded from the fuzzer's bytes against a Wheel with
+// a manual clock, and checks every firing: never before its due time on
+// the clock's latest reading, never twice, never after a Cancel that
+// reported true, with Len equal to the timers scheduled and not yet ended.
+func FuzzWheel(f *testing.F) {
+	f.Add([]byte{0, 5, 0, 200, 3, 10, 1, 0, 3, 255})
+	f.Add([]byte{0, 1, 2, 0, 9, 3, 40, 3, 200, 4, 30, 3, 250})
+	f.Fuzz(func(t *testing.T, program []byte) {
+		clock := &timewait.ManualClock{}
+		due := map[uint64]time.Duration{} // pending timers by data
+		handles := map[uint64]timewait.Timer{}
+		var high time.Duration // the clock's latest reading
+		var next uint64
+		w, err := timewait.NewWheel(timewait.WheelOptions{Clock: clock, Levels: 1 + int(len(program)%9), Shards: 2,
+			Expire: func(batch []timewait.Expired) {
+				for _, e := range batch {
+					at, ok := due[e.Data]
+					if !ok {
+						t.Fatalf("timer %d fired but is not pending", e.Data)
+					}
+					if at > high {
+						t.Fatalf("timer %d fired early: due %v, clock %v", e.Data, at, high)
+					}
+					delete(due, e.Data)
+					delete(handles, e.Data)
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		pick := func(b byte) (uint64, bool) { // a pending timer, by the byte
+			if len(due) == 0 {
+				return 0, false
+			}
+			k := int(b) % len(due)
+			for d := range due {
+				if k == 0 {
+					return d, true
+				}
+				k--
+			}
+			return 0, false
+		}
+		for i := 0; i+1 < len(program); i += 2 {
+			op, arg := program[i]%5, program[i+1]
+			delay := time.Duration(arg) * time.Duration(arg) * time.Millisecond * 7 // 0 to 7.6 min
+			switch op {
+			case 0:
+				next++
+				at := high + delay
+				tm, err := w.Schedule(at, next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				due[next], handles[next] = at, tm
+			case 1:
+				if d, ok := pick(arg); ok {
+					if !w.Cancel(handles[d]) {
+						t.Fatalf("Cancel of pending timer %d failed", d)
+					}
+					delete(due, d)
+					delete(handles, d)
+				}
+			case 2:
+				if d, ok := pick(arg); ok {
+					at := high + delay/3
+					if !w.Reschedule(handles[d], at) {
+						t.Fatalf("Reschedule of pending timer %d failed", d)
+					}
+					due[d] = at
+				}
+			case 3:
+				high = max(high, clock.Advance(delay))
+				w.Advance()
+			case 4:
+				clock.Advance(-delay) // backwards: nothing may fire early
+				w.Advance()
+			}
+			if w.Len() != len(due) {
+				t.Fatalf("Len %d, pending %d", w.Len(), len(due))
+			}
+		}
+	})
+}
