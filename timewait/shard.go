@@ -22,18 +22,22 @@ const (
 // nilNode ends bucket lists and the free list.
 const nilNode = -1
 
-// node is one timer in a shard's slab, addressed by index: 32 bytes, no
-// pointers, so a million pending timers cost 32 MB the garbage collector
-// never scans.
+// node is one timer in a shard's slab, addressed by index: 28 bytes, no
+// pointers, so a million pending timers cost 28 MB the garbage collector
+// never scans. Every field is 32 bits wide so that the node needs only
+// 4-byte alignment (with an int64 in it, it would be padded to 32).
 type node struct {
-	expires int64  // due tick
-	data    uint64 // the caller's value, handed to the handler
-	next    int32  // next in the bucket, or in the free list
-	prev    int32  // previous in the bucket; nilNode for the head
-	gen     uint32 // bumped at every free: stale Timer handles miss
-	bucket  uint16 // level*levelSize + index, while pending
-	pending bool
+	expLo, expHi   uint32 // due tick
+	dataLo, dataHi uint32 // the caller's value, handed to the handler
+	next           int32  // next in the bucket, or in the free list
+	prev           int32  // previous in the bucket; for the head, -1-bucket
+	gen            uint32 // odd while pending: bumped at alloc and at release, so stale Timer handles miss
 }
+
+func (n *node) expires() int64     { return int64(uint64(n.expHi)<<32 | uint64(n.expLo)) }
+func (n *node) setExpires(t int64) { n.expLo, n.expHi = uint32(t), uint32(uint64(t)>>32) }
+func (n *node) data() uint64       { return uint64(n.dataHi)<<32 | uint64(n.dataLo) }
+func (n *node) setData(d uint64)   { n.dataLo, n.dataHi = uint32(d), uint32(d>>32) }
 
 // chunkBits sizes the slab's chunks: the slab grows by 256 nodes (8 KiB)
 // at a time, so it never holds more than one chunk of unused nodes beyond
@@ -49,16 +53,16 @@ const (
 
 // shard is one independent wheel: its own lock, clock, buckets and slab.
 type shard struct {
-	mu      sync.Mutex
-	clk     int64 // last tick processed; never decreases
-	cursor  int   // next level to drain at tick clk; levels when all are
-	levels  int
-	heads   [maxLevels * levelSize]int32 // bucket lists, by level*levelSize + index
-	pending [maxLevels]uint64            // per level, a bit per non-empty bucket
-	chunks  [][]node                     // the slab
-	free    int32                        // free list head
-	used    int                          // nodes handed out of the slab so far
-	count   atomic.Int64                 // pending timers; written under mu, read by Len
+	mu     sync.Mutex
+	clk    int64 // last tick processed; never decreases
+	cursor int   // next level to drain at tick clk; levels when all are
+	levels int
+	heads  [maxLevels * levelSize]int32 // bucket lists, by level*levelSize + index
+	busy   [maxLevels]uint64            // per level, a bit per non-empty bucket
+	chunks [][]node                     // the slab
+	free   int32                        // free list head
+	used   int                          // nodes handed out of the slab so far
+	count  atomic.Int64                 // pending timers; written under mu, read by Len
 
 	// advanceMu serializes Advance on this shard: the batch buffer is
 	// handed to the handler outside mu.
@@ -80,27 +84,33 @@ func (s *shard) node(i int32) *node { return &s.chunks[i>>chunkBits][i&chunkMask
 // alloc takes a node from the free list, or from the slab, growing it by a
 // chunk when it is used up. It returns nilNode past maxNodes.
 func (s *shard) alloc() int32 {
-	if i := s.free; i != nilNode {
+	i := s.free
+	switch {
+	case i != nilNode:
 		s.free = s.node(i).next
-		return i
-	}
-	if s.used == maxNodes {
+	case s.used == maxNodes:
 		return nilNode
+	default:
+		if s.used == len(s.chunks)*chunkSize {
+			s.chunks = append(s.chunks, make([]node, chunkSize))
+		}
+		i = int32(s.used)
+		s.used++
 	}
-	if s.used == len(s.chunks)*chunkSize {
-		s.chunks = append(s.chunks, make([]node, chunkSize))
-	}
-	i := int32(s.used)
-	s.used++
+	s.node(i).gen++ // odd: pending
 	return i
 }
 
 func (s *shard) release(i int32) {
 	n := s.node(i)
-	n.gen++
-	n.pending = false
+	n.gen++ // even: free
 	n.next = s.free
 	s.free = i
+}
+
+// pending reports whether node i is the pending timer of generation gen.
+func (s *shard) pending(i int32, gen uint32) bool {
+	return int(i) < s.used && gen&1 == 1 && s.node(i).gen == gen
 }
 
 // place links node i, due at tick expires, into the bucket that fires it
@@ -110,7 +120,7 @@ func (s *shard) release(i int32) {
 // farthest bucket, to be placed again when that bucket comes due.
 func (s *shard) place(i int32, expires int64) {
 	n := s.node(i)
-	n.expires = expires
+	n.setExpires(expires)
 	due := max(expires, s.clk+1)
 	level, slot := s.levels-1, int64(0)
 	for l := range s.levels {
@@ -125,30 +135,29 @@ func (s *shard) place(i int32, expires int64) {
 		}
 	}
 	b := level*levelSize + int(slot&levelMask)
-	n.bucket = uint16(b)
-	n.pending = true
-	n.prev = nilNode
+	n.prev = -1 - int32(b)
 	n.next = s.heads[b]
 	if n.next != nilNode {
 		s.node(n.next).prev = i
 	}
 	s.heads[b] = i
-	s.pending[level] |= 1 << (slot & levelMask)
+	s.busy[level] |= 1 << (slot & levelMask)
 }
 
 // unlink removes pending node i from its bucket.
 func (s *shard) unlink(i int32) {
 	n := s.node(i)
-	if n.prev != nilNode {
+	if n.prev >= 0 {
 		s.node(n.prev).next = n.next
-	} else {
-		s.heads[n.bucket] = n.next
+	} else { // the head of bucket -1-prev
+		b := -1 - n.prev
+		s.heads[b] = n.next
 		if n.next == nilNode {
-			s.pending[n.bucket/levelSize] &^= 1 << (n.bucket % levelSize)
+			s.busy[b/levelSize] &^= 1 << (b % levelSize)
 		}
 	}
 	if n.next != nilNode {
-		s.node(n.next).prev = n.prev
+		s.node(n.next).prev = n.prev // the next becomes the head if n was
 	}
 }
 
@@ -157,7 +166,7 @@ func (s *shard) unlink(i int32) {
 func (s *shard) nextDue() (int64, bool) {
 	best, found := int64(0), false
 	for l := range s.levels {
-		bm := s.pending[l]
+		bm := s.busy[l]
 		if bm == 0 {
 			continue
 		}
@@ -220,10 +229,10 @@ func (s *shard) drain(b int, out []Expired, id uint8) ([]Expired, bool) {
 			return out, true
 		}
 		s.unlink(i)
-		if n := s.node(i); n.expires > s.clk {
-			s.place(i, n.expires) // not yet: a timer beyond the wheel's reach
+		if n := s.node(i); n.expires() > s.clk {
+			s.place(i, n.expires()) // not yet: a timer beyond the wheel's reach
 		} else {
-			out = append(out, Expired{Timer: makeTimer(id, i, n.gen), Data: n.data})
+			out = append(out, Expired{Timer: makeTimer(id, i, n.gen), Data: n.data()})
 			s.release(i)
 			s.count.Add(-1)
 		}
