@@ -39,12 +39,13 @@ func (n *node) setExpires(t int64) { n.expLo, n.expHi = uint32(t), uint32(uint64
 func (n *node) data() uint64       { return uint64(n.dataHi)<<32 | uint64(n.dataLo) }
 func (n *node) setData(d uint64)   { n.dataLo, n.dataHi = uint32(d), uint32(d>>32) }
 
-// chunkBits sizes the slab's chunks: the slab grows by 256 nodes (8 KiB)
-// at a time, so it never holds more than one chunk of unused nodes beyond
-// the most timers ever pending at once (doubling a slice would waste up to
-// half of it).
+// chunkBits sizes the slab's chunks: the slab grows by 512 nodes (14 KiB,
+// exactly one of Go's allocation size classes: 256 nodes would be rounded
+// up to 8 KiB, 32 bytes a node) at a time, so it never holds more than one
+// chunk of unused nodes beyond the most timers ever pending at once
+// (doubling a slice would waste up to half of it).
 const (
-	chunkBits = 8
+	chunkBits = 9
 	chunkSize = 1 << chunkBits
 	chunkMask = chunkSize - 1
 	// maxNodes bounds a shard's slab: a Timer keeps 24 bits of index.

@@ -82,7 +82,7 @@ type WheelOptions struct {
 // its due time on the wheel's clock, and at most one granularity of its
 // level after the first Advance that reaches it.
 //
-// Memory: 28 bytes per timer in each shard's slab, grown 256 timers at a
+// Memory: 28 bytes per timer in each shard's slab, grown 512 timers at a
 // time and never shrunk (its size is that of the most timers ever pending
 // in the shard), plus about 3 KiB per shard.
 type Wheel struct {
