@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -306,4 +307,9 @@ func TestWheelBatchesBursts(t *testing.T) {
 	require.Len(t, seen, n)
 	require.Equal(t, []int{batchLimit, batchLimit, batchLimit, n - 3*batchLimit}, sizes)
 	require.Equal(t, len(sizes), w.Len(), "the handler's own timers")
+}
+
+// A pending timer costs one 28-byte slab node.
+func TestWheelNodeSize(t *testing.T) {
+	require.Equal(t, uintptr(28), unsafe.Sizeof(node{}))
 }

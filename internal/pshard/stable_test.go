@@ -10,7 +10,7 @@ import (
 // On one P, with no collection between calls, Current is stable: the P's
 // token stays in its pool. (Not under -race, where sync.Pool drops a
 // quarter of what is put back, on purpose.)
-func TestCurrentStable(t *testing.T) {
+func TestCurrentStableNoRace(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	a := Current()
 	if a >= Max {
