@@ -163,6 +163,10 @@ func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	}
 	s, id := w.shardHere()
 	s.mu.Lock()
+	if w.closed.Load() { // Close ran meanwhile: it clears each shard under its lock
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
 	i := s.alloc()
 	if i == nilNode {
 		s.mu.Unlock()
