@@ -47,16 +47,7 @@ type kvState struct {
 var kvModel = porcupine.Model{
 	Init: func() any { return kvState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[int][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(kvInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(byKey))
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
+		return table.PartitionBy(history, func(in any) int { return in.(kvInput).key })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)

@@ -24,19 +24,9 @@ import (
 // Close and Lookup must behave as if run one at a time: a lookup never
 // sees half of a change, nor a listener its Close already removed.
 
-// lsSpecs are the sockets of one port; indexes 7 and 8 repeat 0 and 3, so
-// some groups have two members.
-var lsSpecs = []BindRequest{
-	{Family: 4, Addr: tuple.IPv4Unspecified(), ReusePort: true},
-	{Family: 4, Addr: tuple.MustAddr("192.0.2.1"), ReusePort: true},
-	{Family: 4, Addr: tuple.IPv4Unspecified(), ReusePort: true, Device: 2},
-	{Family: 6, Addr: tuple.IPv6Unspecified(), ReusePort: true},
-	{Family: 6, V6Only: true, Addr: tuple.IPv6Unspecified(), ReusePort: true, Device: 3},
-	{Family: 6, Addr: tuple.MustAddr("2001:db8::1"), ReusePort: true},
-	{Family: 6, Addr: tuple.MustAddr("192.0.2.1"), ReusePort: true},
-	{Family: 4, Addr: tuple.IPv4Unspecified(), ReusePort: true},
-	{Family: 6, Addr: tuple.IPv6Unspecified(), ReusePort: true},
-}
+// lsSpecs are the sockets of one port: the SO_REUSEPORT specs of the rapid
+// model; indexes 7 and 8 repeat 0 and 3, so some groups have two members.
+var lsSpecs = append(modelListenSpecs[:7:7], modelListenSpecs[0], modelListenSpecs[3]) // the SO_REUSEPORT ones
 
 var lsPorts = []uint16{80, 81}
 
@@ -135,16 +125,7 @@ func (s lsState) answers(port uint16, dst tuple.Addr, device int) []int {
 var listenerIndexModel = porcupine.Model{
 	Init: func() any { return lsState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byPort := map[uint16][]porcupine.Operation{}
-		for _, op := range history {
-			p := op.Input.(lsInput).port
-			byPort[p] = append(byPort[p], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byPort {
-			out = append(out, ops)
-		}
-		return out
+		return PartitionBy(history, func(in any) uint16 { return in.(lsInput).port })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(lsState), input.(lsInput), output.(lsOutput)

@@ -61,16 +61,7 @@ func (s *portState) holders(skip int) []*bindOwner {
 var portModel = porcupine.Model{
 	Init: func() any { return portState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byPort := map[uint16][]porcupine.Operation{}
-		for _, op := range history {
-			p := op.Input.(portInput).port
-			byPort[p] = append(byPort[p], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byPort {
-			out = append(out, ops)
-		}
-		return out
+		return PartitionBy(history, func(in any) uint16 { return in.(portInput).port })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(portState), input.(portInput), output.(portOutput)
