@@ -154,17 +154,18 @@ func (tb *etable[V]) advance(p *probe) {
 func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
-	reach := reachOf(tb.meta[home].tags.Load(), tb.groups)
+	w := tb.meta[home].tags.Load() // the home's tags, and its reach
+	reach := reachOf(w, tb.groups)
 	for d := 1; ; d++ {
 		g := p.g
 	group:
-		w := tb.meta[g].tags.Load()
 		for marks := matchTag(w, tag); marks != 0; marks &= marks - 1 {
 			s := &tb.slots[g*groupSlots+firstByte(marks)]
 			if version, ok := s.holds(&t); ok {
 				v := loadValue(mode, s)
 				if s.k[4].Load() != version {
-					goto group // the slot changed meanwhile
+					w = tb.meta[g].tags.Load() // the slot changed meanwhile: read the group again
+					goto group
 				}
 				return v, true
 			}
@@ -173,6 +174,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 			break // the chain ends here
 		}
 		tb.advance(&p)
+		w = tb.meta[p.g].tags.Load()
 	}
 	var zero V
 	return zero, false
