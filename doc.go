@@ -82,13 +82,16 @@
 //	ErrMalformed      socktable, tuple                   inconsistent header fields, v4-mapped IPv6 header address
 //	ErrFragment       socktable, tuple                   non-first IP fragment (no transport header)
 //	ErrProtocol       socktable, tuple                   neither TCP nor UDP, nor an ICMP error about them
-//	ErrCapacity       socktable, rcu, table              capacity or limit out of range
-//	ErrClosed         socktable, table                   use after Close
+//	ErrCapacity       socktable, rcu, table, timewait,   capacity or limit out of range
+//	                  accept
+//	ErrClosed         socktable, table, timewait, accept use after Close
 //	ErrExists         socktable, table                   insert of a key already present (the duplicate-SYN race)
-//	ErrFull           socktable, table                   insert past Options.MaxEntries
+//	ErrFull           socktable, table, timewait         insert past a table's MaxEntries, a wheel shard's 2^24 timers
 //	ErrValueType      socktable, table                   a value type that cannot be stored atomically
 //	ErrAddrInUse      socktable, table                   bind or listen conflicts with a holder of the port (EADDRINUSE)
 //	ErrAddrNotAvail   socktable, table                   non-local bind address, or no free four-tuple (EADDRNOTAVAIL)
 //	ErrInvalid        socktable, table                   a request Linux refuses with EINVAL
 //	ErrNoPorts        socktable, table                   no free port in the range
+//	ErrOverflow       socktable, timewait                TIME_WAIT table at MaxBuckets (tcp_max_tw_buckets)
+//	ErrBacklog        socktable, accept                  accept backlog full (drop or reset per tcp_abort_on_overflow)
 package socktable

@@ -24,6 +24,10 @@ var (
 	ErrProtocol = errs.ErrProtocol
 	// ErrCapacity: a capacity or limit out of range.
 	ErrCapacity = errs.ErrCapacity
+	// ErrOverflow: a TIME_WAIT table at its MaxBuckets cap; close at once.
+	ErrOverflow = errs.ErrOverflow
+	// ErrBacklog: a listener's accept backlog is full.
+	ErrBacklog = errs.ErrBacklog
 	// ErrClosed: use of a structure after its Close.
 	ErrClosed = errs.ErrClosed
 	// ErrExists: an insert of a key already present.

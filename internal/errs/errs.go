@@ -59,4 +59,12 @@ var (
 
 	// ErrCapacity reports a capacity or size argument out of range.
 	ErrCapacity = errors.New("socktable: capacity out of range")
+
+	// ErrOverflow reports a TIME_WAIT table at its MaxBuckets cap (Linux's
+	// tcp_max_tw_buckets): the caller closes the socket at once, with no
+	// TIME_WAIT, as Linux does (TCPTimeWaitOverflow).
+	ErrOverflow = errors.New("socktable: TIME_WAIT bucket limit reached")
+	// ErrBacklog reports a listener whose accept backlog is full: the stack
+	// drops the final ACK or resets, per tcp_abort_on_overflow.
+	ErrBacklog = errors.New("socktable: accept backlog full")
 )
