@@ -172,6 +172,16 @@ func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 		s.mu.Unlock()
 		return 0, ErrFull
 	}
+	if s.count.Load() == 0 {
+		// An empty shard's clock stops with the ticker (or whenever no
+		// Advance came): catch it up, or the timer would be placed by its
+		// distance from a stale clock, in too coarse a level, and fire up
+		// to that level's granularity late. Nothing is pending, so no
+		// bucket is skipped.
+		if now := w.now() / w.tick; now > s.clk {
+			s.clk, s.cursor = now, s.levels
+		}
+	}
 	n := s.node(i)
 	n.setData(data)
 	s.place(i, w.ticks(at))

@@ -313,3 +313,22 @@ func TestWheelBatchesBursts(t *testing.T) {
 func TestWheelNodeSize(t *testing.T) {
 	require.Equal(t, uintptr(28), unsafe.Sizeof(node{}))
 }
+
+// A timer scheduled on a shard that has been idle (no timers, no Advance)
+// for an hour is placed by its distance from now, not from the shard's
+// last Advance: a 60 ms timer fires at 60 ms, not in a level an hour
+// coarse. (The SystemClock ticker stops while the wheel is empty, so this
+// is the normal case after a quiet spell.)
+func TestWheelIdleShardCatchesUp(t *testing.T) {
+	w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1})
+	clock.Set(time.Hour)
+	_, err := w.ScheduleAfter(60*time.Millisecond, 1)
+	require.NoError(t, err)
+	clock.Advance(59 * time.Millisecond)
+	require.Zero(t, w.Advance())
+	clock.Advance(time.Millisecond)
+	require.Equal(t, 1, w.Advance())
+	at, ok := rec.when(1)
+	require.True(t, ok)
+	require.Equal(t, time.Hour+60*time.Millisecond, at)
+}
