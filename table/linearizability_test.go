@@ -11,6 +11,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/porctest"
 	"github.com/socktable/socktable/table"
 )
 
@@ -47,7 +48,7 @@ type kvState struct {
 var kvModel = porcupine.Model{
 	Init: func() any { return kvState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		return table.PartitionBy(history, func(in any) int { return in.(kvInput).key })
+		return porctest.PartitionBy(history, func(in any) int { return in.(kvInput).key })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)

@@ -11,6 +11,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/porctest"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -125,7 +126,7 @@ func (s lsState) answers(port uint16, dst tuple.Addr, device int) []int {
 var listenerIndexModel = porcupine.Model{
 	Init: func() any { return lsState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		return PartitionBy(history, func(in any) uint16 { return in.(lsInput).port })
+		return porctest.PartitionBy(history, func(in any) uint16 { return in.(lsInput).port })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(lsState), input.(lsInput), output.(lsOutput)

@@ -11,6 +11,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/porctest"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -61,7 +62,7 @@ func (s *portState) holders(skip int) []*bindOwner {
 var portModel = porcupine.Model{
 	Init: func() any { return portState{} },
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		return PartitionBy(history, func(in any) uint16 { return in.(portInput).port })
+		return porctest.PartitionBy(history, func(in any) uint16 { return in.(portInput).port })
 	},
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(portState), input.(portInput), output.(portOutput)
