@@ -140,28 +140,35 @@ func TestReusableMatchesModel(t *testing.T) {
 		mode := ReuseMode(rapid.Uint8Range(0, 4).Draw(t, "mode"))
 		bind := rapid.Bool().Draw(t, "bind")
 
-		// The kernel's function, top to bottom.
-		reuse := int(mode)
-		if st.Substate == FinWait2 {
-			reuse = 0
-		}
-		if reuse == 2 && !tu.Local.Addr.IsLoopback() && !tu.Remote.Addr.IsLoopback() {
-			reuse = 0
-		}
-		wantOK := st.HasTimestamps && (bind || (reuse != 0 && now-(entered+int64(time.Second)) > 0))
-		var wantSeq uint32
-		if wantOK {
-			wantSeq = st.SndNxt + 65535 + 2
-			if wantSeq == 0 {
-				wantSeq = 1
-			}
-		}
+		wantOK, wantSeq := modelTwskUnique(st.Substate == FinWait2, st.HasTimestamps, st.SndNxt, entered, now, tu, mode, bind)
 
 		r := newRecord(&st, entered)
 		ok, seq := r.reusable(tu, now, mode, bind)
 		require.Equal(t, wantOK, ok)
 		require.Equal(t, wantSeq, seq)
 	})
+}
+
+// modelTwskUnique is tcp_twsk_unique, top to bottom, for an entry with
+// the given substate, timestamps flag and snd_nxt that entered TIME_WAIT
+// at entered: whether a connect at now may take it over, and its ISN.
+func modelTwskUnique(finWait2, hasTS bool, sndNxt uint32, entered, now int64, tu tuple.Tuple, mode ReuseMode, bind bool) (bool, uint32) {
+	reuse := int(mode)
+	if finWait2 {
+		reuse = 0
+	}
+	if reuse == 2 && !tu.Local.Addr.IsLoopback() && !tu.Remote.Addr.IsLoopback() {
+		reuse = 0
+	}
+	ok := hasTS && (bind || (reuse != 0 && now-(entered+int64(time.Second)) > 0))
+	if !ok {
+		return false, 0
+	}
+	seq := sndNxt + 65535 + 2
+	if seq == 0 {
+		seq = 1
+	}
+	return true, seq
 }
 
 func TestReuseModeString(t *testing.T) {

@@ -1,0 +1,390 @@
+package timewait
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// This file holds the storage of one shard of a Table: a slab of entries
+// (key, record and timer in one 80-byte slot) and an open-addressing index
+// of 4-byte references into it. Writers hold the shard's mutex; readers
+// take no lock and validate what they read with the shard's sequence word
+// (a seqlock), so Lookup never blocks a writer and a writer never waits for
+// readers.
+//
+// Why not a second table.Established for the index: an entry must carry its
+// key anyway, since expiry has to remove it from the index, and
+// Established's slot stores the key again (48 bytes a slot, about 57 an
+// entry at its load). Keeping the key in the entry's slot and only a 4-byte
+// reference in the index costs about 85 bytes an entry instead of about
+// 57 + 88.
+
+const (
+	// slotChunkBits sizes the slab's chunks: 128 slots of 80 bytes are
+	// 10 KiB, exactly one of Go's size classes, small enough that a shard
+	// that holds a few entries does not pin a large chunk.
+	slotChunkBits = 7
+	slotChunk     = 1 << slotChunkBits
+	// maxSlots bounds a shard: an index entry keeps 24 bits of slot number
+	// (plus one, so that 0 means empty).
+	maxSlots = 1<<24 - 1
+	// refMask extracts the slot number plus one from an index entry; the
+	// top 8 bits hold a tag from the key's hash, so most probes of other
+	// keys are rejected without touching their slot.
+	refMask = 1<<24 - 1
+	// minIndex is a shard's initial index size; it doubles whenever it is
+	// more than 3/4 full.
+	minIndex = 16
+)
+
+// slot is one entry: its key, its record (packed in 32-bit words so that
+// readers can load it atomically while a writer changes it) and its timer.
+// 80 bytes, no pointers.
+type slot struct {
+	addr [4]atomic.Uint64 // Local hi, lo, Remote hi, lo
+	// meta holds the ports (Local<<16 | Remote) in bits 0-31 and the
+	// record's substate, flags and window scale in bits 32-39, 40-47 and
+	// 48-55.
+	meta atomic.Uint64
+	// rec holds the record's 32-bit fields: rcvNxt, sndNxt, rcvWnd,
+	// tsRecent, tsOffset, and its three times in milliseconds (see
+	// encodeTime).
+	rec [8]atomic.Uint32
+	// timer is the entry's wheel timer; 0 marks a free slot. Only writers,
+	// who hold the shard's lock, touch it.
+	timer Timer
+}
+
+// Positions of the record's words in slot.rec.
+const (
+	recRcvNxt = iota
+	recSndNxt
+	recRcvWnd
+	recTSRecent
+	recTSOffset
+	recTSStamp
+	recEntryStamp
+	recOOWAck
+	recWords
+)
+
+// packedKey is a Tuple as the slot stores it.
+type packedKey [5]uint64
+
+func packTuple(t tuple.Tuple) packedKey {
+	var k packedKey
+	k[0], k[1] = t.Local.Addr.Words()
+	k[2], k[3] = t.Remote.Addr.Words()
+	k[4] = uint64(t.Local.Port)<<16 | uint64(t.Remote.Port)
+	return k
+}
+
+func (k *packedKey) tuple() tuple.Tuple {
+	return tuple.Tuple{
+		Local:  tuple.Endpoint{Addr: tuple.AddrFromWords(k[0], k[1]), Port: uint16(k[4] >> 16)},
+		Remote: tuple.Endpoint{Addr: tuple.AddrFromWords(k[2], k[3]), Port: uint16(k[4])},
+	}
+}
+
+// matches reports whether the slot holds key k. A reader may see a slot in
+// the middle of a change; the shard's sequence word tells it to retry.
+func (s *slot) matches(k *packedKey) bool {
+	return s.addr[0].Load() == k[0] && s.addr[1].Load() == k[1] &&
+		s.addr[2].Load() == k[2] && s.addr[3].Load() == k[3] &&
+		s.meta.Load()&0xffffffff == k[4]
+}
+
+func (s *slot) key() packedKey {
+	return packedKey{s.addr[0].Load(), s.addr[1].Load(), s.addr[2].Load(), s.addr[3].Load(),
+		s.meta.Load() & 0xffffffff}
+}
+
+// Times in a slot are milliseconds on the table's clock, kept in 32 bits as
+// the low bits of the count; they are read back relative to a later
+// reading of the clock (ref), which is correct while the time is less than
+// 2^32 ms (49 days) old. Writers keep every stored time within 2^30 ms of
+// the present (clampAge), far beyond every threshold the rules compare
+// ages with (at most PAWS's 2147 s), so clamping changes no decision; and a
+// table's Lifetime is at most a day, so no entry goes unwritten that long.
+const maxAgeMS = 1 << 30
+
+func encodeTime(ms, nowMS int64) uint32 {
+	if ms > nowMS {
+		ms = nowMS
+	}
+	if nowMS-ms > maxAgeMS {
+		ms = nowMS - maxAgeMS
+	}
+	return uint32(ms)
+}
+
+func decodeTime(v uint32, refMS int64) int64 {
+	return refMS - int64(uint32(uint32(refMS)-v))
+}
+
+// store writes r into the slot (the caller holds the lock and has made
+// the shard's sequence odd). Times are in ns on the table's clock.
+func (s *slot) store(r *record, nowMS int64) {
+	s.meta.Store(s.meta.Load()&0xffffffff | uint64(r.substate)<<32 | uint64(r.flags)<<40 | uint64(r.rcvWScale)<<48)
+	s.rec[recRcvNxt].Store(r.rcvNxt)
+	s.rec[recSndNxt].Store(r.sndNxt)
+	s.rec[recRcvWnd].Store(r.rcvWnd)
+	s.rec[recTSRecent].Store(r.tsRecent)
+	if midWrite != nil {
+		midWrite()
+	}
+	s.rec[recTSOffset].Store(r.tsOffset)
+	s.rec[recTSStamp].Store(encodeTime(r.tsRecentStamp/msNS, nowMS))
+	s.rec[recEntryStamp].Store(encodeTime(r.entryStamp/msNS, nowMS))
+	s.rec[recOOWAck].Store(encodeTime(r.lastOOWAck/msNS, nowMS))
+}
+
+// slotWords is a copy of a slot's record words, its times not yet decoded.
+type slotWords struct {
+	meta uint64
+	rec  [recWords]uint32
+}
+
+// words copies the slot's record words.
+func (s *slot) words() slotWords {
+	w := slotWords{meta: s.meta.Load()}
+	for i := range w.rec {
+		w.rec[i] = s.rec[i].Load()
+	}
+	return w
+}
+
+// record decodes the words, reading their times relative to refMS, a clock
+// reading taken after they were copied (so no time in them is later); times
+// come back in ns, at ms granularity.
+func (w *slotWords) record(refMS int64) record {
+	return record{
+		substate:      Substate(w.meta >> 32),
+		flags:         recordFlags(w.meta >> 40),
+		rcvWScale:     uint8(w.meta >> 48),
+		rcvNxt:        w.rec[recRcvNxt],
+		sndNxt:        w.rec[recSndNxt],
+		rcvWnd:        w.rec[recRcvWnd],
+		tsRecent:      w.rec[recTSRecent],
+		tsOffset:      w.rec[recTSOffset],
+		tsRecentStamp: decodeTime(w.rec[recTSStamp], refMS) * msNS,
+		entryStamp:    decodeTime(w.rec[recEntryStamp], refMS) * msNS,
+		lastOOWAck:    decodeTime(w.rec[recOOWAck], refMS) * msNS,
+	}
+}
+
+// load reads the slot's record (the caller holds the lock, and refMS is
+// the clock's reading, taken after the slot was last written).
+func (s *slot) load(refMS int64) record {
+	w := s.words()
+	return w.record(refMS)
+}
+
+const msNS = 1_000_000
+
+// entryIndex is a shard's open-addressing index with linear probing: each
+// entry is 0 (empty) or tag<<24 | slot+1.
+type entryIndex struct {
+	e    []atomic.Uint32
+	mask uint64
+}
+
+func newEntryIndex(n int) *entryIndex {
+	return &entryIndex{e: make([]atomic.Uint32, n), mask: uint64(n - 1)}
+}
+
+func indexTag(h uint64) uint32 { return uint32(h>>40) & 0xff << 24 }
+
+// entryShard is one shard of a Table.
+type entryShard struct {
+	// seq is odd while a writer changes the index or a slot; readers
+	// retry when it was odd or changed while they read.
+	seq    atomic.Uint64
+	index  atomic.Pointer[entryIndex]
+	chunks atomic.Pointer[[]*[slotChunk]slot]
+
+	mu   sync.Mutex // writers
+	free []int32    // free slot numbers below used
+	used int32      // slots handed out so far (the slab's high-water mark)
+	n    int        // live entries
+	id   uint32     // the shard's number in its table
+
+	_ [64]byte // keep neighbouring shards' locks and sequence words apart
+}
+
+func (s *entryShard) init(id uint32) {
+	s.id = id
+	s.index.Store(newEntryIndex(minIndex))
+	chunks := make([]*[slotChunk]slot, 0, 4)
+	s.chunks.Store(&chunks)
+}
+
+// slotAt returns slot i, or nil if a torn read produced a number beyond the
+// slab (the reader will retry).
+func slotAt(chunks []*[slotChunk]slot, i uint32) *slot {
+	c := i >> slotChunkBits
+	if int(c) >= len(chunks) {
+		return nil
+	}
+	return &chunks[c][i&(slotChunk-1)]
+}
+
+// read runs f on the live slot holding key k, if any, with no lock: it
+// retries until no writer changed the shard while it looked, so what f
+// saw is one consistent state of the entry. f must only read the slot.
+func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
+	tag := indexTag(h)
+	for {
+		seq := s.seq.Load()
+		if seq&1 != 0 {
+			// A writer is mid-change: a few stores, unless it was
+			// preempted; yield rather than spin against it.
+			runtime.Gosched()
+			continue
+		}
+		idx := s.index.Load()
+		chunks := *s.chunks.Load()
+		found := false
+		for i, n := h&idx.mask, uint64(0); n <= idx.mask; i, n = (i+1)&idx.mask, n+1 {
+			e := idx.e[i].Load()
+			if e == 0 {
+				break
+			}
+			if e&^refMask != tag {
+				continue
+			}
+			if sl := slotAt(chunks, e&refMask-1); sl != nil && sl.matches(k) {
+				f(sl)
+				found = true
+				break
+			}
+		}
+		if s.seq.Load() == seq {
+			return found
+		}
+	}
+}
+
+// find returns the index position and slot of key k; the caller holds the
+// lock.
+func (s *entryShard) find(h uint64, k *packedKey) (uint64, *slot) {
+	idx := s.index.Load()
+	chunks := *s.chunks.Load()
+	tag := indexTag(h)
+	for i := h & idx.mask; ; i = (i + 1) & idx.mask {
+		e := idx.e[i].Load()
+		if e == 0 {
+			return 0, nil
+		}
+		if e&^refMask == tag {
+			if sl := slotAt(chunks, e&refMask-1); sl.matches(k) {
+				return i, sl
+			}
+		}
+	}
+}
+
+// midWrite, when a test sets it (before any goroutine uses a table), runs
+// in the middle of writers' changes, to stretch the windows in which a
+// reader could see a half-made change.
+var midWrite func()
+
+// beginWrite and endWrite bracket every change readers could see.
+func (s *entryShard) beginWrite() { s.seq.Add(1) }
+func (s *entryShard) endWrite()   { s.seq.Add(1) }
+
+// alloc returns a free slot number, growing the slab by a chunk if none is
+// free, or false if the shard holds maxSlots entries. The caller holds the
+// lock; the slot is not yet reachable from the index.
+func (s *entryShard) alloc() (uint32, bool) {
+	if n := len(s.free); n > 0 {
+		i := s.free[n-1]
+		s.free = s.free[:n-1]
+		return uint32(i), true
+	}
+	if s.used >= maxSlots {
+		return 0, false
+	}
+	chunks := *s.chunks.Load()
+	if int(s.used>>slotChunkBits) >= len(chunks) {
+		grown := append(chunks[:len(chunks):len(chunks)], new([slotChunk]slot))
+		s.chunks.Store(&grown)
+	}
+	s.used++
+	return uint32(s.used - 1), true
+}
+
+// insert adds an index entry for slot i, whose key hashes to h, growing the
+// index first if it would be more than 3/4 full. The caller holds the lock
+// and has made the sequence odd.
+func (s *entryShard) insert(h uint64, i uint32, hasher *tuple.Hasher) {
+	idx := s.index.Load()
+	if uint64(s.n+1) > (idx.mask+1)/4*3 {
+		idx = s.grow(idx, hasher)
+	}
+	for j := h & idx.mask; ; j = (j + 1) & idx.mask {
+		if idx.e[j].Load() == 0 {
+			idx.e[j].Store(indexTag(h) | (i + 1))
+			break
+		}
+	}
+	s.n++
+}
+
+// grow replaces the index with one twice its size. Readers still probing
+// the old one finish there and retry, since the sequence is odd.
+func (s *entryShard) grow(old *entryIndex, hasher *tuple.Hasher) *entryIndex {
+	idx := newEntryIndex(2 * len(old.e))
+	chunks := *s.chunks.Load()
+	for i := range old.e {
+		e := old.e[i].Load()
+		if e == 0 {
+			continue
+		}
+		k := slotAt(chunks, e&refMask-1).key()
+		for j := hasher.Hash(k.tuple()) & idx.mask; ; j = (j + 1) & idx.mask {
+			if idx.e[j].Load() == 0 {
+				idx.e[j].Store(e)
+				break
+			}
+		}
+	}
+	s.index.Store(idx)
+	return idx
+}
+
+// remove deletes the index entry at position pos and frees its slot, by
+// backward-shift deletion: later entries of the probe run move back into
+// the hole when their home allows, so no tombstones build up under churn.
+// The caller holds the lock and has made the sequence odd.
+func (s *entryShard) remove(pos uint64, hasher *tuple.Hasher) {
+	idx := s.index.Load()
+	chunks := *s.chunks.Load()
+	e := idx.e[pos].Load()
+	sl := slotAt(chunks, e&refMask-1)
+	sl.timer = 0
+	s.free = append(s.free, int32(e&refMask-1))
+	s.n--
+	hole := pos
+	for j := (pos + 1) & idx.mask; ; j = (j + 1) & idx.mask {
+		f := idx.e[j].Load()
+		if f == 0 {
+			break
+		}
+		k := slotAt(chunks, f&refMask-1).key()
+		home := hasher.Hash(k.tuple()) & idx.mask
+		// The entry at j may fill the hole unless its home lies cyclically
+		// in (hole, j]: then moving it before its home would hide it.
+		if (j-home)&idx.mask >= (j-hole)&idx.mask {
+			idx.e[hole].Store(f)
+			hole = j
+			if midWrite != nil {
+				midWrite()
+			}
+		}
+	}
+	idx.e[hole].Store(0)
+}

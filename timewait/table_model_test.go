@@ -1,0 +1,182 @@
+package timewait
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// modelEntry is the model's TIME_WAIT entry: the kernel transcription of
+// rules_test.go, the window scale and timestamp offset it does not need,
+// and when the entry must expire.
+type modelEntry struct {
+	m        modelTW
+	wscale   uint8
+	tsOffset uint32
+	deadline int64
+}
+
+// tableModelFlows are the flows the model draws from: loopback and not,
+// IPv4 and IPv6, so TakeOver's loopback rule and both key forms are hit.
+var tableModelFlows = []tuple.Tuple{
+	tuple.MustNew("127.0.0.1:40000", "127.0.0.1:80"),
+	tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000"),
+	tuple.MustNew("10.0.0.1:80", "10.0.0.2:40001"),
+	tuple.MustNew("[2001:db8::1]:443", "[2001:db8::2]:5000"),
+	tuple.MustNew("[::1]:443", "[::1]:5000"),
+	tuple.MustNew("10.0.0.3:80", "10.0.0.2:40000"),
+}
+
+// The Table agrees with a map of transcribed entries under random Enter,
+// Process, Kill, TakeOver, Lookup and clock moves: same verdicts, ISNs and
+// ACK fields as the transcription of tcp_timewait_state_process, same
+// states, entries expiring exactly when their (restarted) timers say, the
+// MaxBuckets cap. Lifetimes of a few tens of ms keep the timers in the
+// wheel's finest level, where they fire at their tick exactly.
+func TestTableMatchesModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		opts := Options{
+			Lifetime:         time.Duration(rapid.IntRange(5, 60).Draw(t, "lifetimeMS")) * time.Millisecond,
+			FinWait2Timeout:  time.Duration(rapid.IntRange(5, 60).Draw(t, "fw2MS")) * time.Millisecond,
+			MaxBuckets:       rapid.IntRange(1, 7).Draw(t, "max"),
+			RFC1337:          rapid.Bool().Draw(t, "rfc1337"),
+			InvalidRateLimit: rapid.SampledFrom([]time.Duration{-1, 0, 20 * time.Millisecond}).Draw(t, "limit"),
+			Reuse:            ReuseMode(rapid.Uint8Range(0, 2).Draw(t, "reuse")),
+			Shards:           rapid.SampledFrom([]int{1, 2, 8}).Draw(t, "shards"),
+		}
+		limit := opts.InvalidRateLimit
+		switch {
+		case limit == 0:
+			limit = DefaultInvalidRateLimit
+		case limit < 0:
+			limit = 0
+		}
+		clk := new(ManualClock)
+		now := int64(2 * time.Hour)
+		clk.Set(time.Duration(now))
+		opts.Clock = clk
+		tb, err := New(opts)
+		require.NoError(t, err)
+		defer tb.Close()
+		model := map[tuple.Tuple]*modelEntry{}
+		overflows := uint64(0)
+
+		t.Repeat(map[string]func(*rapid.T){
+			"enter": func(t *rapid.T) {
+				tu := rapid.SampledFrom(tableModelFlows).Draw(t, "flow")
+				st := drawState(t, now)
+				st.TSRecentStamp = min(st.TSRecentStamp-st.TSRecentStamp%int64(time.Millisecond), now)
+				st.TSOffset = rapid.Uint32().Draw(t, "tsOffset")
+				err := tb.Enter(tu, st)
+				switch {
+				case len(model) >= opts.MaxBuckets:
+					require.ErrorIs(t, err, ErrOverflow)
+					overflows++
+				case model[tu] != nil:
+					require.ErrorIs(t, err, ErrExists)
+				default:
+					require.NoError(t, err)
+					life := opts.Lifetime
+					if st.Substate == FinWait2 {
+						life = opts.FinWait2Timeout
+					}
+					model[tu] = &modelEntry{m: modelFromState(st, now), wscale: min(st.RcvWScale, 14),
+						tsOffset: st.TSOffset, deadline: now + int64(life)}
+				}
+			},
+			"process": func(t *rapid.T) {
+				tu := rapid.SampledFrom(tableModelFlows).Draw(t, "flow")
+				e := model[tu]
+				var m modelTW
+				if e != nil {
+					m = e.m
+				}
+				s := drawSegment(t, &m)
+				s.Tuple = tu
+				reply, ok := tb.Process(tu, &s)
+				require.Equal(t, e != nil, ok)
+				if e == nil {
+					return
+				}
+				v, act, isn := e.m.step(s, now, opts.RFC1337, limit)
+				want := Reply{Verdict: v, ISN: isn}
+				if v == VerdictACK {
+					want.Seq, want.Ack = e.m.sndNxt, e.m.rcvNxt
+					want.Window = uint16(min(e.m.rcvWnd>>e.wscale, 0xffff))
+					want.Timestamps, want.TSOffset, want.TSEcr = e.m.tsRecent != 0, e.tsOffset, e.m.tsRecent
+				}
+				require.Equal(t, want, reply)
+				switch act {
+				case killEntry:
+					delete(model, tu)
+				case restartTimer:
+					e.deadline = now + int64(opts.Lifetime)
+				}
+			},
+			"kill": func(t *rapid.T) {
+				tu := rapid.SampledFrom(tableModelFlows).Draw(t, "flow")
+				require.Equal(t, model[tu] != nil, tb.Kill(tu))
+				delete(model, tu)
+			},
+			"takeOver": func(t *rapid.T) {
+				tu := rapid.SampledFrom(tableModelFlows).Draw(t, "flow")
+				bind := rapid.Bool().Draw(t, "bind")
+				at := now - int64(rapid.IntRange(0, 3).Draw(t, "earlierMS"))*int64(time.Millisecond)
+				peek, peekOK := tb.Reusable(tu, time.Duration(at), bind)
+				got, ok := tb.TakeOver(tu, time.Duration(at), bind)
+				require.Equal(t, peekOK, ok)
+				require.Equal(t, peek, got)
+				e := model[tu]
+				if e == nil {
+					require.False(t, ok)
+					return
+				}
+				wantOK, seq := modelTwskUnique(e.m.finWait2, e.m.hasTS, e.m.sndNxt, e.m.entered, at, tu, opts.Reuse, bind)
+				require.Equal(t, wantOK, ok)
+				if ok {
+					require.Equal(t, Reuse{WriteSeq: seq, TSRecent: e.m.tsRecent, TSRecentStamp: e.m.tsStamp}, got)
+					delete(model, tu)
+				}
+			},
+			"lookup": func(t *rapid.T) {
+				tu := rapid.SampledFrom(tableModelFlows).Draw(t, "flow")
+				st, ok := tb.Lookup(tu)
+				e := model[tu]
+				require.Equal(t, e != nil, ok)
+				if e == nil {
+					return
+				}
+				want := State{RcvNxt: e.m.rcvNxt, SndNxt: e.m.sndNxt, RcvWnd: e.m.rcvWnd, RcvWScale: e.wscale,
+					TSOffset: e.tsOffset, HasTimestamps: e.m.hasTS}
+				if e.m.finWait2 {
+					want.Substate = FinWait2
+				}
+				if e.m.hasTS {
+					want.TSRecent, want.TSRecentStamp = e.m.tsRecent, e.m.tsStamp
+				}
+				require.Equal(t, want, st)
+			},
+			"advance": func(t *rapid.T) {
+				now += int64(rapid.SampledFrom([]int{0, 1, 5, 19, 20, 21, rapid.IntRange(0, 70).Draw(t, "anyDtMS")}).Draw(t, "dtMS")) * int64(time.Millisecond)
+				clk.Set(time.Duration(now))
+				fired := tb.Advance()
+				want := 0
+				for tu, e := range model {
+					if e.deadline <= now {
+						delete(model, tu)
+						want++
+					}
+				}
+				require.Equal(t, want, fired)
+			},
+			"": func(t *rapid.T) {
+				require.Equal(t, len(model), tb.Len())
+				require.Equal(t, overflows, tb.Stats().Overflows)
+			},
+		})
+	})
+}

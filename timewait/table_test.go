@@ -1,0 +1,299 @@
+package timewait
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/tuple"
+)
+
+// newTestTable returns a table on a manual clock at 0 with the given
+// options.
+// ruleT0dur is ruleT0 as a clock reading.
+const ruleT0dur = time.Duration(ruleT0)
+
+func newTestTable(t testing.TB, opts Options) (*Table, *ManualClock) {
+	t.Helper()
+	clk := new(ManualClock)
+	opts.Clock = clk
+	tb, err := New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tb.Close() })
+	return tb, clk
+}
+
+// flow returns a distinct IPv4 (or IPv6) four-tuple for each i.
+func flow(i int, v6 bool) tuple.Tuple {
+	if v6 {
+		l := netip.MustParseAddr("2001:db8::1")
+		r := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4, 0, 0, 0, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+		tp, err := tuple.New(netip.AddrPortFrom(l, 443), netip.AddrPortFrom(r, uint16(1024+i%60000)))
+		if err != nil {
+			panic(err)
+		}
+		return tp
+	}
+	r := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+	tp, err := tuple.New(netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(r, uint16(1024+i%60000)))
+	if err != nil {
+		panic(err)
+	}
+	return tp
+}
+
+func TestTableOptionsErrors(t *testing.T) {
+	for _, o := range []Options{
+		{Lifetime: -1}, {Lifetime: MaxLifetime + 1}, {FinWait2Timeout: -1}, {MaxBuckets: -1},
+		{MaxBuckets: MaxMaxBuckets + 1}, {Shards: -1}, {Shards: 4097},
+	} {
+		_, err := New(o)
+		require.ErrorIs(t, err, ErrCapacity, "%+v", o)
+	}
+}
+
+func TestTableEnterLookupExpire(t *testing.T) {
+	tb, clk := newTestTable(t, Options{})
+	a, b := flow(1, false), flow(2, true)
+	clk.Set(time.Second)
+	st := twState()
+	st.TSRecentStamp = int64(500 * time.Millisecond)
+	require.NoError(t, tb.Enter(a, st))
+	require.NoError(t, tb.Enter(b, fw2State()))
+	require.ErrorIs(t, tb.Enter(a, st), ErrExists)
+	require.Equal(t, 2, tb.Len())
+
+	got, ok := tb.Lookup(a)
+	require.True(t, ok)
+	require.Equal(t, st, got)
+	_, ok = tb.Lookup(flow(3, false))
+	require.False(t, ok)
+
+	// The FIN_WAIT2 entry lives FinWait2Timeout (60 s), the TIME_WAIT one
+	// 60 s, both never early: 60 s sits in level 4 (4.096 s granules).
+	clk.Set(time.Second + TimeWaitLen - time.Millisecond)
+	require.Zero(t, tb.Advance())
+	require.Equal(t, 2, tb.Len())
+	clk.Set(time.Second + TimeWaitLen + 4096*time.Millisecond)
+	require.Equal(t, 2, tb.Advance())
+	require.Zero(t, tb.Len())
+	_, ok = tb.Lookup(a)
+	require.False(t, ok)
+	require.Equal(t, Stats{Expired: 2}, tb.Stats())
+	// The slots are free again.
+	require.NoError(t, tb.Enter(a, st))
+	require.Equal(t, 1, tb.Len())
+}
+
+func TestTableBadInput(t *testing.T) {
+	tb, _ := newTestTable(t, Options{})
+	bad := flow(1, false)
+	bad.Remote.Port = 0
+	require.ErrorIs(t, tb.Enter(bad, twState()), tuple.ErrPort)
+	bad = flow(1, false)
+	bad.Local.Addr = tuple.IPv4Unspecified()
+	require.ErrorIs(t, tb.Enter(bad, twState()), tuple.ErrInvalidAddr)
+	_, ok := tb.Process(flow(1, false), nil)
+	require.False(t, ok)
+	require.NoError(t, tb.Close())
+	require.ErrorIs(t, tb.Close(), ErrClosed)
+	require.ErrorIs(t, tb.Enter(flow(1, false), twState()), ErrClosed)
+	_, ok = tb.Lookup(flow(1, false))
+	require.False(t, ok)
+}
+
+func TestTableOverflow(t *testing.T) {
+	tb, _ := newTestTable(t, Options{MaxBuckets: 3})
+	for i := range 3 {
+		require.NoError(t, tb.Enter(flow(i, false), twState()))
+	}
+	err := tb.Enter(flow(3, false), twState())
+	require.ErrorIs(t, err, ErrOverflow)
+	require.True(t, errors.Is(err, ErrOverflow))
+	require.Equal(t, uint64(1), tb.Stats().Overflows)
+	require.True(t, tb.Kill(flow(0, false)))
+	require.NoError(t, tb.Enter(flow(3, false), twState()))
+	require.Equal(t, 3, tb.Len())
+}
+
+// Many entries, v4 and v6, through index growth, then removal in an order
+// that exercises backward-shift deletion: every survivor stays findable.
+func TestTableManyEntries(t *testing.T) {
+	tb, _ := newTestTable(t, Options{Shards: 2})
+	const n = 5000
+	for i := range n {
+		require.NoError(t, tb.Enter(flow(i, i%2 == 1), twState()))
+	}
+	for i := 0; i < n; i += 3 {
+		require.True(t, tb.Kill(flow(i, i%2 == 1)))
+	}
+	for i := range n {
+		_, ok := tb.Lookup(flow(i, i%2 == 1))
+		require.Equal(t, i%3 != 0, ok, "entry %d", i)
+	}
+	require.Equal(t, n-(n+2)/3, tb.Len())
+}
+
+func TestTableProcess(t *testing.T) {
+	tb, clk := newTestTable(t, Options{})
+	a := flow(1, false)
+	clk.Set(ruleT0dur)
+	require.NoError(t, tb.Enter(a, twState()))
+
+	// A bare ACK at rcv_nxt restarts the timer: the entry outlives its
+	// first period.
+	clk.Set(ruleT0dur + 50*time.Second)
+	s := seg(tuple.ACK, 1000, 0, 200)
+	r, ok := tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, VerdictDrop, r.Verdict)
+	clk.Set(ruleT0dur + 70*time.Second)
+	tb.Advance()
+	st, ok := tb.Lookup(a)
+	require.True(t, ok, "restarted entry expired early")
+	require.Equal(t, uint32(200), st.TSRecent)
+	require.Equal(t, int64(ruleT0dur+50*time.Second), st.TSRecentStamp)
+
+	// A retransmitted FIN is re-ACKed with the entry's fields.
+	s = seg(tuple.FIN|tuple.ACK, 999, 0, 300)
+	r, ok = tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, Reply{Verdict: VerdictACK, Seq: 5000, Ack: 1000, Window: 65535, Timestamps: true, TSEcr: 200}, r)
+
+	// A SYN with a higher sequence number may open a new connection.
+	s = seg(tuple.SYN, 2000, 0, 400)
+	r, ok = tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, Reply{Verdict: VerdictNewSYN, ISN: 5000 + 65537}, r)
+	require.Equal(t, 1, tb.Len(), "the stack kills the entry if a listener takes the SYN")
+
+	// An in-window RST kills it.
+	s = seg(tuple.RST, 1000, 0, 400)
+	r, ok = tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, VerdictDrop, r.Verdict)
+	_, ok = tb.Lookup(a)
+	require.False(t, ok)
+	require.Equal(t, uint64(1), tb.Stats().Killed)
+	_, ok = tb.Process(a, &s)
+	require.False(t, ok)
+}
+
+func TestTableRFC1337(t *testing.T) {
+	tb, _ := newTestTable(t, Options{RFC1337: true})
+	a := flow(1, false)
+	require.NoError(t, tb.Enter(a, twState()))
+	s := seg(tuple.RST, 1000, 0, noTS)
+	r, ok := tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, VerdictDrop, r.Verdict)
+	_, ok = tb.Lookup(a)
+	require.True(t, ok, "RFC 1337 ignores the RST")
+}
+
+// FIN_WAIT2: the peer's FIN moves the entry to TIME_WAIT with a fresh
+// Lifetime; data gets an RST and kills it.
+func TestTableFinWait2(t *testing.T) {
+	tb, clk := newTestTable(t, Options{FinWait2Timeout: 10 * time.Second, Lifetime: 30 * time.Second})
+	a, b := flow(1, false), flow(2, false)
+	clk.Set(ruleT0dur)
+	require.NoError(t, tb.Enter(a, fw2State()))
+	require.NoError(t, tb.Enter(b, fw2State()))
+
+	clk.Set(ruleT0dur + 5*time.Second)
+	s := seg(tuple.FIN|tuple.ACK, 1000, 0, 200)
+	r, ok := tb.Process(a, &s)
+	require.True(t, ok)
+	require.Equal(t, VerdictACK, r.Verdict)
+	require.Equal(t, uint32(1001), r.Ack)
+	st, _ := tb.Lookup(a)
+	require.Equal(t, TimeWait, st.Substate)
+
+	s = seg(tuple.PSH|tuple.ACK, 1000, 10, 200)
+	r, ok = tb.Process(b, &s)
+	require.True(t, ok)
+	require.Equal(t, VerdictRST, r.Verdict)
+	_, ok = tb.Lookup(b)
+	require.False(t, ok)
+
+	// a lives 30 s from its FIN, not 10 s from its entry.
+	clk.Set(ruleT0dur + 20*time.Second)
+	tb.Advance()
+	_, ok = tb.Lookup(a)
+	require.True(t, ok)
+	clk.Set(ruleT0dur + 40*time.Second)
+	tb.Advance()
+	_, ok = tb.Lookup(a)
+	require.False(t, ok)
+}
+
+func TestTableReuse(t *testing.T) {
+	tb, clk := newTestTable(t, Options{Reuse: ReuseLoopback})
+	lo := tuple.MustNew("127.0.0.1:40000", "127.0.0.1:80")
+	far := flow(1, false)
+	clk.Set(ruleT0dur)
+	require.NoError(t, tb.Enter(lo, twState()))
+	require.NoError(t, tb.Enter(far, twState()))
+	now := ruleT0dur + ReuseDelay
+	_, ok := tb.Reusable(lo, now, false)
+	require.False(t, ok, "not more than ReuseDelay old")
+	now += time.Millisecond
+	r, ok := tb.Reusable(lo, now, false)
+	require.True(t, ok)
+	require.Equal(t, Reuse{WriteSeq: 5000 + 65537, TSRecent: 100, TSRecentStamp: ruleT0}, r)
+	_, ok = tb.Reusable(far, now, false)
+	require.False(t, ok, "mode 2 is loopback only")
+	_, ok = tb.Reusable(far, now, true)
+	require.True(t, ok, "an explicitly bound port may reuse")
+
+	r2, ok := tb.TakeOver(lo, now, false)
+	require.True(t, ok)
+	require.Equal(t, r, r2)
+	_, ok = tb.Lookup(lo)
+	require.False(t, ok, "TakeOver removes the entry")
+	_, ok = tb.TakeOver(lo, now, false)
+	require.False(t, ok)
+	_, ok = tb.TakeOver(far, now, false)
+	require.False(t, ok)
+	_, ok = tb.Lookup(far)
+	require.True(t, ok, "a refused TakeOver leaves the entry")
+}
+
+// Times stored in 32-bit milliseconds survive ages far beyond the rules'
+// thresholds: a ts_recent recorded long ago is still "old" for PAWS.
+func TestTableTimeEncoding(t *testing.T) {
+	for _, c := range []struct{ ms, now int64 }{
+		{0, 0}, {5, 10}, {1 << 33, 1<<33 + 7}, {0, 1 << 40}, {1 << 40, 1 << 40}, {100, 50},
+	} {
+		got := decodeTime(encodeTime(c.ms, c.now), c.now)
+		want := min(c.ms, c.now)
+		if c.now-want > maxAgeMS {
+			want = c.now - maxAgeMS
+		}
+		require.Equal(t, want, got, fmt.Sprint(c))
+	}
+}
+
+// The out-of-window ACK rate limit counts from the last such ACK, through
+// the table's millisecond storage.
+func TestTableOutOfWindowRateLimit(t *testing.T) {
+	tb, clk := newTestTable(t, Options{InvalidRateLimit: 20 * time.Millisecond})
+	a := flow(1, false)
+	clk.Set(ruleT0dur)
+	require.NoError(t, tb.Enter(a, twState()))
+	old := seg(tuple.ACK, 999, 0, 150) // an old duplicate ACK: answered, rate-limited
+	verdictAt := func(d time.Duration) Verdict {
+		clk.Set(ruleT0dur + d)
+		r, ok := tb.Process(a, &old)
+		require.True(t, ok)
+		return r.Verdict
+	}
+	require.Equal(t, VerdictACK, verdictAt(5*time.Millisecond))
+	require.Equal(t, VerdictDrop, verdictAt(24*time.Millisecond), "19 ms after the last ACK")
+	require.Equal(t, VerdictACK, verdictAt(25*time.Millisecond), "20 ms after it")
+	require.Equal(t, VerdictDrop, verdictAt(26*time.Millisecond))
+}
