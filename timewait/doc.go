@@ -1,8 +1,33 @@
-// Package timewait holds the TIME_WAIT machinery: Wheel, a hierarchical
-// timer wheel with O(1) schedule, cancel and reschedule that allocates
-// nothing in steady state, and the rules a TIME_WAIT entry applies to the
-// segments that reach it (Linux's tcp_timewait_state_process and
-// tcp_twsk_unique).
+// Package timewait holds the TIME_WAIT machinery: Table, the TIME_WAIT
+// entries of a stack keyed by four-tuple, which answers the segments that
+// reach them by Linux's rules (tcp_timewait_state_process) and decides
+// which may be taken over by a new connection (tcp_twsk_unique); and Wheel,
+// the hierarchical timer wheel that expires them, with O(1) schedule,
+// cancel and reschedule that allocates nothing in steady state.
+//
+// # The table
+//
+// A stack closing a connection calls Table.Enter with the connection's
+// sequence and timestamp state, and drops the full socket: the entry is an
+// 80-byte pointer-free slot. The demux looks a segment's four-tuple up in
+// the established table first and, on a miss, calls Table.Process, which
+// says what to answer (an ACK, an RST, nothing) or that a SYN may open a
+// new connection (VerdictNewSYN with the ISN to use). The entry leaves when
+// its timer fires (60 s after it entered or a segment restarted it), when a
+// segment kills it, or at once when the stack calls Kill or TakeOver: there
+// is no sweep over the table, so a flow known to be gone costs nothing
+// later (the lesson of Retina's conntrack, which waited for a GC walk).
+//
+// Why a table of its own rather than the established table, where Linux
+// keeps its timewait sockets: the established table stores the stack's
+// values (a *Conn, say) and a TIME_WAIT entry is a record of about 36 bytes that
+// must change under its lock as segments arrive, which no 8-byte value
+// slot can hold; and an entry must carry its key anyway, to be removed
+// when its timer fires, so keeping it in its own slot with a 4-byte index
+// reference costs about 120 bytes an entry where an established-table
+// entry plus a keyed record would cost about 170. The price is a second
+// lookup on the established miss path (a SYN for a listener, or a segment
+// for a TIME_WAIT entry), which the demux pays only for those segments.
 //
 // # The wheel
 //

@@ -1,6 +1,7 @@
 package timewait
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -35,9 +36,12 @@ const (
 	// top 8 bits hold a tag from the key's hash, so most probes of other
 	// keys are rejected without touching their slot.
 	refMask = 1<<24 - 1
-	// minIndex is a shard's initial index size; it doubles whenever it is
+	// minIndex is the smallest index; an index doubles whenever it is
 	// more than 3/4 full.
 	minIndex = 16
+	// maxPresizedEntries bounds the index entries a table allocates up
+	// front (64 MiB); beyond, its shards' indexes grow as they fill.
+	maxPresizedEntries = 1 << 24
 )
 
 // slot is one entry: its key, its record (packed in 32-bit words so that
@@ -49,10 +53,12 @@ type slot struct {
 	// record's substate, flags and window scale in bits 32-39, 40-47 and
 	// 48-55.
 	meta atomic.Uint64
-	// rec holds the record's 32-bit fields: rcvNxt, sndNxt, rcvWnd,
-	// tsRecent, tsOffset, and its three times in milliseconds (see
-	// encodeTime).
-	rec [8]atomic.Uint32
+	// rec holds the record's 32-bit fields in pairs (the low half first):
+	// rcvNxt and sndNxt, rcvWnd and tsRecent, tsOffset and the time of
+	// tsRecent, the entry's and the last out-of-window ACK's times, the
+	// times in milliseconds (see encodeTime). Pairs, because an atomic
+	// store is a full barrier on amd64: four of them cost half of eight.
+	rec [recWords / 2]atomic.Uint64
 	// timer is the entry's wheel timer; 0 marks a free slot. Only writers,
 	// who hold the shard's lock, touch it.
 	timer Timer
@@ -129,18 +135,16 @@ func decodeTime(v uint32, refMS int64) int64 {
 // the shard's sequence odd). Times are in ns on the table's clock.
 func (s *slot) store(r *record, nowMS int64) {
 	s.meta.Store(s.meta.Load()&0xffffffff | uint64(r.substate)<<32 | uint64(r.flags)<<40 | uint64(r.rcvWScale)<<48)
-	s.rec[recRcvNxt].Store(r.rcvNxt)
-	s.rec[recSndNxt].Store(r.sndNxt)
-	s.rec[recRcvWnd].Store(r.rcvWnd)
-	s.rec[recTSRecent].Store(r.tsRecent)
+	s.rec[0].Store(pair(r.rcvNxt, r.sndNxt))
+	s.rec[1].Store(pair(r.rcvWnd, r.tsRecent))
 	if midWrite != nil {
 		midWrite()
 	}
-	s.rec[recTSOffset].Store(r.tsOffset)
-	s.rec[recTSStamp].Store(encodeTime(r.tsRecentStamp/msNS, nowMS))
-	s.rec[recEntryStamp].Store(encodeTime(r.entryStamp/msNS, nowMS))
-	s.rec[recOOWAck].Store(encodeTime(r.lastOOWAck/msNS, nowMS))
+	s.rec[2].Store(pair(r.tsOffset, encodeTime(r.tsRecentStamp/msNS, nowMS)))
+	s.rec[3].Store(pair(encodeTime(r.entryStamp/msNS, nowMS), encodeTime(r.lastOOWAck/msNS, nowMS)))
 }
+
+func pair(lo, hi uint32) uint64 { return uint64(hi)<<32 | uint64(lo) }
 
 // slotWords is a copy of a slot's record words, its times not yet decoded.
 type slotWords struct {
@@ -151,8 +155,9 @@ type slotWords struct {
 // words copies the slot's record words.
 func (s *slot) words() slotWords {
 	w := slotWords{meta: s.meta.Load()}
-	for i := range w.rec {
-		w.rec[i] = s.rec[i].Load()
+	for i := range s.rec {
+		p := s.rec[i].Load()
+		w.rec[2*i], w.rec[2*i+1] = uint32(p), uint32(p>>32)
 	}
 	return w
 }
@@ -192,6 +197,22 @@ type entryIndex struct {
 	mask uint64
 }
 
+// presizedIndex is the index size for a shard of a table of maxEntries in
+// shards shards: room at 3/4 load for its share and four standard
+// deviations of hashing's unevenness, so that a table that fills to its
+// cap never rehashes (a rehash reads every entry's key from its slot: a
+// cache miss each), within maxPresizedEntries for the whole table.
+func presizedIndex(maxEntries, shards int) int {
+	share := float64(maxEntries) / float64(shards)
+	want := int((share+4*math.Sqrt(share)+16)*4/3) + 1
+	want = min(want, maxPresizedEntries/shards)
+	n := minIndex
+	for n < want {
+		n *= 2
+	}
+	return n
+}
+
 func newEntryIndex(n int) *entryIndex {
 	return &entryIndex{e: make([]atomic.Uint32, n), mask: uint64(n - 1)}
 }
@@ -215,9 +236,9 @@ type entryShard struct {
 	_ [64]byte // keep neighbouring shards' locks and sequence words apart
 }
 
-func (s *entryShard) init(id uint32) {
+func (s *entryShard) init(id uint32, indexSize int) {
 	s.id = id
-	s.index.Store(newEntryIndex(minIndex))
+	s.index.Store(newEntryIndex(indexSize))
 	chunks := make([]*[slotChunk]slot, 0, 4)
 	s.chunks.Store(&chunks)
 }
@@ -310,7 +331,10 @@ func (s *entryShard) alloc() (uint32, bool) {
 	}
 	chunks := *s.chunks.Load()
 	if int(s.used>>slotChunkBits) >= len(chunks) {
-		grown := append(chunks[:len(chunks):len(chunks)], new([slotChunk]slot))
+		// Appending in place is safe: readers index only below the length
+		// of the header they loaded, and a full array is copied (doubled)
+		// rather than written, so the list grows in amortized O(1).
+		grown := append(chunks, new([slotChunk]slot))
 		s.chunks.Store(&grown)
 	}
 	s.used++

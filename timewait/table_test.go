@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -296,4 +297,10 @@ func TestTableOutOfWindowRateLimit(t *testing.T) {
 	require.Equal(t, VerdictDrop, verdictAt(24*time.Millisecond), "19 ms after the last ACK")
 	require.Equal(t, VerdictACK, verdictAt(25*time.Millisecond), "20 ms after it")
 	require.Equal(t, VerdictDrop, verdictAt(26*time.Millisecond))
+}
+
+// An entry's slot is 80 bytes: the memory budget in Table's doc.
+func TestTableSlotSize(t *testing.T) {
+	require.Equal(t, uintptr(80), unsafe.Sizeof(slot{}))
+	require.Equal(t, 10240, int(unsafe.Sizeof([slotChunk]slot{})), "a chunk is one 10 KiB size class")
 }
