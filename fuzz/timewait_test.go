@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -56,9 +57,9 @@ func FuzzTimeWait(f *testing.F) {
 			case 0: // Enter
 				b := next(16)
 				st := timewait.State{
-					Substate: timewait.Substate(b[0] % 3), RcvNxt: le32(b[1:]), SndNxt: le32(b[5:]),
+					Substate: timewait.Substate(b[0] % 3), RcvNxt: binary.LittleEndian.Uint32(b[1:]), SndNxt: binary.LittleEndian.Uint32(b[5:]),
 					RcvWnd: uint32(b[9]) << 8, RcvWScale: b[10] % 16, HasTimestamps: b[11]&1 != 0,
-					TSRecent: le32(b[12:]), TSRecentStamp: int64(now) - int64(b[11])*int64(time.Second),
+					TSRecent: binary.LittleEndian.Uint32(b[12:]), TSRecentStamp: int64(now) - int64(b[11])*int64(time.Second),
 				}
 				switch err := tb.Enter(tu, st); err {
 				case nil:
@@ -78,7 +79,7 @@ func FuzzTimeWait(f *testing.F) {
 			case 1: // Process
 				b := next(12)
 				seg := tuple.Segment{Tuple: tu, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.Flags(b[0]),
-					Seq: le32(b[1:]), Ack: le32(b[5:]), PayloadLen: uint16(b[9]) * 3,
+					Seq: binary.LittleEndian.Uint32(b[1:]), Ack: binary.LittleEndian.Uint32(b[5:]), PayloadLen: uint16(b[9]) * 3,
 					HasTimestamps: b[10]&1 != 0, TSval: uint32(b[11]) << uint(b[10]%25)}
 				if b[10]&2 != 0 {
 					seg.Proto = tuple.ProtoUDP
@@ -137,8 +138,4 @@ func FuzzTimeWait(f *testing.F) {
 			}
 		}
 	})
-}
-
-func le32(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
