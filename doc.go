@@ -85,7 +85,7 @@
 //	ErrCapacity       socktable, rcu, table, timewait,   capacity or limit out of range
 //	                  accept
 //	ErrClosed         socktable, table, timewait, accept use after Close
-//	ErrExists         socktable, table                   insert of a key already present (the duplicate-SYN race)
+//	ErrExists         socktable, table, timewait         insert of a key already present (the duplicate-SYN race)
 //	ErrFull           socktable, table, timewait         insert past a table's MaxEntries, a wheel shard's 2^24 timers
 //	ErrValueType      socktable, table                   a value type that cannot be stored atomically
 //	ErrAddrInUse      socktable, table                   bind or listen conflicts with a holder of the port (EADDRINUSE)

@@ -10,6 +10,7 @@ import (
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/table"
+	"github.com/socktable/socktable/timewait"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -37,6 +38,11 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrAddrNotAvail, table.ErrAddrNotAvail},
 		{socktable.ErrInvalid, table.ErrInvalid},
 		{socktable.ErrNoPorts, table.ErrNoPorts},
+		{socktable.ErrOverflow, timewait.ErrOverflow},
+		{socktable.ErrClosed, timewait.ErrClosed},
+		{socktable.ErrCapacity, timewait.ErrCapacity},
+		{socktable.ErrFull, timewait.ErrFull},
+		{socktable.ErrExists, timewait.ErrExists},
 	}
 	for _, p := range same {
 		require.Same(t, p[0], p[1])
@@ -45,7 +51,8 @@ func TestSentinelsAreShared(t *testing.T) {
 	all := []error{socktable.ErrInvalidAddr, socktable.ErrZone, socktable.ErrPort, socktable.ErrTruncated,
 		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed,
 		socktable.ErrExists, socktable.ErrFull, socktable.ErrValueType, socktable.ErrAddrInUse,
-		socktable.ErrAddrNotAvail, socktable.ErrInvalid, socktable.ErrNoPorts}
+		socktable.ErrAddrNotAvail, socktable.ErrInvalid, socktable.ErrNoPorts, socktable.ErrOverflow,
+		socktable.ErrBacklog}
 	for i, a := range all {
 		require.True(t, strings.HasPrefix(a.Error(), "socktable: "), a.Error())
 		for _, b := range all[i+1:] {
