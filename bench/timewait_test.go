@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,22 +66,27 @@ func churnState(i int) timewait.State {
 		TSRecent: uint32(i)}
 }
 
-// BenchmarkTimeWaitChurn: the steady state of a server closing 100k
-// connections a second, each entering TIME_WAIT for 60 s, so that 6M
-// entries (1e4 in short mode) are held and 100k expire every second. One
-// op puts one more closing connection into TIME_WAIT, on every core;
+// BenchmarkTimeWaitChurn: a server closing 100k connections a second,
+// each entering TIME_WAIT for 60 s, so that 6M entries (1e4 in short mode)
+// are held and 100k expire every second. Before timing, the table is
+// filled with the 6M entries, due uniformly over the next 60 s of real
+// time; then one op puts one more closing connection into TIME_WAIT, paced
+// at 100k a second (100 every millisecond, spread over the cores), while
+// 100k a second expire by their timers. Since the pace is fixed, the
+// figure to compare is cpu-ns/op: the CPU time the whole process spent
+// (entering, expiring, the garbage collector, the timers) per connection.
 // B/entry is the heap per entry of the filled table.
 //
-// socktable runs on simulated time (a manual clock at 10 µs per
-// connection), so each op also pays for one expiry, on average: expiry
-// comes in bursts, as a 60 s timer fires with the 4.1 s granularity of its
-// wheel level (Linux's TIME_WAIT timers do too), so runs shorter than a
-// few seconds see a share of a burst or none. The baseline's AfterFunc
-// timers run on real time: the fill makes their due times uniform over
-// the next 60 s, so they expire at 100k a second while the ops enter
-// faster than that; its ops pay for fewer expiries than socktable's.
+// socktable's table runs on a clock that a goroutine sets from real time
+// every millisecond before it calls Advance (what the table's own ticker
+// does with a SystemClock; the manual clock lets the fill spread the due
+// times over 60 s). The baseline's AfterFunc timers run on the runtime's
+// timers.
 func BenchmarkTimeWaitChurn(b *testing.B) {
 	n := size(churnRate * int(churnLifetime/time.Second))
+	// The lifetime that holds n entries at 100k a second: 60 s, shorter in
+	// short mode.
+	life := time.Duration(n) * time.Second / churnRate
 	for _, impl := range []string{"socktable", "afterfunc"} {
 		b.Run("impl="+impl, func(b *testing.B) {
 			before := heapBytes()
@@ -89,62 +95,76 @@ func BenchmarkTimeWaitChurn(b *testing.B) {
 			var count func() int
 			switch impl {
 			case "socktable":
-				// Simulated time: connection i closes at i×10 µs, so the
-				// fill is exactly the history of the steady state, and in
-				// the timed loop every op enters one connection and (on
-				// average) expires one, the clock moving 1 ms every 100 ops.
 				clock := &timewait.ManualClock{}
-				at := func(i int) time.Duration { return time.Duration(i) * (time.Second / churnRate) }
-				tw, err := timewait.New(timewait.Options{Clock: clock, MaxBuckets: n + n/3})
+				tw, err := timewait.New(timewait.Options{Clock: clock, Lifetime: life, MaxBuckets: 2 * n})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer tw.Close()
-				for i := range n {
-					clock.Set(at(i))
-					if i%100 == 0 {
-						tw.Advance()
-					}
+				for i := range n { // entry i is due at 60 s + i/n of 60 s
+					clock.Set(time.Duration(int64(life) * int64(i) / int64(n)))
 					if err := tw.Enter(flowKey(i), churnState(i)); err != nil {
 						b.Fatal(err)
 					}
 				}
 				enter = func(i int) {
-					if i%100 == 0 {
-						clock.Set(at(i))
-						tw.Advance()
-					}
 					if err := tw.Enter(flowKey(i), churnState(i)); err != nil {
 						b.Fatal(err)
 					}
 				}
-				stop = func() {}
 				count = tw.Len
+				quit, done := make(chan struct{}), make(chan struct{})
+				stop = func() { close(quit); <-done }
+				start := time.Now()
+				go func() { // the table's clock: real time from 60 s on
+					defer close(done)
+					tick := time.NewTicker(time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-quit:
+							return
+						case <-tick.C:
+							clock.Set(life + time.Since(start))
+							tw.Advance()
+						}
+					}
+				}()
 			case "afterfunc":
 				tw := &mapTimeWait{m: make(map[tuple.Tuple]*mapTWEntry)}
 				for i := range n {
-					tw.enter(flowKey(i), churnState(i), time.Duration(int64(churnLifetime)*int64(i)/int64(n)))
+					tw.enter(flowKey(i), churnState(i), time.Duration(int64(life)*int64(i)/int64(n)))
 				}
-				enter = func(i int) { tw.enter(flowKey(i), churnState(i), churnLifetime) }
+				enter = func(i int) { tw.enter(flowKey(i), churnState(i), life) }
 				stop = tw.stopAll
 				count = tw.len
 			}
+			defer stop()
 			perEntry := float64(heapBytes()-before) / float64(count()) // a few AfterFuncs fire during the fill
 			startTiming(b)
-			start, startCount := time.Now(), count()
+			start, startCount, cpu0 := time.Now(), count(), cpuTime()
 			var next atomic.Int64
 			next.Store(int64(n))
+			perCore := churnRate / 1000 / runtime.GOMAXPROCS(0) // per core per millisecond
 			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					enter(int(next.Add(1)))
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for {
+					for range perCore {
+						if !pb.Next() {
+							return
+						}
+						enter(int(next.Add(1)))
+					}
+					<-tick.C
 				}
 			})
 			b.StopTimer()
-			elapsed := time.Since(start)
-			stop()
+			cpu, elapsed := cpuTime()-cpu0, time.Since(start)
 			b.ReportMetric(perEntry, "B/entry")
-			// The entries that expired meanwhile, per second: about 100k
-			// when the timers keep up with the rate.
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			// The entries that expired meanwhile, per second: 100k when the
+			// timers keep up with the rate.
 			b.ReportMetric(float64(startCount+b.N-count())/elapsed.Seconds(), "expired/s")
 		})
 	}
