@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -303,4 +304,20 @@ func TestTableOutOfWindowRateLimit(t *testing.T) {
 func TestTableSlotSize(t *testing.T) {
 	require.Equal(t, uintptr(80), unsafe.Sizeof(slot{}))
 	require.Equal(t, 10240, int(unsafe.Sizeof([slotChunk]slot{})), "a chunk is one 10 KiB size class")
+}
+
+// With no Clock the table runs on a SystemClock and its wheel's ticker
+// expires entries on its own.
+func TestTableSystemClockExpires(t *testing.T) {
+	tb, err := New(Options{Lifetime: 2 * time.Millisecond})
+	require.NoError(t, err)
+	defer tb.Close()
+	require.NoError(t, tb.Enter(flow(1, false), twState()))
+	deadline := time.Now().Add(10 * time.Second) // bounds a failure; the test waits on Len
+	for tb.Len() > 0 {
+		require.True(t, time.Now().Before(deadline), "the entry never expired")
+		runtime.Gosched()
+	}
+	require.Equal(t, uint64(1), tb.Stats().Expired)
+	require.Zero(t, tb.Stats().Timers)
 }
