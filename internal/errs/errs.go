@@ -38,8 +38,9 @@ var (
 
 	// ErrExists reports an insert of a key that is already present.
 	ErrExists = errors.New("socktable: key exists")
-	// ErrFull reports an insert past a table's configured maximum.
-	ErrFull = errors.New("socktable: table full")
+	// ErrFull reports an insert past a table's configured maximum, or an
+	// enqueue on a full queue.
+	ErrFull = errors.New("socktable: table or queue full")
 	// ErrValueType reports a value type a lock-free table cannot store
 	// atomically (see table.Established).
 	ErrValueType = errors.New("socktable: value type must be a pointer or a pointer-free type of at most 8 bytes")

@@ -1,0 +1,68 @@
+// Package accept holds the accept queues of a stack: the FIFOs into which
+// the receive path puts the connections whose handshake completed, and
+// from which the application's accept() takes them.
+//
+// Queue is a bounded multi-producer multi-consumer ring after Dmitry
+// Vyukov's bounded MPMC queue: each cell carries a sequence number that
+// says whose turn it is, producers and consumers claim positions with one
+// CAS on their own counter, and neither side takes a lock to move an item.
+// TryEnqueue and TryDequeue never block and never allocate; the receive
+// path, which must not wait, uses TryEnqueue and treats ErrFull as Linux
+// treats a full backlog (drop the final ACK or reset, per
+// tcp_abort_on_overflow). Dequeue is the blocking accept(): an empty
+// consumer polls a few times, then parks until an item arrives, its
+// context is done, or the queue is closed. Enqueue is its mirror for
+// producers that may wait. Close is the listener's close: it stops
+// enqueues, wakes every parked goroutine and hands back every connection
+// still queued, so that the caller can migrate or reset each one
+// (inet_csk_listen_stop); no accepted enqueue is ever lost.
+//
+// Sharded is one listener's accept side split fastsocket-style (Lin et
+// al., ASPLOS'16): a local Queue per shard (a core, or a NIC receive
+// queue), which the receive path on that shard fills when an acceptor is
+// bound to it, and a global Queue for the rest. The backlog is the
+// listener's as a whole, with Linux's semantics (Backlog+1 connections,
+// clamped by somaxconn; ErrBacklog beyond). A bound Acceptor takes from
+// its local queue, then the global one (fastsocket looks at the global one
+// first; local first keeps a connection on the core that completed its
+// handshake); an unbound one takes from the global queue, then any local
+// one. Nothing is stranded or lost: when a shard's last acceptor leaves,
+// its connections move to the global queue and a sleeping acceptor is
+// woken; Close hands back what is queued; Migrate passes it to another
+// member of a reuseport group and wakes that member's acceptors (Linux's
+// tcp_migrate_req, whose missing wake-up was a kernel bug). Steer and
+// SteerRSS pick a flow's shard, from its keyed hash or from the NIC's
+// Toeplitz hash (RSSHash), so that a handshake's packets stay on one
+// shard, and Depth reports a shard's queue for load-aware choices.
+//
+// # Consistency
+//
+// The successful operations of a Queue are linearizable: an item is
+// dequeued at most once, in the order in which the enqueues claimed their
+// positions, and an enqueue that returned nil "synchronizes before" the
+// dequeue (or Close) that returns its item. The failures are weaker, as in
+// every Vyukov ring: TryDequeue may report empty while an enqueue that
+// claimed the head position has not yet published its item (items behind
+// it may already be published), and TryEnqueue may report ErrFull while a
+// dequeue that claimed the oldest cell has not yet released it. Both
+// windows last a few instructions unless the goroutine in them is
+// preempted. Dequeue and Enqueue do not park across such a window: they
+// wait for the in-flight call to finish instead.
+package accept
+
+import "github.com/socktable/socktable/internal/errs"
+
+// Sentinel errors of this package (the same values as socktable's, so
+// errors.Is matches either name).
+var (
+	// ErrClosed: an enqueue after Close, or a Dequeue on a closed and
+	// drained queue.
+	ErrClosed = errs.ErrClosed
+	// ErrCapacity: a capacity out of range (see NewQueue).
+	ErrCapacity = errs.ErrCapacity
+	// ErrFull: TryEnqueue on a full Queue.
+	ErrFull = errs.ErrFull
+	// ErrBacklog: a listener's accept backlog is full (the sharded accept
+	// queues of part 2 report it).
+	ErrBacklog = errs.ErrBacklog
+)
