@@ -86,11 +86,11 @@
 //	                  accept
 //	ErrClosed         socktable, table, timewait, accept use after Close
 //	ErrExists         socktable, table, timewait         insert of a key already present (the duplicate-SYN race)
-//	ErrFull           socktable, table, timewait         insert past a table's MaxEntries, a wheel shard's 2^24 timers
+//	ErrFull           socktable, table, timewait, accept insert past a table's MaxEntries, a full queue or wheel shard
 //	ErrValueType      socktable, table                   a value type that cannot be stored atomically
 //	ErrAddrInUse      socktable, table                   bind or listen conflicts with a holder of the port (EADDRINUSE)
 //	ErrAddrNotAvail   socktable, table                   non-local bind address, or no free four-tuple (EADDRNOTAVAIL)
-//	ErrInvalid        socktable, table                   a request Linux refuses with EINVAL
+//	ErrInvalid        socktable, table, accept           a request Linux refuses with EINVAL, a shard out of range
 //	ErrNoPorts        socktable, table                   no free port in the range
 //	ErrOverflow       socktable, timewait                TIME_WAIT table at MaxBuckets (tcp_max_tw_buckets)
 //	ErrBacklog        socktable, accept                  accept backlog full (drop or reset per tcp_abort_on_overflow)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable"
+	"github.com/socktable/socktable/accept"
 	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/timewait"
@@ -43,6 +44,11 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrCapacity, timewait.ErrCapacity},
 		{socktable.ErrFull, timewait.ErrFull},
 		{socktable.ErrExists, timewait.ErrExists},
+		{socktable.ErrBacklog, accept.ErrBacklog},
+		{socktable.ErrClosed, accept.ErrClosed},
+		{socktable.ErrCapacity, accept.ErrCapacity},
+		{socktable.ErrFull, accept.ErrFull},
+		{socktable.ErrInvalid, accept.ErrInvalid},
 	}
 	for _, p := range same {
 		require.Same(t, p[0], p[1])

@@ -1,0 +1,191 @@
+package accept
+
+import (
+	"context"
+	"runtime"
+)
+
+// Acceptor is one accept() caller of a Sharded listener: bound to a shard,
+// it takes from the shard's local queue, then the global one (and from the
+// local queue of a shard left with no acceptor, should a drain have left
+// connections there); Unbound, from the global queue, then any shard's
+// local queue, so that a shard whose acceptors lag does not hold
+// connections while others idle. An Acceptor is meant for one goroutine
+// at a time; its Close may come from any goroutine.
+type Acceptor[T any] struct {
+	s     *Sharded[T]
+	shard int // Unbound or the shard
+
+	wake chan struct{} // a wake-up, sent by whoever took the acceptor off a parked list
+	done chan struct{} // closed by Close
+
+	// Guarded by s.mu.
+	parked bool // on a parked list, waiting
+	closed bool
+
+	next    int    // an unbound acceptor's next local queue to look at
+	wakeups uint64 // wake-ups received (tests)
+}
+
+// Shard returns the acceptor's shard, or Unbound.
+func (a *Acceptor[T]) Shard() int { return a.shard }
+
+// TryAccept takes a queued connection if there is one, without blocking
+// or allocating.
+func (a *Acceptor[T]) TryAccept() (T, bool) {
+	s := a.s
+	var item T
+	var ok bool
+	if a.shard != Unbound {
+		item, ok = s.shards[a.shard].q.TryDequeue()
+	}
+	if !ok {
+		item, ok = s.global.TryDequeue()
+	}
+	for range s.shards {
+		if ok {
+			break
+		}
+		// Nothing local or global: an unbound acceptor takes from any
+		// shard's queue; a bound one only from a shard with no acceptor
+		// left (whose drain could not move everything to a full global
+		// queue), so that no connection is stranded.
+		i := a.next
+		a.next = (a.next + 1) % len(s.shards)
+		if sh := &s.shards[i]; i != a.shard && (a.shard == Unbound || sh.acceptors.Load() == 0) {
+			item, ok = sh.q.TryDequeue()
+		}
+	}
+	if ok {
+		s.queued.Add(-1)
+	}
+	return item, ok
+}
+
+// Accept takes a queued connection, waiting for one if none is queued: it
+// sleeps (no spinning) until an Enqueue, a drain of a shard that lost its
+// last acceptor, or a Migrate wakes it. It returns ctx.Err() if ctx ends
+// first, and ErrClosed after the acceptor's or the listener's Close. It
+// allocates nothing.
+func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
+	s := a.s
+	var zero T
+	if item, ok := a.TryAccept(); ok {
+		return item, nil
+	}
+	// Poll a few times before parking, yielding once, as Queue.Dequeue
+	// does: a producer about to enqueue (perhaps waiting for this P) is
+	// cheaper to wait for than a park and a wake-up.
+	for i := range spinPolls {
+		if i == spinPolls-1 {
+			runtime.Gosched()
+		}
+		if item, ok := a.TryAccept(); ok {
+			return item, nil
+		}
+	}
+	for {
+		if item, ok := a.TryAccept(); ok {
+			return item, nil
+		}
+		if s.closed.Load() {
+			return zero, ErrClosed
+		}
+		// Park, then look again: an Enqueue publishes its connection
+		// before it looks for parked acceptors, and this acceptor is
+		// visibly parked before it looks for connections, so one of the
+		// two sees the other.
+		s.mu.Lock()
+		if a.closed {
+			s.mu.Unlock()
+			return zero, ErrClosed
+		}
+		a.park()
+		s.mu.Unlock()
+		if item, ok := a.TryAccept(); ok {
+			a.unpark()
+			return item, nil
+		}
+		select {
+		case <-a.wake:
+			a.wakeups++
+			continue
+		case <-ctx.Done():
+			a.unpark()
+			return zero, ctx.Err()
+		case <-s.closedCh:
+			a.unpark()
+			return zero, ErrClosed
+		case <-a.done:
+			a.unpark()
+			return zero, ErrClosed
+		}
+	}
+}
+
+// park puts the acceptor on its parked list; the caller holds s.mu.
+func (a *Acceptor[T]) park() {
+	s := a.s
+	if a.shard == Unbound {
+		s.parkedUnbound = append(s.parkedUnbound, a)
+	} else {
+		sh := &s.shards[a.shard]
+		sh.parked = append(sh.parked, a)
+	}
+	a.parked = true
+	s.parked.Add(1)
+}
+
+// unpark takes the acceptor off its parked list when it stops waiting for
+// another reason than a wake-up. If a waker took it off first, the wake-up
+// meant a connection for it: it passes the wake-up on to another sleeping
+// acceptor, so the connection is not left with no one awake to take it.
+func (a *Acceptor[T]) unpark() {
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.parked {
+		if a.shard == Unbound {
+			remove(&s.parkedUnbound, a)
+		} else {
+			remove(&s.shards[a.shard].parked, a)
+		}
+		a.parked = false
+		s.parked.Add(-1)
+		return
+	}
+	select {
+	case <-a.wake:
+		// It was for a connection in this acceptor's local queue or in
+		// the global one: wake one that can take the first, and one that
+		// can take the second (at worst one wakes for nothing).
+		if a.shard != Unbound {
+			s.wakeLocked(&s.shards[a.shard])
+		}
+		s.wakeLocked(nil)
+	default:
+	}
+}
+
+// Close removes the acceptor: a blocked Accept returns ErrClosed. When it
+// is the last acceptor bound to its shard, the shard's queued connections
+// move to the global queue and sleeping acceptors are woken for them, so
+// none is stranded. A second Close returns ErrClosed.
+func (a *Acceptor[T]) Close() error {
+	s := a.s
+	s.mu.Lock()
+	if a.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	a.closed = true
+	close(a.done)
+	s.mu.Unlock()
+	if a.shard != Unbound {
+		sh := &s.shards[a.shard]
+		if sh.acceptors.Add(-1) == 0 {
+			s.drain(sh)
+		}
+	}
+	return nil
+}

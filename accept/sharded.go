@@ -1,0 +1,376 @@
+package accept
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/socktable/socktable/internal/errs"
+	"github.com/socktable/socktable/tuple"
+)
+
+// ErrInvalid: a shard number out of range, or Migrate to itself.
+var ErrInvalid = errs.ErrInvalid
+
+// Unbound is the shard of an acceptor bound to no shard (an accept() on a
+// thread not pinned to a core): it takes from the global queue, then from
+// any shard's local queue.
+const Unbound = -1
+
+// DefaultSomaxconn is Linux's net.core.somaxconn since 5.4: the most a
+// listen() backlog may ask for.
+const DefaultSomaxconn = 4096
+
+// Limits of ShardedOptions.
+const (
+	MaxShards    = 1024
+	MaxSomaxconn = 1 << 24
+)
+
+// ShardedOptions configures a Sharded listener.
+type ShardedOptions struct {
+	// Shards is the number of shards (cores, or NIC receive queues); 0
+	// means GOMAXPROCS. At most MaxShards.
+	Shards int
+	// Backlog is listen()'s backlog. As in Linux it is clamped to
+	// Somaxconn, a negative value meaning Somaxconn (the kernel reads it
+	// unsigned), and the listener then holds at most Backlog+1 connections
+	// (sk_acceptq_is_full tests ">"): a backlog of 0 holds one.
+	Backlog int
+	// Somaxconn is net.core.somaxconn; 0 means DefaultSomaxconn. Negative
+	// or above MaxSomaxconn is ErrCapacity.
+	Somaxconn int
+}
+
+// Sharded is one listener's accept side, split fastsocket-style: a local
+// queue per shard for the connections whose handshake completed on that
+// shard, drained by acceptors bound to it, and a global queue for the
+// rest, which any acceptor takes from. It keeps Linux's backlog limit for
+// the listener as a whole and never loses a connection: when the last
+// acceptor of a shard leaves, the shard's queued connections move to the
+// global queue and a waiting acceptor is woken; Close and Migrate hand
+// back or pass on whatever is queued.
+//
+// Concurrency: every method is safe for concurrent use. Enqueue and the
+// fast path of Accept (a connection is queued) are lock-free and allocate
+// nothing: a few atomic operations on the listener's counter and on one
+// queue, and one atomic load to see whether an acceptor sleeps. Accept
+// blocks an acceptor with nothing to take, without spinning, until an
+// Enqueue, a Migrate or a shard's drain gives it something, its context
+// ends, or the listener closes. Registering, leaving, closing and waking
+// take the listener's lock. The backlog limit is exact: at no moment do
+// more than Backlog+1 connections sit queued (Migrate excepted, which
+// Linux does not limit either).
+type Sharded[T any] struct {
+	shards []localShard[T]
+	global *Queue[T]
+	limit  int64 // Backlog + 1
+
+	queued    atomic.Int64 // connections in all queues: the one shared counter
+	overflows atomic.Uint64
+	closed    atomic.Bool
+	closedCh  chan struct{}
+
+	// mu guards registration, the parked lists, drains and Close.
+	mu            sync.Mutex
+	parkedUnbound []*Acceptor[T]
+	parked        atomic.Int32 // acceptors parked, in all lists
+	next          int          // where the search for a parked bound acceptor starts
+}
+
+// localShard is one shard's accept side.
+type localShard[T any] struct {
+	q         *Queue[T]
+	acceptors atomic.Int32 // bound acceptors alive
+	parked    []*Acceptor[T]
+	_         [40]byte // keep shards' counters on their own lines
+}
+
+// NewSharded returns an empty listener accept side. It returns
+// ErrCapacity for Shards or Somaxconn out of range.
+func NewSharded[T any](opts ShardedOptions) (*Sharded[T], error) {
+	if opts.Shards < 0 || opts.Shards > MaxShards || opts.Somaxconn < 0 || opts.Somaxconn > MaxSomaxconn {
+		return nil, ErrCapacity
+	}
+	n := opts.Shards
+	if n == 0 {
+		n = min(runtime.GOMAXPROCS(0), MaxShards)
+	}
+	somax := opts.Somaxconn
+	if somax == 0 {
+		somax = DefaultSomaxconn
+	}
+	backlog := opts.Backlog
+	if backlog < 0 || backlog > somax {
+		backlog = somax
+	}
+	s := &Sharded[T]{shards: make([]localShard[T], n), limit: int64(backlog) + 1, closedCh: make(chan struct{})}
+	// The global queue can hold two backlogs: the listener's own, and one
+	// migrated in from a closing member of its group (which Linux does
+	// not count against the backlog). A local queue holds twice a shard's
+	// share of the backlog (at least 16); past that, connections go to
+	// the global queue. So memory stays about four backlogs' worth of
+	// cells however many shards there are.
+	var err error
+	if s.global, err = NewQueue[T](int(2 * s.limit)); err != nil {
+		return nil, err
+	}
+	local := int(min(s.limit, max(16, 2*s.limit/int64(n))))
+	for i := range s.shards {
+		if s.shards[i].q, err = NewQueue[T](local); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Shards returns the number of shards.
+func (s *Sharded[T]) Shards() int { return len(s.shards) }
+
+// Backlog returns the most connections the listener holds: Backlog+1
+// after clamping.
+func (s *Sharded[T]) Backlog() int { return int(s.limit) }
+
+// Enqueue queues a connection whose handshake completed on shard: in the
+// shard's local queue if an acceptor is bound to it (and the local queue
+// has room), else in the global queue, and wakes an acceptor that sleeps.
+// It returns ErrBacklog when Backlog+1 connections are queued (the stack
+// then drops the final ACK, or resets if tcp_abort_on_overflow; Overflows
+// counts it, as Linux's ListenOverflows), ErrInvalid for a shard out of
+// range, and ErrClosed after Close or Migrate.
+func (s *Sharded[T]) Enqueue(shard int, item T) error {
+	if uint(shard) >= uint(len(s.shards)) {
+		return ErrInvalid
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.queued.Add(1) > s.limit {
+		s.queued.Add(-1)
+		s.overflows.Add(1)
+		return ErrBacklog
+	}
+	sh := &s.shards[shard]
+	if sh.acceptors.Load() > 0 && sh.q.TryEnqueue(item) == nil {
+		if sh.acceptors.Load() == 0 {
+			// The shard's last acceptor left after the check above; its
+			// drain may have run before the item landed: drain again.
+			s.drain(sh)
+		} else {
+			s.wakeFor(sh)
+		}
+		return nil
+	}
+	if err := s.global.TryEnqueue(item); err != nil {
+		s.queued.Add(-1)
+		if err == ErrFull { // an instant of a dequeue in flight on a full ring: see drain
+			s.overflows.Add(1)
+			return ErrBacklog
+		}
+		return err
+	}
+	s.wakeFor(nil)
+	return nil
+}
+
+// Steer returns the shard for a flow: a flow's packets (the SYN, the final
+// ACK) must reach the same shard, so that the connection is queued where
+// its handshake ran. flowHash is the flow's keyed hash (tuple.Hasher.Hash).
+func (s *Sharded[T]) Steer(flowHash uint64) int { return tuple.Shard(flowHash, len(s.shards)) }
+
+// SteerRSS returns the shard for a flow whose NIC computed RSS hash is
+// rssHash (Toeplitz, see RSSHash), the way the NIC picks its receive
+// queue: the hash's low 7 bits index a 128-entry indirection table filled
+// round robin (ethtool's default), so shard i is receive queue i when the
+// shards match the NIC's queues.
+func (s *Sharded[T]) SteerRSS(rssHash uint32) int {
+	return int(rssHash&(RSSIndirectionSize-1)) % len(s.shards)
+}
+
+// Register adds an acceptor bound to shard, or to no shard with Unbound.
+// It returns ErrInvalid for another shard number out of range and
+// ErrClosed after Close.
+func (s *Sharded[T]) Register(shard int) (*Acceptor[T], error) {
+	if shard != Unbound && uint(shard) >= uint(len(s.shards)) {
+		return nil, ErrInvalid
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	a := &Acceptor[T]{s: s, shard: shard, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if shard != Unbound {
+		s.shards[shard].acceptors.Add(1)
+	}
+	return a, nil
+}
+
+// Depth returns the number of connections queued in shard's local queue
+// (0 for a shard out of range): what a load-aware choice among reuseport
+// members or shards compares.
+func (s *Sharded[T]) Depth(shard int) int {
+	if uint(shard) >= uint(len(s.shards)) {
+		return 0
+	}
+	return s.shards[shard].q.Len()
+}
+
+// Len returns the number of connections queued in all queues.
+func (s *Sharded[T]) Len() int { return int(s.queued.Load()) }
+
+// Overflows returns how many Enqueue calls found the backlog full.
+func (s *Sharded[T]) Overflows() uint64 { return s.overflows.Load() }
+
+// Close stops the listener: later Enqueue and Register calls return
+// ErrClosed, every acceptor's Accept returns ErrClosed, and Close returns
+// the connections still queued (global queue first, then each shard's) for
+// the caller to reset, as Linux does to a closing listener's children. A
+// second Close returns nil.
+func (s *Sharded[T]) Close() []T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.closedCh)
+	items := s.global.Close()
+	for i := range s.shards {
+		items = append(items, s.shards[i].q.Close()...)
+	}
+	s.queued.Add(-int64(len(items)))
+	return items
+}
+
+// Migrate closes s and hands its queued connections to to, another member
+// of its reuseport group (Linux's tcp_migrate_req): they go to to's global
+// queue, not counted against its backlog (Linux does not check it either)
+// as long as fewer than two of to's backlogs are queued there, and to's
+// sleeping acceptors are woken, one per connection (the wake-up Linux
+// once forgot). It returns the connections to could not take (it is
+// closed, or its global queue is full) for the caller to reset. It returns ErrInvalid if to is s or nil, and ErrClosed if s was
+// already closed.
+func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
+	if to == nil || to == s {
+		return nil, ErrInvalid
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	items := s.Close()
+	for i, item := range items {
+		if !to.reserveMigrated() {
+			return items[i:], nil
+		}
+		if to.global.TryEnqueue(item) != nil { // closed meanwhile
+			to.queued.Add(-1)
+			return items[i:], nil
+		}
+		to.wakeFor(nil)
+	}
+	return nil, nil
+}
+
+// reserveMigrated counts one more connection migrating in, unless 2×Backlog
+// are queued (the global queue's capacity, so that it never refuses a
+// shard's drain) or the listener is closed.
+func (s *Sharded[T]) reserveMigrated() bool {
+	for {
+		n := s.queued.Load()
+		if n >= 2*s.limit || s.closed.Load() {
+			return false
+		}
+		if s.queued.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// drain moves shard sh's queued connections to the global queue, when its
+// last acceptor has left, and wakes as many sleeping acceptors.
+func (s *Sharded[T]) drain(sh *localShard[T]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sh.acceptors.Load() == 0 {
+		item, ok := sh.q.TryDequeue()
+		if !ok {
+			return
+		}
+		// The global queue has room: it holds 2×Backlog, and no more than
+		// that many connections are ever queued in the listener (Enqueue
+		// stops at Backlog, Migrate at 2×Backlog). TryEnqueue can still
+		// report it full for an instant while a dequeue of its oldest cell
+		// is in flight; Enqueue waits that out. It cannot be closed: Close
+		// holds the lock.
+		if s.global.TryEnqueue(item) != nil {
+			if err := s.global.Enqueue(context.Background(), item); err != nil {
+				panic("socktable/accept: the global queue refused a drained connection: " + err.Error())
+			}
+		}
+		s.wakeLocked(nil)
+	}
+}
+
+// wakeFor wakes one sleeping acceptor for a connection just queued in sh's
+// local queue (nil: the global queue), if any sleeps: for a local queue,
+// one bound to it, else an unbound one (which takes from any local queue);
+// for the global queue, an unbound one, else any. A shard with no acceptor
+// left counts as the global queue: any acceptor takes from it. Its fast
+// path is one atomic load.
+func (s *Sharded[T]) wakeFor(sh *localShard[T]) {
+	if s.parked.Load() == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.wakeLocked(sh)
+	s.mu.Unlock()
+}
+
+func (s *Sharded[T]) wakeLocked(sh *localShard[T]) {
+	var a *Acceptor[T]
+	switch {
+	case sh != nil && len(sh.parked) > 0:
+		a = pop(&sh.parked)
+	case len(s.parkedUnbound) > 0:
+		a = pop(&s.parkedUnbound)
+	case sh == nil || sh.acceptors.Load() == 0:
+		for range s.shards {
+			if l := &s.shards[s.next]; len(l.parked) > 0 {
+				a = pop(&l.parked)
+			}
+			s.next = (s.next + 1) % len(s.shards)
+			if a != nil {
+				break
+			}
+		}
+	}
+	if a == nil {
+		return
+	}
+	a.parked = false
+	s.parked.Add(-1)
+	a.wake <- struct{}{} // cannot block: a parked acceptor's wake channel is empty
+}
+
+// pop removes and returns the acceptor that has slept longest.
+func pop[T any](l *[]*Acceptor[T]) *Acceptor[T] {
+	a := (*l)[0]
+	copy(*l, (*l)[1:])
+	(*l)[len(*l)-1] = nil
+	*l = (*l)[:len(*l)-1]
+	return a
+}
+
+// remove removes a from list l, reporting whether it was there.
+func remove[T any](l *[]*Acceptor[T], a *Acceptor[T]) bool {
+	for i, b := range *l {
+		if b == a {
+			copy((*l)[i:], (*l)[i+1:])
+			(*l)[len(*l)-1] = nil
+			*l = (*l)[:len(*l)-1]
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,282 @@
+package accept
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func newSharded(t testing.TB, opts ShardedOptions) *Sharded[int] {
+	t.Helper()
+	s, err := NewSharded[int](opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// waitParked yields until n acceptors sleep in s: how a test knows an
+// Accept has blocked, with no sleep.
+func waitParked[T any](t testing.TB, s *Sharded[T], n int32) {
+	t.Helper()
+	for i := 0; s.parked.Load() != n; i++ {
+		if i > 1e7 {
+			t.Fatalf("%d acceptors parked, want %d", s.parked.Load(), n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// acceptAsync runs a.Accept in a goroutine and delivers its result.
+func acceptAsync(ctx context.Context, a *Acceptor[int]) <-chan acceptResult {
+	ch := make(chan acceptResult, 1)
+	go func() {
+		v, err := a.Accept(ctx)
+		ch <- acceptResult{v, err}
+	}()
+	return ch
+}
+
+type acceptResult struct {
+	v   int
+	err error
+}
+
+func TestShardedOptions(t *testing.T) {
+	for _, o := range []ShardedOptions{{Shards: -1}, {Shards: MaxShards + 1}, {Somaxconn: -1}, {Somaxconn: MaxSomaxconn + 1}} {
+		_, err := NewSharded[int](o)
+		require.ErrorIs(t, err, ErrCapacity, "%+v", o)
+	}
+	for _, c := range []struct{ backlog, somax, want int }{
+		{0, 0, 1}, {1, 0, 2}, {128, 0, 129}, {-1, 0, DefaultSomaxconn + 1}, {5000, 0, DefaultSomaxconn + 1},
+		{100, 10, 11}, {-7, 10, 11},
+	} {
+		s := newSharded(t, ShardedOptions{Shards: 2, Backlog: c.backlog, Somaxconn: c.somax})
+		require.Equal(t, c.want, s.Backlog(), "backlog %d somaxconn %d", c.backlog, c.somax)
+	}
+	s := newSharded(t, ShardedOptions{})
+	require.Equal(t, runtime.GOMAXPROCS(0), s.Shards())
+}
+
+// The backlog holds Backlog+1 across all queues, as Linux's accept queue.
+func TestShardedBacklog(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 4, Backlog: 2})
+	a, err := s.Register(1)
+	require.NoError(t, err)
+	require.NoError(t, s.Enqueue(1, 1)) // local
+	require.NoError(t, s.Enqueue(0, 2)) // global: no acceptor on shard 0
+	require.NoError(t, s.Enqueue(3, 3))
+	require.ErrorIs(t, s.Enqueue(1, 4), ErrBacklog)
+	require.ErrorIs(t, s.Enqueue(2, 4), ErrBacklog)
+	require.Equal(t, uint64(2), s.Overflows())
+	require.Equal(t, 3, s.Len())
+	v, ok := a.TryAccept()
+	require.True(t, ok)
+	require.Equal(t, 1, v, "local first")
+	require.NoError(t, s.Enqueue(2, 5))
+	require.ErrorIs(t, s.Enqueue(2, 6), ErrBacklog)
+
+	require.ErrorIs(t, s.Enqueue(4, 0), ErrInvalid)
+	require.ErrorIs(t, s.Enqueue(-1, 0), ErrInvalid)
+	_, err = s.Register(4)
+	require.ErrorIs(t, err, ErrInvalid)
+
+	zero := newSharded(t, ShardedOptions{Shards: 1, Backlog: 0})
+	require.NoError(t, zero.Enqueue(0, 1), "backlog 0 holds one connection")
+	require.ErrorIs(t, zero.Enqueue(0, 2), ErrBacklog)
+}
+
+// A bound acceptor takes its shard's local queue, then the global one; an
+// unbound one the global queue, then any local one.
+func TestShardedAcceptOrder(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 100})
+	b0, _ := s.Register(0)
+	require.NoError(t, s.Enqueue(1, 10)) // no acceptor on 1: global
+	require.NoError(t, s.Enqueue(0, 20)) // local 0
+	require.NoError(t, s.Enqueue(0, 21))
+	require.Equal(t, 2, s.Depth(0))
+	require.Equal(t, 0, s.Depth(1))
+
+	u, _ := s.Register(Unbound)
+	v, _ := u.TryAccept()
+	require.Equal(t, 10, v, "unbound: global first")
+	v, _ = u.TryAccept()
+	require.Equal(t, 20, v, "then a local queue")
+	v, _ = b0.TryAccept()
+	require.Equal(t, 21, v)
+	_, ok := b0.TryAccept()
+	require.False(t, ok)
+	require.Zero(t, s.Len())
+}
+
+// A blocked Accept wakes for an Enqueue, and an idle one is never woken.
+func TestShardedAcceptWakes(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	a, _ := s.Register(0)
+	idle, _ := s.Register(1)
+	ctx := context.Background()
+	res := acceptAsync(ctx, a)
+	idleCtx, cancelIdle := context.WithCancel(ctx)
+	idleRes := acceptAsync(idleCtx, idle)
+	waitParked(t, s, 2)
+	require.NoError(t, s.Enqueue(0, 7))
+	r := <-res
+	require.NoError(t, r.err)
+	require.Equal(t, 7, r.v)
+	require.Equal(t, uint64(1), a.wakeups, "one wake-up for one connection")
+	cancelIdle()
+	r = <-idleRes
+	require.ErrorIs(t, r.err, context.Canceled)
+	require.Zero(t, idle.wakeups, "an idle acceptor is not woken")
+	require.Zero(t, s.parked.Load())
+}
+
+// When the last acceptor of a shard leaves, its queued connections move to
+// the global queue and a sleeping acceptor elsewhere takes them.
+func TestShardedLastAcceptorLeaves(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	leaving, _ := s.Register(0)
+	other, _ := s.Register(1)
+	require.NoError(t, s.Enqueue(0, 1))
+	require.NoError(t, s.Enqueue(0, 2))
+	res := acceptAsync(context.Background(), other)
+	waitParked(t, s, 1)
+	require.NoError(t, leaving.Close())
+	require.ErrorIs(t, leaving.Close(), ErrClosed)
+	r := <-res
+	require.NoError(t, r.err)
+	require.Equal(t, 1, r.v)
+	v, ok := other.TryAccept()
+	require.True(t, ok)
+	require.Equal(t, 2, v)
+	require.Zero(t, s.Depth(0))
+	// The shard has no acceptor now: new connections go global.
+	require.NoError(t, s.Enqueue(0, 3))
+	require.Zero(t, s.Depth(0))
+	v, _ = other.TryAccept()
+	require.Equal(t, 3, v)
+	_, err := leaving.Accept(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// Close returns what is queued; blocked and later Accepts see ErrClosed.
+func TestShardedClose(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	a, _ := s.Register(0)
+	b, _ := s.Register(1)
+	require.NoError(t, s.Enqueue(0, 1))
+	require.NoError(t, s.Enqueue(1, 2))
+	require.NoError(t, s.Enqueue(0, 3))
+	v, _ := b.TryAccept()
+	require.Equal(t, 2, v)
+	res := acceptAsync(context.Background(), b)
+	waitParked(t, s, 1)
+	require.ElementsMatch(t, []int{1, 3}, s.Close())
+	require.Nil(t, s.Close())
+	require.ErrorIs(t, (<-res).err, ErrClosed)
+	_, err := a.Accept(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, s.Enqueue(0, 4), ErrClosed)
+	_, err = s.Register(0)
+	require.ErrorIs(t, err, ErrClosed)
+	require.Zero(t, s.Len())
+}
+
+// Migrate hands the queue to another member and wakes its acceptor (the
+// wake-up Linux once forgot).
+func TestShardedMigrate(t *testing.T) {
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 1})
+	fa, _ := from.Register(0)
+	_ = fa
+	require.NoError(t, from.Enqueue(0, 1))
+	require.NoError(t, from.Enqueue(1, 2))
+	require.NoError(t, from.Enqueue(0, 3))
+	ta, _ := to.Register(1)
+	res := acceptAsync(context.Background(), ta)
+	waitParked(t, to, 1)
+	rest, err := from.Migrate(to)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+	got := []int{(<-res).v}
+	for {
+		v, ok := ta.TryAccept()
+		if !ok {
+			break
+		}
+		got = append(got, v)
+	}
+	require.ElementsMatch(t, []int{1, 2, 3}, got, "migration is not limited by the target's backlog")
+	require.ErrorIs(t, from.Enqueue(0, 9), ErrClosed)
+	_, err = from.Migrate(to)
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = to.Migrate(to)
+	require.ErrorIs(t, err, ErrInvalid)
+
+	// A closed target takes nothing: everything comes back for a reset.
+	a := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
+	require.NoError(t, a.Enqueue(0, 5))
+	closed := newSharded(t, ShardedOptions{Shards: 1})
+	closed.Close()
+	rest, err = a.Migrate(closed)
+	require.NoError(t, err)
+	require.Equal(t, []int{5}, rest)
+}
+
+// An Accept whose context ends after a waker chose it passes the wake-up
+// on, so the connection is not left with everyone asleep.
+func TestShardedCancelledWakePassesOn(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
+	a, _ := s.Register(Unbound)
+	b, _ := s.Register(Unbound)
+	ctx, cancel := context.WithCancel(context.Background())
+	resA := acceptAsync(ctx, a)
+	waitParked(t, s, 1)
+	resB := acceptAsync(context.Background(), b)
+	waitParked(t, s, 2)
+	// Take a off its list as an Enqueue would, with no connection yet,
+	// then cancel it: its unpark must hand the wake-up to b.
+	s.mu.Lock()
+	s.wakeLocked(nil)
+	s.mu.Unlock()
+	cancel()
+	r := <-resA
+	if r.err == nil { // it saw the wake-up first: looked, found nothing, parked again, then cancelled
+		t.Fatalf("Accept returned %d with nothing queued", r.v)
+	}
+	require.True(t, errors.Is(r.err, context.Canceled))
+	require.NoError(t, s.Enqueue(0, 42))
+	rb := <-resB
+	require.NoError(t, rb.err)
+	require.Equal(t, 42, rb.v)
+}
+
+func TestShardedSteer(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 3})
+	seen := map[int]bool{}
+	for h := uint64(0); h < 1<<20; h += 1 << 10 {
+		i := s.Steer(h * 0x9e3779b97f4a7c15)
+		require.Equal(t, i, s.Steer(h*0x9e3779b97f4a7c15), "consistent")
+		seen[i] = true
+	}
+	require.Len(t, seen, 3)
+	for q := range uint32(RSSIndirectionSize) {
+		require.Equal(t, int(q%3), s.SteerRSS(q|0xabc<<7), "indirection entry %d is queue %d", q, q%3)
+	}
+}
+
+// A bound acceptor does not take from a shard that has acceptors of its
+// own (locality), but does from one left with none.
+func TestShardedBoundStealsOnlyOrphans(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	a0, _ := s.Register(0)
+	a1, _ := s.Register(1)
+	require.NoError(t, s.Enqueue(1, 5))
+	_, ok := a0.TryAccept()
+	require.False(t, ok, "shard 1's connection is for shard 1's acceptors")
+	v, ok := a1.TryAccept()
+	require.True(t, ok)
+	require.Equal(t, 5, v)
+}
