@@ -136,10 +136,12 @@ type Reuse struct {
 // timer fires, when a segment kills it, or at once through Kill or TakeOver:
 // nothing ever walks the table to collect old entries.
 //
-// Concurrency: every method is safe for concurrent use and linearizable.
-// Lookup and Reusable take no lock: they read under a shard's sequence
-// word and retry if a writer changed the shard meanwhile (they yield to a
-// writer caught mid-change). Enter, Process, TakeOver, Kill and expiry
+// Concurrency: every method is safe for concurrent use, and all but Stats
+// are linearizable. Lookup and Reusable take no lock: they read under a
+// shard's sequence word and retry if a writer changed the shard meanwhile;
+// they never block a writer, but a writer preempted in the middle of a
+// change holds them back until it finishes (they yield to it), so they are
+// not lock-free in the strict sense. Enter, Process, TakeOver, Kill and expiry
 // lock one shard (chosen by the key's hash) for a few hundred
 // nanoseconds; Process and Lookup allocate nothing, nor does Enter once
 // the shard's slab and index have grown to their largest size.
@@ -147,8 +149,9 @@ type Reuse struct {
 // Memory: an entry is an 80-byte slot (key, record, timer handle) in its
 // shard's slab, a 28-byte timer node in the wheel, and 4-byte references
 // in its shard's open-addressing index. New sizes each index for the
-// shard's share of MaxBuckets at most 3/4 full (4 to 8 bytes per
-// MaxBuckets entry, 1.4 MiB for the default cap; at most 64 MiB in all),
+// shard's share of MaxBuckets at most 3/4 full, rounded up to a power of
+// two (5.3 to 11 bytes per MaxBuckets entry: 2 MiB for the default cap
+// with 32 shards; at most 64 MiB in all),
 // so a table that fills up to its cap never rehashes; an index that
 // fills past that anyway doubles. Slabs grow 128 slots (10 KiB) at a
 // time and, like indexes, never shrink: a table holds the memory of the
