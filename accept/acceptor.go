@@ -33,14 +33,24 @@ func (a *Acceptor[T]) Shard() int { return a.shard }
 // TryAccept takes a queued connection if there is one, without blocking
 // or allocating.
 func (a *Acceptor[T]) TryAccept() (T, bool) {
+	item, from := a.take()
+	return item, from != nil
+}
+
+// take is TryAccept that also says which queue the connection came from
+// (nil if none).
+func (a *Acceptor[T]) take() (T, *Queue[T]) {
 	s := a.s
 	var item T
 	var ok bool
+	var from *Queue[T]
 	if a.shard != Unbound {
-		item, ok = s.shards[a.shard].q.TryDequeue()
+		from = s.shards[a.shard].q
+		item, ok = from.TryDequeue()
 	}
 	if !ok {
-		item, ok = s.global.TryDequeue()
+		from = s.global
+		item, ok = from.TryDequeue()
 	}
 	for range s.shards {
 		if ok {
@@ -53,13 +63,39 @@ func (a *Acceptor[T]) TryAccept() (T, bool) {
 		i := a.next
 		a.next = (a.next + 1) % len(s.shards)
 		if sh := &s.shards[i]; i != a.shard && (a.shard == Unbound || sh.acceptors.Load() == 0) {
-			item, ok = sh.q.TryDequeue()
+			from = sh.q
+			item, ok = from.TryDequeue()
 		}
 	}
-	if ok {
-		s.queued.Add(-1)
+	if !ok {
+		return item, nil
 	}
-	return item, ok
+	s.queued.Add(-1)
+	return item, from
+}
+
+// passOn wakes another sleeping acceptor when connections remain in the
+// queue q this acceptor just took from. A queue may have looked empty to
+// the acceptor an Enqueue woke, because an earlier enqueue had claimed the
+// head of the ring and not yet published it; that enqueue's own wake-up
+// then goes to this acceptor, which takes one connection and would leave
+// the rest, woken for, with everyone else asleep. Its cost when no one
+// sleeps is one atomic load.
+func (a *Acceptor[T]) passOn(q *Queue[T]) {
+	s := a.s
+	if s.parked.Load() == 0 || q.Len() == 0 {
+		return
+	}
+	if q == s.global {
+		s.wakeFor(nil)
+		return
+	}
+	for i := range s.shards {
+		if sh := &s.shards[i]; sh.q == q {
+			s.wakeFor(sh)
+			return
+		}
+	}
 }
 
 // Accept takes a queued connection, waiting for one if none is queued: it
@@ -70,7 +106,8 @@ func (a *Acceptor[T]) TryAccept() (T, bool) {
 func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 	s := a.s
 	var zero T
-	if item, ok := a.TryAccept(); ok {
+	if item, from := a.take(); from != nil {
+		a.passOn(from)
 		return item, nil
 	}
 	// Poll a few times before parking, yielding once, as Queue.Dequeue
@@ -80,12 +117,14 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		if i == spinPolls-1 {
 			runtime.Gosched()
 		}
-		if item, ok := a.TryAccept(); ok {
+		if item, from := a.take(); from != nil {
+			a.passOn(from)
 			return item, nil
 		}
 	}
 	for {
-		if item, ok := a.TryAccept(); ok {
+		if item, from := a.take(); from != nil {
+			a.passOn(from)
 			return item, nil
 		}
 		if s.closed.Load() {
@@ -102,8 +141,9 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		}
 		a.park()
 		s.mu.Unlock()
-		if item, ok := a.TryAccept(); ok {
+		if item, from := a.take(); from != nil {
 			a.unpark()
+			a.passOn(from)
 			return item, nil
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -279,4 +280,44 @@ func TestShardedBoundStealsOnlyOrphans(t *testing.T) {
 	v, ok := a1.TryAccept()
 	require.True(t, ok)
 	require.Equal(t, 5, v)
+}
+
+// An Enqueue's wake-up can reach an acceptor that finds the ring's head
+// claimed by an earlier, unfinished enqueue and goes back to sleep; when
+// that enqueue finishes, its own wake-up brings one acceptor for two
+// connections. The acceptor that takes the first passes a wake-up on, so
+// the second is not left with everyone asleep.
+func TestShardedWakeupPassedOnPastInFlightHead(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
+	x, _ := s.Register(Unbound)
+	y, _ := s.Register(Unbound)
+	resX := acceptAsync(context.Background(), x)
+	waitParked(t, s, 1)
+	resY := acceptAsync(context.Background(), y)
+	waitParked(t, s, 2)
+
+	s.queued.Add(1) // what Enqueue does before it claims
+	publish, err := s.global.Claim()
+	require.NoError(t, err)
+	require.NoError(t, s.Enqueue(0, 2)) // behind the claimed head: wakes x, which finds nothing
+	require.Equal(t, int32(1), s.parked.Load())
+	waitParked(t, s, 2) // x is back asleep
+	publish(1)
+	s.wakeFor(nil) // the first enqueue's wake-up, as Enqueue would send it
+
+	watchdog := time.After(10 * time.Second) // bounds a failure only
+	got := map[int]bool{}
+	for range 2 {
+		select {
+		case r := <-resX:
+			require.NoError(t, r.err)
+			got[r.v] = true
+		case r := <-resY:
+			require.NoError(t, r.err)
+			got[r.v] = true
+		case <-watchdog:
+			t.Fatalf("a connection was left queued with an acceptor asleep (got %v)", got)
+		}
+	}
+	require.Equal(t, map[int]bool{1: true, 2: true}, got)
 }
