@@ -90,6 +90,7 @@ func (a *Acceptor[T]) passOn(q *Queue[T]) {
 		s.wakeFor(nil)
 		return
 	}
+	// wakeFor takes the lock only if a sleeper could take from q.
 	for i := range s.shards {
 		if sh := &s.shards[i]; sh.q == q {
 			s.wakeFor(sh)
@@ -168,9 +169,11 @@ func (a *Acceptor[T]) park() {
 	s := a.s
 	if a.shard == Unbound {
 		s.parkedUnbound = append(s.parkedUnbound, a)
+		s.unboundParked.Add(1)
 	} else {
 		sh := &s.shards[a.shard]
 		sh.parked = append(sh.parked, a)
+		sh.nParked.Add(1)
 	}
 	a.parked = true
 	s.parked.Add(1)
@@ -187,8 +190,11 @@ func (a *Acceptor[T]) unpark() {
 	if a.parked {
 		if a.shard == Unbound {
 			remove(&s.parkedUnbound, a)
+			s.unboundParked.Add(-1)
 		} else {
-			remove(&s.shards[a.shard].parked, a)
+			sh := &s.shards[a.shard]
+			remove(&sh.parked, a)
+			sh.nParked.Add(-1)
 		}
 		a.parked = false
 		s.parked.Add(-1)

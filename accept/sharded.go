@@ -82,6 +82,7 @@ type Sharded[T any] struct {
 	mu            sync.Mutex
 	parkedUnbound []*Acceptor[T]
 	parked        atomic.Int32 // acceptors parked, in all lists
+	unboundParked atomic.Int32 // len(parkedUnbound), for lock-free checks
 	next          int          // where the search for a parked bound acceptor starts
 }
 
@@ -90,7 +91,8 @@ type localShard[T any] struct {
 	q         *Queue[T]
 	acceptors atomic.Int32 // bound acceptors alive
 	parked    []*Acceptor[T]
-	_         [40]byte // keep shards' counters on their own lines
+	nParked   atomic.Int32 // len(parked), for lock-free checks
+	_         [20]byte     // keep shards' counters on their own lines (64 bytes a shard)
 }
 
 // NewSharded returns an empty listener accept side. It returns
@@ -325,8 +327,12 @@ func (s *Sharded[T]) drain(sh *localShard[T]) {
 // left counts as the global queue: any acceptor takes from it. Its fast
 // path is one atomic load.
 func (s *Sharded[T]) wakeFor(sh *localShard[T]) {
-	if s.parked.Load() == 0 {
-		return
+	if sh == nil || sh.acceptors.Load() == 0 {
+		if s.parked.Load() == 0 {
+			return
+		}
+	} else if sh.nParked.Load() == 0 && s.unboundParked.Load() == 0 {
+		return // no sleeper could take it: the shard's acceptors are busy
 	}
 	s.mu.Lock()
 	s.wakeLocked(sh)
@@ -338,12 +344,15 @@ func (s *Sharded[T]) wakeLocked(sh *localShard[T]) {
 	switch {
 	case sh != nil && len(sh.parked) > 0:
 		a = pop(&sh.parked)
+		sh.nParked.Add(-1)
 	case len(s.parkedUnbound) > 0:
 		a = pop(&s.parkedUnbound)
+		s.unboundParked.Add(-1)
 	case sh == nil || sh.acceptors.Load() == 0:
 		for range s.shards {
 			if l := &s.shards[s.next]; len(l.parked) > 0 {
 				a = pop(&l.parked)
+				l.nParked.Add(-1)
 			}
 			s.next = (s.next + 1) % len(s.shards)
 			if a != nil {
