@@ -307,15 +307,23 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 // stamps come back at millisecond granularity. It takes no lock and
 // allocates nothing.
 func (t *Table) Lookup(tp tuple.Tuple) (State, bool) {
+	r, ok := t.read(tp)
+	if !ok {
+		return State{}, false
+	}
+	return r.state(), true
+}
+
+// read returns tp's record without a lock (see entryShard.read).
+func (t *Table) read(tp tuple.Tuple) (record, bool) {
 	h, sh, k := t.locate(tp)
 	var w slotWords
 	if !sh.read(h, &k, func(sl *slot) { w = sl.words() }) {
-		return State{}, false
+		return record{}, false
 	}
 	// The times are decoded against the latest clock reading, taken now:
 	// the writer read the clock before it stored them, so none is later.
-	r := w.record(t.wheel.seen.Load() / msNS)
-	return r.state(), true
+	return w.record(t.wheel.seen.Load() / msNS), true
 }
 
 // Process applies Linux's tcp_timewait_state_process to segment seg that
@@ -383,6 +391,12 @@ func (sh *entryShard) slotNumber(pos uint64) uint32 {
 // cancels its timer; the caller holds the shard's lock.
 func (t *Table) removeLocked(sh *entryShard, pos uint64, sl *slot) {
 	t.wheel.Cancel(sl.timer)
+	t.unhashLocked(sh, pos)
+}
+
+// unhashLocked removes the entry at index position pos, whose timer has
+// fired or been cancelled; the caller holds the shard's lock.
+func (t *Table) unhashLocked(sh *entryShard, pos uint64) {
 	sh.beginWrite()
 	sh.remove(pos, t.hasher)
 	sh.endWrite()
@@ -413,12 +427,10 @@ func (t *Table) Kill(tp tuple.Tuple) bool {
 // connect path uses TakeOver, which decides and removes the entry in one
 // step. It takes no lock and allocates nothing.
 func (t *Table) Reusable(tp tuple.Tuple, now time.Duration, explicitBind bool) (Reuse, bool) {
-	h, sh, k := t.locate(tp)
-	var w slotWords
-	if !sh.read(h, &k, func(sl *slot) { w = sl.words() }) {
+	r, ok := t.read(tp)
+	if !ok {
 		return Reuse{}, false
 	}
-	r := w.record(t.wheel.seen.Load() / msNS)
 	return t.reuseOf(&r, tp, now, explicitBind)
 }
 
@@ -464,10 +476,7 @@ func (t *Table) expire(batch []Expired) {
 			k := sl.key()
 			h := t.hasher.Hash(k.tuple())
 			if pos, found := sh.find(h, &k); found == sl {
-				sh.beginWrite()
-				sh.remove(pos, t.hasher)
-				sh.endWrite()
-				t.count.Add(-1)
+				t.unhashLocked(sh, pos)
 				n++
 			}
 		}
