@@ -33,24 +33,24 @@ func (a *Acceptor[T]) Shard() int { return a.shard }
 // TryAccept takes a queued connection if there is one, without blocking
 // or allocating.
 func (a *Acceptor[T]) TryAccept() (T, bool) {
-	item, from := a.take()
-	return item, from != nil
+	item, _, ok := a.take()
+	return item, ok
 }
 
-// take is TryAccept that also says which queue the connection came from
-// (nil if none).
-func (a *Acceptor[T]) take() (T, *Queue[T]) {
+// take is TryAccept that also says which shard's local queue the
+// connection came from (nil: the global queue).
+func (a *Acceptor[T]) take() (T, *localShard[T], bool) {
 	s := a.s
 	var item T
 	var ok bool
-	var from *Queue[T]
+	var from *localShard[T]
 	if a.shard != Unbound {
-		from = s.shards[a.shard].q
-		item, ok = from.TryDequeue()
+		from = &s.shards[a.shard]
+		item, ok = from.q.TryDequeue()
 	}
 	if !ok {
-		from = s.global
-		item, ok = from.TryDequeue()
+		from = nil
+		item, ok = s.global.TryDequeue()
 	}
 	for range s.shards {
 		if ok {
@@ -63,39 +63,35 @@ func (a *Acceptor[T]) take() (T, *Queue[T]) {
 		i := a.next
 		a.next = (a.next + 1) % len(s.shards)
 		if sh := &s.shards[i]; i != a.shard && (a.shard == Unbound || sh.acceptors.Load() == 0) {
-			from = sh.q
-			item, ok = from.TryDequeue()
+			from = sh
+			item, ok = sh.q.TryDequeue()
 		}
 	}
-	if !ok {
-		return item, nil
+	if ok {
+		s.queued.Add(-1)
 	}
-	s.queued.Add(-1)
-	return item, from
+	return item, from, ok
 }
 
 // passOn wakes another sleeping acceptor when connections remain in the
-// queue q this acceptor just took from. A queue may have looked empty to
-// the acceptor an Enqueue woke, because an earlier enqueue had claimed the
-// head of the ring and not yet published it; that enqueue's own wake-up
-// then goes to this acceptor, which takes one connection and would leave
-// the rest, woken for, with everyone else asleep. Its cost when no one
-// sleeps is one atomic load.
-func (a *Acceptor[T]) passOn(q *Queue[T]) {
+// queue this acceptor just took from (sh's local queue; nil: the global
+// queue). A queue may have looked empty to the acceptor an Enqueue woke,
+// because an earlier enqueue had claimed the head of the ring and not yet
+// published it; that enqueue's own wake-up then goes to this acceptor,
+// which takes one connection and would leave the rest, woken for, with
+// everyone else asleep. Its cost when no one sleeps is one atomic load;
+// wakeFor takes the lock only if a sleeper could take from the queue.
+func (a *Acceptor[T]) passOn(sh *localShard[T]) {
 	s := a.s
-	if s.parked.Load() == 0 || q.Len() == 0 {
+	if s.parked.Load() == 0 {
 		return
 	}
-	if q == s.global {
-		s.wakeFor(nil)
-		return
+	q := s.global
+	if sh != nil {
+		q = sh.q
 	}
-	// wakeFor takes the lock only if a sleeper could take from q.
-	for i := range s.shards {
-		if sh := &s.shards[i]; sh.q == q {
-			s.wakeFor(sh)
-			return
-		}
+	if q.Len() > 0 {
+		s.wakeFor(sh)
 	}
 }
 
@@ -107,7 +103,7 @@ func (a *Acceptor[T]) passOn(q *Queue[T]) {
 func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 	s := a.s
 	var zero T
-	if item, from := a.take(); from != nil {
+	if item, from, ok := a.take(); ok {
 		a.passOn(from)
 		return item, nil
 	}
@@ -118,13 +114,13 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		if i == spinPolls-1 {
 			runtime.Gosched()
 		}
-		if item, from := a.take(); from != nil {
+		if item, from, ok := a.take(); ok {
 			a.passOn(from)
 			return item, nil
 		}
 	}
 	for {
-		if item, from := a.take(); from != nil {
+		if item, from, ok := a.take(); ok {
 			a.passOn(from)
 			return item, nil
 		}
@@ -142,7 +138,7 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		}
 		a.park()
 		s.mu.Unlock()
-		if item, from := a.take(); from != nil {
+		if item, from, ok := a.take(); ok {
 			a.unpark()
 			a.passOn(from)
 			return item, nil
