@@ -1,7 +1,6 @@
 package timewait
 
 import (
-	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,24 +9,25 @@ import (
 )
 
 // This file holds the storage of one shard of a Table: a slab of entries
-// (key, record and timer in one 80-byte slot) and an open-addressing index
-// of 4-byte references into it. Writers hold the shard's mutex; readers
-// take no lock and validate what they read with the shard's sequence word
-// (a seqlock), so Lookup never blocks a writer and a writer never waits for
-// readers.
+// (key and record in one 72-byte slot, the timer's 16-byte link in the
+// shard's wheel, at the same number), an open-addressing index of 4-byte
+// references into it, and the shard's timing wheel. Writers hold the
+// shard's mutex; readers take no lock and validate what they read with
+// the shard's sequence word (a seqlock), so Lookup never blocks a writer
+// and a writer never waits for readers.
 //
 // Why not a second table.Established for the index: an entry must carry its
 // key anyway, since expiry has to remove it from the index, and
 // Established's slot stores the key again (48 bytes a slot, about 57 an
 // entry at its load). Keeping the key in the entry's slot and only a 4-byte
-// reference in the index costs about 85 bytes an entry instead of about
+// reference in the index costs about 94 bytes an entry instead of about
 // 57 + 88.
 
 const (
-	// slotChunkBits sizes the slab's chunks: 128 slots of 80 bytes are
-	// 10 KiB, exactly one of Go's size classes, small enough that a shard
-	// that holds a few entries does not pin a large chunk.
-	slotChunkBits = 7
+	// slotChunkBits sizes the slab's chunks: 256 slots of 72 bytes are
+	// 18 KiB, exactly one of Go's size classes, and their 256 links 4 KiB
+	// (linkChunk: one slot chunk per link chunk).
+	slotChunkBits = linkChunkBits
 	slotChunk     = 1 << slotChunkBits
 	// maxSlots bounds a shard: an index entry keeps 24 bits of slot number
 	// (plus one, so that 0 means empty).
@@ -36,17 +36,24 @@ const (
 	// top 8 bits hold a tag from the key's hash, so most probes of other
 	// keys are rejected without touching their slot.
 	refMask = 1<<24 - 1
-	// minIndex is the smallest index; an index doubles whenever it is
-	// more than 3/4 full.
+	// minIndex is the smallest index.
 	minIndex = 16
-	// maxPresizedEntries bounds the index entries a table allocates up
-	// front (64 MiB); beyond, its shards' indexes grow as they fill.
-	maxPresizedEntries = 1 << 24
+	// An index grows when an insert would fill more than maxLoadNum /
+	// loadDen of it, to a size that the entries fill to grownLoadNum /
+	// loadDen: its load stays between 0.6 and 0.8 (about 5 to 6.7 bytes
+	// an entry), and each growth is by a third, so the rehashing an
+	// entry costs over the index's growth is about four moves.
+	maxLoadNum   = 4
+	grownLoadNum = 3
+	loadDen      = 5
+	// wheelLevels is the depth of each shard's wheel: with 1 ms ticks its
+	// top level reaches 36 hours, beyond MaxLifetime.
+	wheelLevels = 8
 )
 
-// slot is one entry: its key, its record (packed in 32-bit words so that
-// readers can load it atomically while a writer changes it) and its timer.
-// 80 bytes, no pointers.
+// slot is one entry: its key and its record (packed in 32-bit words so that
+// readers can load it atomically while a writer changes it). 72 bytes, no
+// pointers. Its timer is the link of the same number in its shard's wheel.
 type slot struct {
 	addr [4]atomic.Uint64 // Local hi, lo, Remote hi, lo
 	// meta holds the ports (Local<<16 | Remote) in bits 0-31 and the
@@ -59,9 +66,6 @@ type slot struct {
 	// times in milliseconds (see encodeTime). Pairs, because an atomic
 	// store is a full barrier on amd64: four of them cost half of eight.
 	rec [recWords / 2]atomic.Uint64
-	// timer is the entry's wheel timer; 0 marks a free slot. Only writers,
-	// who hold the shard's lock, touch it.
-	timer Timer
 }
 
 // Positions of the record's words in slot.rec.
@@ -191,30 +195,36 @@ func (s *slot) load(refMS int64) record {
 const msNS = 1_000_000
 
 // entryIndex is a shard's open-addressing index with linear probing: each
-// entry is 0 (empty) or tag<<24 | slot+1.
+// entry is 0 (empty) or tag<<24 | slot+1. Its size is any number, not a
+// power of two: a key's home is its hash's low 32 bits scaled to the size
+// (Lemire's multiply-shift), which lets the index grow by a third at a
+// time instead of doubling.
 type entryIndex struct {
-	e    []atomic.Uint32
-	mask uint64
-}
-
-// presizedIndex is the index size for a shard of a table of maxEntries in
-// shards shards: room at 3/4 load for its share and four standard
-// deviations of hashing's unevenness, so that a table that fills to its
-// cap never rehashes (a rehash reads every entry's key from its slot: a
-// cache miss each), within maxPresizedEntries for the whole table.
-func presizedIndex(maxEntries, shards int) int {
-	share := float64(maxEntries) / float64(shards)
-	want := int((share+4*math.Sqrt(share)+16)*4/3) + 1
-	want = min(want, maxPresizedEntries/shards)
-	n := minIndex
-	for n < want {
-		n *= 2
-	}
-	return n
+	e []atomic.Uint32
+	n uint64 // len(e)
 }
 
 func newEntryIndex(n int) *entryIndex {
-	return &entryIndex{e: make([]atomic.Uint32, n), mask: uint64(n - 1)}
+	return &entryIndex{e: make([]atomic.Uint32, n), n: uint64(n)}
+}
+
+// home is the position at which key hash h's probe starts.
+func (x *entryIndex) home(h uint64) uint64 { return (h & 0xffffffff) * x.n >> 32 }
+
+// next is the position after j, wrapping around.
+func (x *entryIndex) next(j uint64) uint64 {
+	if j++; j == x.n {
+		return 0
+	}
+	return j
+}
+
+// dist is how far position j lies after position from, cyclically.
+func (x *entryIndex) dist(from, j uint64) uint64 {
+	if j >= from {
+		return j - from
+	}
+	return j + x.n - from
 }
 
 func indexTag(h uint64) uint32 { return uint32(h>>40) & 0xff << 24 }
@@ -227,20 +237,23 @@ type entryShard struct {
 	index  atomic.Pointer[entryIndex]
 	chunks atomic.Pointer[[]*[slotChunk]slot]
 
-	mu   sync.Mutex // writers
-	free []int32    // free slot numbers below used
-	used int32      // slots handed out so far (the slab's high-water mark)
-	n    int        // live entries
-	id   uint32     // the shard's number in its table
+	mu    sync.Mutex // writers
+	wheel wheelCore  // the entries' timers, node i for slot i
+	free  []int32    // free slot numbers below used
+	used  int32      // slots handed out so far (the slab's high-water mark)
+	n     int        // live entries
+	id    uint32     // the shard's number in its table
+	due   []int32    // expiry's buffer
 
 	_ [64]byte // keep neighbouring shards' locks and sequence words apart
 }
 
-func (s *entryShard) init(id uint32, indexSize int) {
+func (s *entryShard) init(id uint32, nowMS int64) {
 	s.id = id
-	s.index.Store(newEntryIndex(indexSize))
+	s.index.Store(newEntryIndex(minIndex))
 	chunks := make([]*[slotChunk]slot, 0, 4)
 	s.chunks.Store(&chunks)
+	s.wheel.init(wheelLevels, nowMS)
 }
 
 // slotAt returns slot i, or nil if a torn read produced a number beyond the
@@ -269,7 +282,7 @@ func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
 		idx := s.index.Load()
 		chunks := *s.chunks.Load()
 		found := false
-		for i, n := h&idx.mask, uint64(0); n <= idx.mask; i, n = (i+1)&idx.mask, n+1 {
+		for i, n := idx.home(h), uint64(0); n < idx.n; i, n = idx.next(i), n+1 {
 			e := idx.e[i].Load()
 			if e == 0 {
 				break
@@ -295,7 +308,7 @@ func (s *entryShard) find(h uint64, k *packedKey) (uint64, *slot) {
 	idx := s.index.Load()
 	chunks := *s.chunks.Load()
 	tag := indexTag(h)
-	for i := h & idx.mask; ; i = (i + 1) & idx.mask {
+	for i := idx.home(h); ; i = idx.next(i) {
 		e := idx.e[i].Load()
 		if e == 0 {
 			return 0, nil
@@ -304,6 +317,17 @@ func (s *entryShard) find(h uint64, k *packedKey) (uint64, *slot) {
 			if sl := slotAt(chunks, e&refMask-1); sl.matches(k) {
 				return i, sl
 			}
+		}
+	}
+}
+
+// position returns the index position that refers to slot i, whose key
+// hashes to h; the caller holds the lock and knows the slot is live.
+func (s *entryShard) position(h uint64, i uint32) uint64 {
+	idx := s.index.Load()
+	for j := idx.home(h); ; j = idx.next(j) {
+		if idx.e[j].Load()&refMask == i+1 {
+			return j
 		}
 	}
 }
@@ -317,9 +341,10 @@ var midWrite func()
 func (s *entryShard) beginWrite() { s.seq.Add(1) }
 func (s *entryShard) endWrite()   { s.seq.Add(1) }
 
-// alloc returns a free slot number, growing the slab by a chunk if none is
-// free, or false if the shard holds maxSlots entries. The caller holds the
-// lock; the slot is not yet reachable from the index.
+// alloc returns a free slot number, growing the slab (and the wheel's
+// links) by a chunk if none is free, or false if the shard holds maxSlots
+// entries. The caller holds the lock; the slot is not yet reachable from
+// the index.
 func (s *entryShard) alloc() (uint32, bool) {
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
@@ -336,20 +361,53 @@ func (s *entryShard) alloc() (uint32, bool) {
 		// rather than written, so the list grows in amortized O(1).
 		grown := append(chunks, new([slotChunk]slot))
 		s.chunks.Store(&grown)
+		s.wheel.addLinkChunk()
 	}
 	s.used++
 	return uint32(s.used - 1), true
 }
 
-// insert adds an index entry for slot i, whose key hashes to h, growing the
-// index first if it would be more than 3/4 full. The caller holds the lock
-// and has made the sequence odd.
-func (s *entryShard) insert(h uint64, i uint32, hasher *tuple.Hasher) {
-	idx := s.index.Load()
-	if uint64(s.n+1) > (idx.mask+1)/4*3 {
-		idx = s.grow(idx, hasher)
+// reserve makes room in the index for one more entry, replacing it with
+// a larger one if the entry would fill it past maxLoadNum/loadDen. The
+// caller holds the lock, and the sequence is even: the new index is built
+// while readers go on probing the old one, which no writer changes
+// meanwhile, and it holds the same entries when it is swapped in, so the
+// swap needs no sequence change. Building it reads every entry's key from
+// its slot (a cache miss each): the shard's writers wait for that, its
+// readers do not.
+func (s *entryShard) reserve(hasher *tuple.Hasher) {
+	old := s.index.Load()
+	if uint64(s.n+1)*loadDen <= old.n*maxLoadNum {
+		return
 	}
-	for j := h & idx.mask; ; j = (j + 1) & idx.mask {
+	size := max(uint64(s.n+1)*loadDen/grownLoadNum+1, minIndex)
+	idx := newEntryIndex(int(size))
+	chunks := *s.chunks.Load()
+	for i := range old.e {
+		e := old.e[i].Load()
+		if e == 0 {
+			continue
+		}
+		k := slotAt(chunks, e&refMask-1).key()
+		for j := idx.home(hasher.Hash(k.tuple())); ; j = idx.next(j) {
+			if idx.e[j].Load() == 0 {
+				idx.e[j].Store(e)
+				break
+			}
+		}
+		if midWrite != nil && i%64 == 0 {
+			midWrite()
+		}
+	}
+	s.index.Store(idx)
+}
+
+// insert adds an index entry for slot i, whose key hashes to h, into the
+// room reserve made. The caller holds the lock and has made the sequence
+// odd.
+func (s *entryShard) insert(h uint64, i uint32) {
+	idx := s.index.Load()
+	for j := idx.home(h); ; j = idx.next(j) {
 		if idx.e[j].Load() == 0 {
 			idx.e[j].Store(indexTag(h) | (i + 1))
 			break
@@ -358,51 +416,28 @@ func (s *entryShard) insert(h uint64, i uint32, hasher *tuple.Hasher) {
 	s.n++
 }
 
-// grow replaces the index with one twice its size. Readers still probing
-// the old one finish there and retry, since the sequence is odd.
-func (s *entryShard) grow(old *entryIndex, hasher *tuple.Hasher) *entryIndex {
-	idx := newEntryIndex(2 * len(old.e))
-	chunks := *s.chunks.Load()
-	for i := range old.e {
-		e := old.e[i].Load()
-		if e == 0 {
-			continue
-		}
-		k := slotAt(chunks, e&refMask-1).key()
-		for j := hasher.Hash(k.tuple()) & idx.mask; ; j = (j + 1) & idx.mask {
-			if idx.e[j].Load() == 0 {
-				idx.e[j].Store(e)
-				break
-			}
-		}
-	}
-	s.index.Store(idx)
-	return idx
-}
-
 // remove deletes the index entry at position pos and frees its slot, by
 // backward-shift deletion: later entries of the probe run move back into
 // the hole when their home allows, so no tombstones build up under churn.
-// The caller holds the lock and has made the sequence odd.
+// The caller holds the lock, has made the sequence odd, and has taken the
+// slot's timer off the wheel.
 func (s *entryShard) remove(pos uint64, hasher *tuple.Hasher) {
 	idx := s.index.Load()
 	chunks := *s.chunks.Load()
 	e := idx.e[pos].Load()
-	sl := slotAt(chunks, e&refMask-1)
-	sl.timer = 0
 	s.free = append(s.free, int32(e&refMask-1))
 	s.n--
 	hole := pos
-	for j := (pos + 1) & idx.mask; ; j = (j + 1) & idx.mask {
+	for j := idx.next(pos); ; j = idx.next(j) {
 		f := idx.e[j].Load()
 		if f == 0 {
 			break
 		}
 		k := slotAt(chunks, f&refMask-1).key()
-		home := hasher.Hash(k.tuple()) & idx.mask
+		home := idx.home(hasher.Hash(k.tuple()))
 		// The entry at j may fill the hole unless its home lies cyclically
 		// in (hole, j]: then moving it before its home would hide it.
-		if (j-home)&idx.mask >= (j-hole)&idx.mask {
+		if idx.dist(home, j) >= idx.dist(hole, j) {
 			idx.e[hole].Store(f)
 			hole = j
 			if midWrite != nil {

@@ -130,7 +130,9 @@ type Reuse struct {
 
 // Table holds TIME_WAIT (and orphaned FIN_WAIT2) entries keyed by
 // four-tuple, as Linux keeps its timewait mini-sockets: a compact record
-// per entry, a timer on a Wheel that removes it when its period ends, and
+// per entry, a timer that removes it when its period ends (on a timing
+// wheel per shard, the same as a Wheel's, whose node for an entry is the
+// entry's slot number, so a timer needs no handle and no payload), and
 // the segment rules of tcp_timewait_state_process (Process) and
 // tcp_twsk_unique (Reusable, TakeOver). An entry leaves the table when its
 // timer fires, when a segment kills it, or at once through Kill or TakeOver:
@@ -141,23 +143,23 @@ type Reuse struct {
 // shard's sequence word and retry if a writer changed the shard meanwhile;
 // they never block a writer, but a writer preempted in the middle of a
 // change holds them back until it finishes (they yield to it), so they are
-// not lock-free in the strict sense. Enter, Process, TakeOver, Kill and expiry
+// not lock-free in the strict sense. Enter, Process, TakeOver and Kill
 // lock one shard (chosen by the key's hash) for a few hundred
-// nanoseconds; Process and Lookup allocate nothing, nor does Enter once
+// nanoseconds (Enter longer when it grows the shard's index; see Memory),
+// and expiry for at most 64 entries at a time; Process and Lookup allocate nothing, nor does Enter once
 // the shard's slab and index have grown to their largest size.
 //
-// Memory: an entry is an 80-byte slot (key, record, timer handle) in its
-// shard's slab, a 28-byte timer node in the wheel, and 4-byte references
-// in its shard's open-addressing index. New sizes each index for the
-// shard's share of MaxBuckets at most 3/4 full, rounded up to a power of
-// two (5.3 to 11 bytes per MaxBuckets entry: 2 MiB for the default cap
-// with 32 shards; at most 64 MiB in all),
-// so a table that fills up to its cap never rehashes; an index that
-// fills past that anyway doubles. Slabs grow 128 slots (10 KiB) at a
-// time and, like indexes, never shrink: a table holds the memory of the
-// most entries it ever held, which MaxBuckets bounds. Measured with 6M
-// entries (BenchmarkTimeWaitChurn): 119 bytes per entry, against about
-// 390 for a map with an AfterFunc per entry.
+// Memory: an entry is a 72-byte slot (key and record) in its shard's slab,
+// the 16-byte link of its timer in the shard's timing wheel, and a 4-byte
+// reference in the shard's open-addressing index, which is kept 60 to 80%
+// full (5 to 6.7 bytes an entry): 93 to 95 bytes an entry. An index grows
+// by a third when it would pass 80%; the shard's writers wait while it is
+// rebuilt (a cache miss per entry: milliseconds for a shard of 100k
+// entries), its readers do not. Slabs grow 256 slots (22 KiB with their
+// links) at a time and, like indexes, never shrink: a table holds the
+// memory of the most entries it ever held, which MaxBuckets bounds. Each
+// shard's wheel adds 2 KiB. Measured with 6M entries
+// (BenchmarkTimeWaitChurn): see BENCHMARKS.md.
 //
 // Times: the table keeps the times in its records in milliseconds of its
 // clock, so the thresholds of the rules (the 1 s reuse delay, the 500 ms
@@ -165,9 +167,8 @@ type Reuse struct {
 type Table struct {
 	shards    []entryShard
 	shardBits uint
-	indexSize int // each shard's initial index size
 	hasher    *tuple.Hasher
-	wheel     *Wheel
+	drv       driver // the clock, and the ticker of a SystemClock table
 
 	lifetime, finWait2 time.Duration
 	rules              Rules
@@ -217,15 +218,11 @@ func New(opts Options) (*Table, error) {
 	}
 	t.shardBits = uint(bits.Len(uint(n - 1)))
 	t.shards = make([]entryShard, 1<<t.shardBits)
-	t.indexSize = presizedIndex(int(t.max), len(t.shards))
+	t.drv.init(opts.Clock, time.Millisecond, t.Advance, t.Len)
+	nowMS := t.drv.seen.Load() / msNS
 	for i := range t.shards {
-		t.shards[i].init(uint32(i), t.indexSize)
+		t.shards[i].init(uint32(i), nowMS)
 	}
-	w, err := NewWheel(WheelOptions{Clock: opts.Clock, Expire: t.expire})
-	if err != nil {
-		return nil, err
-	}
-	t.wheel = w
 	return t, nil
 }
 
@@ -262,6 +259,10 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	h, sh, k := t.locate(tp)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if t.closed.Load() { // Close ran meanwhile: it clears each shard under its lock
+		t.count.Add(-1)
+		return ErrClosed
+	}
 	if _, sl := sh.find(h, &k); sl != nil {
 		t.count.Add(-1)
 		return ErrExists
@@ -272,18 +273,14 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 		t.overflows.Add(1)
 		return ErrOverflow
 	}
-	nowNS := t.wheel.now()
+	sh.reserve(t.hasher)
+	nowNS := t.drv.now()
 	now := nowNS / msNS
 	life := t.lifetime
 	if s.Substate == FinWait2 {
 		life = t.finWait2
 	}
-	tm, err := t.wheel.Schedule(time.Duration(nowNS)+life, uint64(sh.id)<<32|uint64(i))
-	if err != nil {
-		sh.free = append(sh.free, int32(i))
-		t.count.Add(-1)
-		return err
-	}
+	sh.wheel.schedule(int32(i), t.drv.ticks(time.Duration(nowNS)+life), now)
 	r := newRecord(&s, now*msNS)
 	sl := slotAt(*sh.chunks.Load(), i)
 	sh.beginWrite()
@@ -296,9 +293,9 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	sl.addr[3].Store(k[3])
 	sl.meta.Store(k[4])
 	sl.store(&r, now)
-	sl.timer = tm
-	sh.insert(h, i, t.hasher)
+	sh.insert(h, i)
 	sh.endWrite()
+	t.drv.scheduled()
 	return nil
 }
 
@@ -323,7 +320,7 @@ func (t *Table) read(tp tuple.Tuple) (record, bool) {
 	}
 	// The times are decoded against the latest clock reading, taken now:
 	// the writer read the clock before it stored them, so none is later.
-	return w.record(t.wheel.seen.Load() / msNS), true
+	return w.record(t.drv.seen.Load() / msNS), true
 }
 
 // Process applies Linux's tcp_timewait_state_process to segment seg that
@@ -343,7 +340,7 @@ func (t *Table) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, bool) {
 	if sl == nil {
 		return Reply{}, false
 	}
-	nowNS := t.wheel.now()
+	nowNS := t.drv.now()
 	nowMS := nowNS / msNS
 	r := sl.load(nowMS)
 	before := r
@@ -356,23 +353,11 @@ func (t *Table) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, bool) {
 	}
 	switch act {
 	case killEntry:
-		t.removeLocked(sh, pos, sl)
+		t.removeLocked(sh, pos)
 		t.killed.Add(1)
 		return reply, true
 	case restartTimer:
-		at := time.Duration(nowNS) + t.lifetime
-		if !t.wheel.Reschedule(sl.timer, at) {
-			// The timer fired and its handler waits for this lock: give
-			// the entry a new timer, so the handler finds the old one
-			// stale and leaves the entry alone.
-			data := uint64(sh.id)<<32 | uint64(sh.slotNumber(pos))
-			tm, err := t.wheel.Schedule(at, data)
-			if err != nil { // the table is closing
-				t.removeLocked(sh, pos, sl)
-				return reply, true
-			}
-			sl.timer = tm
-		}
+		sh.wheel.reschedule(int32(sh.slotNumber(pos)), t.drv.ticks(time.Duration(nowNS)+t.lifetime))
 	}
 	if r != before {
 		sh.beginWrite()
@@ -387,10 +372,10 @@ func (sh *entryShard) slotNumber(pos uint64) uint32 {
 	return sh.index.Load().e[pos].Load()&refMask - 1
 }
 
-// removeLocked removes the entry at index position pos (slot sl) and
-// cancels its timer; the caller holds the shard's lock.
-func (t *Table) removeLocked(sh *entryShard, pos uint64, sl *slot) {
-	t.wheel.Cancel(sl.timer)
+// removeLocked removes the entry at index position pos and cancels its
+// timer; the caller holds the shard's lock.
+func (t *Table) removeLocked(sh *entryShard, pos uint64) {
+	sh.wheel.cancel(int32(sh.slotNumber(pos)))
 	t.unhashLocked(sh, pos)
 }
 
@@ -414,7 +399,7 @@ func (t *Table) Kill(tp tuple.Tuple) bool {
 	if sl == nil {
 		return false
 	}
-	t.removeLocked(sh, pos, sl)
+	t.removeLocked(sh, pos)
 	t.killed.Add(1)
 	return true
 }
@@ -454,41 +439,55 @@ func (t *Table) TakeOver(tp tuple.Tuple, now time.Duration, explicitBind bool) (
 	if sl == nil {
 		return Reuse{}, false
 	}
-	r := sl.load(t.wheel.now() / msNS)
+	r := sl.load(t.drv.now() / msNS)
 	reuse, ok := t.reuseOf(&r, tp, now, explicitBind)
 	if ok {
-		t.removeLocked(sh, pos, sl)
+		t.removeLocked(sh, pos)
 		t.killed.Add(1)
 	}
 	return reuse, ok
 }
 
-// expire is the wheel's handler: it removes the entries whose timers fired,
-// unless the entry was removed, or its timer replaced, in the meantime.
-func (t *Table) expire(batch []Expired) {
-	n := uint64(0)
-	for _, e := range batch {
-		sh := &t.shards[e.Data>>32]
-		i := uint32(e.Data)
-		sh.mu.Lock()
-		sl := slotAt(*sh.chunks.Load(), i)
-		if sl != nil && sl.timer == e.Timer {
-			k := sl.key()
-			h := t.hasher.Hash(k.tuple())
-			if pos, found := sh.find(h, &k); found == sl {
-				t.unhashLocked(sh, pos)
-				n++
-			}
-		}
-		sh.mu.Unlock()
-	}
-	t.expired.Add(n)
-}
+// expiryBatch bounds the entries one shard's expiry removes under one
+// hold of its lock (a few microseconds each: hashing the key, and the
+// keys of the probe run behind it), so that its writers wait at most tens
+// of microseconds behind a burst of expiries.
+const expiryBatch = 64
 
 // Advance removes the entries whose time has come on the table's clock and
-// returns how many timers fired. With a SystemClock the table's ticker
-// calls it; with a ManualClock the caller does.
-func (t *Table) Advance() int { return t.wheel.Advance() }
+// returns how many it removed. With a SystemClock the table's ticker
+// calls it every millisecond while entries exist; with a ManualClock the
+// caller does. Each shard's timers are collected and their entries
+// removed under the shard's lock, so an expiry never races a Kill or a
+// restart of the same entry.
+func (t *Table) Advance() int {
+	if t.closed.Load() {
+		return 0
+	}
+	to := t.drv.now() / msNS
+	fired := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		if sh.wheel.count.Load() == 0 {
+			continue // its clock catches up when an entry comes
+		}
+		for more := true; more; {
+			sh.mu.Lock()
+			var due []int32
+			due, more = sh.wheel.collect(to, sh.due[:0], expiryBatch)
+			sh.due = due[:0]
+			chunks := *sh.chunks.Load()
+			for _, j := range due {
+				k := slotAt(chunks, uint32(j)).key()
+				t.unhashLocked(sh, sh.position(t.hasher.Hash(k.tuple()), uint32(j)))
+			}
+			sh.mu.Unlock()
+			fired += len(due)
+		}
+	}
+	t.expired.Add(uint64(fired))
+	return fired
+}
 
 // Len returns the number of entries.
 func (t *Table) Len() int { return int(t.count.Load()) }
@@ -496,7 +495,11 @@ func (t *Table) Len() int { return int(t.count.Load()) }
 // Stats returns the table's counters; each is read atomically, the set is
 // not a snapshot.
 func (t *Table) Stats() Stats {
-	return Stats{Entries: t.Len(), Timers: t.wheel.Len(), Overflows: t.overflows.Load(), Expired: t.expired.Load(),
+	timers := int64(0)
+	for i := range t.shards {
+		timers += t.shards[i].wheel.count.Load()
+	}
+	return Stats{Entries: t.Len(), Timers: int(timers), Overflows: t.overflows.Load(), Expired: t.expired.Load(),
 		Killed: t.killed.Load()}
 }
 
@@ -508,7 +511,7 @@ func (t *Table) Close() error {
 	if t.closed.Swap(true) {
 		return ErrClosed
 	}
-	_ = t.wheel.Close()
+	t.drv.close()
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
@@ -517,6 +520,7 @@ func (t *Table) Close() error {
 		empty := make([]*[slotChunk]slot, 0)
 		sh.chunks.Store(&empty)
 		sh.free, sh.used = nil, 0
+		sh.wheel.reset(true)
 		t.count.Add(int64(-sh.n))
 		sh.n = 0
 		sh.endWrite()

@@ -90,7 +90,7 @@ func stressTable(t *testing.T) {
 	tb.Advance()
 	st := tb.Stats()
 	require.Zero(t, tb.Len(), "entries left after every timer fired")
-	require.Zero(t, tb.wheel.Len(), "timers left after every entry went")
+	require.Zero(t, tb.Stats().Timers, "timers left after every entry went")
 	require.Equal(t, uint64(entered.Load()), st.Expired+st.Killed, "every entry leaves exactly once")
 	require.GreaterOrEqual(t, st.Killed, uint64(killedByKill.Load()))
 	require.Positive(t, st.Expired)
@@ -135,6 +135,42 @@ func TestTableLookupNeverTorn(t *testing.T) {
 		require.True(t, ok)
 		require.Equal(t, int64(time.Hour)+int64(got.TSRecent)*int64(time.Millisecond), got.TSRecentStamp,
 			"ts_recent %d with another one's stamp", got.TSRecent)
+		reads++
+		runtime.Gosched()
+	}
+}
+
+// Readers go on finding every entry while writers grow the index under
+// them: the larger index is built beside the old one, which readers keep
+// probing, and swapped in only when it holds every entry. The builder
+// yields while it copies, so the reader runs in the middle of each growth.
+func TestTableLookupDuringGrowth(t *testing.T) {
+	midWrite = runtime.Gosched
+	defer func() { midWrite = nil }()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	tb, _ := newTestTable(t, Options{Shards: 1})
+	const residents, added = 50, 5000
+	for i := range residents {
+		require.NoError(t, tb.Enter(flow(i, i%2 == 0), twState()))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := residents; i < residents+added; i++ {
+			require.NoError(t, tb.Enter(flow(i, i%2 == 0), twState()))
+		}
+	}()
+	reads := 0
+	for {
+		select {
+		case <-done:
+			require.Greater(t, reads, added/64, "the reader ran during the growths")
+			return
+		default:
+		}
+		i := reads % residents
+		_, ok := tb.Lookup(flow(i, i%2 == 0))
+		require.True(t, ok, "resident %d lost during a growth", i)
 		reads++
 		runtime.Gosched()
 	}

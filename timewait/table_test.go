@@ -300,10 +300,12 @@ func TestTableOutOfWindowRateLimit(t *testing.T) {
 	require.Equal(t, VerdictDrop, verdictAt(26*time.Millisecond))
 }
 
-// An entry's slot is 80 bytes: the memory budget in Table's doc.
+// An entry's slot is 72 bytes and its timer's link 16: the memory budget
+// in Table's doc. Both chunks are exact size classes.
 func TestTableSlotSize(t *testing.T) {
-	require.Equal(t, uintptr(80), unsafe.Sizeof(slot{}))
-	require.Equal(t, 10240, int(unsafe.Sizeof([slotChunk]slot{})), "a chunk is one 10 KiB size class")
+	require.Equal(t, uintptr(72), unsafe.Sizeof(slot{}))
+	require.Equal(t, 18432, int(unsafe.Sizeof([slotChunk]slot{})), "a chunk is one 18 KiB size class")
+	require.Equal(t, slotChunk, linkChunk, "a slot chunk per link chunk")
 }
 
 // With no Clock the table runs on a SystemClock and its wheel's ticker

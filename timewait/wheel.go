@@ -87,14 +87,9 @@ type WheelOptions struct {
 // in the shard), plus about 3 KiB per shard.
 type Wheel struct {
 	shards  []shard
-	tick    int64 // ns per tick
-	clock   Clock
+	drv     driver
 	expire  func([]Expired)
-	manual  bool         // the caller drives Advance
-	seen    atomic.Int64 // latest clock reading, ns: a backwards clock is held here
 	closed  atomic.Bool
-	running atomic.Bool   // the ticker goroutine is alive
-	stop    chan struct{} // closed by Close
 	closeMu sync.Mutex
 }
 
@@ -114,33 +109,13 @@ func NewWheel(opts WheelOptions) (*Wheel, error) {
 	if opts.Shards == 0 {
 		opts.Shards = min(4*runtime.GOMAXPROCS(0), 128)
 	}
-	w := &Wheel{shards: make([]shard, opts.Shards), tick: int64(opts.Tick), clock: opts.Clock,
-		expire: opts.Expire, stop: make(chan struct{})}
-	if w.clock == nil {
-		w.clock = NewSystemClock()
-	} else {
-		w.manual = true
-	}
-	now := w.now()
+	w := &Wheel{shards: make([]shard, opts.Shards), expire: opts.Expire}
+	w.drv.init(opts.Clock, opts.Tick, w.Advance, w.Len)
+	now := w.drv.seen.Load() / int64(opts.Tick)
 	for i := range w.shards {
-		w.shards[i].init(opts.Levels)
-		w.shards[i].clk = now / w.tick
+		w.shards[i].init(opts.Levels, now)
 	}
 	return w, nil
-}
-
-// now reads the clock, never going back before the latest reading.
-func (w *Wheel) now() int64 {
-	t := int64(w.clock.Now())
-	for {
-		seen := w.seen.Load()
-		if t <= seen {
-			return seen
-		}
-		if w.seen.CompareAndSwap(seen, t) {
-			return t
-		}
-	}
 }
 
 // shardHere returns the shard of the calling P: timers scheduled on one
@@ -172,41 +147,19 @@ func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 		s.mu.Unlock()
 		return 0, ErrFull
 	}
-	if s.count.Load() == 0 {
-		// An empty shard's clock stops with the ticker (or whenever no
-		// Advance came): catch it up, or the timer would be placed by its
-		// distance from a stale clock, in too coarse a level, and fire up
-		// to that level's granularity late. Nothing is pending, so no
-		// bucket is skipped.
-		if now := w.now() / w.tick; now > s.clk {
-			s.clk, s.cursor = now, s.levels
-		}
-	}
-	n := s.node(i)
-	n.setData(data)
-	s.place(i, w.ticks(at))
-	s.count.Add(1)
-	t := makeTimer(id, i, n.gen)
+	m := s.meta(i)
+	m.setData(data)
+	s.core.schedule(i, w.drv.ticks(at), w.drv.now()/int64(w.drv.tick))
+	t := makeTimer(id, i, m.gen)
 	s.mu.Unlock()
-	if !w.manual && !w.running.Load() {
-		w.startTicker()
-	}
+	w.drv.scheduled()
 	return t, nil
 }
 
 // ScheduleAfter is Schedule at d after the clock's current time (or after
 // its latest reading, if it went back).
 func (w *Wheel) ScheduleAfter(d time.Duration, data uint64) (Timer, error) {
-	return w.Schedule(time.Duration(w.now())+d, data)
-}
-
-// ticks converts a clock time to the tick it is due at: rounded up, so a
-// timer is never due before its time.
-func (w *Wheel) ticks(at time.Duration) int64 {
-	if at <= 0 {
-		return 0
-	}
-	return (int64(at) + w.tick - 1) / w.tick
+	return w.Schedule(time.Duration(w.drv.now())+d, data)
 }
 
 // lookup returns t's shard and node index, locked, if t is pending; the
@@ -233,9 +186,8 @@ func (w *Wheel) Cancel(t Timer) bool {
 	if !ok {
 		return false
 	}
-	s.unlink(i)
+	s.core.cancel(i)
 	s.release(i)
-	s.count.Add(-1)
 	s.mu.Unlock()
 	return true
 }
@@ -247,8 +199,7 @@ func (w *Wheel) Reschedule(t Timer, at time.Duration) bool {
 	if !ok {
 		return false
 	}
-	s.unlink(i)
-	s.place(i, w.ticks(at))
+	s.core.reschedule(i, w.drv.ticks(at))
 	s.mu.Unlock()
 	return true
 }
@@ -261,7 +212,7 @@ func (w *Wheel) Advance() int {
 	if w.closed.Load() {
 		return 0
 	}
-	to := w.now() / w.tick
+	to := w.drv.now() / int64(w.drv.tick)
 	fired := 0
 	for id := range w.shards {
 		s := &w.shards[id]
@@ -269,7 +220,7 @@ func (w *Wheel) Advance() int {
 		for more := true; more; {
 			var batch []Expired
 			s.mu.Lock()
-			batch, more = s.collect(to, s.batch[:0], uint8(id))
+			batch, more = s.collect(to, uint8(id))
 			s.mu.Unlock()
 			if len(batch) > 0 {
 				fired += len(batch)
@@ -289,7 +240,7 @@ func (w *Wheel) Advance() int {
 func (w *Wheel) Len() int {
 	n := int64(0)
 	for i := range w.shards {
-		n += w.shards[i].count.Load()
+		n += w.shards[i].core.count.Load()
 	}
 	return int(n)
 }
@@ -303,54 +254,15 @@ func (w *Wheel) Close() error {
 	if w.closed.Swap(true) {
 		return ErrClosed
 	}
-	close(w.stop)
+	w.drv.close()
 	for i := range w.shards {
 		s := &w.shards[i]
 		s.mu.Lock()
-		for b, head := range s.heads {
-			for j := head; j != nilNode; {
-				next := s.node(j).next
-				s.release(j)
-				j = next
-			}
-			s.heads[b] = nilNode
+		for j := range s.core.pending() {
+			s.release(j)
 		}
-		clear(s.busy[:])
-		s.count.Store(0)
+		s.core.reset(false)
 		s.mu.Unlock()
 	}
 	return nil
-}
-
-// startTicker starts the goroutine that advances a SystemClock wheel, if
-// it is not running.
-func (w *Wheel) startTicker() {
-	if w.running.CompareAndSwap(false, true) {
-		go w.run()
-	}
-}
-
-// run advances the wheel every tick while timers are pending, then exits;
-// the next Schedule that finds the wheel empty starts it again.
-func (w *Wheel) run() {
-	ticker := time.NewTicker(time.Duration(w.tick))
-	defer ticker.Stop()
-	for {
-		select {
-		case <-w.stop:
-			w.running.Store(false)
-			return
-		case <-ticker.C:
-		}
-		w.Advance()
-		if w.Len() > 0 {
-			continue
-		}
-		w.running.Store(false)
-		// A Schedule between the Len above and the Store saw the ticker
-		// running and did not start one: take over if so.
-		if w.Len() == 0 || !w.running.CompareAndSwap(false, true) {
-			return
-		}
-	}
 }

@@ -263,7 +263,7 @@ func TestWheelSystemClockTicker(t *testing.T) {
 	}})
 	require.NoError(t, err)
 	defer w.Close()
-	require.False(t, w.running.Load(), "no ticker while idle")
+	require.False(t, w.drv.running.Load(), "no ticker while idle")
 	_, err = w.ScheduleAfter(2*time.Millisecond, 42)
 	require.NoError(t, err)
 	select {
@@ -273,7 +273,7 @@ func TestWheelSystemClockTicker(t *testing.T) {
 		t.Fatal("the ticker never fired the timer")
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for w.running.Load() { // the ticker exits at its next tick
+	for w.drv.running.Load() { // the ticker exits at its next tick
 		require.True(t, time.Now().Before(deadline), "the ticker did not stop when idle")
 		runtime.Gosched()
 	}
@@ -309,9 +309,12 @@ func TestWheelBatchesBursts(t *testing.T) {
 	require.Equal(t, len(sizes), w.Len(), "the handler's own timers")
 }
 
-// A pending timer costs one 28-byte slab node.
+// A pending timer costs 28 bytes of slab: a 16-byte link and a 12-byte
+// payload, in chunks that are exact size classes (no rounding up).
 func TestWheelNodeSize(t *testing.T) {
-	require.Equal(t, uintptr(28), unsafe.Sizeof(node{}))
+	require.Equal(t, uintptr(28), unsafe.Sizeof(link{})+unsafe.Sizeof(meta{}))
+	require.Equal(t, 4096, int(unsafe.Sizeof([linkChunk]link{})))
+	require.Equal(t, 3072, int(unsafe.Sizeof([linkChunk]meta{})))
 }
 
 // A timer scheduled on a shard that has been idle (no timers, no Advance)
