@@ -102,7 +102,8 @@ type Reply struct {
 	// built from the fields below, as Linux does.
 	ISN uint32
 	// Seq, Ack and Window are the fields of the ACK to send for
-	// VerdictACK (tcp_v4_timewait_ack): our snd_nxt, the entry's rcv_nxt,
+	// VerdictACK, and for a VerdictNewSYN no listener takes
+	// (tcp_v4_timewait_ack): our snd_nxt, the entry's rcv_nxt,
 	// and the window scaled down by our announced shift. For VerdictRST
 	// the stack builds the reset from the segment, as for any RST
 	// (RFC 9293 section 3.10.7.1).
@@ -346,7 +347,7 @@ func (t *Table) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, bool) {
 	before := r
 	v, act, isn := r.process(seg, nowMS*msNS, &t.rules)
 	reply := Reply{Verdict: v, ISN: isn}
-	if v == VerdictACK {
+	if v == VerdictACK || v == VerdictNewSYN { // a SYN no listener takes is ACKed
 		a := r.ack()
 		reply.Seq, reply.Ack, reply.Window = a.seq, a.ack, a.window
 		reply.Timestamps, reply.TSOffset, reply.TSEcr = a.timestamps, a.tsOffset, a.tsEcr

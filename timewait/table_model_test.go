@@ -104,7 +104,7 @@ func TestTableMatchesModel(t *testing.T) {
 				}
 				v, act, isn := e.m.step(s, now, opts.RFC1337, limit)
 				want := Reply{Verdict: v, ISN: isn}
-				if v == VerdictACK {
+				if v == VerdictACK || v == VerdictNewSYN {
 					want.Seq, want.Ack = e.m.sndNxt, e.m.rcvNxt
 					want.Window = uint16(min(e.m.rcvWnd>>e.wscale, 0xffff))
 					want.Timestamps, want.TSOffset, want.TSEcr = e.m.tsRecent != 0, e.tsOffset, e.m.tsRecent

@@ -170,7 +170,8 @@ func TestTableProcess(t *testing.T) {
 	s = seg(tuple.SYN, 2000, 0, 400)
 	r, ok = tb.Process(a, &s)
 	require.True(t, ok)
-	require.Equal(t, Reply{Verdict: VerdictNewSYN, ISN: 5000 + 65537}, r)
+	require.Equal(t, Reply{Verdict: VerdictNewSYN, ISN: 5000 + 65537, Seq: 5000, Ack: 1000, Window: 65535,
+		Timestamps: true, TSEcr: 200}, r, "with the ACK to send if no listener takes it")
 	require.Equal(t, 1, tb.Len(), "the stack kills the entry if a listener takes the SYN")
 
 	// An in-window RST kills it.

@@ -3,7 +3,8 @@
 // Command kernelcorpus records the real Linux kernel's answers to the
 // questions socktable's tables must answer the same way: does a bind,
 // listen or connect on a port succeed next to the sockets already there,
-// and which listener does a new connection reach. The answers go to
+// which listener does a new connection reach, and how does a TIME_WAIT
+// socket answer the segments that reach it. The answers go to
 // testdata/kernel, where the replay tests hold the tables to them; where
 // they and DESIGN.md disagree, the kernel is right.
 //
@@ -11,6 +12,10 @@
 // changes uids):
 //
 //	go run ./internal/kernelcorpus -out testdata/kernel [-seed 1] [-random 400]
+//	go run ./internal/kernelcorpus -segments -out testdata/kernel
+//
+// The first writes bind.jsonl and lookup.jsonl; the second (-segments)
+// writes only timewait-segments.jsonl, leaving the other two untouched.
 //
 // It needs root (to make a network namespace, add addresses to lo and
 // create sockets as uid 1000), util-linux unshare(1) and iproute2 ip(8).
@@ -18,8 +23,10 @@
 // environment marker holding the caller's namespace; inside, it checks
 // that its namespace is a different one before it opens any socket, brings
 // lo up and adds 2001:db8::1 and 2001:db8::2 to it (nodad). All sockets
-// use loopback addresses only, and the namespace dies with the process, so
-// nothing is visible outside it. A run takes seconds. Every case uses
+// use loopback addresses only (with -segments, also 10.77.0.1 on a TUN
+// device in the namespace, behind which there is only the generator
+// itself; it needs /dev/net/tun), and the namespace dies with the
+// process, so nothing is visible outside it. A run takes seconds. Every case uses
 // ports of its own, counted up from 10000 and kept below the ephemeral
 // range, so cases never meet each other's sockets or TIME_WAITs.
 //
@@ -104,6 +111,64 @@
 // connections (to show group membership and spread), others 4. Reuseport
 // member choice hashes with a per-boot secret: compare membership and
 // spread, never which member took which connection.
+//
+// # timewait-segments.jsonl
+//
+// How a TIME_WAIT or orphaned FIN_WAIT2 socket (a timewait mini socket)
+// answers segments: tcp_timewait_state_process and what tcp_v4_rcv then
+// sends. With -segments the generator creates a TUN device sttun0 in the
+// namespace (IFF_TUN|IFF_NO_PI, IPv6 off on it), gives it 10.77.0.1/24 and
+// plays the peer 10.77.0.2 itself, writing and reading raw IPv4 packets
+// (checksums its own). Per case: a non-blocking listener on
+// 10.77.0.1:P (P from 10000 up, the peer on P+10000); the peer's SYN (MSS
+// 1460, window scale 7 unless "nows", timestamps unless "nots"); the
+// kernel's SYN-ACK; the peer's ACK; accept(2); close(2) of the accepted
+// socket, so the kernel closes first and sends its FIN; then the peer
+// answers as "close" says and /proc/net/tcp must show the mini socket
+// (timer 3) in "substate", or the case is skipped and named in the
+// summary. The probes follow, each waited on for 200 ms; one that got a
+// SYN-ACK is followed by a "cleanup" RST to the new request; the last is
+// a "followup" FIN|ACK at the peer's FIN sequence number, which a live
+// mini socket ACKs and anything else resets. tcp_rfc1337 is set per case
+// (it is per namespace) and put back to 0 after. A run takes about 30 s.
+//
+// One case per line: {"id","substate","close","sysctls","listener",
+// "local","remote","setup","probes","kernel"}. substate is TIME_WAIT or
+// FIN_WAIT2; close is fin-ack (one FIN|ACK acknowledging the kernel's
+// FIN: the full socket enters TIME_WAIT through tcp_fin), ack-fin (an
+// ACK, which leaves a FIN_WAIT2 mini socket, then a FIN|ACK, which turns
+// it into TIME_WAIT) or ack (the ACK only: FIN_WAIT2); sysctls holds
+// net.ipv4.tcp_rfc1337, tcp_invalid_ratelimit (ms), tcp_fin_timeout,
+// tcp_timestamps and tcp_window_scaling as they were; listener says
+// whether the listener was still open at the probes; local and remote are
+// the kernel's and the peer's addr:port. setup is every packet of the
+// handshake and the close in order; probes are {"name","role","segment",
+// "replies","entry"}: role is probe, cleanup or followup, segment the
+// packet the peer sent, replies what the kernel sent on the four-tuple
+// within 200 ms ([] for nothing), entry what /proc/net/tcp held for it
+// after: TIME_WAIT or FIN_WAIT2 for a mini socket, "socket STATE" for a
+// full or request socket, none for nothing. A packet is {"dir" (peer or
+// kernel),"flags" ("SYN|ACK", tuple.Flags's spelling),"seq","ack",
+// "window" (raw),"len" (payload bytes),["mss"],["wscale"],["ts"
+// ([TSval, TSecr])],"clock_ms"}: clock_ms is CLOCK_MONOTONIC in ms, the
+// clock of the kernel's TSvals (tcp_clock_ms, plus a per-connection
+// offset): [t, t] when the peer wrote the packet, [lo, hi] for a kernel
+// packet, from the write (or close) that caused it to its read. Probe
+// names say the segment relative to the connection: "ack@rcv_nxt",
+// "syn@rcv_nxt-100000/ts+1000" (TSval 1000 above the peer's last, which
+// is the entry's ts_recent), "/ts-1000" (an old duplicate to PAWS),
+// "/ts+0", "/nots" (no option on a timestamped connection), "+100B" (a
+// payload). Cases: against TIME_WAIT, bare ACKs (at, before, far after
+// rcv_nxt, PAWS-old, three in a row across the 500 ms rate limit), the
+// FIN again (also with TSval 0 throughout, without window scaling, and
+// reached through the FIN_WAIT2 mini socket), data, SYNs (after, at and
+// before rcv_nxt × newer, equal, older and no timestamps; without a
+// listener), a SYN|ACK, RSTs (at rcv_nxt, PAWS-old, either side of it,
+// RST|ACK) with tcp_rfc1337 0 and 1; against FIN_WAIT2, the peer's FIN
+// (in order, PAWS-old, beyond rcv_nxt), ACKs, data, SYNs and RSTs in and
+// out of the window. The kernel's ISN for an accepted SYN is old snd_nxt +
+// 65537; its TSvals are exact only to the clock_ms window, so compare
+// TSval less the offset (derived from the SYN-ACK) against it.
 package main
 
 import (
@@ -131,9 +196,10 @@ const nsEnv = "SOCKTABLE_KERNELCORPUS_PARENT_NETNS"
 
 // config is the command line.
 type config struct {
-	out    string
-	seed   uint64
-	random int
+	out      string
+	seed     uint64
+	random   int
+	segments bool
 }
 
 func main() {
@@ -143,6 +209,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "directory to write bind.jsonl and lookup.jsonl to (required)")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the random sequence cases")
 	flag.IntVar(&cfg.random, "random", 400, "number of random sequence cases")
+	flag.BoolVar(&cfg.segments, "segments", false, "record only timewait-segments.jsonl (through a TUN device), not bind.jsonl and lookup.jsonl")
 	flag.Parse()
 	if cfg.out == "" || flag.NArg() != 0 || cfg.random < 0 {
 		flag.Usage()
@@ -204,10 +271,14 @@ func run(cfg config, parentNS string) {
 		}
 	}
 	kernel := kernelRelease()
-	lo, hi := portRange()
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		log.Fatal(err)
 	}
+	if cfg.segments {
+		runSegments(cfg.out, kernel)
+		return
+	}
+	lo, hi := portRange()
 	r := newRunner(lo)
 	defer r.close()
 
