@@ -63,6 +63,19 @@ type ShardedOptions struct {
 // more than Backlog+1 connections sit queued (Migrate excepted, which
 // Linux does not limit either).
 //
+// Linearizability (checked with porcupine in
+// sharded_linearizability_test.go): successful Enqueues and Accepts are
+// linearizable against a bag of queued connections, FIFO for one
+// producer's connections to one queue. The failures have the slack of the
+// queues underneath: an Accept may find nothing while an Enqueue it
+// overlaps is still publishing; ErrBacklog may come while overlapping
+// calls hold counts they are about to give back; a shard's queue that is
+// momentarily full (its oldest cell not yet released) sends a connection
+// to the global queue, where it may be taken before an older one. An
+// Enqueue that overlaps Close may succeed after an Enqueue that started
+// later got ErrClosed (the closed flag is read before the count); its
+// connection is still returned by Close or taken by an Accept, never lost.
+//
 // Memory: fixed at NewSharded, the cells of the queues (64 bytes each for
 // a pointer T, see Queue): the global queue's 2×(Backlog+1) and each local
 // queue's 2×(Backlog+1)/Shards (at least 16, at most Backlog+1), each
