@@ -333,14 +333,7 @@ func recordHistory(q fifo, seed uint64, clients, ops int) []porcupine.Operation 
 				}
 				ret := clock.Add(1)
 				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
-				switch x >> 30 & 3 { // vary the interleaving
-				case 0:
-					runtime.Gosched()
-				case 1:
-					for range x >> 40 & 63 {
-						clock.Load()
-					}
-				}
+				jitter(x, &clock)
 			}
 		}()
 	}
@@ -540,5 +533,19 @@ func TestQueueLinearizabilityCatchesBrokenQueues(t *testing.T) {
 			}
 			t.Fatalf("no history of a queue with bug %q was rejected", bug)
 		})
+	}
+}
+
+// jitter varies the interleaving after a recorded operation, by bits of
+// the operation's random word x: a yield, a short busy wait on the
+// history's clock, or nothing.
+func jitter(x uint64, clock *atomic.Int64) {
+	switch x >> 30 & 3 {
+	case 0:
+		runtime.Gosched()
+	case 1:
+		for range x >> 40 & 63 {
+			clock.Load()
+		}
 	}
 }

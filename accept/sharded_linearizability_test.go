@@ -568,14 +568,7 @@ func recordShardedHistory(t *testing.T, l listener, cfg shardedConfig, seed uint
 				}
 				ret := clock.Add(1)
 				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
-				switch x >> 30 & 3 { // vary the interleaving
-				case 0:
-					runtime.Gosched()
-				case 1:
-					for range x >> 40 & 63 {
-						clock.Load()
-					}
-				}
+				jitter(x, &clock)
 			}
 		}()
 	}
