@@ -219,6 +219,17 @@ func (x *entryIndex) next(j uint64) uint64 {
 	return j
 }
 
+// put stores entry e, whose key hashes to h, in the first empty position
+// of its probe run; the caller knows there is one.
+func (x *entryIndex) put(h uint64, e uint32) {
+	for j := x.home(h); ; j = x.next(j) {
+		if x.e[j].Load() == 0 {
+			x.e[j].Store(e)
+			return
+		}
+	}
+}
+
 // dist is how far position j lies after position from, cyclically.
 func (x *entryIndex) dist(from, j uint64) uint64 {
 	if j >= from {
@@ -242,14 +253,12 @@ type entryShard struct {
 	free  []int32    // free slot numbers below used
 	used  int32      // slots handed out so far (the slab's high-water mark)
 	n     int        // live entries
-	id    uint32     // the shard's number in its table
 	due   []int32    // expiry's buffer
 
 	_ [64]byte // keep neighbouring shards' locks and sequence words apart
 }
 
-func (s *entryShard) init(id uint32, nowMS int64) {
-	s.id = id
+func (s *entryShard) init(nowMS int64) {
 	s.index.Store(newEntryIndex(minIndex))
 	chunks := make([]*[slotChunk]slot, 0, 4)
 	s.chunks.Store(&chunks)
@@ -389,12 +398,7 @@ func (s *entryShard) reserve(hasher *tuple.Hasher) {
 			continue
 		}
 		k := slotAt(chunks, e&refMask-1).key()
-		for j := idx.home(hasher.Hash(k.tuple())); ; j = idx.next(j) {
-			if idx.e[j].Load() == 0 {
-				idx.e[j].Store(e)
-				break
-			}
-		}
+		idx.put(hasher.Hash(k.tuple()), e)
 		if midWrite != nil && i%64 == 0 {
 			midWrite()
 		}
@@ -406,13 +410,7 @@ func (s *entryShard) reserve(hasher *tuple.Hasher) {
 // room reserve made. The caller holds the lock and has made the sequence
 // odd.
 func (s *entryShard) insert(h uint64, i uint32) {
-	idx := s.index.Load()
-	for j := idx.home(h); ; j = idx.next(j) {
-		if idx.e[j].Load() == 0 {
-			idx.e[j].Store(indexTag(h) | (i + 1))
-			break
-		}
-	}
+	s.index.Load().put(h, indexTag(h)|(i+1))
 	s.n++
 }
 

@@ -146,9 +146,10 @@ type Reuse struct {
 // change holds them back until it finishes (they yield to it), so they are
 // not lock-free in the strict sense. Enter, Process, TakeOver and Kill
 // lock one shard (chosen by the key's hash) for a few hundred
-// nanoseconds (Enter longer when it grows the shard's index; see Memory),
-// and expiry for at most 64 entries at a time; Process and Lookup allocate nothing, nor does Enter once
-// the shard's slab and index have grown to their largest size.
+// nanoseconds (Enter longer when it grows the shard's index; see
+// Memory), and expiry for at most 64 entries at a time. Process and
+// Lookup allocate nothing, nor does Enter once the shard's slab and index
+// have grown to their largest size.
 //
 // Memory: an entry is a 72-byte slot (key and record) in its shard's slab,
 // the 16-byte link of its timer in the shard's timing wheel, and a 4-byte
@@ -222,7 +223,7 @@ func New(opts Options) (*Table, error) {
 	t.drv.init(opts.Clock, time.Millisecond, t.Advance, t.Len)
 	nowMS := t.drv.seen.Load() / msNS
 	for i := range t.shards {
-		t.shards[i].init(uint32(i), nowMS)
+		t.shards[i].init(nowMS)
 	}
 	return t, nil
 }
