@@ -33,24 +33,24 @@ func (a *Acceptor[T]) Shard() int { return a.shard }
 // TryAccept takes a queued connection if there is one, without blocking
 // or allocating.
 func (a *Acceptor[T]) TryAccept() (T, bool) {
-	item, _, ok := a.take()
+	item, _, ok, _ := a.take(false)
 	return item, ok
 }
 
 // take is TryAccept that also says which shard's local queue the
-// connection came from (nil: the global queue).
-func (a *Acceptor[T]) take() (T, *localShard[T], bool) {
+// connection came from (nil: the global queue). If yielding, a queue
+// whose head another acceptor claimed first is not tried again at once:
+// take moves on, and if it finds nothing reports contended, for Accept to
+// yield its P before it looks again (see errContended).
+func (a *Acceptor[T]) take(yielding bool) (item T, from *localShard[T], ok, contended bool) {
 	s := a.s
-	var item T
-	var ok bool
-	var from *localShard[T]
 	if a.shard != Unbound {
 		from = &s.shards[a.shard]
-		item, ok = from.q.TryDequeue()
+		item, ok = dequeueFrom(from.q, yielding, &contended)
 	}
 	if !ok {
 		from = nil
-		item, ok = s.global.TryDequeue()
+		item, ok = dequeueFrom(s.global, yielding, &contended)
 	}
 	for range s.shards {
 		if ok {
@@ -64,13 +64,27 @@ func (a *Acceptor[T]) take() (T, *localShard[T], bool) {
 		a.next = (a.next + 1) % len(s.shards)
 		if sh := &s.shards[i]; i != a.shard && (a.shard == Unbound || sh.acceptors.Load() == 0) {
 			from = sh
-			item, ok = sh.q.TryDequeue()
+			item, ok = dequeueFrom(sh.q, yielding, &contended)
 		}
 	}
 	if ok {
 		s.queued.Add(-1)
+		contended = false
 	}
-	return item, from, ok
+	return item, from, ok, contended
+}
+
+// dequeueFrom is q.TryDequeue, or if yielding one attempt at q's head
+// that sets *contended when another consumer claimed it first.
+func dequeueFrom[T any](q *Queue[T], yielding bool, contended *bool) (T, bool) {
+	if !yielding {
+		return q.TryDequeue()
+	}
+	item, r := q.dequeueOnce()
+	if r == pollContended {
+		*contended = true
+	}
+	return item, r == pollOK
 }
 
 // passOn wakes another sleeping acceptor when connections remain in the
@@ -99,13 +113,21 @@ func (a *Acceptor[T]) passOn(sh *localShard[T]) {
 // sleeps (no spinning) until an Enqueue, a drain of a shard that lost its
 // last acceptor, or a Migrate wakes it. It returns ctx.Err() if ctx ends
 // first, and ErrClosed after the acceptor's or the listener's Close. It
-// allocates nothing.
+// allocates nothing. An acceptor that loses the head of a queue to another
+// acceptor yields its P before it looks again, as Queue.Dequeue does.
 func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 	s := a.s
 	var zero T
-	if item, from, ok := a.take(); ok {
-		a.passOn(from)
-		return item, nil
+	for {
+		item, from, ok, contended := a.take(true)
+		if ok {
+			a.passOn(from)
+			return item, nil
+		}
+		if !contended {
+			break
+		}
+		runtime.Gosched() // another acceptor is taking from the same queue: see errContended
 	}
 	// Poll a few times before parking, yielding once, as Queue.Dequeue
 	// does: a producer about to enqueue (perhaps waiting for this P) is
@@ -114,13 +136,13 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		if i == spinPolls-1 {
 			runtime.Gosched()
 		}
-		if item, from, ok := a.take(); ok {
+		if item, from, ok, _ := a.take(false); ok {
 			a.passOn(from)
 			return item, nil
 		}
 	}
 	for {
-		if item, from, ok := a.take(); ok {
+		if item, from, ok, _ := a.take(false); ok {
 			a.passOn(from)
 			return item, nil
 		}
@@ -138,7 +160,7 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		}
 		a.park()
 		s.mu.Unlock()
-		if item, from, ok := a.take(); ok {
+		if item, from, ok, _ := a.take(false); ok {
 			a.unpark()
 			a.passOn(from)
 			return item, nil

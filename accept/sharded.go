@@ -82,14 +82,23 @@ type ShardedOptions struct {
 // rounded up to a power of two. For a backlog of 4096 on 2 shards that is
 // 2 MiB; on 16 shards, 1.5 MiB.
 type Sharded[T any] struct {
-	shards []localShard[T]
-	global *Queue[T]
-	limit  int64 // Backlog + 1
+	// Read on every call, written only by NewSharded and Close.
+	shards   []localShard[T]
+	global   *Queue[T]
+	limit    int64 // Backlog + 1
+	closed   atomic.Bool
+	closedCh chan struct{}
+	_        [cacheLinePad - 56]byte // the fields above take 56 bytes
 
-	queued    atomic.Int64 // connections in all queues: the one shared counter
-	overflows atomic.Uint64
-	closed    atomic.Bool
-	closedCh  chan struct{}
+	// queued is written by every Enqueue and every Accept, overflows by
+	// every Enqueue that finds the backlog full: each on a line of its
+	// own, so that those writes take neither the fields above nor each
+	// other away from the cores reading them.
+	queued atomic.Int64 // connections in all queues: the one shared counter
+	_      [cacheLinePad - 8]byte
+
+	overflows atomic.Uint64 // written only by Enqueues that fail
+	_         [cacheLinePad - 8]byte
 
 	// mu guards registration, the parked lists, drains and Close.
 	mu            sync.Mutex
@@ -166,6 +175,13 @@ func (s *Sharded[T]) Enqueue(shard int, item T) error {
 	}
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	// A full backlog is seen with a load, as Linux's sk_acceptq_is_full
+	// reads: a flood of connections the listener has no room for must not
+	// take the counter's line away from the acceptors making room.
+	if s.queued.Load() >= s.limit {
+		s.overflows.Add(1)
+		return ErrBacklog
 	}
 	if s.queued.Add(1) > s.limit {
 		s.queued.Add(-1)
