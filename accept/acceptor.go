@@ -14,7 +14,8 @@ import (
 // at a time; its Close may come from any goroutine.
 type Acceptor[T any] struct {
 	s     *Sharded[T]
-	shard int // Unbound or the shard
+	shard int            // Unbound or the shard
+	home  *localShard[T] // the shard whose credits it gives back to: its own, or one in turn if unbound
 
 	wake chan struct{} // a wake-up, sent by whoever took the acceptor off a parked list
 	done chan struct{} // closed by Close
@@ -68,7 +69,7 @@ func (a *Acceptor[T]) take(yielding bool) (item T, from *localShard[T], ok, cont
 		}
 	}
 	if ok {
-		s.queued.Add(-1)
+		s.release(a.home)
 		contended = false
 	}
 	return item, from, ok, contended

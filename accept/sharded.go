@@ -54,8 +54,14 @@ type ShardedOptions struct {
 //
 // Concurrency: every method is safe for concurrent use. Enqueue and the
 // fast path of Accept (a connection is queued) are lock-free and allocate
-// nothing: a few atomic operations on the listener's counter and on one
-// queue, and one atomic load to see whether an acceptor sleeps. Accept
+// nothing: a few atomic operations on one queue and on a word of the
+// shard's (the backlog is kept as credits the shards draw from a pool a
+// batch at a time, so that the shards share no counter; see backlog.go),
+// and one atomic load to see whether an acceptor sleeps. An Enqueue that
+// finds its shard and the pool out of credits searches every shard's
+// before it reports ErrBacklog (O(Shards)); the search's verdict is kept
+// until a credit comes back, so a flood of connections to a full listener
+// pays it once per Accept, not once per connection. Accept
 // blocks an acceptor with nothing to take, without spinning, until an
 // Enqueue, a Migrate or a shard's drain gives it something, its context
 // ends, or the listener closes. Registering, leaving, closing and waking
@@ -69,18 +75,21 @@ type ShardedOptions struct {
 // producer's connections to one queue. The failures have the slack of the
 // queues underneath: an Accept may find nothing while an Enqueue it
 // overlaps is still publishing; ErrBacklog may come while overlapping
-// calls hold counts they are about to give back; a shard's queue that is
+// calls hold credits they are about to give back (an Accept its
+// connection's, and, when the batch is more than one, which it is from a
+// backlog of 8×Shards up, a batch on its way between a shard and the
+// pool); a shard's queue that is
 // momentarily full (its oldest cell not yet released) sends a connection
 // to the global queue, where it may be taken before an older one. An
 // Enqueue that overlaps Close may succeed after an Enqueue that started
-// later got ErrClosed (the closed flag is read before the count); its
+// later got ErrClosed (the closed flag is read before the credit); its
 // connection is still returned by Close or taken by an Accept, never lost.
 //
 // Memory: fixed at NewSharded, the cells of the queues (64 bytes each for
 // a pointer T, see Queue): the global queue's 2×(Backlog+1) and each local
 // queue's 2×(Backlog+1)/Shards (at least 16, at most Backlog+1), each
-// rounded up to a power of two. For a backlog of 4096 on 2 shards that is
-// 2 MiB; on 16 shards, 1.5 MiB.
+// rounded up to a power of two, and 256 bytes of words per shard. For a
+// backlog of 4096 on 2 shards that is 2 MiB; on 16 shards, 1.5 MiB.
 type Sharded[T any] struct {
 	// Read on every call, written only by NewSharded and Close.
 	shards   []localShard[T]
@@ -90,14 +99,9 @@ type Sharded[T any] struct {
 	closedCh chan struct{}
 	_        [cacheLinePad - 56]byte // the fields above take 56 bytes
 
-	// queued is written by every Enqueue and every Accept, overflows by
-	// every Enqueue that finds the backlog full: each on a line of its
-	// own, so that those writes take neither the fields above nor each
-	// other away from the cores reading them.
-	queued atomic.Int64 // connections in all queues: the one shared counter
-	_      [cacheLinePad - 8]byte
+	backlog backlog // the limit, as credits the shards draw and give back
 
-	overflows atomic.Uint64 // written only by Enqueues that fail
+	overflows atomic.Uint64 // written only by Enqueues refused; a line of its own
 	_         [cacheLinePad - 8]byte
 
 	// mu guards registration, the parked lists, drains and Close.
@@ -106,15 +110,24 @@ type Sharded[T any] struct {
 	parked        atomic.Int32 // acceptors parked, in all lists
 	unboundParked atomic.Int32 // len(parkedUnbound), for lock-free checks
 	next          int          // where the search for a parked bound acceptor starts
+	nextHome      int          // the shard whose credits the next unbound acceptor gives back to
 }
 
 // localShard is one shard's accept side.
 type localShard[T any] struct {
 	q         *Queue[T]
+	credits   atomic.Int64 // backlog credits for this shard's Enqueues (see backlog)
 	acceptors atomic.Int32 // bound acceptors alive
-	parked    []*Acceptor[T]
 	nParked   atomic.Int32 // len(parked), for lock-free checks
-	_         [20]byte     // keep shards' counters on their own lines (64 bytes a shard)
+	parked    []*Acceptor[T]
+	_         [cacheLinePad - 48]byte
+
+	// returned holds the credits given back by the acceptors whose home
+	// this shard is: on a line apart from credits, so that a connection's
+	// two accounting steps do not pull one line between the core that
+	// queued it and the core that accepted it.
+	returned atomic.Int64
+	_        [cacheLinePad - 8]byte
 }
 
 // NewSharded returns an empty listener accept side. It returns
@@ -152,6 +165,7 @@ func NewSharded[T any](opts ShardedOptions) (*Sharded[T], error) {
 			return nil, err
 		}
 	}
+	s.initBacklog()
 	return s, nil
 }
 
@@ -176,15 +190,7 @@ func (s *Sharded[T]) Enqueue(shard int, item T) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	// A full backlog is seen with a load, as Linux's sk_acceptq_is_full
-	// reads: a flood of connections the listener has no room for must not
-	// take the counter's line away from the acceptors making room.
-	if s.queued.Load() >= s.limit {
-		s.overflows.Add(1)
-		return ErrBacklog
-	}
-	if s.queued.Add(1) > s.limit {
-		s.queued.Add(-1)
+	if !s.acquire(shard) {
 		s.overflows.Add(1)
 		return ErrBacklog
 	}
@@ -200,7 +206,7 @@ func (s *Sharded[T]) Enqueue(shard int, item T) error {
 		return nil
 	}
 	if err := s.global.TryEnqueue(item); err != nil {
-		s.queued.Add(-1)
+		s.release(sh)
 		if err == ErrFull { // an instant of a dequeue in flight on a full ring: see drain
 			s.overflows.Add(1)
 			return ErrBacklog
@@ -240,6 +246,12 @@ func (s *Sharded[T]) Register(shard int) (*Acceptor[T], error) {
 	a := &Acceptor[T]{s: s, shard: shard, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if shard != Unbound {
 		s.shards[shard].acceptors.Add(1)
+		a.home = &s.shards[shard]
+	} else {
+		// Unbound acceptors give their credits back to the shards in
+		// turn, so that no one shard's word takes every return.
+		a.home = &s.shards[s.nextHome]
+		s.nextHome = (s.nextHome + 1) % len(s.shards)
 	}
 	return a, nil
 }
@@ -254,8 +266,16 @@ func (s *Sharded[T]) Depth(shard int) int {
 	return s.shards[shard].q.Len()
 }
 
-// Len returns the number of connections queued in all queues.
-func (s *Sharded[T]) Len() int { return int(s.queued.Load()) }
+// Len returns the number of connections queued in all queues: the sum of
+// their lengths, read one queue after another, so while calls run it is
+// approximate, as Queue.Len is; it is exact while none does. O(Shards).
+func (s *Sharded[T]) Len() int {
+	n := s.global.Len()
+	for i := range s.shards {
+		n += s.shards[i].q.Len()
+	}
+	return n
+}
 
 // Overflows returns how many Enqueue calls found the backlog full.
 func (s *Sharded[T]) Overflows() uint64 { return s.overflows.Load() }
@@ -276,7 +296,6 @@ func (s *Sharded[T]) Close() []T {
 	for i := range s.shards {
 		items = append(items, s.shards[i].q.Close()...)
 	}
-	s.queued.Add(-int64(len(items)))
 	return items
 }
 
@@ -297,31 +316,17 @@ func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 	}
 	items := s.Close()
 	for i, item := range items {
-		if !to.reserveMigrated() {
+		credit, ok := to.reserveMigrated()
+		if !ok {
 			return items[i:], nil
 		}
 		if to.global.TryEnqueue(item) != nil { // closed meanwhile
-			to.queued.Add(-1)
+			to.unreserveMigrated(credit)
 			return items[i:], nil
 		}
 		to.wakeFor(nil)
 	}
 	return nil, nil
-}
-
-// reserveMigrated counts one more connection migrating in, unless 2×Backlog
-// are queued (the global queue's capacity, so that it never refuses a
-// shard's drain) or the listener is closed.
-func (s *Sharded[T]) reserveMigrated() bool {
-	for {
-		n := s.queued.Load()
-		if n >= 2*s.limit || s.closed.Load() {
-			return false
-		}
-		if s.queued.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
 }
 
 // drain moves shard sh's queued connections to the global queue, when its

@@ -59,13 +59,18 @@ import (
 //     holds the connections to shards with no acceptor and those that
 //     overflowed (see above); a local ring, its shard's. ErrClosed needs the
 //     closed flag as well.
-//   - ErrBacklog: Enqueue increments the counter and fails if it passes the
-//     limit. The counter also holds, for a while, the increments of failing
-//     Enqueues (they undo them), the counts of accepts that claimed their
-//     connection and have not given the count back, and the connections a
-//     running Close took (it subtracts them at its end). So ErrBacklog is
-//     allowed when the set plus the overlapping failed Enqueues plus the
-//     taken connections of overlapping accepts and Close reach the limit.
+//   - ErrBacklog: Enqueue takes a credit (its shard's, the pool's, or any
+//     shard's, see backlog.go) and fails if it finds none. Besides the
+//     queued connections, credits are held for a while by failing Enqueues
+//     (which took one and give it back when the ring refuses), by accepts
+//     that claimed their connection and have not given its credit back,
+//     and, with a batch of more than one, by batches moving between a
+//     shard and the pool. The configurations below have backlogs of 0 to
+//     3, so their batch is one and the last kind never holds a credit
+//     beyond its call's own. Close does not give credits back (nothing can
+//     be enqueued after it). So ErrBacklog is allowed when the set plus
+//     the overlapping failed Enqueues plus the taken connections of
+//     overlapping accepts and Close reach the limit.
 //     It is also allowed when the global ring reports ErrFull, which needs
 //     its oldest cell's dequeue in flight (an overlapping accept or Close
 //     that took its connection) and at least Cap(global) connections

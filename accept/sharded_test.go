@@ -296,7 +296,7 @@ func TestShardedWakeupPassedOnPastInFlightHead(t *testing.T) {
 	resY := acceptAsync(context.Background(), y)
 	waitParked(t, s, 2)
 
-	s.queued.Add(1) // what Enqueue does before it claims
+	require.True(t, s.acquire(0)) // what Enqueue does before it claims
 	publish, err := s.global.Claim()
 	require.NoError(t, err)
 	require.NoError(t, s.Enqueue(0, 2)) // behind the claimed head: wakes x, which finds nothing

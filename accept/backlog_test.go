@@ -1,0 +1,179 @@
+package accept
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// freeCredits is what the listener could still admit: the pool and every
+// shard's two words, less the extra Migrate brought in. Only meaningful
+// while no call runs.
+func (s *Sharded[T]) freeCredits() int64 {
+	n := s.backlog.pool.Load() - s.backlog.extra.Load()
+	for i := range s.shards {
+		n += s.shards[i].credits.Load() + s.shards[i].returned.Load()
+	}
+	return n
+}
+
+func (s *Sharded[T]) phase() uint64 { return s.backlog.state.Load() & phaseMask }
+
+// fill enqueues on shard until the backlog refuses, and returns how many
+// it admitted.
+func fill(t *testing.T, s *Sharded[int], shard int) int {
+	t.Helper()
+	for n := 0; ; n++ {
+		if err := s.Enqueue(shard, n); err != nil {
+			require.ErrorIs(t, err, ErrBacklog)
+			return n
+		}
+	}
+}
+
+// A shard keeps the rest of the batch it drew; an Enqueue on another
+// shard that finds the pool empty still finds those credits, so the
+// listener admits exactly Backlog+1 whichever shards the connections come
+// from.
+func TestBacklogFindsHoardedCredits(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 4, Backlog: 255})
+	require.Equal(t, int64(8), s.backlog.batch)
+	require.NoError(t, s.Enqueue(0, -1))
+	require.Equal(t, int64(7), s.shards[0].credits.Load(), "shard 0 keeps the rest of its batch")
+	require.Equal(t, 255, fill(t, s, 1), "shard 1 gets every other credit, shard 0's hoard included")
+	require.Zero(t, s.freeCredits())
+	require.Equal(t, 256, s.Len())
+}
+
+// A refused Enqueue marks the backlog full, so that the next ones refuse
+// without searching the shards; the credit an Accept gives back reopens
+// it, and is found wherever it was given back.
+func TestBacklogFullUntilACreditReturns(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 47})
+	require.Equal(t, int64(2), s.backlog.batch)
+	a, err := s.Register(2) // gives its credits back to shard 2
+	require.NoError(t, err)
+	require.Equal(t, 48, fill(t, s, 0))
+	require.Equal(t, uint64(phaseFull), s.phase())
+	require.ErrorIs(t, s.Enqueue(1, 0), ErrBacklog)
+	require.Equal(t, uint64(2), s.Overflows())
+
+	_, ok := a.TryAccept()
+	require.True(t, ok)
+	require.Equal(t, uint64(phaseOpen), s.phase(), "a give-back reopens the backlog")
+	require.Equal(t, int64(1), s.shards[2].returned.Load(), "less than a batch stays with the shard")
+	require.NoError(t, s.Enqueue(0, 48), "the credit given back to shard 2 is found from shard 0")
+	require.ErrorIs(t, s.Enqueue(1, 49), ErrBacklog)
+}
+
+// The verdict of a search that a deposit overlapped is dropped, even if
+// another search was announced after the deposit (the generation, not the
+// phase alone, tells them apart); the last search's verdict stands until
+// the next deposit.
+func TestBacklogVerdictDroppedAfterDeposit(t *testing.T) {
+	var b backlog
+	first, ok := b.announce()
+	require.True(t, ok)
+	b.deposited() // a give-back lands during the first search
+	second, ok := b.announce()
+	require.True(t, ok)
+	b.verdict(first, false)
+	require.Equal(t, uint64(phaseSearching), b.state.Load()&phaseMask, "the first search's verdict is dropped")
+	b.verdict(second, false)
+	require.Equal(t, uint64(phaseFull), b.state.Load()&phaseMask)
+	_, ok = b.announce()
+	require.False(t, ok, "full: no search until a deposit")
+	b.deposited()
+	require.Equal(t, uint64(phaseOpen), b.state.Load()&phaseMask)
+	third, ok := b.announce()
+	require.True(t, ok)
+	b.verdict(third, true)
+	require.Equal(t, uint64(phaseOpen), b.state.Load()&phaseMask, "a search that found a credit reopens")
+}
+
+// Migrate brings connections in over the limit as extra, which the
+// Accepts that follow use up before any credit returns, so the listener
+// admits new connections only once it is back under its backlog.
+func TestBacklogMigratedExtra(t *testing.T) {
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 3})
+	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 3})
+	require.Equal(t, 4, fill(t, from, 0))
+	require.Equal(t, 2, fill(t, to, 1)-2) // to: 4 queued of its own
+	left, err := from.Migrate(to)
+	require.NoError(t, err)
+	require.Empty(t, left)
+	require.Equal(t, int64(4), to.backlog.extra.Load())
+	require.Equal(t, 8, to.Len())
+	u, _ := to.Register(Unbound)
+	for i := range 4 {
+		_, ok := u.TryAccept()
+		require.True(t, ok)
+		require.ErrorIs(t, to.Enqueue(0, 100+i), ErrBacklog, "still at its backlog after %d accepts", i+1)
+	}
+	require.Zero(t, to.backlog.extra.Load())
+	_, ok := u.TryAccept()
+	require.True(t, ok)
+	require.NoError(t, to.Enqueue(0, 200))
+	require.Zero(t, to.freeCredits())
+}
+
+// Producers on every shard and acceptors bound and unbound run a storm in
+// which the backlog is full most of the time; once every connection is
+// accepted, every credit is back (none lost, none made) and the listener
+// admits exactly Backlog+1 again.
+func TestBacklogCreditsConserved(t *testing.T) {
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			const shards, perProducer = 4, 5000
+			s := newSharded(t, ShardedOptions{Shards: shards, Backlog: 99})
+			require.Equal(t, int64(3), s.backlog.batch)
+			var accs []*Acceptor[int]
+			for _, shard := range []int{0, 1, Unbound, Unbound} {
+				a, err := s.Register(shard)
+				require.NoError(t, err)
+				accs = append(accs, a)
+			}
+			var admitted, refused, accepted atomic.Int64
+			var producers, acceptors sync.WaitGroup
+			for p := range shards {
+				producers.Go(func() {
+					for i := range perProducer {
+						if s.Enqueue(p, i) == nil {
+							admitted.Add(1)
+						} else {
+							refused.Add(1)
+							runtime.Gosched()
+						}
+					}
+				})
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			for _, a := range accs {
+				acceptors.Go(func() {
+					for {
+						if _, err := a.Accept(ctx); err != nil {
+							return
+						}
+						accepted.Add(1)
+					}
+				})
+			}
+			producers.Wait()
+			for accepted.Load() != admitted.Load() {
+				runtime.Gosched()
+			}
+			stop()
+			acceptors.Wait()
+			require.Positive(t, refused.Load(), "the storm never filled the backlog")
+			require.Zero(t, s.Len())
+			require.Equal(t, int64(100), s.freeCredits())
+			require.Equal(t, 100, fill(t, s, 3))
+		})
+	}
+}
