@@ -12,8 +12,11 @@ import "sync/atomic"
 // The two words sit on different lines, so a connection's two steps touch
 // the line of the core that queued it and the line of the core that
 // accepted it, and the pool once per batch. One shared counter took two
-// atomic adds per connection on a line every core wrote: about half of
-// BenchmarkAccept's time at -cpu 2 (125 ns a connection; 85 without).
+// atomic adds per connection on a line every core wrote: with it removed
+// (and the limit with it) BenchmarkAccept's bound case at -cpu 2 went
+// from about 125 to 75 ns a connection; the credits bring it to about 85
+// (BENCHMARKS.md). Near the limit the credits' cost comes back: there an
+// Enqueue finds its credit in the word an acceptor gave it back to.
 //
 // The limit stays exact: every queued connection holds a credit (or, if
 // Migrate brought it in over the limit, a unit of extra), so at no moment
@@ -22,10 +25,11 @@ import "sync/atomic"
 // every shard's two words. The only credits a search can miss are those
 // in the hands of calls running at the same time: an Accept's, between
 // its take and its give-back; a batch between a shard's word and the pool
-// (an Accept passing it back, an Enqueue drawing it, which keeps one and
-// is about to leave the rest in its word). With a batch of one, which a
-// backlog below 8×Shards gets, that is exactly a single counter's slack;
-// a larger batch widens the second kind to a batch per overlapping call.
+// or another shard's word (an Accept passing it back, an Enqueue drawing
+// it, which keeps one and is about to leave the rest in its word). With a
+// batch of one, which a limit (Backlog+1) below 16×Shards gets, that is
+// exactly a single counter's slack; a larger batch widens the second kind
+// to a batch per overlapping call.
 //
 // A search is O(Shards), so that a flood of connections to a full
 // listener does not pay it at every Enqueue, state records a search that
@@ -88,11 +92,17 @@ func (s *Sharded[T]) acquire(i int) bool {
 	if s.steal(i) {
 		return true
 	}
+	if s.beforeAnnounce != nil {
+		s.beforeAnnounce()
+	}
 	announced, ok := s.backlog.announce()
 	if !ok {
 		return false
 	}
-	found := s.refill(sh) || s.steal(i)
+	// Every word again, this shard's own included: another Enqueue on it
+	// may have left the rest of a batch there since it was looked at,
+	// while nothing was announced for its deposit to see.
+	found := takeOne(&sh.credits) || s.refill(sh) || s.steal(i)
 	s.backlog.verdict(announced, found)
 	return found
 }
@@ -202,38 +212,34 @@ func (b *backlog) deposited() {
 }
 
 // reserveMigrated accounts for one connection migrating in: a credit if
-// one is free (credit true), else a unit of extra while fewer than limit
-// are used (Linux does not check the backlog of a migration's target; the
-// global queue holds two limits, so it never refuses a shard's drain).
-// ok is false if both are exhausted or the listener is closed.
-func (s *Sharded[T]) reserveMigrated() (credit, ok bool) {
+// one is free, else a unit of extra while fewer than limit are used
+// (Linux does not check the backlog of a migration's target; the global
+// queue holds two limits, so it never refuses a shard's drain). false if
+// both are exhausted or the listener is closed.
+func (s *Sharded[T]) reserveMigrated() bool {
 	if s.closed.Load() {
-		return false, false
+		return false
 	}
 	if s.acquire(0) {
-		return true, true
+		return true
 	}
 	b := &s.backlog
 	for {
 		n := b.extra.Load()
 		if n >= s.limit {
-			return false, false
+			return false
 		}
 		if b.extra.CompareAndSwap(n, n+1) {
-			return false, true
+			return true
 		}
 	}
 }
 
 // unreserveMigrated gives back what reserveMigrated took for a connection
-// that could not be queued after all.
-func (s *Sharded[T]) unreserveMigrated(credit bool) {
-	if credit {
-		s.release(&s.shards[0])
-	} else {
-		s.backlog.extra.Add(-1)
-	}
-}
+// that could not be queued after all. Credits and extra are fungible (an
+// Accept may have used up the unit of extra reserved), so it gives back
+// as an Accept does: a unit of extra if any is left, else a credit.
+func (s *Sharded[T]) unreserveMigrated() { s.release(&s.shards[0]) }
 
 // takeOne decrements c if it is positive, and reports whether it did.
 func takeOne(c *atomic.Int64) bool { return takeUpTo(c, 1) == 1 }

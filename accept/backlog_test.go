@@ -96,6 +96,40 @@ func TestBacklogVerdictDroppedAfterDeposit(t *testing.T) {
 	require.Equal(t, uint64(phaseOpen), b.state.Load()&phaseMask, "a search that found a credit reopens")
 }
 
+// Another Enqueue on the same shard can leave the rest of a batch in the
+// shard's word after a searching Enqueue looked there and before it
+// announced its search; the deposit saw nothing announced, so the search
+// must look at its own shard's word again, or it would mark the backlog
+// full while a credit sits there.
+func TestBacklogSearchRereadsItsOwnWord(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 47})
+	require.Equal(t, int64(3), s.backlog.batch)
+	b, err := s.Register(1) // gives back to shard 1
+	require.NoError(t, err)
+	require.Equal(t, 48, fill(t, s, 0))
+	_, ok := b.TryAccept()
+	require.True(t, ok)
+	require.NoError(t, s.Enqueue(0, 100), "the credit given back is found")
+	require.Equal(t, uint64(phaseOpen), s.phase())
+	require.Zero(t, s.freeCredits(), "48 queued, no credit free, nothing announced")
+
+	s.beforeAnnounce = func() {
+		s.beforeAnnounce = nil
+		for range 2 {
+			_, ok := b.TryAccept()
+			require.True(t, ok)
+		}
+		// Takes both credits given back to shard 1, keeps one, and
+		// leaves the other in shard 0's word, with nothing announced.
+		require.NoError(t, s.Enqueue(0, 101))
+		require.Equal(t, int64(1), s.shards[0].credits.Load())
+	}
+	require.NoError(t, s.Enqueue(0, 102), "the credit left in its own shard's word is found")
+	require.Zero(t, s.freeCredits())
+	require.ErrorIs(t, s.Enqueue(1, 103), ErrBacklog)
+	require.Equal(t, 48, s.Len())
+}
+
 // Migrate brings connections in over the limit as extra, which the
 // Accepts that follow use up before any credit returns, so the listener
 // admits new connections only once it is back under its backlog.
@@ -122,7 +156,7 @@ func TestBacklogMigratedExtra(t *testing.T) {
 	require.Zero(t, to.freeCredits())
 }
 
-// Producers on every shard and acceptors bound and unbound run a storm in
+// Producers, two on every shard, and acceptors bound and unbound run a storm in
 // which the backlog is full most of the time; once every connection is
 // accepted, every credit is back (none lost, none made) and the listener
 // admits exactly Backlog+1 again.
@@ -141,10 +175,10 @@ func TestBacklogCreditsConserved(t *testing.T) {
 			}
 			var admitted, refused, accepted atomic.Int64
 			var producers, acceptors sync.WaitGroup
-			for p := range shards {
+			for p := range 2 * shards { // two per shard: one may leave a batch's rest for the other
 				producers.Go(func() {
 					for i := range perProducer {
-						if s.Enqueue(p, i) == nil {
+						if s.Enqueue(p%shards, i) == nil {
 							admitted.Add(1)
 						} else {
 							refused.Add(1)
@@ -176,4 +210,63 @@ func TestBacklogCreditsConserved(t *testing.T) {
 			require.Equal(t, 100, fill(t, s, 3))
 		})
 	}
+}
+
+// Migrate into a listener whose producers and acceptors are busy: every
+// migrated connection is accepted once, the extra it used is used up, and
+// once all is accepted every credit is back.
+func TestBacklogMigrateUnderLoad(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 63})
+	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 63})
+	for i := range 64 {
+		require.NoError(t, from.Enqueue(i%2, -1-i))
+	}
+	var accs []*Acceptor[int]
+	for _, shard := range []int{0, Unbound} {
+		a, err := to.Register(shard)
+		require.NoError(t, err)
+		accs = append(accs, a)
+	}
+	var admitted, accepted, migrated atomic.Int64
+	var producers, acceptors sync.WaitGroup
+	for p := range 2 {
+		producers.Go(func() {
+			for i := range 3000 {
+				if to.Enqueue(p, i) == nil {
+					admitted.Add(1)
+				} else {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	for _, a := range accs {
+		acceptors.Go(func() {
+			for {
+				v, err := a.Accept(ctx)
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				if v < 0 {
+					migrated.Add(1)
+				}
+			}
+		})
+	}
+	left, err := from.Migrate(to)
+	require.NoError(t, err)
+	require.Empty(t, left, "two backlogs fit in to")
+	producers.Wait()
+	for accepted.Load() != admitted.Load()+64 {
+		runtime.Gosched()
+	}
+	stop()
+	acceptors.Wait()
+	require.Equal(t, int64(64), migrated.Load())
+	require.Zero(t, to.backlog.extra.Load())
+	require.Equal(t, int64(64), to.freeCredits())
+	require.Equal(t, 64, fill(t, to, 1))
 }

@@ -22,7 +22,9 @@
 // queue), which the receive path on that shard fills when an acceptor is
 // bound to it, and a global Queue for the rest. The backlog is the
 // listener's as a whole, with Linux's semantics (Backlog+1 connections,
-// clamped by somaxconn; ErrBacklog beyond). A bound Acceptor takes from
+// clamped by somaxconn; ErrBacklog beyond), kept exact without a counter
+// every core writes: as credits each shard draws from a pool a batch at a
+// time and its acceptors give back. A bound Acceptor takes from
 // its local queue, then the global one (fastsocket looks at the global one
 // first; local first keeps a connection on the core that completed its
 // handshake); an unbound one takes from the global queue, then any local

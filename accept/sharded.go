@@ -61,7 +61,8 @@ type ShardedOptions struct {
 // finds its shard and the pool out of credits searches every shard's
 // before it reports ErrBacklog (O(Shards)); the search's verdict is kept
 // until a credit comes back, so a flood of connections to a full listener
-// pays it once per Accept, not once per connection. Accept
+// pays it about once per Accept (more when refused Enqueues race each
+// other), not once per connection. Accept
 // blocks an acceptor with nothing to take, without spinning, until an
 // Enqueue, a Migrate or a shard's drain gives it something, its context
 // ends, or the listener closes. Registering, leaving, closing and waking
@@ -76,8 +77,8 @@ type ShardedOptions struct {
 // queues underneath: an Accept may find nothing while an Enqueue it
 // overlaps is still publishing; ErrBacklog may come while overlapping
 // calls hold credits they are about to give back (an Accept its
-// connection's, and, when the batch is more than one, which it is from a
-// backlog of 8×Shards up, a batch on its way between a shard and the
+// connection's, and, when the batch is more than one, which it is once
+// Backlog+1 reaches 16×Shards, a batch on its way between a shard and the
 // pool); a shard's queue that is
 // momentarily full (its oldest cell not yet released) sends a connection
 // to the global queue, where it may be taken before an older one. An
@@ -111,6 +112,8 @@ type Sharded[T any] struct {
 	unboundParked atomic.Int32 // len(parkedUnbound), for lock-free checks
 	next          int          // where the search for a parked bound acceptor starts
 	nextHome      int          // the shard whose credits the next unbound acceptor gives back to
+
+	beforeAnnounce func() // test hook: runs when acquire is about to announce a search; nil otherwise
 }
 
 // localShard is one shard's accept side.
@@ -301,12 +304,14 @@ func (s *Sharded[T]) Close() []T {
 
 // Migrate closes s and hands its queued connections to to, another member
 // of its reuseport group (Linux's tcp_migrate_req): they go to to's global
-// queue, not counted against its backlog (Linux does not check it either)
-// as long as fewer than two of to's backlogs are queued there, and to's
-// sleeping acceptors are woken, one per connection (the wake-up Linux
-// once forgot). It returns the connections to could not take (it is
-// closed, or its global queue is full) for the caller to reset. It returns ErrInvalid if to is s or nil, and ErrClosed if s was
-// already closed.
+// queue, and to's sleeping acceptors are woken, one per connection (the
+// wake-up Linux once forgot). Each takes one of to's backlog credits if
+// one is free, and is otherwise admitted over the backlog (Linux does not
+// check it either) while fewer than Backlog+1 are over it, so that at
+// most two backlogs are ever queued in to. It returns the connections to
+// could not take (it is closed, or is two backlogs full) for the caller
+// to reset. It returns ErrInvalid if to is s or nil, and ErrClosed if s
+// was already closed.
 func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 	if to == nil || to == s {
 		return nil, ErrInvalid
@@ -316,12 +321,11 @@ func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 	}
 	items := s.Close()
 	for i, item := range items {
-		credit, ok := to.reserveMigrated()
-		if !ok {
+		if !to.reserveMigrated() {
 			return items[i:], nil
 		}
 		if to.global.TryEnqueue(item) != nil { // closed meanwhile
-			to.unreserveMigrated(credit)
+			to.unreserveMigrated()
 			return items[i:], nil
 		}
 		to.wakeFor(nil)

@@ -26,17 +26,18 @@ import (
 // shard with an acceptor, else the global queue. (Acceptors that come and
 // go, with the drains of a shard's last one, and Migrate are left to
 // TestShardedMatchesModel and the stress tests.) One history is checked as
-// a whole: every operation reads or moves the one backlog counter, so
-// porctest.PartitionBy has no key to split it by.
+// a whole: every operation takes or gives back one of the backlog's
+// credits, which any shard's Enqueue may find, so porctest.PartitionBy has
+// no key to split it by.
 //
 // The linearization points the model is built on (each inside its call):
-// a successful Enqueue at its increment of the backlog counter (before its
-// item is in a ring), a successful accept at its claim of the ring's head
-// (before it gives its count back), Close at its setting of the closed
-// flag, each connection it hands back at its claim of it in a ring's
-// Close, and the end of Close, by which time every ring is closed and
-// drained. At those points the model's set is a subset of what the counter
-// counts, so a successful Enqueue always finds it below the limit. The
+// a successful Enqueue when it takes its credit (before its item is in a
+// ring), a successful accept at its claim of the ring's head (before it
+// gives its credit back), Close at its setting of the closed flag, each
+// connection it hands back at its claim of it in a ring's Close, and the
+// end of Close, by which time every ring is closed and drained. At those
+// points every connection in the model's set holds a credit, so a
+// successful Enqueue always finds the set below the limit. The
 // other results are allowed exactly the slack the code has, and no more:
 //
 //   - Accepts take from the set, in no order across queues, but one
@@ -67,20 +68,20 @@ import (
 //     and, with a batch of more than one, by batches moving between a
 //     shard and the pool. The configurations below have backlogs of 0 to
 //     3, so their batch is one and the last kind never holds a credit
-//     beyond its call's own. Close does not give credits back (nothing can
-//     be enqueued after it). So ErrBacklog is allowed when the set plus
+//     beyond its call's own. Close does not give back the credits of the
+//     connections it hands back. So ErrBacklog is allowed when the set plus
 //     the overlapping failed Enqueues plus the taken connections of
 //     overlapping accepts and Close reach the limit.
 //     It is also allowed when the global ring reports ErrFull, which needs
 //     its oldest cell's dequeue in flight (an overlapping accept or Close
 //     that took its connection) and at least Cap(global) connections
 //     enqueued so far.
-//   - Enqueue reads the closed flag before it counts: one that overlapped
-//     Close may succeed (and then Close, or an accept, returns its
-//     connection) or report ErrBacklog after Close set the flag; ErrClosed
-//     only after. This is not linearizable, and not only in the model: an
+//   - Enqueue reads the closed flag before it takes a credit: one that
+//     overlapped Close may succeed (and then Close, or an accept, returns
+//     its connection) or report ErrBacklog after Close set the flag;
+//     ErrClosed only after. This is not linearizable, and not only in the model: an
 //     Enqueue that read the flag before Close set it can be admitted by a
-//     count that an accept freed after another Enqueue had already
+//     credit that an accept gave back after another Enqueue had already
 //     returned ErrClosed.
 //   - Close is recorded, as for Queue, as close, one drain per connection
 //     it returned (FIFO as accepts are) and drained: the listener closed
