@@ -24,8 +24,9 @@ import (
 // starts and stay for all of it, so which shards have a bound acceptor is
 // fixed, and so is where Enqueue puts a connection: the local queue of a
 // shard with an acceptor, else the global queue. (Acceptors that come and
-// go, with the drains of a shard's last one, and Migrate are left to
-// TestShardedMatchesModel and the stress tests.) One history is checked as
+// go, with the drains of a shard's last one, are left to
+// TestShardedMatchesModel and the stress tests; Migrate to TestShardedMigrate
+// and TestBacklogMigrateUnderLoad.) One history is checked as
 // a whole: every operation takes or gives back one of the backlog's
 // credits, which any shard's Enqueue may find, so porctest.PartitionBy has
 // no key to split it by.
