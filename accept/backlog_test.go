@@ -60,7 +60,11 @@ func TestBacklogFullUntilACreditReturns(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 48, fill(t, s, 0))
 	require.Equal(t, uint64(phaseFull), s.phase())
+	searches := 0
+	s.beforeAnnounce = func() { searches++ }
 	require.ErrorIs(t, s.Enqueue(1, 0), ErrBacklog)
+	require.Zero(t, searches, "a refusal while full looks at its own word and the pool only")
+	s.beforeAnnounce = nil
 	require.Equal(t, uint64(2), s.Overflows())
 
 	_, ok := a.TryAccept()
