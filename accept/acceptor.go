@@ -114,8 +114,9 @@ func (a *Acceptor[T]) passOn(sh *localShard[T]) {
 // sleeps (no spinning) until an Enqueue, a drain of a shard that lost its
 // last acceptor, or a Migrate wakes it. It returns ctx.Err() if ctx ends
 // first, and ErrClosed after the acceptor's or the listener's Close. It
-// allocates nothing. An acceptor that loses the head of a queue to another
-// acceptor yields its P before it looks again, as Queue.Dequeue does.
+// allocates nothing. On its first look, an acceptor that loses the head
+// of a queue to another acceptor yields its P before it looks again, as
+// Queue.Dequeue does.
 func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 	s := a.s
 	var zero T

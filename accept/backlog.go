@@ -12,11 +12,12 @@ import "sync/atomic"
 // The two words sit on different lines, so a connection's two steps touch
 // the line of the core that queued it and the line of the core that
 // accepted it, and the pool once per batch. One shared counter took two
-// atomic adds per connection on a line every core wrote: with it removed
-// (and the limit with it) BenchmarkAccept's bound case at -cpu 2 went
-// from about 125 to 75 ns a connection; the credits bring it to about 85
-// (BENCHMARKS.md). Near the limit the credits' cost comes back: there an
-// Enqueue finds its credit in the word an acceptor gave it back to.
+// atomic adds per connection on a line every core wrote: against it the
+// credits take BenchmarkAccept at -cpu 2 from 129.8 to 90.7 ns a
+// connection with bound acceptors, and from 128.9 to 108.9 with unbound
+// ones (ten interleaved rounds, bench/accept-credits-ab.txt). Near the
+// limit some of the cost comes back: there an Enqueue finds its credit in
+// the word an acceptor gave it back to.
 //
 // The limit stays exact: every queued connection holds a credit (or, if
 // Migrate brought it in over the limit, a unit of extra), so at no moment

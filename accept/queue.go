@@ -154,8 +154,9 @@ func NewQueue[T any](capacity int) (*Queue[T], error) {
 // given to NewQueue rounded up to a power of two, at least 2.
 func (q *Queue[T]) Cap() int { return len(q.cells) }
 
-// Len returns the number of items in the queue, counting those whose
-// enqueue or dequeue is in flight as in the queue. Under concurrency it is
+// Len returns the number of items in the queue, counting an item whose
+// enqueue has claimed its position as in the queue, and one whose dequeue
+// has claimed it as gone. Under concurrency it is
 // approximate: the two counters it reads are not read at one instant, so
 // the result is one the queue held at some moment during the call, or (if
 // calls completed meanwhile) within the number of concurrent calls of it;
@@ -198,16 +199,19 @@ func (q *Queue[T]) TryEnqueue(v T) error {
 // likely one of the other side, so that producers and consumers run side
 // by side instead of in same-side pairs; where every goroutine has a P of
 // its own, it is a back-off of one trip through the scheduler, letting
-// the winner finish with the line. It took p=2/c=2 at -cpu 2 from 1.6x a
-// channel to about 4x (BENCHMARKS.md), and is what xsync's MPMCQueue
+// the winner finish with the line. It took p=2/c=2 at -cpu 2 from 1.55x
+// a channel to 3.56x (BENCHMARKS.md), and is what xsync's MPMCQueue
 // leaves to its callers (its TryEnqueue fails on a lost CAS). A yield
-// follows only another call's success, so an idle queue still costs
-// nothing: it is not a spin.
+// follows only another call's success (or Close's), so an idle queue
+// still costs nothing: it is not a spin. Only the first attempts yield:
+// once Enqueue finds the queue full, or Dequeue finds it empty, their
+// slow paths retry at once, as the other side is then what they wait for.
 var errContended = errors.New("accept: position claimed by another call")
 
 // enqueueOnce is one attempt of TryEnqueue at the position tail holds:
 // nil, ErrClosed or ErrFull as TryEnqueue, or errContended if another
-// producer claimed that position first.
+// producer claimed that position first (or Close set the closed bit
+// between the load and the claim: the next attempt sees it).
 func (q *Queue[T]) enqueueOnce(v T) error {
 	t := q.tail.Load()
 	if t&closedBit != 0 {
@@ -253,9 +257,10 @@ func (q *Queue[T]) enqueueOnce(v T) error {
 // the release instead), and a producer whose ctx is done passes a wake-up
 // it was given on to another.
 //
-// When another producer claims the position it tried, Enqueue yields its
-// P (runtime.Gosched) before it tries again, where TryEnqueue retries at
-// once; Dequeue does the same against consumers (see errContended for why).
+// While the queue has room, an Enqueue that loses the position it tried
+// to another producer yields its P (runtime.Gosched) before it tries
+// again, where TryEnqueue retries at once; Dequeue does the same against
+// consumers while items are queued (see errContended for why).
 func (q *Queue[T]) Enqueue(ctx context.Context, v T) error {
 	for {
 		err := q.enqueueOnce(v)
@@ -332,8 +337,8 @@ func (q *Queue[T]) TryDequeue() (T, bool) {
 
 // dequeueOnce is one attempt of TryDequeue at the position head holds:
 // pollOK with the item, pollEmpty if that position is unpublished (empty,
-// or its enqueue in flight), or pollContended if another consumer claimed
-// it first.
+// or its enqueue in flight: unlike poll, it does not tell them apart), or
+// pollContended if another consumer (or Close) claimed it first.
 func (q *Queue[T]) dequeueOnce() (T, pollResult) {
 	h := q.head.Load()
 	c := &q.cells[h&q.mask]
@@ -367,12 +372,13 @@ func (q *Queue[T]) take(c *cell[T], h uint64) T {
 	return v
 }
 
-// pollResult says why poll returned no item.
+// pollResult says whether poll or dequeueOnce returned an item, and if
+// not, why.
 type pollResult uint8
 
 const (
 	pollOK        pollResult = iota // an item was taken
-	pollEmpty                       // no position claimed beyond head: really empty
+	pollEmpty                       // no position claimed beyond head: really empty (dequeueOnce: or the head's enqueue in flight)
 	pollInFlight                    // the head position is claimed, not yet published
 	pollClosed                      // empty and closed: nothing will ever arrive
 	pollContended                   // another consumer claimed the position tried

@@ -270,9 +270,13 @@ func (s *Sharded[T]) Depth(shard int) int {
 }
 
 // Len returns the number of connections queued in all queues: the sum of
-// their lengths, read one queue after another, so while calls run it is
-// approximate, as Queue.Len is; it is exact while none does. O(Shards).
+// their lengths, read one queue after another under the listener's lock
+// (so that no drain moves connections between the queues meanwhile).
+// While Enqueues and Accepts run it is approximate, off by at most their
+// number; it is exact while none does. O(Shards).
 func (s *Sharded[T]) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := s.global.Len()
 	for i := range s.shards {
 		n += s.shards[i].q.Len()
@@ -324,9 +328,17 @@ func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 		if !to.reserveMigrated() {
 			return items[i:], nil
 		}
-		if to.global.TryEnqueue(item) != nil { // closed meanwhile
-			to.unreserveMigrated()
-			return items[i:], nil
+		if err := to.global.TryEnqueue(item); err != nil {
+			if err == ErrFull {
+				// An accept of the global queue's oldest connection is in
+				// flight: the queue has room (it holds two backlogs, and
+				// the reservation keeps to within that), so wait it out.
+				err = to.global.Enqueue(context.Background(), item)
+			}
+			if err != nil { // closed meanwhile
+				to.unreserveMigrated()
+				return items[i:], nil
+			}
 		}
 		to.wakeFor(nil)
 	}
