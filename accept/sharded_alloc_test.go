@@ -25,3 +25,28 @@ func TestShardedAllocatesNothing(t *testing.T) {
 	}))
 	require.Zero(t, s.Len())
 }
+
+// Near a full backlog (a credit found in another shard's word, a refused
+// Enqueue that searches, one refused while marked full) nothing allocates
+// either.
+func TestShardedFullBacklogAllocatesNothing(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 31})
+	b, _ := s.Register(1)
+	for i := range 32 {
+		require.NoError(t, s.Enqueue(0, i))
+	}
+	i := 0
+	require.Zero(t, testing.AllocsPerRun(1000, func() {
+		i++
+		if _, ok := b.TryAccept(); !ok {
+			panic("nothing to accept")
+		}
+		if s.Enqueue(0, i) != nil {
+			panic("the credit given back was not found")
+		}
+		if s.Enqueue(0, i) != ErrBacklog || s.Enqueue(1, i) != ErrBacklog {
+			panic("the backlog admitted more than its limit")
+		}
+	}))
+	require.Equal(t, 32, s.Len())
+}
