@@ -90,3 +90,8 @@ func Layout() (tail, head, sleepers, cell uintptr) {
 
 // CacheLinePad is the distance the hot words of a Queue keep apart.
 const CacheLinePad = cacheLinePad
+
+// SetBacklogBatch sets how many credits a shard draws from, or returns
+// to, the pool at a time (see backlog), so that small backlogs can run
+// with batches above one. Call before the listener is shared.
+func (s *Sharded[T]) SetBacklogBatch(n int64) { s.backlog.batch = n }

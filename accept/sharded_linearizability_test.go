@@ -67,12 +67,15 @@ import (
 //     (which took one and give it back when the ring refuses), by accepts
 //     that claimed their connection and have not given its credit back,
 //     and, with a batch of more than one, by batches moving between a
-//     shard and the pool. The configurations below have backlogs of 0 to
-//     3, so their batch is one and the last kind never holds a credit
-//     beyond its call's own. Close does not give back the credits of the
-//     connections it hands back. So ErrBacklog is allowed when the set plus
-//     the overlapping failed Enqueues plus the taken connections of
-//     overlapping accepts and Close reach the limit.
+//     shard and the pool or another shard. The configurations below have
+//     backlogs of 0 to 3, so NewSharded's batch is one and the last kind
+//     never holds a credit beyond its call's own; one round in four sets a
+//     batch of 2, and then each overlapping successful Enqueue or accept
+//     (a mover) may hold a batch in transit. Close does not give back the
+//     credits of the connections it hands back. So ErrBacklog is allowed
+//     when the set plus the overlapping failed Enqueues plus the taken
+//     connections of overlapping accepts and Close, plus a batch per
+//     mover when the batch is above one, reach the limit.
 //     It is also allowed when the global ring reports ErrFull, which needs
 //     its oldest cell's dequeue in flight (an overlapping accept or Close
 //     that took its connection) and at least Cap(global) connections
@@ -143,6 +146,7 @@ type shInput struct {
 	// the successful Enqueues that overlapped it.
 	overlap     set128
 	failed      int  // shEnqueue: overlapping Enqueues that failed
+	movers      int  // shEnqueue: overlapping successful Enqueues and accepts, which may move a batch of credits
 	duringClose bool // shEnqueue: overlapped Close
 }
 
@@ -161,6 +165,7 @@ type shState struct {
 // shardedConfig is a listener and its acceptors: one per client.
 type shardedConfig struct {
 	shards, backlog int
+	batch           int   // the backlog's batch, if set (Sharded.SetBacklogBatch); else NewSharded's, 1 for these backlogs
 	acceptors       []int // client c's acceptor's shard, or Unbound
 }
 
@@ -189,6 +194,7 @@ func (c shardedConfig) bound() []bool {
 // configuration and the recorded Enqueues.
 type shSpec struct {
 	limit, globalCap, localCap int
+	batchSlack                 int         // credits a mover may hold in transit: the batch, when above one
 	bound                      []bool      // shard has an acceptor
 	shardOf                    [128]int    // the shard a connection was enqueued on
 	onShard                    []set128    // connections enqueued on a shard
@@ -204,6 +210,9 @@ type shSpec struct {
 func newShSpec(cfg shardedConfig, history []porcupine.Operation) *shSpec {
 	sp := &shSpec{limit: cfg.limit(), bound: cfg.bound(), onShard: make([]set128, cfg.shards), othersLocal: make([]set128, cfg.shards)}
 	sp.globalCap, sp.localCap = cfg.caps()
+	if cfg.batch > 1 {
+		sp.batchSlack = cfg.batch
+	}
 	ops := slices.Clone(history)
 	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
 	type class struct{ client, queue int }
@@ -314,7 +323,7 @@ func (sp *shSpec) model() porcupine.Model {
 					return true, s
 				}
 				taken := in.overlap.and(s.taken)
-				if s.items.len()+in.failed+taken.len() >= sp.limit {
+				if s.items.len()+in.failed+taken.len()+sp.batchSlack*in.movers >= sp.limit {
 					return true, s
 				}
 				return !taken.empty() && s.items.or(s.taken).len() >= sp.globalCap, s
@@ -347,8 +356,8 @@ func (sp *shSpec) model() porcupine.Model {
 			res := []string{"ok", "backlog", "closed", "empty"}[out.res]
 			switch in.op {
 			case shEnqueue:
-				return fmt.Sprintf("enqueue(shard %d, %d) -> %s (overlapping takes %v, %d failed enqueues, during close %v)",
-					in.shard, in.v, res, in.overlap.values(), in.failed, in.duringClose)
+				return fmt.Sprintf("enqueue(shard %d, %d) -> %s (overlapping takes %v, %d failed enqueues, %d movers, during close %v)",
+					in.shard, in.v, res, in.overlap.values(), in.failed, in.movers, in.duringClose)
 			case shAccept:
 				if out.res == shOK {
 					return fmt.Sprintf("accept(shard %d) -> %d", in.shard, out.v)
@@ -373,7 +382,7 @@ func (sp *shSpec) model() porcupine.Model {
 func withShardedOverlaps(ops []porcupine.Operation) []porcupine.Operation {
 	for i, op := range ops {
 		in, out := op.Input.(shInput), op.Output.(shOutput)
-		in.overlap, in.failed, in.duringClose = set128{}, 0, false
+		in.overlap, in.failed, in.movers, in.duringClose = set128{}, 0, 0, false
 		for j, o := range ops {
 			if j == i || !overlap(op, o) {
 				continue
@@ -384,8 +393,13 @@ func withShardedOverlaps(ops []porcupine.Operation) []porcupine.Operation {
 				switch {
 				case oin.op == shAccept && oout.res == shOK, oin.op == shDrain:
 					in.overlap = in.overlap.with(oout.v)
+					if oin.op == shAccept {
+						in.movers++
+					}
 				case oin.op == shEnqueue && oout.res != shOK:
 					in.failed++
+				case oin.op == shEnqueue:
+					in.movers++
 				case oin.op == shClose:
 					in.duringClose = true
 				}
@@ -437,10 +451,16 @@ func newRealListener(t *testing.T, cfg shardedConfig, padded bool) listener {
 	if padded {
 		s, err := accept.NewSharded[paddedConn](opts)
 		require.NoError(t, err)
+		if cfg.batch > 0 {
+			s.SetBacklogBatch(int64(cfg.batch))
+		}
 		return realListener[paddedConn]{s, func(v int) paddedConn { return paddedConn{v: v} }, func(c paddedConn) int { return c.v }}
 	}
 	s, err := accept.NewSharded[int](opts)
 	require.NoError(t, err)
+	if cfg.batch > 0 {
+		s.SetBacklogBatch(int64(cfg.batch))
+	}
 	return realListener[int]{s, func(v int) int { return v }, func(v int) int { return v }}
 }
 
@@ -594,11 +614,15 @@ func recordShardedHistory(t *testing.T, l listener, cfg shardedConfig, seed uint
 }
 
 // shardedConfigFor varies the listener with the round: 2 or 3 shards, a
-// backlog of 0 to 3 (so that it fills often), and four acceptors, each
-// bound to shard 0 or 1 or unbound (so that some shards have none, and
-// their connections go to the global queue).
+// backlog of 0 to 3 (so that it fills often), in one round of four a
+// backlog batch of 2 (so that shards hold credits the others must find),
+// and four acceptors, each bound to shard 0 or 1 or unbound (so that some
+// shards have none, and their connections go to the global queue).
 func shardedConfigFor(round uint64) shardedConfig {
 	cfg := shardedConfig{shards: 2 + int(round%2), backlog: int(round / 2 % 4)}
+	if round/8%4 == 3 {
+		cfg.batch = 2
+	}
 	x := round*0x9e3779b97f4a7c15 | 1
 	for range 4 {
 		x ^= x << 13
