@@ -32,7 +32,7 @@ import "sync/atomic"
 // exactly a single counter's slack; a larger batch widens the second kind
 // to a batch per overlapping call.
 //
-// A search is O(Shards), so that a flood of connections to a full
+// A search is O(Shards). So that a flood of connections to a full
 // listener does not pay it at every Enqueue, state records a search that
 // found nothing: a refused Enqueue announces its search (a new generation,
 // phase searching), searches, and marks the generation full if it is
