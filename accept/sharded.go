@@ -62,13 +62,13 @@ type ShardedOptions struct {
 // before it reports ErrBacklog (O(Shards)); the search's verdict is kept
 // until a credit comes back, so a flood of connections to a full listener
 // pays it about once per Accept (more when refused Enqueues race each
-// other), not once per connection. Accept
-// blocks an acceptor with nothing to take, without spinning, until an
-// Enqueue, a Migrate or a shard's drain gives it something, its context
-// ends, or the listener closes. Registering, leaving, closing and waking
-// take the listener's lock. The backlog limit is exact: at no moment do
-// more than Backlog+1 connections sit queued (Migrate excepted, which
-// Linux does not limit either).
+// other), not once per connection. Accept blocks an acceptor with nothing
+// to take, without spinning, until an Enqueue, a Migrate or a shard's
+// drain gives it something, its context ends, or the listener closes.
+// Registering, leaving, closing, waking and Len take the listener's lock.
+// The backlog limit is exact: at no moment do more than Backlog+1
+// connections sit queued (Migrate excepted, which Linux does not limit
+// either).
 //
 // Linearizability (checked with porcupine in
 // sharded_linearizability_test.go): successful Enqueues and Accepts are
@@ -79,12 +79,12 @@ type ShardedOptions struct {
 // calls hold credits they are about to give back (an Accept its
 // connection's, and, when the batch is more than one, which it is once
 // Backlog+1 reaches 16×Shards, a batch on its way between a shard and the
-// pool); a shard's queue that is
-// momentarily full (its oldest cell not yet released) sends a connection
-// to the global queue, where it may be taken before an older one. An
-// Enqueue that overlaps Close may succeed after an Enqueue that started
-// later got ErrClosed (the closed flag is read before the credit); its
-// connection is still returned by Close or taken by an Accept, never lost.
+// pool); a shard's queue that is momentarily full (its oldest cell not yet
+// released) sends a connection to the global queue, where it may be taken
+// before an older one. An Enqueue that overlaps Close may succeed after an
+// Enqueue that started later got ErrClosed (the closed flag is read before
+// the credit); its connection is still returned by Close or taken by an
+// Accept, never lost.
 //
 // Memory: fixed at NewSharded, the cells of the queues (64 bytes each for
 // a pointer T, see Queue): the global queue's 2×(Backlog+1) and each local
