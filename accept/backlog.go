@@ -126,7 +126,7 @@ func (s *Sharded[T]) steal(i int) bool {
 			if n := takeUpTo(w, s.backlog.batch); n > 0 {
 				if n > 1 {
 					sh.credits.Add(n - 1)
-					s.deposited()
+					s.backlog.deposited()
 				}
 				return true
 			}
@@ -176,7 +176,7 @@ func (s *Sharded[T]) refill(sh *localShard[T]) bool {
 		if b.pool.CompareAndSwap(n, n-take) {
 			if take > 1 {
 				sh.credits.Add(take - 1)
-				s.deposited()
+				s.backlog.deposited()
 			}
 			return true
 		}
@@ -195,14 +195,12 @@ func (s *Sharded[T]) release(sh *localShard[T]) {
 	if n := sh.returned.Add(1); n >= b.batch && sh.returned.CompareAndSwap(n, n-b.batch) {
 		b.pool.Add(b.batch)
 	}
-	s.deposited()
+	s.backlog.deposited()
 }
 
 // deposited moves the state to a new, open generation after a credit
 // landed in a shard's word or the pool, unless it is open already (see
 // backlog). While it is, its cost is one load of a line rarely written.
-func (s *Sharded[T]) deposited() { s.backlog.deposited() }
-
 func (b *backlog) deposited() {
 	for {
 		w := b.state.Load()

@@ -328,17 +328,13 @@ func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 		if !to.reserveMigrated() {
 			return items[i:], nil
 		}
-		if err := to.global.TryEnqueue(item); err != nil {
-			if err == ErrFull {
-				// An accept of the global queue's oldest connection is in
-				// flight: the queue has room (it holds two backlogs, and
-				// the reservation keeps to within that), so wait it out.
-				err = to.global.Enqueue(context.Background(), item)
-			}
-			if err != nil { // closed meanwhile
-				to.unreserveMigrated()
-				return items[i:], nil
-			}
+		// The global queue has room (it holds two backlogs, and the
+		// reservation keeps to within that), but may look full for an
+		// instant while an accept of its oldest connection is in flight:
+		// Enqueue waits that out. It fails only if to closed meanwhile.
+		if to.global.Enqueue(context.Background(), item) != nil {
+			to.unreserveMigrated()
+			return items[i:], nil
 		}
 		to.wakeFor(nil)
 	}
@@ -361,10 +357,8 @@ func (s *Sharded[T]) drain(sh *localShard[T]) {
 		// report it full for an instant while a dequeue of its oldest cell
 		// is in flight; Enqueue waits that out. It cannot be closed: Close
 		// holds the lock.
-		if s.global.TryEnqueue(item) != nil {
-			if err := s.global.Enqueue(context.Background(), item); err != nil {
-				panic("socktable/accept: the global queue refused a drained connection: " + err.Error())
-			}
+		if err := s.global.Enqueue(context.Background(), item); err != nil {
+			panic("socktable/accept: the global queue refused a drained connection: " + err.Error())
 		}
 		s.wakeLocked(nil)
 	}
