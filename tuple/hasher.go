@@ -86,3 +86,18 @@ func Shard(hash uint64, n int) int {
 	hi, _ := bits.Mul64(hash, uint64(n))
 	return int(hi)
 }
+
+// Steer maps a flow hash onto [0, n) for the second choice a stack makes
+// from the same hash: which shard (core, accept queue) a flow is steered
+// to, where Shard picks a SO_REUSEPORT member or a table's home. It scales
+// the hash's low 32 bits (multiply-shift), which Shard(hash, m) hardly
+// reads for any m, so the two choices are independent: with 4 members and
+// 2 shards every member reaches both shards, where taking the same bits
+// twice would tie member i to shard i/2. n must be at least 1 and at most
+// 2^32; Steer returns 0 for n < 1.
+func Steer(hash uint64, n int) int {
+	if n < 1 {
+		return 0
+	}
+	return int(uint64(uint32(hash)) * uint64(n) >> 32)
+}

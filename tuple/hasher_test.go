@@ -242,3 +242,46 @@ func TestShard(t *testing.T) {
 		require.True(t, ok, fmt.Sprintf("chi-square %.2f outside [%.2f, %.2f]", stat, lo, hi))
 	})
 }
+
+func TestSteer(t *testing.T) {
+	require.Equal(t, 0, tuple.Steer(12345, 0))
+	require.Equal(t, 0, tuple.Steer(^uint64(0), 1))
+	require.Equal(t, 6, tuple.Steer(0xffffffff, 7))
+	require.Equal(t, 0, tuple.Steer(0xffffffff00000000, 7), "the high half is not read")
+	for _, n := range []int{2, 3, 7, 100} {
+		for s := range n {
+			lo := uint64(s) * (math.MaxUint32 / uint64(n))
+			require.Equalf(t, s, tuple.Steer(lo+(math.MaxUint32/uint64(n))/2, n), "n=%d s=%d", n, s)
+		}
+	}
+}
+
+// TestShardSteerIndependent checks the joint distribution of the two
+// choices a stack makes from one flow hash, the SO_REUSEPORT member
+// (Shard) and the accept shard (Steer), with a chi-square over every
+// (member, shard) cell: taking the same bits for both would leave most
+// cells empty (member i reaching only shard i·shards/members).
+func TestShardSteerIndependent(t *testing.T) {
+	keys := keySets["few-clients-sequential-ports"](1 << 15)
+	for _, c := range []struct{ members, shards int }{{4, 2}, {2, 4}, {3, 2}, {5, 3}, {4, 4}, {7, 16}, {2, 2}} {
+		t.Run(fmt.Sprintf("members=%d/shards=%d", c.members, c.shards), func(t *testing.T) {
+			h := tuple.NewHasherForTest(uint64(c.members*100 + c.shards))
+			counts := make([]int, c.members*c.shards)
+			for _, k := range keys {
+				f := h.Hash(k)
+				counts[tuple.Shard(f, c.members)*c.shards+tuple.Steer(f, c.shards)]++
+			}
+			stat, lo, hi, ok := chiSquareOK(counts, len(keys))
+			require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]: %v", stat, lo, hi, counts)
+		})
+	}
+	// The check can fail: the same bits for both choices.
+	h := tuple.NewHasherForTest(1)
+	counts := make([]int, 8)
+	for _, k := range keys {
+		f := h.Hash(k)
+		counts[tuple.Shard(f, 4)*2+tuple.Shard(f, 2)]++
+	}
+	_, _, _, ok := chiSquareOK(counts, len(keys))
+	require.False(t, ok, "correlated choices must fail the test: %v", counts)
+}
