@@ -39,8 +39,22 @@ var (
 	// ErrExists reports an insert of a key that is already present.
 	ErrExists = errors.New("socktable: key exists")
 	// ErrFull reports an insert past a table's configured maximum, or an
-	// enqueue on a full queue.
+	// enqueue on a full queue. Deprecated: being split into the sentinels
+	// below, one per condition.
 	ErrFull = errors.New("socktable: table or queue full")
+	// ErrTableFull reports an insert into a table holding its configured
+	// MaxEntries (table.Established).
+	ErrTableFull = errors.New("socktable: table at its entry limit")
+	// ErrQueueFull reports a non-blocking enqueue on a queue holding its
+	// capacity (accept.Queue).
+	ErrQueueFull = errors.New("socktable: queue full")
+	// ErrWheelFull reports a timer scheduled on a wheel shard that holds
+	// its maximum of 2^24 timers (timewait.Wheel).
+	ErrWheelFull = errors.New("socktable: timer wheel shard full")
+	// ErrTimeWaitFull reports a TIME_WAIT table at its MaxBuckets cap
+	// (Linux's tcp_max_tw_buckets): the caller closes the socket at once,
+	// with no TIME_WAIT, as Linux does (TCPTimeWaitOverflow).
+	ErrTimeWaitFull = errors.New("socktable: TIME_WAIT bucket limit reached")
 	// ErrValueType reports a value type a lock-free table cannot store
 	// atomically (see table.Established).
 	ErrValueType = errors.New("socktable: value type must be a pointer or a pointer-free type of at most 8 bytes")
@@ -61,10 +75,9 @@ var (
 	// ErrCapacity reports a capacity or size argument out of range.
 	ErrCapacity = errors.New("socktable: capacity out of range")
 
-	// ErrOverflow reports a TIME_WAIT table at its MaxBuckets cap (Linux's
-	// tcp_max_tw_buckets): the caller closes the socket at once, with no
-	// TIME_WAIT, as Linux does (TCPTimeWaitOverflow).
-	ErrOverflow = errors.New("socktable: TIME_WAIT bucket limit reached")
+	// ErrOverflow is ErrTimeWaitFull's old name. Deprecated: being
+	// replaced by ErrTimeWaitFull.
+	ErrOverflow = ErrTimeWaitFull
 	// ErrBacklog reports a listener whose accept backlog is full: the stack
 	// drops the final ACK or resets, per tcp_abort_on_overflow.
 	ErrBacklog = errors.New("socktable: accept backlog full")
