@@ -67,7 +67,7 @@ func BenchmarkConnectPort(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := p.Release(bd); err != nil {
+				if err := p.Release(bd.Binding); err != nil {
 					b.Fatal(err)
 				}
 			}

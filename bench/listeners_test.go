@@ -75,7 +75,7 @@ func BenchmarkListenerLookup(b *testing.B) {
 				switch impl {
 				case "socktable":
 					ports, _ := table.NewPorts(table.PortsOptions{})
-					idx, _ := table.NewListeners[int](ports, table.ListenersOptions{})
+					idx, _ := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 					for i := range n.n {
 						ep := listenerSpec(i)
 						bd, err := ports.Bind(table.BindRequest{Family: 4, Addr: ep.Addr, Port: ep.Port})
@@ -86,7 +86,13 @@ func BenchmarkListenerLookup(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					lookup = func(dst tuple.Endpoint) (int, bool) { return idx.Lookup(dst, src, 0) }
+					lookup = func(dst tuple.Endpoint) (int, bool) {
+						h, ok := idx.Lookup(dst, src, 0)
+						if !ok {
+							return 0, false
+						}
+						return h.Value(), true
+					}
 				case "linear":
 					l := &linearListeners{}
 					for i := range n.n {

@@ -40,7 +40,7 @@ func FuzzListeners(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx, err := table.NewListeners[int](ports, table.ListenersOptions{Slots: 2})
+		idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{Slots: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,14 @@ func FuzzListeners(f *testing.F) {
 			case 2: // lookup
 				dst := tuple.Endpoint{Addr: []tuple.Addr{tuple.MustAddr("192.0.2.1"), tuple.MustAddr("192.0.2.3"),
 					tuple.MustAddr("2001:db8::1"), tuple.MustAddr("2001:db8::9")}[a%4], Port: uint16(80 + c%2)}
-				v, ok := idx.Lookup(dst, tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.1"), Port: uint16(1024 + int(c))}, 0)
+				h, ok := idx.Lookup(dst, tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.1"), Port: uint16(1024 + int(c))}, 0)
+				v := -1
+				if ok {
+					v = h.Value()
+					if h.Binding().State() != table.StateListen {
+						t.Fatalf("Lookup returned a listener whose binding is in state %d", h.Binding().State())
+					}
+				}
 				checkLookup(t, live, dst, v, ok)
 			}
 		}

@@ -62,7 +62,7 @@ func TestWritesAllocateNothingInSteadyState(t *testing.T) {
 func TestListenersLookupAllocatesNothing(t *testing.T) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
-	idx, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 	require.NoError(t, err)
 	for i, req := range []table.BindRequest{
 		{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true},

@@ -22,6 +22,9 @@ const (
 	// StateTimeWait: the socket closed and left a TIME_WAIT entry, which
 	// keeps its port (Linux's tw_tb), with the socket's options and owner.
 	StateTimeWait
+	// StateReleased: the binding was released (Ports.Release, or its
+	// table closed); it holds nothing.
+	StateReleased
 )
 
 // loopback4IPv6 is the IPv4 address Linux gives an AF_INET6 socket bound
@@ -203,23 +206,27 @@ func bhash2Conflict(sk, sk2 *bindOwner, relax, reuseportOK bool) bool {
 
 // portConflict reports whether sk may not hold its port beside owners
 // (every other holder of the same port): inet_csk_bind_conflict, plus
-// inet_bhash2_addr_any_conflict for specific addresses.
+// inet_bhash2_addr_any_conflict for specific addresses. Ports applies the
+// same test to a port's classes of holders (classConflictLocked); the
+// tests compare the two.
 func portConflict(sk *bindOwner, owners []*bindOwner, relax, reuseportOK bool) bool {
 	bhash2 := useBhash2(sk)
 	for _, sk2 := range owners {
-		if sk2 == sk {
-			continue
+		if sk2 != sk && holderConflict(sk, sk2, bhash2, relax, reuseportOK) {
+			return true
 		}
-		switch {
-		case !bhash2:
-			if bindConflict(sk, sk2, relax, reuseportOK) && rcvSaddrEqual(sk, sk2) {
-				return true
-			}
-		case sameBhash2Bucket(sk, sk2) || inAnyBucket(sk, sk2):
-			if bhash2Conflict(sk, sk2, relax, reuseportOK) {
-				return true
-			}
-		}
+	}
+	return false
+}
+
+// holderConflict is the test of one owner sk2 of the port, bhash2 being
+// useBhash2(sk).
+func holderConflict(sk, sk2 *bindOwner, bhash2, relax, reuseportOK bool) bool {
+	switch {
+	case !bhash2:
+		return bindConflict(sk, sk2, relax, reuseportOK) && rcvSaddrEqual(sk, sk2)
+	case sameBhash2Bucket(sk, sk2) || inAnyBucket(sk, sk2):
+		return bhash2Conflict(sk, sk2, relax, reuseportOK)
 	}
 	return false
 }

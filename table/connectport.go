@@ -40,38 +40,39 @@ type ConnectRequest struct {
 // ports of the range's low parity first, skips ports bound by Bind (any
 // address) and reserved ports, and accepts a port that ConnectAny picked
 // for other connections if the four-tuple is free: no connection Ports
-// knows of and, if PortsOptions.Flows is set, none it reports in use
-// (which is how a TIME_WAIT tuple is taken over under tcp_tw_reuse). On
-// success the perturbation entry advances, so the next connection to the
-// same destination starts elsewhere. The binding is connected.
+// knows of and, if PortsOptions.Flows is set, the checker grants it
+// (taking a TIME_WAIT entry over when tcp_tw_reuse allows: the port was
+// not bound explicitly). On success the perturbation entry advances, so
+// the next connection to the same destination starts elsewhere. It
+// returns the connected binding, the four-tuple it chose, and what the
+// connection inherits if it took a TIME_WAIT tuple over, in one call.
 //
 // Like Linux, it tries every port of the preferred parity before the
 // other one, so once more than half the range is in use towards a
 // destination a connect passes over half the range; used ports cost a bit
-// test on lock-free bitmaps (see portMaps), not a locked walk: 1.6 µs for a
-// 1,111-port range at 90% use here, 31 µs for 27,778 ports.
+// test on lock-free bitmaps (see portMaps), not a locked walk.
 //
 // It returns ErrAddrNotAvail when no port in the range will do (Linux's
 // EADDRNOTAVAIL), ErrInvalid for a bad family, a wildcard Local, a Local
 // of the wrong family, or a Shard out of range, and ErrClosed after Close.
-func (p *Ports) ConnectAny(req ConnectRequest) (*Binding, error) {
+func (p *Ports) ConnectAny(req ConnectRequest) (ConnectResult, error) {
 	if p.closed.Load() {
-		return nil, ErrClosed
+		return ConnectResult{}, ErrClosed
 	}
 	breq := BindRequest{Family: req.Family, V6Only: req.V6Only, Addr: req.Local, ReuseAddr: req.ReuseAddr,
 		ReusePort: req.ReusePort, Owner: req.Owner, Device: req.Device}
 	if err := p.validate(&breq); err != nil {
-		return nil, err
+		return ConnectResult{}, err
 	}
 	if req.Local.IsUnspecified() || (req.Shards > 1 && (req.Shard < 0 || req.Shard >= req.Shards)) {
-		return nil, ErrInvalid
+		return ConnectResult{}, ErrInvalid
 	}
-	b := &Binding{ports: p, owner: ownerOf(breq)}
-	b.owner.state, b.owner.remote, b.owner.autobound = StateConnected, req.Remote, true
+	o := ownerOf(breq)
+	o.state, o.autobound = StateConnected, true
 	low := int(p.low)
 	remaining := int(p.high) - low + 1
 	const step = 2
-	portOffset := p.hasher.Hash(tuple.Tuple{Local: tuple.Endpoint{Addr: req.Local}, Remote: req.Remote})
+	portOffset := p.portOffset(req.Local, req.Remote)
 	index := portOffset & (perturbSize - 1)
 	offset := (uint64(p.perturb[index].Load()) + portOffset>>32) % uint64(remaining)
 	offset &^= 1 // the range's low parity first; bind() prefers the other
@@ -88,47 +89,62 @@ func (p *Ports) ConnectAny(req ConnectRequest) (*Binding, error) {
 				p.isReserved(uint16(port)) || !p.shardOK(&req, uint16(port)) {
 				continue
 			}
-			if p.tryConnectPort(b, uint16(port)) {
+			res, ok, err := p.tryConnectPort(o, req.Remote, uint16(port))
+			if err != nil {
+				return ConnectResult{}, err
+			}
+			if ok {
 				bump := max(i, rand.IntN(8)*2) + step
 				p.perturb[index].Add(uint32(bump))
-				return b, nil
+				return res, nil
 			}
 		}
 		offset++
 	}
-	return nil, ErrAddrNotAvail
+	return ConnectResult{}, ErrAddrNotAvail
 }
 
+// portOffset is RFC 6056's F(local, remote address, remote port): a keyed
+// function of the destination that makes the port sequence towards one
+// destination unpredictable to anyone else.
+func (p *Ports) portOffset(local tuple.Addr, remote tuple.Endpoint) uint64 {
+	return p.hasher.Hash(tuple.Tuple{Local: tuple.Endpoint{Addr: local}, Remote: remote})
+}
+
+// shardOK reports whether a connection from port lands on req's shard:
+// the shard the stack steers its received segments to (tuple.Steer of the
+// flow hash, as accept.Sharded.Steer does), so that the replies to an
+// active open arrive on the shard that opened it (fastsocket's Receive
+// Flow Deliver).
 func (p *Ports) shardOK(req *ConnectRequest, port uint16) bool {
 	if req.Shards <= 1 {
 		return true
 	}
 	t := tuple.Tuple{Local: tuple.Endpoint{Addr: req.Local, Port: port}, Remote: req.Remote}
-	return tuple.Shard(p.hasher.Hash(t), req.Shards) == req.Shard
+	return tuple.Steer(p.hasher.Hash(t), req.Shards) == req.Shard
 }
 
-// tryConnectPort adds b on port if the port's holders were all placed by
-// ConnectAny and the four-tuple is free.
-func (p *Ports) tryConnectPort(b *Binding, port uint16) bool {
+// tryConnectPort adds a connection with the fields of o to remote on port
+// if the port's holders were all placed by ConnectAny and the four-tuple
+// is free (see claimLocked).
+func (p *Ports) tryConnectPort(o bindOwner, remote tuple.Endpoint, port uint16) (ConnectResult, bool, error) {
 	s := p.stripe(port)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, h := range s.holders[port] {
-		if !h.autobound {
-			return false // a bind()-created bucket: connect() skips it
-		}
-		// A TIME_WAIT holder of the tuple is Flows' to judge; with no
-		// one to ask, it is never taken over.
-		if h.addr == b.owner.addr && h.remote == b.owner.remote && (h.state != StateTimeWait || p.flows == nil) {
-			return false
-		}
+	if p.closed.Load() {
+		return ConnectResult{}, false, ErrClosed
 	}
-	t := tuple.Tuple{Local: tuple.Endpoint{Addr: b.owner.addr, Port: port}, Remote: b.owner.remote}
-	if p.flows != nil && p.flows.FlowInUse(t) {
-		return false
+	if e := s.ports[port]; e != nil && e.bound > 0 {
+		return ConnectResult{}, false, nil // a bind()-created bucket: connect() skips it
 	}
-	b.owner.port = port
-	p.addHolder(s, port, &b.owner)
-	p.noteConnected(&b.owner, true)
-	return true
+	t := tuple.Tuple{Local: tuple.Endpoint{Addr: o.addr, Port: port}, Remote: remote}
+	claim, ok := p.claimLocked(s, t, false)
+	if !ok {
+		return ConnectResult{}, false, nil
+	}
+	o.port = port
+	b := &Binding{ports: p, port: port}
+	p.addLocked(s, b, o)
+	p.connectLocked(s, b, t)
+	return ConnectResult{Binding: b, Tuple: t, Reused: claim.Verdict == FlowTakenOver, Reuse: claim.Reuse}, true, nil
 }

@@ -2,6 +2,7 @@ package table_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -19,19 +20,19 @@ func connectReq(dst string) table.ConnectRequest {
 func TestConnectAnyFourTupleUniqueness(t *testing.T) {
 	p := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40001})
 	for i := range 6 {
-		b, err := p.ConnectAny(connectReq("192.0.2.1:" + []string{"80", "81", "82", "83", "84", "85"}[i]))
+		b, err := bindingOf(p.ConnectAny(connectReq("192.0.2.1:" + []string{"80", "81", "82", "83", "84", "85"}[i])))
 		require.NoError(t, err, "destination %d", i)
 		require.Equal(t, table.StateConnected, b.State())
 	}
-	a, err := p.ConnectAny(connectReq("192.0.2.9:80"))
+	a, err := bindingOf(p.ConnectAny(connectReq("192.0.2.9:80")))
 	require.NoError(t, err)
-	b, err := p.ConnectAny(connectReq("192.0.2.9:80"))
+	b, err := bindingOf(p.ConnectAny(connectReq("192.0.2.9:80")))
 	require.NoError(t, err)
 	require.NotEqual(t, a.Port(), b.Port())
-	_, err = p.ConnectAny(connectReq("192.0.2.9:80"))
+	_, err = bindingOf(p.ConnectAny(connectReq("192.0.2.9:80")))
 	require.ErrorIs(t, err, table.ErrAddrNotAvail)
 	require.NoError(t, p.Release(a))
-	c, err := p.ConnectAny(connectReq("192.0.2.9:80"))
+	c, err := bindingOf(p.ConnectAny(connectReq("192.0.2.9:80")))
 	require.NoError(t, err)
 	require.Equal(t, a.Port(), c.Port(), "the released port serves again")
 }
@@ -44,40 +45,112 @@ func TestConnectAnySkipsBoundPortsAndPrefersEven(t *testing.T) {
 	require.NoError(t, err)
 	_, err = p.Bind(req4("127.0.0.2", 40002))
 	require.NoError(t, err)
-	b, err := p.ConnectAny(connectReq("192.0.2.1:80"))
+	b, err := bindingOf(p.ConnectAny(connectReq("192.0.2.1:80")))
 	require.NoError(t, err)
 	require.Contains(t, []uint16{40001, 40003}, b.Port())
 
 	q := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40007})
 	for range 4 {
-		b, err := q.ConnectAny(connectReq("192.0.2.1:80"))
+		b, err := bindingOf(q.ConnectAny(connectReq("192.0.2.1:80")))
 		require.NoError(t, err)
 		require.Zero(t, b.Port()%2, "even ports first")
 	}
-	b, err = q.ConnectAny(connectReq("192.0.2.1:80"))
+	b, err = bindingOf(q.ConnectAny(connectReq("192.0.2.1:80")))
 	require.NoError(t, err)
 	require.Equal(t, uint16(1), b.Port()%2, "then odd")
 }
 
+// twChecker is a FlowChecker over a set of TIME_WAIT tuples, each with the
+// binding its entry owns: a takeover removes the entry and hands the
+// binding over, as a TIME_WAIT table does.
+type twChecker struct {
+	reusable bool
+	entries  map[tuple.Tuple]*table.Binding
+	inUse    map[tuple.Tuple]bool
+}
+
+func (c *twChecker) ClaimFlow(t tuple.Tuple, explicitBind bool) table.FlowClaim {
+	if c.inUse[t] {
+		return table.FlowClaim{Verdict: table.FlowInUse}
+	}
+	owner, ok := c.entries[t]
+	switch {
+	case !ok:
+		return table.FlowClaim{}
+	case !c.reusable && !explicitBind:
+		return table.FlowClaim{Verdict: table.FlowInUse}
+	}
+	delete(c.entries, t)
+	return table.FlowClaim{Verdict: table.FlowTakenOver, Owner: owner,
+		Reuse: table.Reuse{WriteSeq: 1234, TSRecent: 99, TSRecentStamp: 5 * time.Second}}
+}
+
 // A TIME_WAIT holder of the same four-tuple is taken over only when the
-// TIME_WAIT table (Flows) says it may be (tcp_tw_reuse).
+// TIME_WAIT table (Flows) says it may be (tcp_tw_reuse): then ConnectAny
+// returns the tuple and what it inherits in the same call, and the entry's
+// binding is released exactly once, by Ports.
 func TestConnectAnyTimeWaitTakeover(t *testing.T) {
 	for _, reusable := range []bool{false, true} {
-		flows := flowSet{}
+		flows := &twChecker{reusable: reusable, entries: map[tuple.Tuple]*table.Binding{}}
 		p := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40000, Flows: flows})
-		a, err := p.ConnectAny(connectReq("192.0.2.1:80"))
+		first, err := p.ConnectAny(connectReq("192.0.2.1:80"))
 		require.NoError(t, err)
-		require.NoError(t, p.TimeWait(a))
+		require.NoError(t, p.TimeWait(first.Binding))
+		flows.entries[first.Tuple] = first.Binding
+		res, err := p.ConnectAny(connectReq("192.0.2.1:80"))
 		if !reusable {
-			flows[tuple.Tuple{Local: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.1"), Port: 40000}, Remote: tuple.MustEndpoint("192.0.2.1:80")}] = true
-		}
-		_, err = p.ConnectAny(connectReq("192.0.2.1:80"))
-		if reusable {
-			require.NoError(t, err)
-		} else {
 			require.ErrorIs(t, err, table.ErrAddrNotAvail)
+			require.Equal(t, table.StateTimeWait, first.Binding.State())
+			continue
 		}
+		require.NoError(t, err)
+		require.Equal(t, first.Tuple, res.Tuple)
+		require.True(t, res.Reused)
+		require.Equal(t, table.Reuse{WriteSeq: 1234, TSRecent: 99, TSRecentStamp: 5 * time.Second}, res.Reuse)
+		require.Equal(t, table.StateReleased, first.Binding.State(), "the taken-over entry's binding is released")
+		require.ErrorIs(t, p.Release(first.Binding), table.ErrInvalid, "and only once")
+		require.Equal(t, table.StateConnected, res.Binding.State())
 	}
+}
+
+// Without a FlowChecker, a TIME_WAIT binding of the tuple is never taken
+// over: the table cannot know whether tcp_tw_reuse would allow it.
+func TestConnectAnyTimeWaitWithoutChecker(t *testing.T) {
+	p := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40000})
+	first, err := p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.NoError(t, err)
+	require.NoError(t, p.TimeWait(first.Binding))
+	_, err = p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.ErrorIs(t, err, table.ErrAddrNotAvail)
+	require.NoError(t, p.Release(first.Binding))
+	_, err = p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.NoError(t, err, "released: the tuple is free")
+}
+
+// An explicitly bound port takes a TIME_WAIT tuple over through Connect
+// whatever tcp_tw_reuse says (Linux's twp == NULL path), and Connect
+// returns what the connection inherits.
+func TestConnectTimeWaitTakeoverExplicitBind(t *testing.T) {
+	flows := &twChecker{entries: map[tuple.Tuple]*table.Binding{}}
+	p := newPorts(t, table.PortsOptions{Flows: flows})
+	old, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 5000, ReuseAddr: true})
+	require.NoError(t, err)
+	remote := tuple.MustEndpoint("192.0.2.1:80")
+	first, err := p.Connect(old, tuple.MustAddr("127.0.0.1"), remote)
+	require.NoError(t, err)
+	require.NoError(t, p.TimeWait(old))
+	flows.entries[first.Tuple] = old
+	b, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 5000, ReuseAddr: true})
+	require.NoError(t, err, "SO_REUSEADDR shares the port with a TIME_WAIT holder")
+	res, err := p.Connect(b, tuple.MustAddr("127.0.0.1"), remote)
+	require.NoError(t, err)
+	require.True(t, res.Reused)
+	require.Equal(t, uint32(1234), res.Reuse.WriteSeq)
+	require.Equal(t, table.StateReleased, old.State())
+	// And the tuple is now b's: a third socket cannot connect to it.
+	c, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 5000, ReuseAddr: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, errOf(p.Connect(c, tuple.MustAddr("127.0.0.1"), remote)), table.ErrAddrNotAvail)
 }
 
 // Shard-affine connects: the picked port's flow hash lands on the shard
@@ -89,14 +162,20 @@ func TestConnectAnyShardAffine(t *testing.T) {
 		for i := range 20 {
 			req := connectReq("192.0.2.1:443")
 			req.Shards, req.Shard = 8, shard
-			b, err := p.ConnectAny(req)
+			b, err := bindingOf(p.ConnectAny(req))
 			require.NoError(t, err, "shard %d, connection %d", shard, i)
 			tup := tuple.Tuple{Local: tuple.Endpoint{Addr: req.Local, Port: b.Port()}, Remote: req.Remote}
-			require.Equal(t, shard, tuple.Shard(h.Hash(tup), 8))
+			require.Equal(t, shard, tuple.Steer(h.Hash(tup), 8), "steered by tuple.Steer, as accept.Sharded.Steer is")
 		}
 	}
 	req := connectReq("192.0.2.1:443")
 	req.Shards, req.Shard = 8, 8
-	_, err := p.ConnectAny(req)
+	_, err := bindingOf(p.ConnectAny(req))
 	require.ErrorIs(t, err, table.ErrInvalid)
 }
+
+// bindingOf is ConnectAny's binding, for tests that need only that.
+func bindingOf(r table.ConnectResult, err error) (*table.Binding, error) { return r.Binding, err }
+
+// errOf is a Connect's error, for tests that need only that.
+func errOf(_ table.ConnectResult, err error) error { return err }

@@ -3,7 +3,7 @@
 // decides port sharing as Linux does; and Listeners, the listener index
 // with Linux's scoring and SO_REUSEPORT groups.
 //
-// Ports and Listeners form one registry: NewListeners attaches the index
+// Ports and Listeners form one registry: NewListenerIndex attaches the index
 // to its Ports, and from then on a socket listens only through
 // Listeners.Listen, in one step for both, and stops only through its
 // Listener's Close (gVisor's separate port manager and endpoint table

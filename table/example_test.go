@@ -92,9 +92,9 @@ func ExamplePorts() {
 
 // The listener a SYN reaches: an exact-address listener beats the
 // wildcard; a SO_REUSEPORT group spreads flows over its members.
-func ExampleListeners() {
+func ExampleListenerIndex() {
 	ports, _ := table.NewPorts(table.PortsOptions{})
-	listeners, _ := table.NewListeners[string](ports, table.ListenersOptions{})
+	listeners, _ := table.NewListenerIndex[string](ports, table.ListenerIndexOptions{})
 	listenOn := func(addr string, name string) {
 		b, err := ports.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr(addr), Port: 80, ReusePort: true})
 		if err != nil {
@@ -110,13 +110,13 @@ func ExampleListeners() {
 
 	client := tuple.MustEndpoint("198.51.100.7:40000")
 	who, _ := listeners.Lookup(tuple.MustEndpoint("192.0.2.10:80"), client, 0)
-	fmt.Println("to 192.0.2.10:", who)
+	fmt.Println("to 192.0.2.10:", who.Value())
 	who, _ = listeners.Lookup(tuple.MustEndpoint("192.0.2.1:80"), client, 0)
-	fmt.Println("to 192.0.2.1:", who)
+	fmt.Println("to 192.0.2.1:", who.Value(), "one of", len(who.Members()))
 	_, ok := listeners.Lookup(tuple.MustEndpoint("192.0.2.1:81"), client, 0)
 	fmt.Println("port 81 listens:", ok)
 	// Output:
 	// to 192.0.2.10: admin
-	// to 192.0.2.1: worker
+	// to 192.0.2.1: worker one of 2
 	// port 81 listens: false
 }

@@ -14,4 +14,4 @@ func (m *Established[V]) Groups() int { return m.table.Load().groups }
 func SlotSize[V comparable]() int { return int(unsafe.Sizeof(slot[V]{})) }
 
 // SlotCount returns the listener index's current number of hash slots.
-func (l *Listeners[V]) SlotCount() int { return len(l.slots.Load().slots) }
+func (l *ListenerIndex[V]) SlotCount() int { return len(l.slots.Load().slots) }

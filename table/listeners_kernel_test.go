@@ -43,7 +43,7 @@ type lookupCase struct {
 func replayLookup(t *testing.T, c *lookupCase) []string {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
-	idx, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 	require.NoError(t, err)
 	group := make([]int, len(c.Listeners)) // the index of the group's first member
 	for i, ls := range c.Listeners {
@@ -67,7 +67,7 @@ func replayLookup(t *testing.T, c *lookupCase) []string {
 	dst := tuple.Endpoint{Addr: corpusAddr(t, c.DstAddr), Port: uint16(c.DstPort)}
 	for i, conn := range c.Connects {
 		src := tuple.Endpoint{Addr: corpusAddr(t, conn.SrcAddr), Port: uint16(conn.SrcPort)}
-		got, ok := idx.Lookup(dst, src, 0)
+		got, ok := lookupValue(idx, dst, src, 0)
 		switch want := conn.Result.(type) {
 		case string:
 			if ok {

@@ -184,7 +184,7 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 	const writers, readers, opsPerClient = 3, 2, 150
 	ports, err := NewPorts(PortsOptions{})
 	require.NoError(t, err)
-	idx, err := NewListeners[int](ports, ListenersOptions{Slots: 4}) // few slots: chains of buckets
+	idx, err := NewListenerIndex[int](ports, ListenerIndexOptions{Slots: 4}) // few slots: chains of buckets
 	require.NoError(t, err)
 	sockets := len(lsSpecs) * len(lsPorts) // socket id: port index * len(lsSpecs) + spec
 	var clock atomic.Int64
@@ -241,8 +241,11 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 					in.device = int(x >> 16 % 4)
 					src := tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.7"), Port: uint16(1024 + x>>20%512)}
 					call = clock.Add(1)
-					id, ok := idx.Lookup(tuple.Endpoint{Addr: in.dst, Port: in.port}, src, in.device)
-					out = lsOutput{ok: ok, socket: id % len(lsSpecs)}
+					h, ok := idx.Lookup(tuple.Endpoint{Addr: in.dst, Port: in.port}, src, in.device)
+					out = lsOutput{ok: ok}
+					if ok {
+						out.socket = h.Value() % len(lsSpecs)
+					}
 					if ok {
 						found.Add(1)
 					}

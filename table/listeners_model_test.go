@@ -20,7 +20,7 @@ import (
 // tiers, groups and copy-on-write updates around it.
 type listenersModel struct {
 	ports *Ports
-	idx   *Listeners[int]
+	idx   *ListenerIndex[int]
 	live  []*Listener[int]
 	next  int
 }
@@ -89,7 +89,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 					break
 				}
 			}
-			v, ok := s.idx.Lookup(dst, src, device)
+			h, ok := s.idx.Lookup(dst, src, device)
 			if ok != (best > 0) {
 				t.Fatalf("Lookup %v dev %d: found %v, model best score %d", dst, device, ok, best)
 			}
@@ -97,7 +97,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 				return
 			}
 			for _, l := range s.live {
-				if l.value != v {
+				if l != h {
 					continue
 				}
 				// A lower score than the best is right only for a
@@ -111,7 +111,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 				}
 				return
 			}
-			t.Fatalf("Lookup returned %d, not a live listener", v)
+			t.Fatalf("Lookup returned %d, not a live listener", h.Value())
 		},
 	}
 }
@@ -122,7 +122,7 @@ func TestListenersModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx, err := NewListeners[int](ports, ListenersOptions{Slots: 4})
+		idx, err := NewListenerIndex[int](ports, ListenerIndexOptions{Slots: 4})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,15 +13,15 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-func newListeners(t testing.TB) (*table.Ports, *table.Listeners[int]) {
+func newListeners(t testing.TB) (*table.Ports, *table.ListenerIndex[int]) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
-	idx, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 	require.NoError(t, err)
 	return ports, idx
 }
 
-func listen(t testing.TB, ports *table.Ports, idx *table.Listeners[int], req table.BindRequest, v int) *table.Listener[int] {
+func listen(t testing.TB, ports *table.Ports, idx *table.ListenerIndex[int], req table.BindRequest, v int) *table.Listener[int] {
 	b, err := ports.Bind(req)
 	require.NoError(t, err)
 	l, err := idx.Listen(b, v)
@@ -47,9 +47,9 @@ func TestListenersReuseportSpread(t *testing.T) {
 	const flows = 40000
 	counts := make([]int, 4)
 	for i := range flows {
-		v, ok := idx.Lookup(dst, client(i), 0)
+		v, ok := lookupValue(idx, dst, client(i), 0)
 		require.True(t, ok)
-		again, _ := idx.Lookup(dst, client(i), 0)
+		again, _ := lookupValue(idx, dst, client(i), 0)
 		require.Equal(t, v, again, "a flow stays on its member")
 		counts[v]++
 	}
@@ -61,9 +61,9 @@ func TestListenersReuseportSpread(t *testing.T) {
 	require.Less(t, chi, 16.27, "counts %v (chi-square %.1f, 3 degrees of freedom)", counts, chi)
 
 	require.NoError(t, members[2].Close())
-	require.ErrorIs(t, members[2].Close(), table.ErrInvalid)
+	require.ErrorIs(t, members[2].Close(), table.ErrClosed, "a second Close")
 	for i := range flows / 10 {
-		v, ok := idx.Lookup(dst, client(i), 0)
+		v, ok := lookupValue(idx, dst, client(i), 0)
 		require.True(t, ok)
 		require.NotEqual(t, 2, v, "a closed member gets no flows")
 	}
@@ -103,7 +103,7 @@ func TestListenersChoice(t *testing.T) {
 		{"[2001:db8::1]:80", 0, 3, true},
 		{"192.0.2.1:81", 0, 0, false},
 	} {
-		v, ok := idx.Lookup(tuple.MustEndpoint(tc.dst), src, tc.device)
+		v, ok := lookupValue(idx, tuple.MustEndpoint(tc.dst), src, tc.device)
 		require.Equal(t, tc.found, ok, "%s dev %d", tc.dst, tc.device)
 		if ok {
 			require.Equal(t, tc.want, v, "%s dev %d", tc.dst, tc.device)
@@ -127,7 +127,7 @@ func TestListenersConcurrentLookupAndChurn(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := r; !stop.Load(); i += 2 {
-				v, ok := idx.Lookup(dst, client(i), 0)
+				v, ok := lookupValue(idx, dst, client(i), 0)
 				if !ok || v < -1 || v >= 400 {
 					panic(fmt.Sprintf("lookup %d: %d %v", i, v, ok))
 				}
@@ -157,7 +157,7 @@ func TestListenersConcurrentLookupAndChurn(t *testing.T) {
 func TestListenersManyAddresses(t *testing.T) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
-	idx, err := table.NewListeners[int](ports, table.ListenersOptions{Slots: 2})
+	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{Slots: 2})
 	require.NoError(t, err)
 	require.Equal(t, 2, idx.SlotCount())
 	addr := func(i int) tuple.Addr { return tuple.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) }
@@ -178,7 +178,7 @@ func TestListenersManyAddresses(t *testing.T) {
 				return
 			default:
 			}
-			if v, ok := idx.Lookup(ep(j%early), client(j), 0); !ok || v != j%early {
+			if v, ok := lookupValue(idx, ep(j%early), client(j), 0); !ok || v != j%early {
 				wrong.Add(1)
 			}
 		}
@@ -192,7 +192,7 @@ func TestListenersManyAddresses(t *testing.T) {
 	require.GreaterOrEqual(t, idx.SlotCount(), n/2)
 	require.LessOrEqual(t, idx.SlotCount(), 2*n)
 	for i := range n {
-		v, ok := idx.Lookup(ep(i), client(i), 0)
+		v, ok := lookupValue(idx, ep(i), client(i), 0)
 		require.True(t, ok)
 		require.Equal(t, i, v)
 	}
@@ -211,7 +211,7 @@ func TestListenersSelectorAndLoad(t *testing.T) {
 	count := func() []int {
 		c := make([]int, 4)
 		for i := range 4000 {
-			v, ok := idx.Lookup(dst, client(i), 0)
+			v, ok := lookupValue(idx, dst, client(i), 0)
 			require.True(t, ok)
 			c[v]++
 		}
@@ -242,9 +242,9 @@ func TestListenersSelectorAndLoad(t *testing.T) {
 // releases it, and closing the Ports empties the index.
 func TestListenersOneRegistry(t *testing.T) {
 	ports, idx := newListeners(t)
-	_, err := table.NewListeners[int](ports, table.ListenersOptions{})
+	_, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 	require.ErrorIs(t, err, table.ErrInvalid, "a second index would be a second registry")
-	_, err = table.NewListeners[int](nil, table.ListenersOptions{})
+	_, err = table.NewListenerIndex[int](nil, table.ListenerIndexOptions{})
 	require.ErrorIs(t, err, table.ErrInvalid)
 
 	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80}
@@ -253,7 +253,7 @@ func TestListenersOneRegistry(t *testing.T) {
 	require.ErrorIs(t, ports.Listen(b), table.ErrInvalid, "listening behind the index's back")
 	require.Equal(t, table.StateBound, b.State())
 	dst := tuple.MustEndpoint("192.0.2.1:80")
-	_, ok := idx.Lookup(dst, client(1), 0)
+	_, ok := lookupValue(idx, dst, client(1), 0)
 	require.False(t, ok)
 
 	l, err := idx.Listen(b, 1)
@@ -262,16 +262,16 @@ func TestListenersOneRegistry(t *testing.T) {
 	_, err = idx.Listen(b, 2)
 	require.ErrorIs(t, err, table.ErrInvalid, "already listening")
 	require.ErrorIs(t, ports.Release(b), table.ErrInvalid, "the listener must be closed, not its binding released")
-	v, ok := idx.Lookup(dst, client(1), 0)
+	v, ok := lookupValue(idx, dst, client(1), 0)
 	require.True(t, ok)
 	require.Equal(t, 1, v)
 
 	require.NoError(t, l.Close())
-	_, ok = idx.Lookup(dst, client(1), 0)
+	_, ok = lookupValue(idx, dst, client(1), 0)
 	require.False(t, ok)
 	b2, err := ports.Bind(req)
 	require.NoError(t, err, "closing the listener released its port")
-	require.ErrorIs(t, l.Close(), table.ErrInvalid)
+	require.ErrorIs(t, l.Close(), table.ErrClosed, "a second Close")
 
 	other, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
@@ -284,11 +284,21 @@ func TestListenersOneRegistry(t *testing.T) {
 	l2, err := idx.Listen(b2, 4)
 	require.NoError(t, err)
 	require.NoError(t, ports.Close())
-	_, ok = idx.Lookup(dst, client(1), 0)
+	_, ok = lookupValue(idx, dst, client(1), 0)
 	require.False(t, ok, "closing the bind table empties its index")
 	require.ErrorIs(t, l2.Close(), table.ErrClosed)
 	_, err = idx.Listen(b2, 5)
 	require.ErrorIs(t, err, table.ErrClosed)
-	_, err = table.NewListeners[int](other, table.ListenersOptions{})
+	_, err = table.NewListenerIndex[int](other, table.ListenerIndexOptions{})
 	require.NoError(t, err)
+}
+
+// lookupValue is Lookup's listener's value.
+func lookupValue[V comparable](idx *table.ListenerIndex[V], dst, src tuple.Endpoint, device int) (V, bool) {
+	h, ok := idx.Lookup(dst, src, device)
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return h.Value(), true
 }

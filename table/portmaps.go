@@ -71,30 +71,27 @@ func (p *Ports) destBits(local tuple.Addr, remote tuple.Endpoint, create bool) [
 	return d.(*destMap).bits
 }
 
-// noteBound recomputes port's bound bit from its holders. Caller holds
-// the port's stripe lock.
-func (p *Ports) noteBound(port uint16, holders []*bindOwner) {
+// noteBound sets port's bound bit: whether it has a holder placed by
+// Bind or Inherit. Caller holds the port's stripe lock.
+func (p *Ports) noteBound(port uint16, bound bool) {
 	i := p.index(port)
-	if i < 0 {
-		return
+	switch {
+	case i < 0:
+	case bound:
+		setBit(p.maps.bound, i)
+	default:
+		clearBit(p.maps.bound, i)
 	}
-	for _, h := range holders {
-		if !h.autobound {
-			setBit(p.maps.bound, i)
-			return
-		}
-	}
-	clearBit(p.maps.bound, i)
 }
 
-// noteConnected marks o's four-tuple live on its port, or not. Caller
-// holds the port's stripe lock.
-func (p *Ports) noteConnected(o *bindOwner, live bool) {
-	i := p.index(o.port)
-	if i < 0 || o.remote == (tuple.Endpoint{}) {
+// noteConnected marks four-tuple t live on its port, or not. Caller holds
+// the port's stripe lock.
+func (p *Ports) noteConnected(t tuple.Tuple, live bool) {
+	i := p.index(t.Local.Port)
+	if i < 0 || t.Remote == (tuple.Endpoint{}) {
 		return
 	}
-	bits := p.destBits(o.addr, o.remote, live)
+	bits := p.destBits(t.Local.Addr, t.Remote, live)
 	switch {
 	case bits == nil:
 	case live:

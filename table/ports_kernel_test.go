@@ -117,7 +117,12 @@ func (s *corpusSock) expect(stage string) string {
 // flowSet is a FlowChecker over the connections a replay has made.
 type flowSet map[tuple.Tuple]bool
 
-func (f flowSet) FlowInUse(t tuple.Tuple) bool { return f[t] }
+func (f flowSet) ClaimFlow(t tuple.Tuple, _ bool) table.FlowClaim {
+	if f[t] {
+		return table.FlowClaim{Verdict: table.FlowInUse}
+	}
+	return table.FlowClaim{}
+}
 
 // replayBind runs one recorded case against a fresh Ports and returns the
 // disagreements.
@@ -183,7 +188,7 @@ func replayBind(t *testing.T, c *bindCase) []string {
 			if local.IsUnspecified() {
 				local = dst // loopback: the kernel routes from the destination address
 			}
-			err := ports.Connect(b, local, remote)
+			_, err := ports.Connect(b, local, remote)
 			if got, want := errnoName(err), op.expect("connect"); got != want {
 				differ(i, "connect", got, want)
 			}

@@ -12,8 +12,10 @@ import (
 // portsModel runs random operations against Ports and a sequential model:
 // one flat list of holders, every decision made by the rule functions over
 // the holders of the port (the rules themselves are proven against the
-// kernel corpus). It checks the table's own machinery: the port stripes,
-// state changes, the port-0 search and its errors, Release.
+// kernel corpus). It checks the table's own machinery: the classes of
+// holders against the flat list (every bind and listen decision, and a
+// probe of every request on every port), the port stripes, state changes,
+// Inherit, the port-0 search and its errors, Release.
 type portsModel struct {
 	p     *Ports
 	held  []*Binding
@@ -85,7 +87,8 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 				}
 				return true
 			}
-			b, err := s.p.ConnectAny(ConnectRequest{Family: 4, Local: local, Remote: remote})
+			res, err := s.p.ConnectAny(ConnectRequest{Family: 4, Local: local, Remote: remote})
+			b := res.Binding
 			if errors.Is(err, ErrAddrNotAvail) {
 				for port := uint16(modelLow); port <= modelHigh; port++ {
 					if free(port) {
@@ -100,6 +103,9 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 			port := b.Port()
 			if port < modelLow || port > modelHigh || !free(port) {
 				t.Fatalf("ConnectAny picked port %d", port)
+			}
+			if want := (tuple.Tuple{Local: tuple.Endpoint{Addr: local, Port: port}, Remote: remote}); res.Tuple != want || res.Reused {
+				t.Fatalf("ConnectAny result %+v, want tuple %v", res, want)
 			}
 			o := &bindOwner{family: 4, addr: local, port: port, state: StateConnected, remote: remote, autobound: true}
 			s.held, s.model = append(s.held, b), append(s.model, o)
@@ -145,16 +151,66 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 					local = tuple.MustAddr("::1")
 				}
 			}
-			err := s.p.Connect(s.held[i], local, tuple.MustEndpoint("127.0.0.1:9"))
+			remote := tuple.MustEndpoint("127.0.0.1:9")
+			_, err := s.p.Connect(s.held[i], local, remote)
 			wantInvalid := o.state != StateBound
-			if wantInvalid != errors.Is(err, ErrInvalid) || (err != nil && !wantInvalid) {
-				t.Fatalf("Connect in state %d: %v", o.state, err)
+			// With no FlowChecker the table knows only its own
+			// connections: one holding the tuple (TIME_WAIT included)
+			// keeps it.
+			wantTaken := false
+			for _, o2 := range s.onPort(o.port, o) {
+				wantTaken = wantTaken || (o2.addr == local && o2.remote == remote)
 			}
-			if err == nil {
-				o.addr, o.state = local, StateConnected
+			switch {
+			case wantInvalid:
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Connect in state %d: %v", o.state, err)
+				}
+			case wantTaken:
+				if !errors.Is(err, ErrAddrNotAvail) {
+					t.Fatalf("Connect to a taken tuple: %v", err)
+				}
+			case err != nil:
+				t.Fatalf("Connect: %v", err)
+			default:
+				o.addr, o.state, o.remote = local, StateConnected, remote
 			}
 			if got := s.held[i].Addr(); got != o.addr {
 				t.Fatalf("Addr %v, model %v", got, o.addr)
+			}
+		},
+		"Inherit": func(t *rapid.T) {
+			i, ok := s.pick(t)
+			if !ok {
+				return
+			}
+			o := s.model[i]
+			local := tuple.MustAddr([]string{"127.0.0.1", "127.0.0.2", "::1"}[rapid.IntRange(0, 2).Draw(t, "local")])
+			c, err := s.p.Inherit(s.held[i], local)
+			if o.state != StateListen {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Inherit from state %d: %v", o.state, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Inherit: %v", err)
+			}
+			child := *o
+			child.addr, child.state = local, StateConnected
+			s.held, s.model = append(s.held, c), append(s.model, &child)
+		},
+		"Probe": func(t *rapid.T) { // classes decide as the flat list of holders does
+			spec := portSpecs[rapid.IntRange(0, len(portSpecs)-1).Draw(t, "spec")]
+			spec.Port = []uint16{7000, 7001, modelLow, modelLow + 1}[rapid.IntRange(0, 3).Draw(t, "port")]
+			o := ownerOf(spec)
+			relax := rapid.Bool().Draw(t, "relax")
+			st := s.p.stripe(o.port)
+			st.mu.Lock()
+			got := classConflictLocked(&o, nil, st.ports[o.port], relax, relax)
+			st.mu.Unlock()
+			if want := portConflict(&o, s.onPort(o.port, nil), relax, relax); got != want {
+				t.Fatalf("classes say conflict=%v for %+v, the holders %v", got, o, want)
 			}
 		},
 		"TimeWait": func(t *rapid.T) {
@@ -185,11 +241,18 @@ func (s *portsModel) actions() map[string]func(*rapid.T) {
 			s.held = append(s.held[:i], s.held[i+1:]...)
 			s.model = append(s.model[:i], s.model[i+1:]...)
 		},
-		"": func(t *rapid.T) { // invariant: every binding reports the model's state
+		"": func(t *rapid.T) { // invariant: every binding reports the model's state; the classes count every holder once
 			for i, b := range s.held {
-				if b.State() != s.model[i].state || b.Port() != s.model[i].port {
+				if b.State() != s.model[i].state || b.Port() != s.model[i].port || b.Remote() != s.model[i].remote {
 					t.Fatalf("binding %d: state %d port %d, model %+v", i, b.State(), b.Port(), *s.model[i])
 				}
+			}
+			n := 0
+			for range s.p.All() {
+				n++
+			}
+			if n != len(s.held) {
+				t.Fatalf("All yields %d bindings, model holds %d", n, len(s.held))
 			}
 		},
 	}

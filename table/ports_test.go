@@ -54,7 +54,7 @@ func TestPortsLifecycle(t *testing.T) {
 	require.Equal(t, table.StateBound, b.State())
 	require.NoError(t, p.Listen(a), "listening again is a no-op")
 
-	require.NoError(t, p.Connect(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:9")))
+	require.NoError(t, errOf(p.Connect(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:9"))))
 	require.ErrorIs(t, p.Listen(b), table.ErrInvalid, "listen on a connected socket")
 	require.NoError(t, p.TimeWait(b))
 	require.Equal(t, table.StateTimeWait, b.State())
@@ -79,7 +79,7 @@ func TestPortsConnectNarrowsWildcard(t *testing.T) {
 	require.NoError(t, err)
 	_, err = p.Bind(req4("127.0.0.2", 7000))
 	require.ErrorIs(t, err, table.ErrAddrInUse)
-	require.NoError(t, p.Connect(a, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:9")))
+	require.NoError(t, errOf(p.Connect(a, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:9"))))
 	require.Equal(t, tuple.MustAddr("127.0.0.1"), a.Addr())
 	_, err = p.Bind(req4("127.0.0.2", 7000))
 	require.NoError(t, err)
@@ -93,10 +93,10 @@ func TestPortsConnectChecksFlows(t *testing.T) {
 	b, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 7001, ReuseAddr: true})
 	require.NoError(t, err)
 	remote := tuple.MustEndpoint("127.0.0.1:9")
-	require.NoError(t, p.Connect(a, tuple.MustAddr("127.0.0.1"), remote))
+	require.NoError(t, errOf(p.Connect(a, tuple.MustAddr("127.0.0.1"), remote)))
 	flows[tuple.Tuple{Local: tuple.MustEndpoint("127.0.0.1:7001"), Remote: remote}] = true
-	require.ErrorIs(t, p.Connect(b, tuple.MustAddr("127.0.0.1"), remote), table.ErrAddrNotAvail)
-	require.NoError(t, p.Connect(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:10")))
+	require.ErrorIs(t, errOf(p.Connect(b, tuple.MustAddr("127.0.0.1"), remote)), table.ErrAddrNotAvail)
+	require.NoError(t, errOf(p.Connect(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:10"))))
 }
 
 // Port 0 picks a free port in the range, never shares one (even where
