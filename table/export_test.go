@@ -15,3 +15,15 @@ func SlotSize[V comparable]() int { return int(unsafe.Sizeof(slot[V]{})) }
 
 // SlotCount returns the listener index's current number of hash slots.
 func (l *ListenerIndex[V]) SlotCount() int { return len(l.slots.Load().slots) }
+
+// PortClasses returns the number of holder classes on port: the records a
+// Bind or Listen of the port compares with.
+func (p *Ports) PortClasses(port uint16) int {
+	s := p.stripe(port)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.ports[port]; e != nil {
+		return len(e.classes)
+	}
+	return 0
+}

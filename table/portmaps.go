@@ -71,9 +71,9 @@ func (p *Ports) destBits(local tuple.Addr, remote tuple.Endpoint, create bool) [
 	return d.(*destMap).bits
 }
 
-// noteBound sets port's bound bit: whether it has a holder placed by
+// noteBoundLocked sets port's bound bit: whether it has a holder placed by
 // Bind or Inherit. Caller holds the port's stripe lock.
-func (p *Ports) noteBound(port uint16, bound bool) {
+func (p *Ports) noteBoundLocked(port uint16, bound bool) {
 	i := p.index(port)
 	switch {
 	case i < 0:
@@ -84,9 +84,9 @@ func (p *Ports) noteBound(port uint16, bound bool) {
 	}
 }
 
-// noteConnected marks four-tuple t live on its port, or not. Caller holds
+// noteConnectedLocked marks four-tuple t live on its port, or not. Caller holds
 // the port's stripe lock.
-func (p *Ports) noteConnected(t tuple.Tuple, live bool) {
+func (p *Ports) noteConnectedLocked(t tuple.Tuple, live bool) {
 	i := p.index(t.Local.Port)
 	if i < 0 || t.Remote == (tuple.Endpoint{}) {
 		return

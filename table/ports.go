@@ -491,7 +491,7 @@ func (p *Ports) addLocked(s *portStripe, b *Binding, o bindOwner) {
 	if !o.autobound {
 		e := s.ports[o.port]
 		if e.bound++; e.bound == 1 {
-			p.noteBound(o.port, true)
+			p.noteBoundLocked(o.port, true)
 		}
 	}
 }
@@ -512,7 +512,7 @@ func (p *Ports) removeLocked(s *portStripe, b *Binding) {
 	e := s.ports[c.owner.port]
 	if !c.owner.autobound {
 		if e.bound--; e.bound == 0 {
-			p.noteBound(c.owner.port, false)
+			p.noteBoundLocked(c.owner.port, false)
 		}
 	}
 	if c.members--; c.members > 0 {
@@ -680,7 +680,7 @@ func (p *Ports) claimLocked(s *portStripe, t tuple.Tuple, explicitBind bool) (Fl
 func (p *Ports) connectLocked(s *portStripe, b *Binding, t tuple.Tuple) {
 	b.remote = t.Remote
 	s.flows[t] = b
-	p.noteConnected(t, true)
+	p.noteConnectedLocked(t, true)
 }
 
 // Inherit adds the connection a listener accepted from local (its
@@ -724,7 +724,7 @@ func (p *Ports) TimeWait(b *Binding) error {
 	if b.remote != (tuple.Endpoint{}) {
 		// The dest bitmaps mark live connections only: the exact check
 		// decides TIME_WAIT takeovers.
-		p.noteConnected(tuple.Tuple{Local: tuple.Endpoint{Addr: o.addr, Port: b.port}, Remote: b.remote}, false)
+		p.noteConnectedLocked(tuple.Tuple{Local: tuple.Endpoint{Addr: o.addr, Port: b.port}, Remote: b.remote}, false)
 	}
 	o.state = StateTimeWait
 	p.moveLocked(s, b, o)
@@ -762,7 +762,7 @@ func (p *Ports) releaseLocked(s *portStripe, b *Binding) {
 			delete(s.flows, t)
 		}
 		if o.state == StateConnected {
-			p.noteConnected(t, false)
+			p.noteConnectedLocked(t, false)
 		}
 	}
 	p.removeLocked(s, b)

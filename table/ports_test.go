@@ -157,3 +157,102 @@ func TestPortsConcurrentBindsConflict(t *testing.T) {
 		require.Equal(t, 1, n, "port %d", port)
 	}
 }
+
+// A Binding belongs to its table: nil and another table's bindings get
+// ErrInvalid from every call, and the other table is left as it was.
+func TestPortsForeignOrNilBinding(t *testing.T) {
+	p := newPorts(t, table.PortsOptions{})
+	other := newPorts(t, table.PortsOptions{})
+	foreign, err := other.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 8080})
+	require.NoError(t, err)
+	for _, b := range []*table.Binding{nil, foreign} {
+		require.ErrorIs(t, p.Release(b), table.ErrInvalid)
+		require.ErrorIs(t, p.Listen(b), table.ErrInvalid)
+		require.ErrorIs(t, p.TimeWait(b), table.ErrInvalid)
+		require.ErrorIs(t, errOf(p.Connect(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("192.0.2.1:80"))), table.ErrInvalid)
+		_, err := p.Inherit(b, tuple.MustAddr("127.0.0.1"))
+		require.ErrorIs(t, err, table.ErrInvalid)
+	}
+	require.Equal(t, table.StateBound, foreign.State(), "the other table still holds it")
+	_, err = other.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: 8080})
+	require.ErrorIs(t, err, table.ErrAddrInUse, "and still refuses a conflicting bind")
+	require.NoError(t, other.Release(foreign))
+}
+
+// A listener's children and TIME_WAIT entries are counted in classes, not
+// walked: ten thousand of each leave the port with three records to
+// compare a bind with, and release in O(1) each.
+func TestPortsHoldersGroupedInClasses(t *testing.T) {
+	p := newPorts(t, table.PortsOptions{})
+	l, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 443, ReuseAddr: true})
+	require.NoError(t, err)
+	require.NoError(t, p.Listen(l))
+	const n = 10000
+	children := make([]*table.Binding, n)
+	for i := range children {
+		children[i], err = p.Inherit(l, tuple.MustAddr("192.0.2.1"))
+		require.NoError(t, err)
+		if i%2 == 0 {
+			require.NoError(t, p.TimeWait(children[i]))
+		}
+	}
+	require.Equal(t, 3, p.PortClasses(443), "listener, children, TIME_WAIT")
+	_, err = p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("192.0.2.1"), Port: 443})
+	require.ErrorIs(t, err, table.ErrAddrInUse)
+	for i, c := range children {
+		require.NoError(t, p.Release(c), "child %d", i)
+	}
+	require.Equal(t, 1, p.PortClasses(443))
+	require.NoError(t, p.Release(l))
+	require.Zero(t, p.PortClasses(443))
+	_, err = p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("192.0.2.1"), Port: 443})
+	require.NoError(t, err, "every holder gone: the port is free")
+}
+
+// A TIME_WAIT binding whose entry expired before its Release arrived (the
+// FlowChecker says the tuple is free) does not keep a new connection from
+// the tuple, and its late Release leaves the new connection's hold alone.
+func TestPortsLateTimeWaitReleaseAfterNewConnection(t *testing.T) {
+	flows := &twChecker{entries: map[tuple.Tuple]*table.Binding{}}
+	p := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40000, Flows: flows})
+	old, err := p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.NoError(t, err)
+	require.NoError(t, p.TimeWait(old.Binding))
+	// No entry in the checker: it expired, its release is on its way.
+	fresh, err := p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.NoError(t, err, "an expired entry's tuple is free")
+	require.Equal(t, old.Tuple, fresh.Tuple)
+	require.False(t, fresh.Reused)
+	require.NoError(t, p.Release(old.Binding), "the late release")
+	_, err = p.ConnectAny(connectReq("192.0.2.1:80"))
+	require.ErrorIs(t, err, table.ErrAddrNotAvail, "the new connection still holds the tuple")
+	require.Equal(t, table.StateConnected, fresh.Binding.State())
+	require.Equal(t, tuple.MustEndpoint("192.0.2.1:80"), fresh.Binding.Remote())
+}
+
+// All yields every binding once, with its local endpoint, and may call
+// back into the table.
+func TestPortsAll(t *testing.T) {
+	p := newPorts(t, table.PortsOptions{})
+	want := map[*table.Binding]tuple.Endpoint{}
+	for i := range 600 { // over every stripe
+		b, err := p.Bind(table.BindRequest{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), Port: uint16(1000 + i)})
+		require.NoError(t, err)
+		want[b] = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.1"), Port: uint16(1000 + i)}
+	}
+	got := map[*table.Binding]tuple.Endpoint{}
+	for ep, b := range p.All() {
+		_, dup := got[b]
+		require.False(t, dup)
+		got[b] = ep
+		require.Equal(t, ep.Port, b.Port(), "yield may call back into the table")
+	}
+	require.Equal(t, want, got)
+	n := 0
+	for range p.All() {
+		if n++; n == 3 {
+			break
+		}
+	}
+	require.Equal(t, 3, n)
+}

@@ -1,7 +1,6 @@
 package table_test
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,7 @@ func client(i int) tuple.Endpoint {
 // A SO_REUSEPORT group spreads flows evenly over its members (chi-square,
 // p = 0.001), keeps each flow on one member, and when a member closes the
 // others take all its flows.
-func TestListenersReuseportSpread(t *testing.T) {
+func TestListenerIndexReuseportSpread(t *testing.T) {
 	ports, idx := newListeners(t)
 	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Owner: 7}
 	var members []*table.Listener[int]
@@ -71,7 +70,7 @@ func TestListenersReuseportSpread(t *testing.T) {
 
 // Another owner's SO_REUSEPORT socket cannot join (or even bind): no
 // port hijacking.
-func TestListenersGroupNeedsSameOwner(t *testing.T) {
+func TestListenerIndexGroupNeedsSameOwner(t *testing.T) {
 	ports, idx := newListeners(t)
 	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Owner: 7}
 	listen(t, ports, idx, req, 0)
@@ -83,7 +82,7 @@ func TestListenersGroupNeedsSameOwner(t *testing.T) {
 // The exact address beats the wildcard; a device-bound listener beats an
 // unbound one on its device and is invisible on others; v6only takes no
 // IPv4.
-func TestListenersChoice(t *testing.T) {
+func TestListenerIndexChoice(t *testing.T) {
 	ports, idx := newListeners(t)
 	listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true}, 0)
 	listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true, Device: 2}, 1)
@@ -114,7 +113,7 @@ func TestListenersChoice(t *testing.T) {
 // Lookups racing Listen and Close never miss while a stable wildcard
 // listener covers the address, and only ever return listeners that were
 // indexed (the churning exact-address ones, or the wildcard).
-func TestListenersConcurrentLookupAndChurn(t *testing.T) {
+func TestListenerIndexConcurrentLookupAndChurn(t *testing.T) {
 	ports, idx := newListeners(t)
 	stable := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 443, ReusePort: true}
 	listen(t, ports, idx, stable, -1)
@@ -129,7 +128,8 @@ func TestListenersConcurrentLookupAndChurn(t *testing.T) {
 			for i := r; !stop.Load(); i += 2 {
 				v, ok := lookupValue(idx, dst, client(i), 0)
 				if !ok || v < -1 || v >= 400 {
-					panic(fmt.Sprintf("lookup %d: %d %v", i, v, ok))
+					t.Errorf("lookup %d: %d %v", i, v, ok)
+					return
 				}
 				lookups.Add(1)
 				runtime.Gosched() // GOMAXPROCS=1: let the writer run
@@ -154,7 +154,7 @@ func TestListenersConcurrentLookupAndChurn(t *testing.T) {
 // Lookup stays O(1): 10,000 listeners on distinct addresses, each found,
 // in an index that started with 2 slots and doubled them as buckets came
 // (never past twice the buckets), while lookups of the first listeners ran.
-func TestListenersManyAddresses(t *testing.T) {
+func TestListenerIndexManyAddresses(t *testing.T) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
 	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{Slots: 2})
@@ -201,7 +201,7 @@ func TestListenersManyAddresses(t *testing.T) {
 // A Selector (the SO_ATTACH_REUSEPORT_EBPF analogue) picks the member; an
 // invalid answer falls back to the flow hash. SetLoad steers flows away
 // from a loaded member.
-func TestListenersSelectorAndLoad(t *testing.T) {
+func TestListenerIndexSelectorAndLoad(t *testing.T) {
 	ports, idx := newListeners(t)
 	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true}
 	for i := range 4 {
@@ -240,7 +240,7 @@ func TestListenersSelectorAndLoad(t *testing.T) {
 // One registry (gVisor #7428: two registries drift): once a Ports has a
 // listener index, a socket listens only through it, its Listener alone
 // releases it, and closing the Ports empties the index.
-func TestListenersOneRegistry(t *testing.T) {
+func TestListenerIndexOneRegistry(t *testing.T) {
 	ports, idx := newListeners(t)
 	_, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
 	require.ErrorIs(t, err, table.ErrInvalid, "a second index would be a second registry")
@@ -301,4 +301,105 @@ func lookupValue[V comparable](idx *table.ListenerIndex[V], dst, src tuple.Endpo
 		return zero, false
 	}
 	return h.Value(), true
+}
+
+// Lookup hands back the Listener itself: its value, its binding and its
+// group; LookupHashed with the flow's hash gives the same answer, so a
+// stack hashes a flow once.
+func TestListenerIndexLookupHashed(t *testing.T) {
+	ports, idx := newListeners(t)
+	req := table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 80, ReusePort: true}
+	var members []*table.Listener[int]
+	for i := range 3 {
+		members = append(members, listen(t, ports, idx, req, i))
+	}
+	exact := listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.MustAddr("192.0.2.9"), Port: 80, ReusePort: true}, 9)
+	h := idx.Hasher()
+	require.Same(t, ports.Hasher(), h)
+	for i := range 1000 {
+		for _, dst := range []tuple.Endpoint{tuple.MustEndpoint("192.0.2.1:80"), tuple.MustEndpoint("192.0.2.9:80")} {
+			src := client(i)
+			a, ok := idx.Lookup(dst, src, 0)
+			require.True(t, ok)
+			b, ok := idx.LookupHashed(h.Hash(tuple.Tuple{Local: dst, Remote: src}), dst, src, 0)
+			require.True(t, ok)
+			require.Same(t, a, b)
+			if dst.Addr == tuple.MustAddr("192.0.2.9") {
+				require.Same(t, exact, a)
+				continue
+			}
+			require.Contains(t, members, a)
+			require.Equal(t, table.StateListen, a.Binding().State())
+			require.Len(t, a.Members(), 3)
+		}
+	}
+	_, err := table.NewListenerIndex[int](newPorts(t, table.PortsOptions{}), table.ListenerIndexOptions{Hasher: tuple.NewHasher()})
+	require.ErrorIs(t, err, table.ErrInvalid, "an index whose hasher is not its Ports' would pick other members")
+}
+
+// When a member closes, Successor names the member that takes each of its
+// queued connections over (Linux's reuseport_migrate_sock): one of the
+// members still listening, chosen by the flow hash, spread over all of
+// them; the last member to close has none.
+func TestListenerSuccessor(t *testing.T) {
+	ports, idx := newListeners(t)
+	req := table.BindRequest{Family: 6, Addr: tuple.IPv6Unspecified(), Port: 443, ReusePort: true}
+	var members []*table.Listener[int]
+	for i := range 4 {
+		members = append(members, listen(t, ports, idx, req, i))
+	}
+	closing := members[1]
+	// Before Close it never names itself.
+	for i := range 1000 {
+		s, ok := closing.Successor(uint64(i) * 0x9e3779b97f4a7c15)
+		require.True(t, ok)
+		require.NotSame(t, closing, s)
+	}
+	require.NoError(t, closing.Close())
+	require.Len(t, closing.Members(), 3, "after Close: the others")
+	counts := map[*table.Listener[int]]int{}
+	for i := range 3000 {
+		s, ok := closing.Successor(uint64(i) * 0x9e3779b97f4a7c15)
+		require.True(t, ok)
+		require.Equal(t, table.StateListen, s.Binding().State())
+		counts[s]++
+	}
+	require.Len(t, counts, 3, "every remaining member takes some")
+	for _, m := range []*table.Listener[int]{members[0], members[2], members[3]} {
+		require.InDelta(t, 1000, counts[m], 150)
+	}
+	for _, m := range []*table.Listener[int]{members[0], members[2]} {
+		require.NoError(t, m.Close())
+	}
+	s, ok := closing.Successor(7)
+	require.True(t, ok)
+	require.Same(t, members[3], s)
+	require.NoError(t, members[3].Close())
+	_, ok = closing.Successor(7)
+	require.False(t, ok, "no member left: its connections are reset")
+
+	solo := listen(t, ports, idx, table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 8080}, 5)
+	_, ok = solo.Successor(1)
+	require.False(t, ok, "a listener in no group has no successor")
+	require.Equal(t, []*table.Listener[int]{solo}, solo.Members())
+	require.NoError(t, solo.Close())
+	require.Empty(t, solo.Members())
+}
+
+// All yields every listener once, with the endpoint it listens on.
+func TestListenerIndexAll(t *testing.T) {
+	ports, idx := newListeners(t)
+	want := map[*table.Listener[int]]tuple.Endpoint{}
+	for i := range 2000 { // enough to grow the slot array
+		ep := tuple.Endpoint{Addr: tuple.AddrFrom4([4]byte{192, 0, 2, byte(i % 200)}), Port: uint16(1000 + i/200)}
+		l := listen(t, ports, idx, table.BindRequest{Family: 4, Addr: ep.Addr, Port: ep.Port}, i)
+		want[l] = ep
+	}
+	got := map[*table.Listener[int]]tuple.Endpoint{}
+	for ep, l := range idx.All() {
+		_, dup := got[l]
+		require.False(t, dup)
+		got[l] = ep
+	}
+	require.Equal(t, want, got)
 }

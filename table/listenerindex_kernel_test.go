@@ -83,7 +83,7 @@ func replayLookup(t *testing.T, c *lookupCase) []string {
 	return diffs
 }
 
-func TestListenersAgreeWithKernel(t *testing.T) {
+func TestListenerIndexAgreeWithKernel(t *testing.T) {
 	for _, path := range corpusFiles(t, "lookup.jsonl", "SOCKTABLE_LOOKUP_CORPUS") {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			cases := readCorpus[lookupCase](t, path)

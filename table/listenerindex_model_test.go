@@ -116,7 +116,7 @@ func (s *listenersModel) actions() map[string]func(*rapid.T) {
 	}
 }
 
-func TestListenersModel(t *testing.T) {
+func TestListenerIndexModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		ports, err := NewPorts(PortsOptions{})
 		if err != nil {

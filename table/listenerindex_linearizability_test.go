@@ -169,15 +169,12 @@ var listenerIndexModel = porcupine.Model{
 	},
 }
 
-func TestListenersLinearizable(t *testing.T) {
-	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			for round := range 10 {
-				checkListenersLinearizable(t, uint64(round))
-			}
-		})
-	}
+func TestListenerIndexLinearizable(t *testing.T) {
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		for round := range 10 {
+			checkListenersLinearizable(t, uint64(round))
+		}
+	})
 }
 
 func checkListenersLinearizable(t *testing.T, seed uint64) {
@@ -187,8 +184,7 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 	idx, err := NewListenerIndex[int](ports, ListenerIndexOptions{Slots: 4}) // few slots: chains of buckets
 	require.NoError(t, err)
 	sockets := len(lsSpecs) * len(lsPorts) // socket id: port index * len(lsSpecs) + spec
-	var clock atomic.Int64
-	histories := make([][]porcupine.Operation, writers+readers)
+	rec := porctest.NewRecorder(writers + readers)
 	var wg sync.WaitGroup
 	listening := make(chan struct{}) // closed at the first listen: readers start then
 	var once sync.Once
@@ -201,13 +197,11 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 			if c >= writers {
 				<-listening
 			}
-			x := seed*0x9e3779b97f4a7c15 + uint64(c)*7919 | 1
+			r := porctest.NewRand(seed*7919 + uint64(c))
 			// Readers go on past opsPerClient (within a bound) until one
 			// of them found a listener: a history without is vacuous.
 			for i := 0; i < opsPerClient || c >= writers && found.Load() == 0 && i < 20*opsPerClient; i++ {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
+				x := r.Next()
 				var in lsInput
 				var out lsOutput
 				var call int64
@@ -216,14 +210,14 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 					in.port, in.socket = lsPorts[id/len(lsSpecs)], id%len(lsSpecs)
 					if l := held[id]; l != nil {
 						in.op = lsClose
-						call = clock.Add(1)
+						call = rec.Call()
 						out.ok = l.Close() == nil
 						delete(held, id)
 					} else {
 						req := lsSpecs[in.socket]
 						req.Port = in.port
 						in.op = lsListen
-						call = clock.Add(1)
+						call = rec.Call()
 						b, err := ports.Bind(req)
 						if err == nil {
 							var l *Listener[int]
@@ -240,7 +234,7 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 					in.dst = modelDsts[x>>12%uint64(len(modelDsts))]
 					in.device = int(x >> 16 % 4)
 					src := tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.7"), Port: uint16(1024 + x>>20%512)}
-					call = clock.Add(1)
+					call = rec.Call()
 					h, ok := idx.Lookup(tuple.Endpoint{Addr: in.dst, Port: in.port}, src, in.device)
 					out = lsOutput{ok: ok}
 					if ok {
@@ -250,8 +244,7 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 						found.Add(1)
 					}
 				}
-				ret := clock.Add(1)
-				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
+				rec.Return(c, call, in, out)
 				if x&3 == 0 {
 					runtime.Gosched()
 				}
@@ -259,18 +252,13 @@ func checkListenersLinearizable(t *testing.T, seed uint64) {
 		}()
 	}
 	wg.Wait()
-	var all []porcupine.Operation
-	for _, h := range histories {
-		all = append(all, h...)
-	}
 	require.Positive(t, found.Load(), "some lookups must find a listener")
-	res := porcupine.CheckOperationsTimeout(listenerIndexModel, all, 10*time.Second)
-	require.Equal(t, porcupine.Ok, res, "history of round %d is not linearizable", seed)
+	porctest.Check(t, listenerIndexModel, rec.History(), 10*time.Second)
 }
 
 // The model rejects what no correct index returns: a listener after its
 // Close completed, and a wildcard listener while an exact one listens.
-func TestListenersModelCatchesStaleAnswers(t *testing.T) {
+func TestListenerIndexModelCatchesStaleAnswers(t *testing.T) {
 	dst := tuple.MustAddr("192.0.2.1")
 	stale := []porcupine.Operation{
 		{ClientId: 0, Input: lsInput{op: lsListen, port: 80, socket: 0}, Output: lsOutput{ok: true}, Call: 1, Return: 2},
