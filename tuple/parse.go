@@ -47,12 +47,19 @@ const (
 	ipv6FragOffsetSh  = 3      // the offset is the word's top 13 bits
 )
 
-// TCP option kinds, RFC 9293 section 3.2 and RFC 7323.
+// TCP option kinds and the lengths of those Parse reads: RFC 9293 section
+// 3.2, RFC 7323, RFC 2018.
 const (
-	tcpOptEnd        = 0
-	tcpOptNOP        = 1
-	tcpOptTimestamps = 8
-	tcpOptTSLen      = 10 // kind, length, TSval, TSecr
+	tcpOptEnd           = 0
+	tcpOptNOP           = 1
+	tcpOptMSS           = 2
+	tcpOptMSSLen        = 4 // kind, length, 16-bit MSS
+	tcpOptWScale        = 3
+	tcpOptWScaleLen     = 3 // kind, length, shift count
+	tcpOptSACKPermitted = 4
+	tcpOptSACKPermLen   = 2 // kind, length
+	tcpOptTimestamps    = 8
+	tcpOptTSLen         = 10 // kind, length, TSval, TSecr
 
 	// tcpOptAlignedTS is NOP, NOP, kind 8, length 10 as one big-endian
 	// word: the aligned timestamp layout.
@@ -88,12 +95,13 @@ const (
 //     stops before the quoted IP header and 8 transport bytes.
 //   - ErrMalformed: an unknown IP version; header fields that contradict
 //     each other (IPv4 IHL below 5 or beyond the total length, TCP data
-//     offset below 5, UDP length below 8, a bad TCP option length, more
-//     than 8 IPv6 extension headers, a hop-by-hop header that is not
-//     first, an ICMP error quoting the other IP version); an IPv6
-//     jumbogram (payload length 0, not supported); or an IPv6 header,
-//     received or quoted, with a v4-mapped source or destination, which
-//     would alias an IPv4 flow.
+//     offset below 5, UDP length below 8, more than 8 IPv6 extension
+//     headers, a hop-by-hop header that is not first, an ICMP error quoting
+//     the other IP version); a bad TCP option (a length below 2 or past the
+//     option space, or an MSS, window scale, SACK-permitted or timestamp
+//     option of the wrong length); an IPv6 jumbogram (payload length 0,
+//     not supported); or an IPv6 header, received or quoted, with a
+//     v4-mapped source or destination, which would alias an IPv4 flow.
 //   - ErrFragment: a non-first fragment, received or quoted, which has no
 //     transport header.
 //   - ErrProtocol: neither TCP nor UDP nor an ICMP error about one (ICMP
@@ -110,6 +118,14 @@ const (
 // link-layer padding (Ethernet pads frames to 60 bytes) and are ignored.
 // The first fragment of a fragmented packet is parsed, and marked
 // FirstFragment.
+//
+// Of the TCP options Parse reads the MSS, window scale, SACK-permitted and
+// timestamp options; others are skipped, and an end-of-option-list stops
+// the walk. When an option appears twice the last one wins, as in Linux's
+// tcp_parse_options. The first three are reported on any segment that
+// carries them, although RFC 9293 and RFC 7323 give them a meaning only
+// in a SYN, and Linux reads them only there: a stack ignores them on
+// other segments.
 //
 // Parse verifies no checksum: the IPv4 header, TCP, UDP and ICMP checksums
 // are left to the stack, which checks them itself or trusts the NIC's
@@ -326,11 +342,12 @@ func (s *Segment) parseTCP(b []byte) error {
 	return nil
 }
 
-// parseTCPOptions reads the timestamp option from a TCP header's option
-// space and checks that every option's length stays inside it (a bad
-// length makes the rest unparseable, so Linux drops such segments too). If
-// the timestamp option appears twice the last one wins, as in Linux's
-// tcp_parse_options.
+// parseTCPOptions reads the MSS, window scale, SACK-permitted and
+// timestamp options from a TCP header's option space and checks that
+// every option's length stays inside it and that those four have their
+// fixed lengths (a bad length makes the rest unparseable, so Linux drops
+// such segments too). When an option appears twice the last one wins, as
+// in Linux's tcp_parse_options.
 func (s *Segment) parseTCPOptions(o []byte) error {
 	// Fast path for the layout nearly every stack sends on established
 	// connections, NOP NOP TS alone (RFC 7323 appendix A, Linux's
@@ -356,12 +373,31 @@ func (s *Segment) parseTCPOptions(o []byte) error {
 		if n < 2 || n > len(o)-i {
 			return ErrMalformed
 		}
-		if o[i] == tcpOptTimestamps {
+		opt := o[i : i+n]
+		switch opt[0] {
+		case tcpOptMSS:
+			if n != tcpOptMSSLen {
+				return ErrMalformed
+			}
+			s.MSS = binary.BigEndian.Uint16(opt[2:4])
+			s.HasMSS = true
+		case tcpOptWScale:
+			if n != tcpOptWScaleLen {
+				return ErrMalformed
+			}
+			s.WScale = opt[2]
+			s.HasWScale = true
+		case tcpOptSACKPermitted:
+			if n != tcpOptSACKPermLen {
+				return ErrMalformed
+			}
+			s.SACKPermitted = true
+		case tcpOptTimestamps:
 			if n != tcpOptTSLen {
 				return ErrMalformed
 			}
-			s.TSval = binary.BigEndian.Uint32(o[i+2 : i+6])
-			s.TSecr = binary.BigEndian.Uint32(o[i+6 : i+10])
+			s.TSval = binary.BigEndian.Uint32(opt[2:6])
+			s.TSecr = binary.BigEndian.Uint32(opt[6:10])
 			s.HasTimestamps = true
 		}
 		i += n

@@ -31,6 +31,7 @@ func TestParseNoAllocs(t *testing.T) {
 		{"udp6 first fragment", samples["udp6-first-fragment"], nil},
 		{"icmp4 error", samples["icmp4-fragneeded-tcp"], nil},
 		{"icmp6 error", samples["icmp6-ptb-tcp"], nil},
+		{"tcp4 syn options", samples["tcp4-syn-linux-options"], nil},
 		{"error truncated", samples["tcp4-syn-ts"][:30], tuple.ErrTruncated},
 		{"error port", pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoUDP}.Packet(pt.UDP{DstPort: 53}.Bytes()), tuple.ErrPort},
 	} {

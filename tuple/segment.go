@@ -6,17 +6,18 @@ import "strconv"
 // and the transport fields a TCP or UDP stack's demultiplexer needs before
 // it has found the socket (the flags that pick the listener or the
 // established path, the sequence numbers a SYN cookie or a TIME-WAIT check
-// reads, the timestamps PAWS compares).
+// reads, the timestamps PAWS compares, the options a SYN handler answers).
 //
-// A Segment is a comparable value with no pointers (a Tuple and 32 bytes):
-// it holds no slice into the packet, so the packet buffer can be reused as
-// soon as Parse returns, and a Segment can be queued or compared with ==.
+// A Segment is a comparable value with no pointers (a Tuple and 40 bytes,
+// 1 of them padding): it holds no slice into the packet, so the packet
+// buffer can be reused as soon as Parse returns, and a Segment can be
+// queued or compared with ==.
 //
 // For an ICMP or ICMPv6 error (ICMP.Kind != ICMPNone) the fields describe
 // the quoted packet, one this host sent: Tuple is that packet's flow from
 // this host's point of view, Proto its protocol and Seq its TCP sequence
-// number; Ack, Window, Flags, PayloadLen and the timestamps are zero, since
-// a quote need hold only the first 8 transport bytes.
+// number; Ack, Window, Flags, PayloadLen and the TCP options are zero,
+// since a quote need hold only the first 8 transport bytes.
 type Segment struct {
 	// Tuple is the flow seen from this host: Local is the packet's
 	// destination address and port, Remote its source. For an ICMP error it
@@ -35,9 +36,7 @@ type Segment struct {
 	// error: the 16-bit field of an ICMPv4 "fragmentation needed" (0 from
 	// a router that predates RFC 1191) or the 32-bit field of an ICMPv6
 	// packet too big. It is reported as received, not clamped (RFC 8201
-	// leaves plausibility checks to the stack), and is 0 otherwise. It
-	// sits beside ICMP rather than in it to keep Segment at a Tuple plus
-	// 32 bytes.
+	// leaves plausibility checks to the stack), and is 0 otherwise.
 	MTU uint32
 	// Window is the raw TCP window field, not scaled: the scale factor
 	// belongs to the connection, which the demultiplexer has not found yet.
@@ -47,6 +46,11 @@ type Segment struct {
 	// for UDP, by the UDP length field. For a first fragment it counts
 	// only the bytes present in this fragment.
 	PayloadLen uint16
+	// MSS is the TCP maximum segment size option's value (RFC 9293 section
+	// 3.7.1), meaningful only when HasMSS. It is reported as sent, 0
+	// included: a peer that sent no MSS gets the default of 536 (IPv4) or
+	// 1220 (IPv6) from the stack, not from Parse.
+	MSS uint16
 	// Proto is the transport protocol, ProtoTCP or ProtoUDP (the quoted
 	// packet's for an ICMP error).
 	Proto Proto
@@ -55,9 +59,24 @@ type Segment struct {
 	Version uint8
 	// Flags are the TCP header flags; 0 for UDP and for ICMP errors.
 	Flags Flags
+	// WScale is the TCP window scale option's shift count (RFC 7323 section
+	// 2), meaningful only when HasWScale. It is reported as sent, even
+	// above MaxWindowScale: RFC 7323 section 2.3 has the receiver use 14
+	// instead and log the error, and both are the stack's to do.
+	WScale uint8
 	// HasTimestamps reports that the TCP header carried a well-formed
 	// timestamp option, so TSval and TSecr are meaningful.
 	HasTimestamps bool
+	// HasMSS reports that the TCP header carried a maximum segment size
+	// option, so MSS is meaningful.
+	HasMSS bool
+	// HasWScale reports that the TCP header carried a window scale option,
+	// so WScale is meaningful; without it the connection does not scale
+	// windows in either direction (RFC 7323 section 2.2).
+	HasWScale bool
+	// SACKPermitted reports that the TCP header carried the SACK-permitted
+	// option (RFC 2018).
+	SACKPermitted bool
 	// FirstFragment reports that the received packet is the first fragment
 	// of a fragmented datagram (IPv4 MF set with offset 0, or an IPv6
 	// fragment header with offset 0 and M set): its transport header is
@@ -69,6 +88,12 @@ type Segment struct {
 	// packet; its Kind is ICMPNone for an ordinary TCP or UDP packet.
 	ICMP ICMPInfo
 }
+
+// MaxWindowScale is the largest window scale shift count RFC 7323 (section
+// 2.3) allows. A stack uses min(Segment.WScale, MaxWindowScale), as Linux
+// does; Parse reports the value as sent so that the stack can log a peer
+// that sent more.
+const MaxWindowScale = 14
 
 // IsICMPError reports whether s came from an ICMP or ICMPv6 error quoting
 // one of this host's packets rather than from a TCP or UDP packet.

@@ -107,6 +107,12 @@ func TSOption(val, ecr uint32) []byte {
 // MSSOption returns the 4-byte maximum segment size option.
 func MSSOption(mss uint16) []byte { return []byte{2, 4, byte(mss >> 8), byte(mss)} }
 
+// WScaleOption returns the 3-byte window scale option (RFC 7323).
+func WScaleOption(shift uint8) []byte { return []byte{3, 3, shift} }
+
+// SACKPermittedOption returns the 2-byte SACK-permitted option (RFC 2018).
+func SACKPermittedOption() []byte { return []byte{4, 2} }
+
 // UDP is a UDP datagram to build.
 type UDP struct {
 	SrcPort, DstPort uint16
