@@ -1,7 +1,8 @@
 // Package tuple defines the key every socktable table uses: the four-tuple
 // of a connection (local address and port, remote address and port), and
 // the tools around it: conversion from net/netip, packet header parsing
-// (Parse) and keyed hashing (Hasher).
+// (Parse, and ParseHeaders for buffers cut after the headers) and keyed
+// hashing (Hasher).
 //
 // # Values, not pointers
 //

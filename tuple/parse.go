@@ -112,7 +112,8 @@ const (
 //
 // Where a packet breaks several rules, which sentinel it gets is not part
 // of the contract, except that a valid packet cut anywhere before the end
-// its IP length field gives is always ErrTruncated.
+// its IP length field gives is always ErrTruncated (ParseHeaders accepts
+// such a packet once its headers are whole).
 //
 // Bytes after the IP length (IPv4 total length, IPv6 payload length) are
 // link-layer padding (Ethernet pads frames to 60 bytes) and are ignored.
@@ -131,15 +132,44 @@ const (
 // are left to the stack, which checks them itself or trusts the NIC's
 // receive offload, usually before it demultiplexes. Nor does it check
 // addresses (broadcast, multicast, martians): that is routing policy.
-func Parse(packet []byte) (s Segment, err error) {
+func Parse(packet []byte) (Segment, error) { return parse(packet, false) }
+
+// ParseHeaders is Parse for a buffer that may end after the headers: a
+// capture cut at its snap length, the header half of a header-split
+// receive, the head of a GRO packet. The packet's headers must all be in
+// the buffer: the IP header with its options or extension headers, the
+// TCP header with its options, the UDP header, the ICMP header, and for an
+// ICMP error the quoted IP header and 8 transport bytes; a buffer that ends
+// inside them is ErrTruncated, as are headers running past the IP length
+// field. What follows the headers may be cut anywhere.
+//
+// Every other rule of Parse holds unchanged, with the same sentinels.
+// PayloadLen comes from the length fields, as in Parse, not from the bytes
+// present: the IP payload length less the headers, or for UDP the UDP
+// length less 8, which must still fit in the IP payload the IP header
+// declares (except in a first fragment). An aggregate longer than an IP
+// length field can say (BIG TCP, with a zero IPv4 total length or IPv6
+// payload length) is ErrMalformed, as in Parse. The Segment is marked
+// HeadersOnly when the buffer ends before the IP length field says the
+// packet does.
+//
+// For a buffer holding the whole packet ParseHeaders returns exactly what
+// Parse returns; for a packet cut after its headers it returns what Parse
+// returns for the whole packet, with HeadersOnly set. Like Parse it
+// verifies no checksum (the missing payload would make that impossible),
+// allocates nothing and keeps no reference to packet.
+func ParseHeaders(packet []byte) (Segment, error) { return parse(packet, true) }
+
+// parse is Parse, or ParseHeaders when headersOnly is set.
+func parse(packet []byte, headersOnly bool) (s Segment, err error) {
 	if len(packet) == 0 {
 		return Segment{}, ErrTruncated
 	}
 	switch packet[0] >> 4 {
 	case 4:
-		err = s.parseIPv4(packet)
+		err = s.parseIPv4(packet, headersOnly)
 	case 6:
-		err = s.parseIPv6(packet)
+		err = s.parseIPv6(packet, headersOnly)
 	default:
 		return Segment{}, ErrMalformed
 	}
@@ -149,8 +179,13 @@ func Parse(packet []byte) (s Segment, err error) {
 	return s, nil
 }
 
+// The parsers below take a header's bytes as b, the part of the packet
+// present in the buffer (never past the IP length), and its length n as
+// the IP header declares it; n > len(b) only for ParseHeaders on a cut
+// buffer. Headers are read from b; payload lengths come from n.
+
 // parseIPv4 parses a received IPv4 packet (version already checked).
-func (s *Segment) parseIPv4(p []byte) error {
+func (s *Segment) parseIPv4(p []byte, headersOnly bool) error {
 	hlen, err := ipv4HeaderLen(p)
 	if err != nil {
 		return err
@@ -159,20 +194,25 @@ func (s *Segment) parseIPv4(p []byte) error {
 	if total < hlen {
 		return ErrMalformed
 	}
+	end := total
 	if total > len(p) {
-		return ErrTruncated
+		if !headersOnly || hlen > len(p) {
+			return ErrTruncated
+		}
+		s.HeadersOnly = true
+		end = len(p)
 	}
 	if s.FirstFragment, err = ipv4Fragment(p); err != nil {
 		return err
 	}
 	s.Version = 4
 	src, dst := ipv4Addrs(p)
-	// Slicing to total drops the link layer's padding.
-	body := p[hlen:total]
+	// Slicing to the total length drops the link layer's padding.
+	body, n := p[hlen:end], total-hlen
 	if p[9] == protoICMP {
 		return s.parseICMPv4(body)
 	}
-	return s.parseTransport(p[9], src, dst, body)
+	return s.parseTransport(p[9], src, dst, body, n)
 }
 
 // ipv4HeaderLen returns the IHL in bytes of the IPv4 header at the start
@@ -206,7 +246,7 @@ func ipv4Addrs(p []byte) (src, dst Addr) {
 }
 
 // parseIPv6 parses a received IPv6 packet (version already checked).
-func (s *Segment) parseIPv6(p []byte) error {
+func (s *Segment) parseIPv6(p []byte, headersOnly bool) error {
 	if len(p) < ipv6Header {
 		return ErrTruncated
 	}
@@ -217,25 +257,31 @@ func (s *Segment) parseIPv6(p []byte) error {
 		// len(p).
 		return ErrMalformed
 	}
-	if ipv6Header+plen > len(p) {
-		return ErrTruncated
+	end := ipv6Header + plen
+	if end > len(p) {
+		if !headersOnly {
+			return ErrTruncated
+		}
+		s.HeadersOnly = true
+		end = len(p)
 	}
 	src, dst, err := ipv6Addrs(p)
 	if err != nil {
 		return err
 	}
-	// Slicing to the payload length drops the link layer's padding.
-	payload := p[ipv6Header : ipv6Header+plen]
+	// Slicing to the payload length drops the link layer's padding. The
+	// extension headers must lie in the bytes present.
+	payload := p[ipv6Header:end]
 	proto, off, first, err := ipv6Upper(p[6], payload)
 	if err != nil {
 		return err
 	}
 	s.Version, s.FirstFragment = 6, first
-	body := payload[off:]
+	body, n := payload[off:], plen-off
 	if proto == protoICMPv6 {
 		return s.parseICMPv6(body)
 	}
-	return s.parseTransport(proto, src, dst, body)
+	return s.parseTransport(proto, src, dst, body, n)
 }
 
 // ipv6Addrs returns the source and destination of the IPv6 header in p,
@@ -301,20 +347,19 @@ func ipv6Upper(next uint8, b []byte) (proto uint8, off int, first bool, err erro
 
 // parseTransport parses the TCP or UDP header of a received packet from
 // src to dst.
-func (s *Segment) parseTransport(proto uint8, src, dst Addr, b []byte) error {
+func (s *Segment) parseTransport(proto uint8, src, dst Addr, b []byte, n int) error {
 	s.Tuple.Local.Addr, s.Tuple.Remote.Addr = dst, src
 	switch proto {
 	case protoTCP:
-		return s.parseTCP(b)
+		return s.parseTCP(b, n)
 	case protoUDP:
-		return s.parseUDP(b)
+		return s.parseUDP(b, n)
 	}
 	return ErrProtocol
 }
 
-// parseTCP parses a TCP header and its options; b runs to the end of the
-// IP payload.
-func (s *Segment) parseTCP(b []byte) error {
+// parseTCP parses a TCP header and its options.
+func (s *Segment) parseTCP(b []byte, n int) error {
 	if len(b) < tcpMinHeader {
 		return ErrTruncated
 	}
@@ -338,7 +383,7 @@ func (s *Segment) parseTCP(b []byte) error {
 	s.Ack = binary.BigEndian.Uint32(b[8:12])
 	s.Flags = Flags(b[13])
 	s.Window = binary.BigEndian.Uint16(b[14:16])
-	s.PayloadLen = uint16(len(b) - hlen) // len(b) fits: an IP length field bounds it
+	s.PayloadLen = uint16(n - hlen) // n fits: it comes from a 16-bit IP length field
 	return nil
 }
 
@@ -405,15 +450,15 @@ func (s *Segment) parseTCPOptions(o []byte) error {
 	return nil
 }
 
-// parseUDP parses a UDP header; b runs to the end of the IP payload.
+// parseUDP parses a UDP header.
 //
 // A UDP length below 8 is ErrMalformed (it cannot cover its own header);
-// one above the bytes the IP layer delivered is ErrTruncated, the packet
-// being shorter than its header claims, except in a first fragment, where
-// the length covers the whole datagram and PayloadLen counts the bytes
-// present. A UDP length below the IP payload is accepted and wins, as in
+// one above the IP payload length is ErrTruncated, the packet being
+// shorter than its header claims, except in a first fragment, where the
+// length covers the whole datagram and PayloadLen counts the bytes of this
+// fragment. A UDP length below the IP payload is accepted and wins, as in
 // Linux (udp_rcv trims the rest).
-func (s *Segment) parseUDP(b []byte) error {
+func (s *Segment) parseUDP(b []byte, n int) error {
 	if len(b) < udpHeader {
 		return ErrTruncated
 	}
@@ -421,11 +466,11 @@ func (s *Segment) parseUDP(b []byte) error {
 	if ulen < udpHeader {
 		return ErrMalformed
 	}
-	if ulen > len(b) {
+	if ulen > n {
 		if !s.FirstFragment {
 			return ErrTruncated
 		}
-		ulen = len(b)
+		ulen = n
 	}
 	sport, dport, err := ports(b)
 	if err != nil {

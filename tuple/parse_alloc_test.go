@@ -42,3 +42,33 @@ func TestParseNoAllocs(t *testing.T) {
 		require.Zero(t, allocs, "%s: Parse allocated", tc.name)
 	}
 }
+
+// TestParseHeadersNoAllocs is TestParseNoAllocs for ParseHeaders, on cut
+// buffers and whole ones.
+func TestParseHeadersNoAllocs(t *testing.T) {
+	samples := map[string][]byte{}
+	for _, s := range pt.Samples() {
+		samples[s.Name] = s.Packet
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		err  error
+	}{
+		{"tcp4 cut after headers", samples["tcp4-ipopts-ts-payload"][:24+32], nil},
+		{"tcp6 whole", samples["tcp6-ext-ts-payload"], nil},
+		{"udp4 cut after header", samples["udp4"][:28], nil},
+		{"icmp4 error cut", samples["icmp4-fragneeded-tcp"][:20+8+20+8], nil},
+		{"error truncated", samples["tcp4-syn-ts"][:30], tuple.ErrTruncated},
+	} {
+		require.NotEmpty(t, tc.pkt, tc.name)
+		var (
+			seg tuple.Segment
+			err error
+		)
+		allocs := testing.AllocsPerRun(100, func() { seg, err = tuple.ParseHeaders(tc.pkt) })
+		require.Equal(t, tc.err, err, tc.name)
+		require.Equal(t, tc.err == nil && len(tc.pkt) < ipLength(tc.pkt), seg.HeadersOnly, tc.name)
+		require.Zero(t, allocs, "%s: ParseHeaders allocated", tc.name)
+	}
+}

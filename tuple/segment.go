@@ -8,8 +8,8 @@ import "strconv"
 // established path, the sequence numbers a SYN cookie or a TIME-WAIT check
 // reads, the timestamps PAWS compares, the options a SYN handler answers).
 //
-// A Segment is a comparable value with no pointers (a Tuple and 40 bytes,
-// 1 of them padding): it holds no slice into the packet, so the packet
+// A Segment is a comparable value with no pointers (a Tuple and 40 bytes):
+// it holds no slice into the packet, so the packet
 // buffer can be reused as soon as Parse returns, and a Segment can be
 // queued or compared with ==.
 //
@@ -41,10 +41,11 @@ type Segment struct {
 	// Window is the raw TCP window field, not scaled: the scale factor
 	// belongs to the connection, which the demultiplexer has not found yet.
 	Window uint16
-	// PayloadLen is the number of transport payload bytes, bounded by the
-	// IP length fields (never counting link-layer padding after them) and,
-	// for UDP, by the UDP length field. For a first fragment it counts
-	// only the bytes present in this fragment.
+	// PayloadLen is the number of transport payload bytes, as the IP
+	// length fields give it (never counting link-layer padding after them)
+	// and, for UDP, the UDP length field. For a first fragment it counts
+	// only the bytes of this fragment. For a Segment from ParseHeaders it
+	// may count bytes the buffer lacks (see HeadersOnly).
 	PayloadLen uint16
 	// MSS is the TCP maximum segment size option's value (RFC 9293 section
 	// 3.7.1), meaningful only when HasMSS. It is reported as sent, 0
@@ -84,6 +85,12 @@ type Segment struct {
 	// It describes the received packet only, never a packet quoted by an
 	// ICMP error.
 	FirstFragment bool
+	// HeadersOnly reports that ParseHeaders parsed a buffer that ends
+	// before the end the IP length field gives: the headers are complete,
+	// but some of the PayloadLen payload bytes (or, for an ICMP error, of
+	// the quote beyond what was read) are not in the buffer. It is false
+	// whenever the whole packet was present, and always false from Parse.
+	HeadersOnly bool
 	// ICMP describes the ICMP or ICMPv6 error that carried the quoted
 	// packet; its Kind is ICMPNone for an ordinary TCP or UDP packet.
 	ICMP ICMPInfo
