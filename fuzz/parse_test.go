@@ -73,11 +73,18 @@ func FuzzParse(f *testing.F) {
 // checkSegment checks the invariants of a Segment Parse accepted.
 func checkSegment(t *testing.T, pkt []byte, seg tuple.Segment) {
 	t.Helper()
-	if seg.Proto != tuple.ProtoTCP && seg.Proto != tuple.ProtoUDP {
+	switch seg.Proto {
+	case tuple.ProtoTCP, tuple.ProtoUDP:
+		if seg.IsICMPEcho() {
+			t.Fatalf("%v segment marked as an echo: %+v", seg.Proto, seg)
+		}
+		if seg.Tuple.Local.Port == 0 || seg.Tuple.Remote.Port == 0 {
+			t.Fatalf("port 0 in %v", seg.Tuple)
+		}
+	case tuple.ProtoICMP, tuple.ProtoICMPv6:
+		checkEcho(t, seg)
+	default:
 		t.Fatalf("Proto %v", seg.Proto)
-	}
-	if seg.Tuple.Local.Port == 0 || seg.Tuple.Remote.Port == 0 {
-		t.Fatalf("port 0 in %v", seg.Tuple)
 	}
 	switch seg.Version {
 	case 4:
@@ -97,8 +104,9 @@ func checkSegment(t *testing.T, pkt []byte, seg tuple.Segment) {
 	if int(seg.PayloadLen) > len(pkt) {
 		t.Fatalf("PayloadLen %d in a packet of %d bytes", seg.PayloadLen, len(pkt))
 	}
-	if seg.Proto == tuple.ProtoUDP && (seg.Flags != 0 || seg.Seq != 0 || seg.Ack != 0 || seg.Window != 0 || seg.HasTimestamps) {
-		t.Fatalf("UDP segment with TCP fields: %+v", seg)
+	if seg.Proto != tuple.ProtoTCP && (seg.Flags != 0 || seg.Ack != 0 || seg.Window != 0 || seg.HasTimestamps ||
+		seg.HasMSS || seg.HasWScale || seg.SACKPermitted || (seg.Seq != 0 && !seg.IsICMPError())) {
+		t.Fatalf("%v segment with TCP fields: %+v", seg.Proto, seg)
 	}
 	if !seg.HasTimestamps && (seg.TSval != 0 || seg.TSecr != 0) {
 		t.Fatalf("timestamps without the option: %+v", seg)
@@ -107,12 +115,36 @@ func checkSegment(t *testing.T, pkt []byte, seg tuple.Segment) {
 		if seg.Ack != 0 || seg.Window != 0 || seg.Flags != 0 || seg.PayloadLen != 0 || seg.HasTimestamps {
 			t.Fatalf("ICMP error with fields beyond the 8 quoted bytes: %+v", seg)
 		}
-		if seg.ICMP.Kind > tuple.ICMPParamProblem {
-			t.Fatalf("ICMP kind %v", seg.ICMP.Kind)
+		if seg.ICMP.ID != 0 || seg.ICMP.Seq != 0 {
+			t.Fatalf("ICMP error with an echo identifier: %+v", seg)
 		}
+	}
+	if seg.ICMP.Kind > tuple.ICMPEchoReply {
+		t.Fatalf("ICMP kind %v", seg.ICMP.Kind)
 	}
 	if seg.MTU != 0 && seg.ICMP.Kind != tuple.ICMPPacketTooBig {
 		t.Fatalf("MTU %d without packet too big: %+v", seg.MTU, seg)
+	}
+}
+
+// checkEcho checks a Segment of protocol ICMP or ICMPv6: an echo of the
+// packet's IP version, with no ports.
+func checkEcho(t *testing.T, seg tuple.Segment) {
+	t.Helper()
+	wantProto, request, reply := tuple.ProtoICMP, uint8(8), uint8(0)
+	if seg.Version == 6 {
+		wantProto, request, reply = tuple.ProtoICMPv6, 128, 129
+	}
+	switch {
+	case seg.Proto != wantProto:
+		t.Fatalf("%v over IPv%d", seg.Proto, seg.Version)
+	case seg.ICMP.Kind == tuple.ICMPEchoRequest && seg.ICMP.Type == request:
+	case seg.ICMP.Kind == tuple.ICMPEchoReply && seg.ICMP.Type == reply:
+	default:
+		t.Fatalf("%v segment of ICMP kind %v, type %d", seg.Proto, seg.ICMP.Kind, seg.ICMP.Type)
+	}
+	if seg.Tuple.Local.Port != 0 || seg.Tuple.Remote.Port != 0 {
+		t.Fatalf("echo with ports: %v", seg.Tuple)
 	}
 }
 

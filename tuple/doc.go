@@ -52,6 +52,7 @@ var (
 	// transport header until reassembly.
 	ErrFragment = errs.ErrFragment
 	// ErrProtocol: a packet that is neither TCP nor UDP, nor an ICMP or
-	// ICMPv6 error quoting a TCP or UDP packet (echo requests, for instance).
+	// ICMPv6 error quoting a TCP or UDP packet, nor an ICMP or ICMPv6 echo
+	// request or reply (router and neighbour discovery, for instance).
 	ErrProtocol = errs.ErrProtocol
 )

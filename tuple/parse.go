@@ -66,8 +66,14 @@ const (
 	tcpOptAlignedTS = tcpOptNOP<<24 | tcpOptNOP<<16 | tcpOptTimestamps<<8 | tcpOptTSLen
 )
 
-// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) error types and codes.
+// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) error and echo types, codes and
+// field offsets.
 const (
+	icmpv4EchoReply     = 0
+	icmpv4EchoRequest   = 8
+	icmpv6EchoRequest   = 128
+	icmpv6EchoReply     = 129
+	icmpEchoIDOff       = 4 // 16-bit identifier, then the 16-bit sequence number
 	icmpv4Unreachable   = 3
 	icmpv4FragNeeded    = 4 // code of type 3: fragmentation needed and DF set
 	icmpv4TimeExceeded  = 11
@@ -81,10 +87,11 @@ const (
 )
 
 // Parse reads one IPv4 or IPv6 packet, starting at the IP header (no
-// link-layer header), carrying TCP or UDP, or an ICMP or ICMPv6 error
-// that quotes a TCP or UDP packet, and returns its Segment as the receiver
-// sees it: Tuple.Local is the destination, Tuple.Remote the source (for an
-// ICMP error, the quoted packet's flow; see Segment).
+// link-layer header), carrying TCP or UDP, an ICMP or ICMPv6 error that
+// quotes a TCP or UDP packet, or an ICMP or ICMPv6 echo request or reply,
+// and returns its Segment as the receiver sees it: Tuple.Local is the
+// destination, Tuple.Remote the source (for an ICMP error, the quoted
+// packet's flow; see Segment).
 //
 // Parse never panics, never reads outside packet, allocates nothing and
 // keeps no reference to packet. On error it returns the zero Segment and
@@ -104,8 +111,9 @@ const (
 //     v4-mapped source or destination, which would alias an IPv4 flow.
 //   - ErrFragment: a non-first fragment, received or quoted, which has no
 //     transport header.
-//   - ErrProtocol: neither TCP nor UDP nor an ICMP error about one (ICMP
-//     echo, an error quoting ICMP, IPv6 "no next header", ESP).
+//   - ErrProtocol: neither TCP nor UDP, nor an ICMP error about one, nor an
+//     echo (other ICMP messages, an error quoting ICMP, ICMPv6 over IPv4
+//     or ICMPv4 over IPv6, IPv6 "no next header", ESP).
 //   - ErrPort: a source or destination port of 0, received or quoted. UDP
 //     allows source port 0 for one-way datagrams (RFC 768), but no
 //     socket table can key a flow on it, so Parse refuses it like TCP's.
@@ -210,7 +218,7 @@ func (s *Segment) parseIPv4(p []byte, headersOnly bool) error {
 	// Slicing to the total length drops the link layer's padding.
 	body, n := p[hlen:end], total-hlen
 	if p[9] == protoICMP {
-		return s.parseICMPv4(body)
+		return s.parseICMPv4(src, dst, body, n)
 	}
 	return s.parseTransport(p[9], src, dst, body, n)
 }
@@ -279,7 +287,7 @@ func (s *Segment) parseIPv6(p []byte, headersOnly bool) error {
 	s.Version, s.FirstFragment = 6, first
 	body, n := payload[off:], plen-off
 	if proto == protoICMPv6 {
-		return s.parseICMPv6(body)
+		return s.parseICMPv6(src, dst, body, n)
 	}
 	return s.parseTransport(proto, src, dst, body, n)
 }
@@ -492,15 +500,21 @@ func ports(b []byte) (src, dst uint16, err error) {
 	return src, dst, nil
 }
 
-// parseICMPv4 parses an ICMP message received over IPv4: an error it
-// classifies, then the IPv4 packet it quotes; anything else is
-// ErrProtocol.
-func (s *Segment) parseICMPv4(m []byte) error {
+// parseICMPv4 parses an ICMP message received over IPv4 from src to dst:
+// an echo, or an error it classifies and then the IPv4 packet it quotes;
+// anything else is ErrProtocol.
+func (s *Segment) parseICMPv4(src, dst Addr, m []byte, n int) error {
 	if len(m) < icmpHeader {
 		return ErrTruncated
 	}
 	info := ICMPInfo{Type: m[0], Code: m[1]}
 	switch info.Type {
+	case icmpv4EchoRequest:
+		s.parseEcho(ProtoICMP, ICMPEchoRequest, src, dst, m, n)
+		return nil
+	case icmpv4EchoReply:
+		s.parseEcho(ProtoICMP, ICMPEchoReply, src, dst, m, n)
+		return nil
 	case icmpv4Unreachable:
 		info.Kind = ICMPUnreachable
 		if info.Code == icmpv4FragNeeded {
@@ -518,15 +532,22 @@ func (s *Segment) parseICMPv4(m []byte) error {
 	return s.parseQuotedIPv4(m[icmpHeader:])
 }
 
-// parseICMPv6 parses an ICMPv6 message: an error it classifies, then the
-// IPv6 packet it quotes; informational messages (type 128 and up) and
-// unknown errors are ErrProtocol.
-func (s *Segment) parseICMPv6(m []byte) error {
+// parseICMPv6 parses an ICMPv6 message received from src to dst: an echo,
+// or an error it classifies and then the IPv6 packet it quotes; other
+// informational messages (type 128 and up) and unknown errors are
+// ErrProtocol.
+func (s *Segment) parseICMPv6(src, dst Addr, m []byte, n int) error {
 	if len(m) < icmpHeader {
 		return ErrTruncated
 	}
 	info := ICMPInfo{Type: m[0], Code: m[1]}
 	switch info.Type {
+	case icmpv6EchoRequest:
+		s.parseEcho(ProtoICMPv6, ICMPEchoRequest, src, dst, m, n)
+		return nil
+	case icmpv6EchoReply:
+		s.parseEcho(ProtoICMPv6, ICMPEchoReply, src, dst, m, n)
+		return nil
 	case icmpv6Unreachable:
 		info.Kind = ICMPUnreachable
 	case icmpv6PacketTooBig:
@@ -541,6 +562,18 @@ func (s *Segment) parseICMPv6(m []byte) error {
 	}
 	s.ICMP = info
 	return s.parseQuotedIPv6(m[icmpHeader:])
+}
+
+// parseEcho fills s from an ICMP or ICMPv6 echo message m (at least the
+// 8-byte header) of n bytes, received from src to dst: the addresses as
+// for TCP, no ports, the identifier and sequence number in ICMP.
+func (s *Segment) parseEcho(proto Proto, kind ICMPKind, src, dst Addr, m []byte, n int) {
+	s.Proto = proto
+	s.Tuple.Local.Addr, s.Tuple.Remote.Addr = dst, src
+	s.ICMP = ICMPInfo{Kind: kind, Type: m[0], Code: m[1],
+		ID:  binary.BigEndian.Uint16(m[icmpEchoIDOff : icmpEchoIDOff+2]),
+		Seq: binary.BigEndian.Uint16(m[icmpEchoIDOff+2 : icmpEchoIDOff+4])}
+	s.PayloadLen = uint16(n - icmpHeader)
 }
 
 // parseQuotedIPv4 parses the IPv4 packet quoted by an ICMP error. The quote

@@ -32,6 +32,8 @@ func TestParseNoAllocs(t *testing.T) {
 		{"icmp4 error", samples["icmp4-fragneeded-tcp"], nil},
 		{"icmp6 error", samples["icmp6-ptb-tcp"], nil},
 		{"tcp4 syn options", samples["tcp4-syn-linux-options"], nil},
+		{"icmp4 echo", samples["icmp4-echo-request"], nil},
+		{"icmp6 echo", samples["icmp6-echo-reply"], nil},
 		{"error truncated", samples["tcp4-syn-ts"][:30], tuple.ErrTruncated},
 		{"error port", pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoUDP}.Packet(pt.UDP{DstPort: 53}.Bytes()), tuple.ErrPort},
 	} {
@@ -59,6 +61,8 @@ func TestParseHeadersNoAllocs(t *testing.T) {
 		{"tcp6 whole", samples["tcp6-ext-ts-payload"], nil},
 		{"udp4 cut after header", samples["udp4"][:28], nil},
 		{"icmp4 error cut", samples["icmp4-fragneeded-tcp"][:20+8+20+8], nil},
+		{"icmp4 echo cut after header", samples["icmp4-echo-request"][:28], nil},
+		{"icmp6 echo whole", samples["icmp6-echo-reply"], nil},
 		{"error truncated", samples["tcp4-syn-ts"][:30], tuple.ErrTruncated},
 	} {
 		require.NotEmpty(t, tc.pkt, tc.name)

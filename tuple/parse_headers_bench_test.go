@@ -35,3 +35,28 @@ func BenchmarkParseHeaders(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseEcho measures Parse on a ping (ICMP and ICMPv6 echo
+// request with 56 bytes of data).
+func BenchmarkParseEcho(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"ip=4", pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoICMP}.Packet(
+			pt.ICMPv4(pt.ICMPv4Echo, 0, 0x1234<<16|1, make([]byte, 56)))},
+		{"ip=6", pt.IPv6{Src: pt.Peer6, Dst: pt.Local6, Proto: pt.ProtoICMPv6}.Packet(
+			pt.ICMPv6(pt.ICMPv6Echo, 0, 0x1234<<16|1, make([]byte, 56)))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := tuple.Parse(bc.pkt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				segSink = s
+			}
+		})
+	}
+}

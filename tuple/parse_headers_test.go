@@ -36,7 +36,7 @@ func TestParseHeadersWholePacket(t *testing.T) {
 // TestParseHeadersCutSweep cuts valid packets at every length. Below the
 // end of the headers ParseHeaders must say ErrTruncated; from there to the
 // IP length it must return what Parse returns for the whole packet, marked
-// HeadersOnly; from the IP length on, exactly that. For TCP the
+// HeadersOnly; from the IP length on, exactly that. For TCP and echoes the
 // headers end where the payload begins, IP length minus PayloadLen; for
 // UDP no later (a UDP length below the IP payload moves the payload's end,
 // not its start); for an ICMP error they end 8 bytes into the quoted
@@ -64,7 +64,7 @@ func TestParseHeadersCutSweep(t *testing.T) {
 		}
 		require.GreaterOrEqual(t, hdrEnd, 0, tc.name)
 		switch {
-		case full.Proto == tuple.ProtoTCP && !full.IsICMPError():
+		case full.Proto == tuple.ProtoTCP && !full.IsICMPError(), full.IsICMPEcho():
 			require.Equal(t, end-int(full.PayloadLen), hdrEnd, "%s: headers end where the payload starts", tc.name)
 		case full.Proto == tuple.ProtoUDP && !full.IsICMPError():
 			require.LessOrEqual(t, hdrEnd, end-int(full.PayloadLen), tc.name)
@@ -106,6 +106,11 @@ func TestParseHeaders(t *testing.T) {
 	fragSeg := tuple.Segment{Tuple: t4, Seq: 77, MTU: 1400, Proto: tuple.ProtoTCP, Version: 4,
 		ICMP: tuple.ICMPInfo{Kind: tuple.ICMPPacketTooBig, Type: 3, Code: 4}}
 
+	echo := pt.IPv6{Src: pt.Peer6, Dst: pt.Local6, Proto: pt.ProtoICMPv6}.Packet(
+		pt.ICMPv6(pt.ICMPv6Echo, 0, 7<<16|8, make([]byte, 1000)))
+	echoSeg := tuple.Segment{Tuple: segTuple(segLocal6, 0, segPeer6, 0), PayloadLen: 1000, Proto: tuple.ProtoICMPv6,
+		Version: 6, ICMP: tuple.ICMPInfo{Kind: tuple.ICMPEchoRequest, Type: 128, ID: 7, Seq: 8}}
+
 	for _, tc := range []parseCase{
 		{name: "tcp4 cut right after the headers", pkt: data4[:52], want: headersOnly(dataSeg)},
 		{name: "tcp4 cut in the payload", pkt: data4[:128], want: headersOnly(dataSeg)},
@@ -144,6 +149,9 @@ func TestParseHeaders(t *testing.T) {
 		{name: "icmp4 error cut later in the quote", pkt: fragNeeded[:100], want: headersOnly(fragSeg)},
 		{name: "icmp4 error cut in the quoted 8 bytes", pkt: fragNeeded[:20+8+20+7], err: tuple.ErrTruncated},
 		{name: "icmp4 error cut in its header", pkt: fragNeeded[:27], err: tuple.ErrTruncated},
+
+		{name: "icmp6 echo cut after the header", pkt: echo[:48], want: headersOnly(echoSeg)},
+		{name: "icmp6 echo cut in the header", pkt: echo[:47], err: tuple.ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tuple.ParseHeaders(tc.pkt)

@@ -132,6 +132,21 @@ func parseCases() []parseCase {
 		s.ICMP, s.MTU = tuple.ICMPInfo{Kind: kind, Type: typ, Code: code}, mtu
 		return s
 	}
+	// Echoes between the peer and the local host, and what they parse to.
+	echo4 := func(typ, code uint8, id, seq uint16, data []byte) []byte {
+		return pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoICMP}.Packet(pt.ICMPv4(typ, code, uint32(id)<<16|uint32(seq), data))
+	}
+	echo6 := func(typ, code uint8, id, seq uint16, data []byte, ext ...pt.Ext) []byte {
+		return ip6(pt.ProtoICMPv6, pt.ICMPv6(typ, code, uint32(id)<<16|uint32(seq), data), ext...)
+	}
+	echoSeg := func(v uint8, kind tuple.ICMPKind, typ, code uint8, id, seq uint16, data int) tuple.Segment {
+		s := tuple.Segment{Tuple: segTuple(segLocal4, 0, segPeer4, 0), Proto: tuple.ProtoICMP, Version: 4,
+			PayloadLen: uint16(data), ICMP: tuple.ICMPInfo{Kind: kind, Type: typ, Code: code, ID: id, Seq: seq}}
+		if v == 6 {
+			s.Tuple, s.Proto, s.Version = segTuple(segLocal6, 0, segPeer6, 0), tuple.ProtoICMPv6, 6
+		}
+		return s
+	}
 	// chain6 is n destination options headers.
 	chain6 := func(n int) []pt.Ext {
 		ext := make([]pt.Ext, n)
@@ -344,9 +359,10 @@ func parseCases() []parseCase {
 			want: with(icmpInfo(qUDP4Seg, tuple.ICMPUnreachable, 3, 3, 0), func(s *tuple.Segment) { s.FirstFragment = true })},
 		{name: "icmp4 padding ignored", pkt: append(icmp4(pt.ICMPv4Unreachable, 3, 0, qUDP4[:28]), make([]byte, 10)...),
 			want: icmpInfo(qUDP4Seg, tuple.ICMPUnreachable, 3, 3, 0)},
-		{name: "icmp4 echo", pkt: icmp4(pt.ICMPv4Echo, 0, 0x00010001, []byte("ping")), err: tuple.ErrProtocol},
-		{name: "icmp4 echo reply", pkt: icmp4(pt.ICMPv4EchoReply, 0, 0, nil), err: tuple.ErrProtocol},
 		{name: "icmp4 redirect", pkt: icmp4(5, 1, 0, qUDP4), err: tuple.ErrProtocol},
+		{name: "icmp4 source quench", pkt: icmp4(4, 0, 0, qUDP4), err: tuple.ErrProtocol},
+		{name: "icmp4 timestamp request", pkt: icmp4(13, 0, 0x00010001, make([]byte, 12)), err: tuple.ErrProtocol},
+		{name: "icmp4 router advertisement", pkt: icmp4(9, 0, 0x01020708, make([]byte, 8)), err: tuple.ErrProtocol},
 		{name: "icmp4 header cut", pkt: ip4(pt.ProtoICMP, []byte{3, 3, 0, 0, 0, 0, 0}), err: tuple.ErrTruncated},
 		{name: "icmp4 without quote", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0, nil), err: tuple.ErrTruncated},
 		{name: "icmp4 quote cut in ip header", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0, qUDP4[:19]), err: tuple.ErrTruncated},
@@ -367,6 +383,37 @@ func parseCases() []parseCase {
 		{name: "icmp4 quoting destination port 0", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0,
 			sent4(pt.ProtoTCP, pt.TCP{SrcPort: 80, DstPort: 0}.Bytes())), err: tuple.ErrPort},
 
+		// ICMP and ICMPv6 echo: the identifier and sequence number are
+		// read, the data counted; the code is reported, not checked.
+		{name: "icmp4 echo request", pkt: echo4(pt.ICMPv4Echo, 0, 0x1234, 7, []byte("ping")),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 0x1234, 7, 4)},
+		{name: "icmp4 echo reply", pkt: echo4(pt.ICMPv4EchoReply, 0, 0xfffe, 0xffff, make([]byte, 56)),
+			want: echoSeg(4, tuple.ICMPEchoReply, 0, 0, 0xfffe, 0xffff, 56)},
+		{name: "icmp4 echo without data", pkt: echo4(pt.ICMPv4Echo, 0, 0, 0, nil),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 0, 0, 0)},
+		{name: "icmp4 echo with a nonzero code", pkt: echo4(pt.ICMPv4EchoReply, 9, 1, 2, []byte{1}),
+			want: echoSeg(4, tuple.ICMPEchoReply, 0, 9, 1, 2, 1)},
+		{name: "icmp4 echo padding ignored", pkt: append(echo4(pt.ICMPv4Echo, 0, 5, 6, []byte("x")), make([]byte, 17)...),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 5, 6, 1)},
+		{name: "icmp4 echo in a first fragment", pkt: pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoICMP, MoreFragments: true}.Packet(
+			pt.ICMPv4(pt.ICMPv4Echo, 0, 0x00030004, make([]byte, 1472))),
+			want: with(echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 3, 4, 1472), func(s *tuple.Segment) { s.FirstFragment = true })},
+		{name: "icmp4 echo header cut", pkt: ip4(pt.ProtoICMP, []byte{8, 0, 0, 0, 0, 1, 0}), err: tuple.ErrTruncated},
+		{name: "icmp4 echo over ipv6", pkt: ip6(pt.ProtoICMP, pt.ICMPv4(pt.ICMPv4Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+		{name: "icmp6 echo request", pkt: echo6(pt.ICMPv6Echo, 0, 0xbeef, 1, []byte("ping6")),
+			want: echoSeg(6, tuple.ICMPEchoRequest, 128, 0, 0xbeef, 1, 5)},
+		{name: "icmp6 echo reply", pkt: echo6(pt.ICMPv6EchoReply, 0, 0xbeef, 2, make([]byte, 56)),
+			want: echoSeg(6, tuple.ICMPEchoReply, 129, 0, 0xbeef, 2, 56)},
+		{name: "icmp6 echo behind extension headers", pkt: echo6(pt.ICMPv6Echo, 0, 9, 10, []byte("x"),
+			pt.Ext{Type: pt.ProtoHopByHop}, pt.Ext{Type: pt.ProtoDestOpts, Size: 16}),
+			want: echoSeg(6, tuple.ICMPEchoRequest, 128, 0, 9, 10, 1)},
+		{name: "icmp6 echo in a first fragment", pkt: echo6(pt.ICMPv6EchoReply, 0, 1, 1, make([]byte, 1000),
+			pt.Ext{Type: pt.ProtoFragment, MoreFragments: true}),
+			want: with(echoSeg(6, tuple.ICMPEchoReply, 129, 0, 1, 1, 1000), func(s *tuple.Segment) { s.FirstFragment = true })},
+		{name: "icmp6 echo header cut", pkt: ip6(pt.ProtoICMPv6, []byte{128, 0, 0, 0, 0, 1}), err: tuple.ErrTruncated},
+		{name: "icmp6 echo over ipv4", pkt: ip4(pt.ProtoICMPv6, pt.ICMPv6(pt.ICMPv6Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+		{name: "icmp6 echo after no next header", pkt: ip6(pt.ProtoNoNext, pt.ICMPv6(pt.ICMPv6Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+
 		// ICMPv6 errors.
 		{name: "icmp6 packet too big quoting tcp", pkt: icmp6(pt.ICMPv6PacketTooBig, 0, 1280, qTCP6[:1280-48]),
 			want: icmpInfo(qTCP6Seg, tuple.ICMPPacketTooBig, 2, 0, 1280)},
@@ -383,8 +430,11 @@ func parseCases() []parseCase {
 		{name: "icmp6 quote with mismatched payload length", pkt: icmp6(pt.ICMPv6Unreachable, 1, 0,
 			patched(qTCP6[:48], func(b []byte) { put16(b, 4, 0) })),
 			want: icmpInfo(qTCP6Seg, tuple.ICMPUnreachable, 1, 1, 0)},
-		{name: "icmp6 echo", pkt: icmp6(pt.ICMPv6Echo, 0, 1, []byte("ping")), err: tuple.ErrProtocol},
 		{name: "icmp6 unknown error type", pkt: icmp6(5, 0, 0, qUDP6), err: tuple.ErrProtocol},
+		{name: "icmp6 unknown error type 127", pkt: icmp6(127, 0, 0, qUDP6), err: tuple.ErrProtocol},
+		{name: "icmp6 mld query", pkt: icmp6(130, 0, 0, make([]byte, 16)), err: tuple.ErrProtocol},
+		{name: "icmp6 router solicitation", pkt: icmp6(133, 0, 0, nil), err: tuple.ErrProtocol},
+		{name: "icmp6 neighbor solicitation", pkt: icmp6(135, 0, 0, pt.Local6[:]), err: tuple.ErrProtocol},
 		{name: "icmp6 header cut", pkt: ip6(pt.ProtoICMPv6, []byte{1, 4, 0, 0}), err: tuple.ErrTruncated},
 		{name: "icmp6 quote cut in ip header", pkt: icmp6(pt.ICMPv6Unreachable, 4, 0, qUDP6[:39]), err: tuple.ErrTruncated},
 		{name: "icmp6 quote cut in extension header", pkt: icmp6(pt.ICMPv6Unreachable, 4, 0,
@@ -436,7 +486,7 @@ func TestParseEverySentinel(t *testing.T) {
 	for _, e := range []error{nil, tuple.ErrTruncated, tuple.ErrMalformed, tuple.ErrFragment, tuple.ErrProtocol, tuple.ErrPort} {
 		require.True(t, errs[e], "no case returns %v", e)
 	}
-	for k := tuple.ICMPNone; k <= tuple.ICMPParamProblem; k++ {
+	for k := tuple.ICMPNone; k <= tuple.ICMPEchoReply; k++ {
 		require.True(t, kinds[k], "no case yields ICMP kind %v", k)
 	}
 }
@@ -557,8 +607,9 @@ func TestParseDoesNotKeepPacket(t *testing.T) {
 
 func TestSegmentIsCompactAndPointerFree(t *testing.T) {
 	require.False(t, typeinfo.HasPointers(reflect.TypeFor[tuple.Segment]()))
-	// Every field after the Tuple packs into 40 bytes with no padding.
-	require.Equal(t, unsafe.Sizeof(tuple.Tuple{})+40, unsafe.Sizeof(tuple.Segment{}),
+	// The fields after the Tuple take 44 bytes; the Tuple's alignment
+	// rounds them up to 48.
+	require.Equal(t, unsafe.Sizeof(tuple.Tuple{})+48, unsafe.Sizeof(tuple.Segment{}),
 		"Segment grew: keep it small, it is copied per packet")
 }
 
@@ -573,17 +624,25 @@ func TestSegmentHelpers(t *testing.T) {
 
 	require.Equal(t, "TCP", tuple.ProtoTCP.String())
 	require.Equal(t, "UDP", tuple.ProtoUDP.String())
-	require.Equal(t, "1", tuple.Proto(1).String())
+	require.Equal(t, "ICMP", tuple.ProtoICMP.String())
+	require.Equal(t, "ICMPv6", tuple.ProtoICMPv6.String())
+	require.Equal(t, "2", tuple.Proto(2).String())
 
 	for k, s := range map[tuple.ICMPKind]string{
 		tuple.ICMPNone: "none", tuple.ICMPUnreachable: "unreachable", tuple.ICMPPacketTooBig: "packet-too-big",
-		tuple.ICMPTimeExceeded: "time-exceeded", tuple.ICMPParamProblem: "param-problem", 9: "9",
+		tuple.ICMPTimeExceeded: "time-exceeded", tuple.ICMPParamProblem: "param-problem",
+		tuple.ICMPEchoRequest: "echo-request", tuple.ICMPEchoReply: "echo-reply", 9: "9",
 	} {
 		require.Equal(t, s, k.String())
 	}
 
-	require.False(t, tuple.Segment{}.IsICMPError())
-	require.True(t, tuple.Segment{ICMP: tuple.ICMPInfo{Kind: tuple.ICMPTimeExceeded}}.IsICMPError())
+	for k := tuple.ICMPKind(0); k < 10; k++ {
+		s := tuple.Segment{ICMP: tuple.ICMPInfo{Kind: k}}
+		isErr := k == tuple.ICMPUnreachable || k == tuple.ICMPPacketTooBig || k == tuple.ICMPTimeExceeded || k == tuple.ICMPParamProblem
+		isEcho := k == tuple.ICMPEchoRequest || k == tuple.ICMPEchoReply
+		require.Equal(t, isErr, s.IsICMPError(), "%v", k)
+		require.Equal(t, isEcho, s.IsICMPEcho(), "%v", k)
+	}
 	require.Equal(t, 14, tuple.MaxWindowScale)
 }
 

@@ -46,6 +46,7 @@ const (
 	ICMPv6TimeExceeded = 3
 	ICMPv6ParamProblem = 4
 	ICMPv6Echo         = 128
+	ICMPv6EchoReply    = 129
 )
 
 // TCP flag bits, as in the header's 14th byte.
@@ -257,7 +258,8 @@ func (e Ext) bytes() []byte {
 
 // ICMPv4 returns an ICMP message: type, code, a zero checksum, the 4-byte
 // rest of header (the next-hop MTU of a "fragmentation needed" in its low
-// 16 bits, for instance) and the quoted packet.
+// 16 bits, an echo's identifier in its high and sequence number in its low
+// 16 bits) and the quoted packet (or an echo's data).
 func ICMPv4(typ, code uint8, rest uint32, quote []byte) []byte { return icmp(typ, code, rest, quote) }
 
 // ICMPv6 returns an ICMPv6 message laid out as ICMPv4 does it (rest is the

@@ -21,10 +21,9 @@ var (
 // Samples returns one valid packet of each shape tuple.Parse accepts,
 // freshly built (the caller may modify them): TCP and UDP over IPv4 and
 // IPv6, with IP options and IPv6 extension headers, SYNs with the options
-// Linux sends, a first fragment, and
-// ICMP and ICMPv6 errors quoting TCP and UDP, one of them with only the 8
-// transport bytes RFC 792 guarantees. They seed fuzz targets and
-// truncation sweeps.
+// Linux sends, a first fragment, ICMP and ICMPv6 errors quoting TCP and
+// UDP, one of them with only the 8 transport bytes RFC 792 guarantees, and
+// ICMP and ICMPv6 echoes. They seed fuzz targets and truncation sweeps.
 func Samples() []Sample {
 	synTS := TCP{
 		SrcPort: 40000, DstPort: 80, Seq: 1000, Flags: SYN, Window: 64240,
@@ -82,5 +81,9 @@ func Samples() []Sample {
 			ICMPv6(ICMPv6PacketTooBig, 0, 1280, sentTCP6[:1280-40-8]))},
 		{"icmp6-unreachable-udp", IPv6{Src: Router6, Dst: Local6, Proto: ProtoICMPv6}.Packet(
 			ICMPv6(ICMPv6Unreachable, 4, 0, sentUDP6))},
+		{"icmp4-echo-request", IPv4{Src: Peer4, Dst: Local4, Proto: ProtoICMP}.Packet(
+			ICMPv4(ICMPv4Echo, 0, 0x1234<<16|1, make([]byte, 56)))},
+		{"icmp6-echo-reply", IPv6{Src: Peer6, Dst: Local6, Proto: ProtoICMPv6}.Packet(
+			ICMPv6(ICMPv6EchoReply, 0, 0xbeef<<16|2, []byte("ping6")))},
 	}
 }
