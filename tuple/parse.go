@@ -140,6 +140,10 @@ const (
 // are left to the stack, which checks them itself or trusts the NIC's
 // receive offload, usually before it demultiplexes. Nor does it check
 // addresses (broadcast, multicast, martians): that is routing policy.
+//
+// Parse and ParseHeaders keep no state: any number of goroutines may call
+// them at once, each is wait-free, and a buffer no one writes may be
+// parsed by several goroutines together.
 func Parse(packet []byte) (Segment, error) { return parse(packet, false) }
 
 // ParseHeaders is Parse for a buffer that may end after the headers: a

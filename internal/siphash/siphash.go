@@ -1,8 +1,8 @@
-// Package siphash is SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast
-// short-input PRF", 2012): a keyed pseudorandom function with a 128-bit
-// key and a 64-bit output, for the values socktable shows to a peer and
-// must keep unpredictable (RFC 6056 ephemeral port offsets, SYN cookies),
-// where tuple.Hasher's faster keyed hash is not enough.
+// Package siphash is SipHash-2-4, Aumasson and Bernstein's keyed
+// pseudorandom function with a 128-bit key and a 64-bit output, for the
+// values socktable shows to a peer and must keep unpredictable (RFC 6056
+// ephemeral port offsets, SYN cookies), where tuple.Hasher's keyed hash,
+// which is not a PRF, is not enough.
 //
 // Sum64 hashes any byte string. Words3, Words5 and Words6 are fast paths
 // for inputs of 3, 5 and 6 machine words (an address pair and a port, a
