@@ -4,11 +4,11 @@
 // ephemeral port offsets, SYN cookies), where tuple.Hasher's keyed hash,
 // which is not a PRF, is not enough.
 //
-// Sum64 hashes any byte string. Words3, Words5 and Words6 are fast paths
-// for inputs of 3, 5 and 6 machine words (an address pair and a port, a
-// four-tuple and a counter): each returns exactly Sum64 over the
-// little-endian encoding of its words (24, 40 or 48 bytes), without
-// building that encoding.
+// Sum64 hashes any byte string. Words3, Words5 and Words6 hash 3, 5 and 6
+// machine words (an address and a port with a counter; two addresses and a
+// port, RFC 6056's input; a four-tuple and a counter, a SYN cookie's) with
+// no byte buffer to fill: each returns exactly Sum64 over the
+// little-endian encoding of its words (24, 40 or 48 bytes).
 //
 // Every function is pure: it reads only its arguments, allocates nothing,
 // and is safe to call from any number of goroutines at once (wait-free).
