@@ -19,7 +19,7 @@ const v4Mark = 0xffff << 32
 // The address is held as two machine words rather than 16 bytes so that a
 // Tuple is passed to Hash and to table lookups in registers: a [16]byte
 // array goes through the stack, and reading it back with wider loads than
-// it was written with stalls store forwarding (it tripled Hash's time).
+// it was written with stalls store forwarding.
 type Addr struct {
 	hi, lo uint64 // big-endian halves; IPv4 as ::ffff:a.b.c.d
 }

@@ -1,7 +1,8 @@
 // Package tuple defines the key every socktable table uses: the four-tuple
 // of a connection (local address and port, remote address and port), and
 // the tools around it: conversion from net/netip, packet header parsing
-// (Parse) and keyed hashing (Hasher).
+// (Parse, and ParseHeaders for buffers cut after the headers) and keyed
+// hashing (Hasher).
 //
 // # Values, not pointers
 //
@@ -51,6 +52,7 @@ var (
 	// transport header until reassembly.
 	ErrFragment = errs.ErrFragment
 	// ErrProtocol: a packet that is neither TCP nor UDP, nor an ICMP or
-	// ICMPv6 error quoting a TCP or UDP packet (echo requests, for instance).
+	// ICMPv6 error quoting a TCP or UDP packet, nor an ICMP or ICMPv6 echo
+	// request or reply (router and neighbour discovery, for instance).
 	ErrProtocol = errs.ErrProtocol
 )

@@ -13,9 +13,9 @@ import (
 // the established lookup, the SO_REUSEPORT member choice and shard steering.
 //
 // The function is a wyhash-style folded multiply ("mum") over the tuple's
-// five machine words, each xored with its own 64-bit key word. It was
-// measured against seeded xxhash and hash/maphash (BenchmarkHash) and won
-// while passing the same distribution and avalanche tests. Like Linux's
+// five machine words, each xored with its own 64-bit key word;
+// BenchmarkHash compares it with seeded xxhash and hash/maphash, and it
+// passes the same distribution and avalanche tests. Like Linux's
 // jhash-based inet_ehashfn it is keyed but not a cryptographic PRF; where
 // an output is shown to the peer (ephemeral port offsets, syncookies), use
 // a PRF such as SipHash instead.

@@ -47,20 +47,33 @@ const (
 	ipv6FragOffsetSh  = 3      // the offset is the word's top 13 bits
 )
 
-// TCP option kinds, RFC 9293 section 3.2 and RFC 7323.
+// TCP option kinds and the lengths of those Parse reads: RFC 9293 section
+// 3.2, RFC 7323, RFC 2018.
 const (
-	tcpOptEnd        = 0
-	tcpOptNOP        = 1
-	tcpOptTimestamps = 8
-	tcpOptTSLen      = 10 // kind, length, TSval, TSecr
+	tcpOptEnd           = 0
+	tcpOptNOP           = 1
+	tcpOptMSS           = 2
+	tcpOptMSSLen        = 4 // kind, length, 16-bit MSS
+	tcpOptWScale        = 3
+	tcpOptWScaleLen     = 3 // kind, length, shift count
+	tcpOptSACKPermitted = 4
+	tcpOptSACKPermLen   = 2 // kind, length
+	tcpOptTimestamps    = 8
+	tcpOptTSLen         = 10 // kind, length, TSval, TSecr
 
 	// tcpOptAlignedTS is NOP, NOP, kind 8, length 10 as one big-endian
 	// word: the aligned timestamp layout.
 	tcpOptAlignedTS = tcpOptNOP<<24 | tcpOptNOP<<16 | tcpOptTimestamps<<8 | tcpOptTSLen
 )
 
-// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) error types and codes.
+// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) error and echo types, codes and
+// field offsets.
 const (
+	icmpv4EchoReply     = 0
+	icmpv4EchoRequest   = 8
+	icmpv6EchoRequest   = 128
+	icmpv6EchoReply     = 129
+	icmpEchoIDOff       = 4 // 16-bit identifier, then the 16-bit sequence number
 	icmpv4Unreachable   = 3
 	icmpv4FragNeeded    = 4 // code of type 3: fragmentation needed and DF set
 	icmpv4TimeExceeded  = 11
@@ -74,10 +87,11 @@ const (
 )
 
 // Parse reads one IPv4 or IPv6 packet, starting at the IP header (no
-// link-layer header), carrying TCP or UDP, or an ICMP or ICMPv6 error
-// that quotes a TCP or UDP packet, and returns its Segment as the receiver
-// sees it: Tuple.Local is the destination, Tuple.Remote the source (for an
-// ICMP error, the quoted packet's flow; see Segment).
+// link-layer header), carrying TCP or UDP, an ICMP or ICMPv6 error that
+// quotes a TCP or UDP packet, or an ICMP or ICMPv6 echo request or reply,
+// and returns its Segment as the receiver sees it: Tuple.Local is the
+// destination, Tuple.Remote the source (for an ICMP error, the quoted
+// packet's flow; see Segment).
 //
 // Parse never panics, never reads outside packet, allocates nothing and
 // keeps no reference to packet. On error it returns the zero Segment and
@@ -88,42 +102,86 @@ const (
 //     stops before the quoted IP header and 8 transport bytes.
 //   - ErrMalformed: an unknown IP version; header fields that contradict
 //     each other (IPv4 IHL below 5 or beyond the total length, TCP data
-//     offset below 5, UDP length below 8, a bad TCP option length, more
-//     than 8 IPv6 extension headers, a hop-by-hop header that is not
-//     first, an ICMP error quoting the other IP version); an IPv6
-//     jumbogram (payload length 0, not supported); or an IPv6 header,
-//     received or quoted, with a v4-mapped source or destination, which
-//     would alias an IPv4 flow.
+//     offset below 5, UDP length below 8, more than 8 IPv6 extension
+//     headers, a hop-by-hop header that is not first, an ICMP error quoting
+//     the other IP version); a bad TCP option (a length below 2 or past the
+//     option space, or an MSS, window scale, SACK-permitted or timestamp
+//     option of the wrong length); an IPv6 jumbogram (payload length 0,
+//     not supported); or an IPv6 header, received or quoted, with a
+//     v4-mapped source or destination, which would alias an IPv4 flow.
 //   - ErrFragment: a non-first fragment, received or quoted, which has no
 //     transport header.
-//   - ErrProtocol: neither TCP nor UDP nor an ICMP error about one (ICMP
-//     echo, an error quoting ICMP, IPv6 "no next header", ESP).
+//   - ErrProtocol: neither TCP nor UDP, nor an ICMP error about one, nor an
+//     echo (other ICMP messages, an error quoting ICMP, ICMPv6 over IPv4
+//     or ICMPv4 over IPv6, IPv6 "no next header", ESP).
 //   - ErrPort: a source or destination port of 0, received or quoted. UDP
 //     allows source port 0 for one-way datagrams (RFC 768), but no
 //     socket table can key a flow on it, so Parse refuses it like TCP's.
 //
 // Where a packet breaks several rules, which sentinel it gets is not part
 // of the contract, except that a valid packet cut anywhere before the end
-// its IP length field gives is always ErrTruncated.
+// its IP length field gives is always ErrTruncated (ParseHeaders accepts
+// such a packet once its headers are whole).
 //
 // Bytes after the IP length (IPv4 total length, IPv6 payload length) are
 // link-layer padding (Ethernet pads frames to 60 bytes) and are ignored.
 // The first fragment of a fragmented packet is parsed, and marked
 // FirstFragment.
 //
+// Of the TCP options Parse reads the MSS, window scale, SACK-permitted and
+// timestamp options; others are skipped, and an end-of-option-list stops
+// the walk. When an option appears twice the last one wins, as in Linux's
+// tcp_parse_options. The first three are reported on any segment that
+// carries them, although RFC 9293 and RFC 7323 give them a meaning only
+// in a SYN, and Linux reads them only there: a stack ignores them on
+// other segments.
+//
 // Parse verifies no checksum: the IPv4 header, TCP, UDP and ICMP checksums
 // are left to the stack, which checks them itself or trusts the NIC's
 // receive offload, usually before it demultiplexes. Nor does it check
 // addresses (broadcast, multicast, martians): that is routing policy.
-func Parse(packet []byte) (s Segment, err error) {
+//
+// Parse and ParseHeaders keep no state: any number of goroutines may call
+// them at once, each is wait-free, and a buffer no one writes may be
+// parsed by several goroutines together.
+func Parse(packet []byte) (Segment, error) { return parse(packet, false) }
+
+// ParseHeaders is Parse for a buffer that may end after the headers: a
+// capture cut at its snap length, the header half of a header-split
+// receive, the head of a GRO packet. The packet's headers must all be in
+// the buffer: the IP header with its options or extension headers, the
+// TCP header with its options, the UDP header, the ICMP header, and for an
+// ICMP error the quoted IP header and 8 transport bytes; a buffer that ends
+// inside them is ErrTruncated, as are headers running past the IP length
+// field. What follows the headers may be cut anywhere.
+//
+// Every other rule of Parse holds unchanged, with the same sentinels.
+// PayloadLen comes from the length fields, as in Parse, not from the bytes
+// present: the IP payload length less the headers, or for UDP the UDP
+// length less 8, which must still fit in the IP payload the IP header
+// declares (except in a first fragment). An aggregate longer than an IP
+// length field can say (BIG TCP, with a zero IPv4 total length or IPv6
+// payload length) is ErrMalformed, as in Parse. The Segment is marked
+// HeadersOnly when the buffer ends before the IP length field says the
+// packet does.
+//
+// For a buffer holding the whole packet ParseHeaders returns exactly what
+// Parse returns; for a packet cut after its headers it returns what Parse
+// returns for the whole packet, with HeadersOnly set. Like Parse it
+// verifies no checksum (the missing payload would make that impossible),
+// allocates nothing and keeps no reference to packet.
+func ParseHeaders(packet []byte) (Segment, error) { return parse(packet, true) }
+
+// parse is Parse, or ParseHeaders when headersOnly is set.
+func parse(packet []byte, headersOnly bool) (s Segment, err error) {
 	if len(packet) == 0 {
 		return Segment{}, ErrTruncated
 	}
 	switch packet[0] >> 4 {
 	case 4:
-		err = s.parseIPv4(packet)
+		err = s.parseIPv4(packet, headersOnly)
 	case 6:
-		err = s.parseIPv6(packet)
+		err = s.parseIPv6(packet, headersOnly)
 	default:
 		return Segment{}, ErrMalformed
 	}
@@ -133,8 +191,13 @@ func Parse(packet []byte) (s Segment, err error) {
 	return s, nil
 }
 
+// The parsers below take a header's bytes as b, the part of the packet
+// present in the buffer (never past the IP length), and its length n as
+// the IP header declares it; n > len(b) only for ParseHeaders on a cut
+// buffer. Headers are read from b; payload lengths come from n.
+
 // parseIPv4 parses a received IPv4 packet (version already checked).
-func (s *Segment) parseIPv4(p []byte) error {
+func (s *Segment) parseIPv4(p []byte, headersOnly bool) error {
 	hlen, err := ipv4HeaderLen(p)
 	if err != nil {
 		return err
@@ -143,20 +206,25 @@ func (s *Segment) parseIPv4(p []byte) error {
 	if total < hlen {
 		return ErrMalformed
 	}
+	end := total
 	if total > len(p) {
-		return ErrTruncated
+		if !headersOnly || hlen > len(p) {
+			return ErrTruncated
+		}
+		s.HeadersOnly = true
+		end = len(p)
 	}
 	if s.FirstFragment, err = ipv4Fragment(p); err != nil {
 		return err
 	}
 	s.Version = 4
 	src, dst := ipv4Addrs(p)
-	// Slicing to total drops the link layer's padding.
-	body := p[hlen:total]
+	// Slicing to the total length drops the link layer's padding.
+	body, n := p[hlen:end], total-hlen
 	if p[9] == protoICMP {
-		return s.parseICMPv4(body)
+		return s.parseICMPv4(src, dst, body, n)
 	}
-	return s.parseTransport(p[9], src, dst, body)
+	return s.parseTransport(p[9], src, dst, body, n)
 }
 
 // ipv4HeaderLen returns the IHL in bytes of the IPv4 header at the start
@@ -190,7 +258,7 @@ func ipv4Addrs(p []byte) (src, dst Addr) {
 }
 
 // parseIPv6 parses a received IPv6 packet (version already checked).
-func (s *Segment) parseIPv6(p []byte) error {
+func (s *Segment) parseIPv6(p []byte, headersOnly bool) error {
 	if len(p) < ipv6Header {
 		return ErrTruncated
 	}
@@ -201,25 +269,31 @@ func (s *Segment) parseIPv6(p []byte) error {
 		// len(p).
 		return ErrMalformed
 	}
-	if ipv6Header+plen > len(p) {
-		return ErrTruncated
+	end := ipv6Header + plen
+	if end > len(p) {
+		if !headersOnly {
+			return ErrTruncated
+		}
+		s.HeadersOnly = true
+		end = len(p)
 	}
 	src, dst, err := ipv6Addrs(p)
 	if err != nil {
 		return err
 	}
-	// Slicing to the payload length drops the link layer's padding.
-	payload := p[ipv6Header : ipv6Header+plen]
+	// Slicing to the payload length drops the link layer's padding. The
+	// extension headers must lie in the bytes present.
+	payload := p[ipv6Header:end]
 	proto, off, first, err := ipv6Upper(p[6], payload)
 	if err != nil {
 		return err
 	}
 	s.Version, s.FirstFragment = 6, first
-	body := payload[off:]
+	body, n := payload[off:], plen-off
 	if proto == protoICMPv6 {
-		return s.parseICMPv6(body)
+		return s.parseICMPv6(src, dst, body, n)
 	}
-	return s.parseTransport(proto, src, dst, body)
+	return s.parseTransport(proto, src, dst, body, n)
 }
 
 // ipv6Addrs returns the source and destination of the IPv6 header in p,
@@ -285,20 +359,19 @@ func ipv6Upper(next uint8, b []byte) (proto uint8, off int, first bool, err erro
 
 // parseTransport parses the TCP or UDP header of a received packet from
 // src to dst.
-func (s *Segment) parseTransport(proto uint8, src, dst Addr, b []byte) error {
+func (s *Segment) parseTransport(proto uint8, src, dst Addr, b []byte, n int) error {
 	s.Tuple.Local.Addr, s.Tuple.Remote.Addr = dst, src
 	switch proto {
 	case protoTCP:
-		return s.parseTCP(b)
+		return s.parseTCP(b, n)
 	case protoUDP:
-		return s.parseUDP(b)
+		return s.parseUDP(b, n)
 	}
 	return ErrProtocol
 }
 
-// parseTCP parses a TCP header and its options; b runs to the end of the
-// IP payload.
-func (s *Segment) parseTCP(b []byte) error {
+// parseTCP parses a TCP header and its options.
+func (s *Segment) parseTCP(b []byte, n int) error {
 	if len(b) < tcpMinHeader {
 		return ErrTruncated
 	}
@@ -322,15 +395,16 @@ func (s *Segment) parseTCP(b []byte) error {
 	s.Ack = binary.BigEndian.Uint32(b[8:12])
 	s.Flags = Flags(b[13])
 	s.Window = binary.BigEndian.Uint16(b[14:16])
-	s.PayloadLen = uint16(len(b) - hlen) // len(b) fits: an IP length field bounds it
+	s.PayloadLen = uint16(n - hlen) // n fits: it comes from a 16-bit IP length field
 	return nil
 }
 
-// parseTCPOptions reads the timestamp option from a TCP header's option
-// space and checks that every option's length stays inside it (a bad
-// length makes the rest unparseable, so Linux drops such segments too). If
-// the timestamp option appears twice the last one wins, as in Linux's
-// tcp_parse_options.
+// parseTCPOptions reads the MSS, window scale, SACK-permitted and
+// timestamp options from a TCP header's option space and checks that
+// every option's length stays inside it and that those four have their
+// fixed lengths (a bad length makes the rest unparseable, so Linux drops
+// such segments too). When an option appears twice the last one wins, as
+// in Linux's tcp_parse_options.
 func (s *Segment) parseTCPOptions(o []byte) error {
 	// Fast path for the layout nearly every stack sends on established
 	// connections, NOP NOP TS alone (RFC 7323 appendix A, Linux's
@@ -356,12 +430,31 @@ func (s *Segment) parseTCPOptions(o []byte) error {
 		if n < 2 || n > len(o)-i {
 			return ErrMalformed
 		}
-		if o[i] == tcpOptTimestamps {
+		opt := o[i : i+n]
+		switch opt[0] {
+		case tcpOptMSS:
+			if n != tcpOptMSSLen {
+				return ErrMalformed
+			}
+			s.MSS = binary.BigEndian.Uint16(opt[2:4])
+			s.HasMSS = true
+		case tcpOptWScale:
+			if n != tcpOptWScaleLen {
+				return ErrMalformed
+			}
+			s.WScale = opt[2]
+			s.HasWScale = true
+		case tcpOptSACKPermitted:
+			if n != tcpOptSACKPermLen {
+				return ErrMalformed
+			}
+			s.SACKPermitted = true
+		case tcpOptTimestamps:
 			if n != tcpOptTSLen {
 				return ErrMalformed
 			}
-			s.TSval = binary.BigEndian.Uint32(o[i+2 : i+6])
-			s.TSecr = binary.BigEndian.Uint32(o[i+6 : i+10])
+			s.TSval = binary.BigEndian.Uint32(opt[2:6])
+			s.TSecr = binary.BigEndian.Uint32(opt[6:10])
 			s.HasTimestamps = true
 		}
 		i += n
@@ -369,15 +462,15 @@ func (s *Segment) parseTCPOptions(o []byte) error {
 	return nil
 }
 
-// parseUDP parses a UDP header; b runs to the end of the IP payload.
+// parseUDP parses a UDP header.
 //
 // A UDP length below 8 is ErrMalformed (it cannot cover its own header);
-// one above the bytes the IP layer delivered is ErrTruncated, the packet
-// being shorter than its header claims, except in a first fragment, where
-// the length covers the whole datagram and PayloadLen counts the bytes
-// present. A UDP length below the IP payload is accepted and wins, as in
+// one above the IP payload length is ErrTruncated, the packet being
+// shorter than its header claims, except in a first fragment, where the
+// length covers the whole datagram and PayloadLen counts the bytes of this
+// fragment. A UDP length below the IP payload is accepted and wins, as in
 // Linux (udp_rcv trims the rest).
-func (s *Segment) parseUDP(b []byte) error {
+func (s *Segment) parseUDP(b []byte, n int) error {
 	if len(b) < udpHeader {
 		return ErrTruncated
 	}
@@ -385,11 +478,11 @@ func (s *Segment) parseUDP(b []byte) error {
 	if ulen < udpHeader {
 		return ErrMalformed
 	}
-	if ulen > len(b) {
+	if ulen > n {
 		if !s.FirstFragment {
 			return ErrTruncated
 		}
-		ulen = len(b)
+		ulen = n
 	}
 	sport, dport, err := ports(b)
 	if err != nil {
@@ -411,15 +504,21 @@ func ports(b []byte) (src, dst uint16, err error) {
 	return src, dst, nil
 }
 
-// parseICMPv4 parses an ICMP message received over IPv4: an error it
-// classifies, then the IPv4 packet it quotes; anything else is
-// ErrProtocol.
-func (s *Segment) parseICMPv4(m []byte) error {
+// parseICMPv4 parses an ICMP message received over IPv4 from src to dst:
+// an echo, or an error it classifies and then the IPv4 packet it quotes;
+// anything else is ErrProtocol.
+func (s *Segment) parseICMPv4(src, dst Addr, m []byte, n int) error {
 	if len(m) < icmpHeader {
 		return ErrTruncated
 	}
 	info := ICMPInfo{Type: m[0], Code: m[1]}
 	switch info.Type {
+	case icmpv4EchoRequest:
+		s.parseEcho(ProtoICMP, ICMPEchoRequest, src, dst, m, n)
+		return nil
+	case icmpv4EchoReply:
+		s.parseEcho(ProtoICMP, ICMPEchoReply, src, dst, m, n)
+		return nil
 	case icmpv4Unreachable:
 		info.Kind = ICMPUnreachable
 		if info.Code == icmpv4FragNeeded {
@@ -437,15 +536,22 @@ func (s *Segment) parseICMPv4(m []byte) error {
 	return s.parseQuotedIPv4(m[icmpHeader:])
 }
 
-// parseICMPv6 parses an ICMPv6 message: an error it classifies, then the
-// IPv6 packet it quotes; informational messages (type 128 and up) and
-// unknown errors are ErrProtocol.
-func (s *Segment) parseICMPv6(m []byte) error {
+// parseICMPv6 parses an ICMPv6 message received from src to dst: an echo,
+// or an error it classifies and then the IPv6 packet it quotes; other
+// informational messages (type 128 and up) and unknown errors are
+// ErrProtocol.
+func (s *Segment) parseICMPv6(src, dst Addr, m []byte, n int) error {
 	if len(m) < icmpHeader {
 		return ErrTruncated
 	}
 	info := ICMPInfo{Type: m[0], Code: m[1]}
 	switch info.Type {
+	case icmpv6EchoRequest:
+		s.parseEcho(ProtoICMPv6, ICMPEchoRequest, src, dst, m, n)
+		return nil
+	case icmpv6EchoReply:
+		s.parseEcho(ProtoICMPv6, ICMPEchoReply, src, dst, m, n)
+		return nil
 	case icmpv6Unreachable:
 		info.Kind = ICMPUnreachable
 	case icmpv6PacketTooBig:
@@ -460,6 +566,18 @@ func (s *Segment) parseICMPv6(m []byte) error {
 	}
 	s.ICMP = info
 	return s.parseQuotedIPv6(m[icmpHeader:])
+}
+
+// parseEcho fills s from an ICMP or ICMPv6 echo message m (at least the
+// 8-byte header) of n bytes, received from src to dst: the addresses as
+// for TCP, no ports, the identifier and sequence number in ICMP.
+func (s *Segment) parseEcho(proto Proto, kind ICMPKind, src, dst Addr, m []byte, n int) {
+	s.Proto = proto
+	s.Tuple.Local.Addr, s.Tuple.Remote.Addr = dst, src
+	s.ICMP = ICMPInfo{Kind: kind, Type: m[0], Code: m[1],
+		ID:  binary.BigEndian.Uint16(m[icmpEchoIDOff : icmpEchoIDOff+2]),
+		Seq: binary.BigEndian.Uint16(m[icmpEchoIDOff+2 : icmpEchoIDOff+4])}
+	s.PayloadLen = uint16(n - icmpHeader)
 }
 
 // parseQuotedIPv4 parses the IPv4 packet quoted by an ICMP error. The quote

@@ -83,7 +83,7 @@ func parseCases() []parseCase {
 	u6 := segTuple(segLocal6, 53, segPeer6, 5353)
 
 	synSeg4 := tuple.Segment{Tuple: t4, Seq: 1000, TSval: 0x01020304, TSecr: 0x0a0b0c0d,
-		Window: 64240, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN, HasTimestamps: true}
+		Window: 64240, MSS: 1460, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN, HasTimestamps: true, HasMSS: true}
 	ackSeg4 := tuple.Segment{Tuple: t4, Seq: 1001, Ack: 5001, TSval: 0x01020304, TSecr: 0x0a0b0c0d,
 		Window: 502, PayloadLen: 5, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.ACK | tuple.PSH, HasTimestamps: true}
 	ackSeg6 := ackSeg4
@@ -92,6 +92,24 @@ func parseCases() []parseCase {
 	udpSeg4 := tuple.Segment{Tuple: u4, PayloadLen: 5, Proto: tuple.ProtoUDP, Version: 4}
 	udpSeg6 := tuple.Segment{Tuple: u6, PayloadLen: 5, Proto: tuple.ProtoUDP, Version: 6}
 	with := func(s tuple.Segment, f func(s *tuple.Segment)) tuple.Segment { f(&s); return s }
+
+	// SYNs from 40000 to 80 carrying the option space opts, and their
+	// Segment before the options are read.
+	synOpts := func(opts ...byte) []byte {
+		return ip4(pt.ProtoTCP, pt.TCP{SrcPort: 40000, DstPort: 80, Flags: pt.SYN, Options: opts}.Bytes())
+	}
+	synBare := tuple.Segment{Tuple: t4, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN}
+	mss := func(v uint16) func(s *tuple.Segment) { return func(s *tuple.Segment) { s.MSS, s.HasMSS = v, true } }
+	wscale := func(v uint8) func(s *tuple.Segment) {
+		return func(s *tuple.Segment) { s.WScale, s.HasWScale = v, true }
+	}
+	sackOK := func(s *tuple.Segment) { s.SACKPermitted = true }
+	opts := func(s tuple.Segment, fs ...func(s *tuple.Segment)) tuple.Segment {
+		for _, f := range fs {
+			f(&s)
+		}
+		return s
+	}
 
 	// Offsets in a packet built by ip4 without options (TCP/UDP at 20) and
 	// by ip6 without extension headers (TCP/UDP at 40).
@@ -112,6 +130,21 @@ func parseCases() []parseCase {
 	qUDP6Seg := tuple.Segment{Tuple: segTuple(segLocal6, 123, segPeer6, 1123), Proto: tuple.ProtoUDP, Version: 6}
 	icmpInfo := func(s tuple.Segment, kind tuple.ICMPKind, typ, code uint8, mtu uint32) tuple.Segment {
 		s.ICMP, s.MTU = tuple.ICMPInfo{Kind: kind, Type: typ, Code: code}, mtu
+		return s
+	}
+	// Echoes between the peer and the local host, and what they parse to.
+	echo4 := func(typ, code uint8, id, seq uint16, data []byte) []byte {
+		return pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoICMP}.Packet(pt.ICMPv4(typ, code, uint32(id)<<16|uint32(seq), data))
+	}
+	echo6 := func(typ, code uint8, id, seq uint16, data []byte, ext ...pt.Ext) []byte {
+		return ip6(pt.ProtoICMPv6, pt.ICMPv6(typ, code, uint32(id)<<16|uint32(seq), data), ext...)
+	}
+	echoSeg := func(v uint8, kind tuple.ICMPKind, typ, code uint8, id, seq uint16, data int) tuple.Segment {
+		s := tuple.Segment{Tuple: segTuple(segLocal4, 0, segPeer4, 0), Proto: tuple.ProtoICMP, Version: 4,
+			PayloadLen: uint16(data), ICMP: tuple.ICMPInfo{Kind: kind, Type: typ, Code: code, ID: id, Seq: seq}}
+		if v == 6 {
+			s.Tuple, s.Proto, s.Version = segTuple(segLocal6, 0, segPeer6, 0), tuple.ProtoICMPv6, 6
+		}
 		return s
 	}
 	// chain6 is n destination options headers.
@@ -147,7 +180,8 @@ func parseCases() []parseCase {
 				Flags: tuple.FIN | tuple.SYN | tuple.RST | tuple.PSH | tuple.ACK | tuple.URG | tuple.ECE | tuple.CWR}},
 		{name: "tcp4 linux syn options (mss sackok ts nop ws)", pkt: ip4(pt.ProtoTCP, pt.TCP{SrcPort: 40000, DstPort: 80,
 			Seq: 1000, Flags: pt.SYN, Window: 64240,
-			Options: []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 10, 11, 12, 13, 1, 3, 3, 7}}.Bytes()), want: synSeg4},
+			Options: []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 10, 11, 12, 13, 1, 3, 3, 7}}.Bytes()),
+			want: opts(synSeg4, sackOK, wscale(7))},
 		{name: "tcp4 unknown options skipped", pkt: ip4(pt.ProtoTCP, pt.TCP{SrcPort: 40000, DstPort: 80, Flags: pt.ACK,
 			Options: []byte{253, 4, 0xab, 0xcd, 30, 2}}.Bytes()),
 			want: tuple.Segment{Tuple: t4, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.ACK}},
@@ -162,6 +196,53 @@ func parseCases() []parseCase {
 		{name: "tcp4 DF is not a fragment", pkt: patched(ip4(pt.ProtoTCP, ack), func(b []byte) { b[6] = 0x40 }), want: ackSeg4},
 		{name: "tcp4 max ports", pkt: ip4(pt.ProtoTCP, pt.TCP{SrcPort: 65535, DstPort: 65535}.Bytes()),
 			want: tuple.Segment{Tuple: segTuple(segLocal4, 65535, segPeer4, 65535), Proto: tuple.ProtoTCP, Version: 4}},
+
+		// TCP options: MSS, window scale, SACK-permitted, alone and in the
+		// layouts real stacks send, then the malformed ones.
+		{name: "tcp option mss", pkt: synOpts(2, 4, 5, 0xb4), want: opts(synBare, mss(1460))},
+		{name: "tcp option mss 0 is reported", pkt: synOpts(2, 4, 0, 0), want: opts(synBare, mss(0))},
+		{name: "tcp option mss 65535", pkt: synOpts(2, 4, 0xff, 0xff), want: opts(synBare, mss(65535))},
+		{name: "tcp option window scale", pkt: synOpts(1, 3, 3, 7), want: opts(synBare, wscale(7))},
+		{name: "tcp option window scale 0", pkt: synOpts(3, 3, 0), want: opts(synBare, wscale(0))},
+		{name: "tcp option window scale 14", pkt: synOpts(3, 3, 14), want: opts(synBare, wscale(14))},
+		{name: "tcp option window scale 15 reported as sent", pkt: synOpts(3, 3, 15), want: opts(synBare, wscale(15))},
+		{name: "tcp option window scale 255 reported as sent", pkt: synOpts(3, 3, 255), want: opts(synBare, wscale(255))},
+		{name: "tcp option sack permitted", pkt: synOpts(4, 2), want: opts(synBare, sackOK)},
+		{name: "tcp option sack permitted aligned", pkt: synOpts(1, 1, 4, 2), want: opts(synBare, sackOK)},
+		{name: "tcp options mss ws sackok (windows syn)", pkt: synOpts(2, 4, 5, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2),
+			want: opts(synBare, mss(1460), wscale(8), sackOK)},
+		{name: "tcp options mss sackok ws without timestamps", pkt: synOpts(2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7),
+			want: opts(synBare, mss(1460), sackOK, wscale(7))},
+		{name: "tcp options mss and window scale", pkt: synOpts(2, 4, 0x05, 0x8c, 1, 3, 3, 2),
+			want: opts(synBare, mss(1420), wscale(2))},
+		{name: "tcp options ws and timestamps", pkt: synOpts(1, 3, 3, 6, 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0),
+			want: opts(synBare, wscale(6), func(s *tuple.Segment) { s.TSval, s.HasTimestamps = 9, true })},
+		{name: "tcp options syn-ack (mss sackok ts nop ws)", pkt: ip4(pt.ProtoTCP, pt.TCP{SrcPort: 40000, DstPort: 80,
+			Seq: 3, Ack: 1001, Flags: pt.SYN | pt.ACK, Window: 65160,
+			Options: []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 5, 1, 2, 3, 4, 1, 3, 3, 7}}.Bytes()),
+			want: tuple.Segment{Tuple: t4, Seq: 3, Ack: 1001, TSval: 5, TSecr: 0x01020304, Window: 65160, MSS: 1460,
+				Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN | tuple.ACK, WScale: 7,
+				HasTimestamps: true, HasMSS: true, HasWScale: true, SACKPermitted: true}},
+		{name: "tcp options on a non-syn segment are reported", pkt: ip4(pt.ProtoTCP, pt.TCP{SrcPort: 40000, DstPort: 80,
+			Flags: pt.ACK, Options: []byte{2, 4, 2, 0, 3, 3, 1, 4, 2}}.Bytes()),
+			want: opts(tuple.Segment{Tuple: t4, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.ACK}, mss(512), wscale(1), sackOK)},
+		{name: "tcp option last mss wins", pkt: synOpts(2, 4, 0, 1, 2, 4, 0, 2), want: opts(synBare, mss(2))},
+		{name: "tcp option last window scale wins", pkt: synOpts(3, 3, 9, 3, 3, 2), want: opts(synBare, wscale(2))},
+		{name: "tcp options after end of list are not read", pkt: synOpts(4, 2, 0, 2, 4, 5, 0xb4, 3, 3, 7),
+			want: opts(synBare, sackOK)},
+		{name: "tcp options among unknown kinds", pkt: synOpts(254, 4, 0xf9, 0x89, 2, 4, 1, 0, 30, 2, 3, 3, 5),
+			want: opts(synBare, mss(256), wscale(5))},
+		{name: "tcp option mss length 2", pkt: synOpts(2, 2, 1, 1), err: tuple.ErrMalformed},
+		{name: "tcp option mss length 3", pkt: synOpts(2, 3, 5, 1), err: tuple.ErrMalformed},
+		{name: "tcp option mss length 6", pkt: synOpts(2, 6, 5, 0xb4, 0, 0, 1, 1), err: tuple.ErrMalformed},
+		{name: "tcp option mss cut by option space", pkt: synOpts(1, 1, 1, 1, 1, 2, 4, 5), err: tuple.ErrMalformed},
+		{name: "tcp option window scale length 2", pkt: synOpts(3, 2, 1, 1), err: tuple.ErrMalformed},
+		{name: "tcp option window scale length 4", pkt: synOpts(3, 4, 7, 0), err: tuple.ErrMalformed},
+		{name: "tcp option window scale cut by option space", pkt: synOpts(1, 1, 3, 3), err: tuple.ErrMalformed},
+		{name: "tcp option sack permitted length 3", pkt: synOpts(4, 3, 0, 1), err: tuple.ErrMalformed},
+		{name: "tcp option sack permitted length 4", pkt: synOpts(4, 4, 0, 0), err: tuple.ErrMalformed},
+		{name: "tcp option sack permitted without length", pkt: synOpts(1, 1, 1, 4), err: tuple.ErrMalformed},
+		{name: "tcp malformed option after good ones", pkt: synOpts(2, 4, 5, 0xb4, 3, 3, 7, 4), err: tuple.ErrMalformed},
 
 		// IPv4 header errors.
 		{name: "ipv4 header cut", pkt: ip4(pt.ProtoTCP, syn)[:19], err: tuple.ErrTruncated},
@@ -278,9 +359,10 @@ func parseCases() []parseCase {
 			want: with(icmpInfo(qUDP4Seg, tuple.ICMPUnreachable, 3, 3, 0), func(s *tuple.Segment) { s.FirstFragment = true })},
 		{name: "icmp4 padding ignored", pkt: append(icmp4(pt.ICMPv4Unreachable, 3, 0, qUDP4[:28]), make([]byte, 10)...),
 			want: icmpInfo(qUDP4Seg, tuple.ICMPUnreachable, 3, 3, 0)},
-		{name: "icmp4 echo", pkt: icmp4(pt.ICMPv4Echo, 0, 0x00010001, []byte("ping")), err: tuple.ErrProtocol},
-		{name: "icmp4 echo reply", pkt: icmp4(pt.ICMPv4EchoReply, 0, 0, nil), err: tuple.ErrProtocol},
 		{name: "icmp4 redirect", pkt: icmp4(5, 1, 0, qUDP4), err: tuple.ErrProtocol},
+		{name: "icmp4 source quench", pkt: icmp4(4, 0, 0, qUDP4), err: tuple.ErrProtocol},
+		{name: "icmp4 timestamp request", pkt: icmp4(13, 0, 0x00010001, make([]byte, 12)), err: tuple.ErrProtocol},
+		{name: "icmp4 router advertisement", pkt: icmp4(9, 0, 0x01020708, make([]byte, 8)), err: tuple.ErrProtocol},
 		{name: "icmp4 header cut", pkt: ip4(pt.ProtoICMP, []byte{3, 3, 0, 0, 0, 0, 0}), err: tuple.ErrTruncated},
 		{name: "icmp4 without quote", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0, nil), err: tuple.ErrTruncated},
 		{name: "icmp4 quote cut in ip header", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0, qUDP4[:19]), err: tuple.ErrTruncated},
@@ -301,6 +383,37 @@ func parseCases() []parseCase {
 		{name: "icmp4 quoting destination port 0", pkt: icmp4(pt.ICMPv4Unreachable, 3, 0,
 			sent4(pt.ProtoTCP, pt.TCP{SrcPort: 80, DstPort: 0}.Bytes())), err: tuple.ErrPort},
 
+		// ICMP and ICMPv6 echo: the identifier and sequence number are
+		// read, the data counted; the code is reported, not checked.
+		{name: "icmp4 echo request", pkt: echo4(pt.ICMPv4Echo, 0, 0x1234, 7, []byte("ping")),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 0x1234, 7, 4)},
+		{name: "icmp4 echo reply", pkt: echo4(pt.ICMPv4EchoReply, 0, 0xfffe, 0xffff, make([]byte, 56)),
+			want: echoSeg(4, tuple.ICMPEchoReply, 0, 0, 0xfffe, 0xffff, 56)},
+		{name: "icmp4 echo without data", pkt: echo4(pt.ICMPv4Echo, 0, 0, 0, nil),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 0, 0, 0)},
+		{name: "icmp4 echo with a nonzero code", pkt: echo4(pt.ICMPv4EchoReply, 9, 1, 2, []byte{1}),
+			want: echoSeg(4, tuple.ICMPEchoReply, 0, 9, 1, 2, 1)},
+		{name: "icmp4 echo padding ignored", pkt: append(echo4(pt.ICMPv4Echo, 0, 5, 6, []byte("x")), make([]byte, 17)...),
+			want: echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 5, 6, 1)},
+		{name: "icmp4 echo in a first fragment", pkt: pt.IPv4{Src: pt.Peer4, Dst: pt.Local4, Proto: pt.ProtoICMP, MoreFragments: true}.Packet(
+			pt.ICMPv4(pt.ICMPv4Echo, 0, 0x00030004, make([]byte, 1472))),
+			want: with(echoSeg(4, tuple.ICMPEchoRequest, 8, 0, 3, 4, 1472), func(s *tuple.Segment) { s.FirstFragment = true })},
+		{name: "icmp4 echo header cut", pkt: ip4(pt.ProtoICMP, []byte{8, 0, 0, 0, 0, 1, 0}), err: tuple.ErrTruncated},
+		{name: "icmp4 echo over ipv6", pkt: ip6(pt.ProtoICMP, pt.ICMPv4(pt.ICMPv4Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+		{name: "icmp6 echo request", pkt: echo6(pt.ICMPv6Echo, 0, 0xbeef, 1, []byte("ping6")),
+			want: echoSeg(6, tuple.ICMPEchoRequest, 128, 0, 0xbeef, 1, 5)},
+		{name: "icmp6 echo reply", pkt: echo6(pt.ICMPv6EchoReply, 0, 0xbeef, 2, make([]byte, 56)),
+			want: echoSeg(6, tuple.ICMPEchoReply, 129, 0, 0xbeef, 2, 56)},
+		{name: "icmp6 echo behind extension headers", pkt: echo6(pt.ICMPv6Echo, 0, 9, 10, []byte("x"),
+			pt.Ext{Type: pt.ProtoHopByHop}, pt.Ext{Type: pt.ProtoDestOpts, Size: 16}),
+			want: echoSeg(6, tuple.ICMPEchoRequest, 128, 0, 9, 10, 1)},
+		{name: "icmp6 echo in a first fragment", pkt: echo6(pt.ICMPv6EchoReply, 0, 1, 1, make([]byte, 1000),
+			pt.Ext{Type: pt.ProtoFragment, MoreFragments: true}),
+			want: with(echoSeg(6, tuple.ICMPEchoReply, 129, 0, 1, 1, 1000), func(s *tuple.Segment) { s.FirstFragment = true })},
+		{name: "icmp6 echo header cut", pkt: ip6(pt.ProtoICMPv6, []byte{128, 0, 0, 0, 0, 1}), err: tuple.ErrTruncated},
+		{name: "icmp6 echo over ipv4", pkt: ip4(pt.ProtoICMPv6, pt.ICMPv6(pt.ICMPv6Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+		{name: "icmp6 echo after no next header", pkt: ip6(pt.ProtoNoNext, pt.ICMPv6(pt.ICMPv6Echo, 0, 1, nil)), err: tuple.ErrProtocol},
+
 		// ICMPv6 errors.
 		{name: "icmp6 packet too big quoting tcp", pkt: icmp6(pt.ICMPv6PacketTooBig, 0, 1280, qTCP6[:1280-48]),
 			want: icmpInfo(qTCP6Seg, tuple.ICMPPacketTooBig, 2, 0, 1280)},
@@ -317,8 +430,11 @@ func parseCases() []parseCase {
 		{name: "icmp6 quote with mismatched payload length", pkt: icmp6(pt.ICMPv6Unreachable, 1, 0,
 			patched(qTCP6[:48], func(b []byte) { put16(b, 4, 0) })),
 			want: icmpInfo(qTCP6Seg, tuple.ICMPUnreachable, 1, 1, 0)},
-		{name: "icmp6 echo", pkt: icmp6(pt.ICMPv6Echo, 0, 1, []byte("ping")), err: tuple.ErrProtocol},
 		{name: "icmp6 unknown error type", pkt: icmp6(5, 0, 0, qUDP6), err: tuple.ErrProtocol},
+		{name: "icmp6 unknown error type 127", pkt: icmp6(127, 0, 0, qUDP6), err: tuple.ErrProtocol},
+		{name: "icmp6 mld query", pkt: icmp6(130, 0, 0, make([]byte, 16)), err: tuple.ErrProtocol},
+		{name: "icmp6 router solicitation", pkt: icmp6(133, 0, 0, nil), err: tuple.ErrProtocol},
+		{name: "icmp6 neighbor solicitation", pkt: icmp6(135, 0, 0, pt.Local6[:]), err: tuple.ErrProtocol},
 		{name: "icmp6 header cut", pkt: ip6(pt.ProtoICMPv6, []byte{1, 4, 0, 0}), err: tuple.ErrTruncated},
 		{name: "icmp6 quote cut in ip header", pkt: icmp6(pt.ICMPv6Unreachable, 4, 0, qUDP6[:39]), err: tuple.ErrTruncated},
 		{name: "icmp6 quote cut in extension header", pkt: icmp6(pt.ICMPv6Unreachable, 4, 0,
@@ -370,7 +486,7 @@ func TestParseEverySentinel(t *testing.T) {
 	for _, e := range []error{nil, tuple.ErrTruncated, tuple.ErrMalformed, tuple.ErrFragment, tuple.ErrProtocol, tuple.ErrPort} {
 		require.True(t, errs[e], "no case returns %v", e)
 	}
-	for k := tuple.ICMPNone; k <= tuple.ICMPParamProblem; k++ {
+	for k := tuple.ICMPNone; k <= tuple.ICMPEchoReply; k++ {
 		require.True(t, kinds[k], "no case yields ICMP kind %v", k)
 	}
 }
@@ -491,8 +607,9 @@ func TestParseDoesNotKeepPacket(t *testing.T) {
 
 func TestSegmentIsCompactAndPointerFree(t *testing.T) {
 	require.False(t, typeinfo.HasPointers(reflect.TypeFor[tuple.Segment]()))
-	// Every field after the Tuple packs into 32 bytes with no padding.
-	require.Equal(t, unsafe.Sizeof(tuple.Tuple{})+32, unsafe.Sizeof(tuple.Segment{}),
+	// The fields after the Tuple take 44 bytes; the Tuple's alignment
+	// rounds them up to 48.
+	require.Equal(t, unsafe.Sizeof(tuple.Tuple{})+48, unsafe.Sizeof(tuple.Segment{}),
 		"Segment grew: keep it small, it is copied per packet")
 }
 
@@ -507,15 +624,43 @@ func TestSegmentHelpers(t *testing.T) {
 
 	require.Equal(t, "TCP", tuple.ProtoTCP.String())
 	require.Equal(t, "UDP", tuple.ProtoUDP.String())
-	require.Equal(t, "1", tuple.Proto(1).String())
+	require.Equal(t, "ICMP", tuple.ProtoICMP.String())
+	require.Equal(t, "ICMPv6", tuple.ProtoICMPv6.String())
+	require.Equal(t, "2", tuple.Proto(2).String())
 
 	for k, s := range map[tuple.ICMPKind]string{
 		tuple.ICMPNone: "none", tuple.ICMPUnreachable: "unreachable", tuple.ICMPPacketTooBig: "packet-too-big",
-		tuple.ICMPTimeExceeded: "time-exceeded", tuple.ICMPParamProblem: "param-problem", 9: "9",
+		tuple.ICMPTimeExceeded: "time-exceeded", tuple.ICMPParamProblem: "param-problem",
+		tuple.ICMPEchoRequest: "echo-request", tuple.ICMPEchoReply: "echo-reply", 9: "9",
 	} {
 		require.Equal(t, s, k.String())
 	}
 
-	require.False(t, tuple.Segment{}.IsICMPError())
-	require.True(t, tuple.Segment{ICMP: tuple.ICMPInfo{Kind: tuple.ICMPTimeExceeded}}.IsICMPError())
+	for k := tuple.ICMPKind(0); k < 10; k++ {
+		s := tuple.Segment{ICMP: tuple.ICMPInfo{Kind: k}}
+		isErr := k == tuple.ICMPUnreachable || k == tuple.ICMPPacketTooBig || k == tuple.ICMPTimeExceeded || k == tuple.ICMPParamProblem
+		isEcho := k == tuple.ICMPEchoRequest || k == tuple.ICMPEchoReply
+		require.Equal(t, isErr, s.IsICMPError(), "%v", k)
+		require.Equal(t, isEcho, s.IsICMPEcho(), "%v", k)
+	}
+	require.Equal(t, 14, tuple.MaxWindowScale)
+}
+
+// TestParseSampleSYNOptions checks the SYN samples, in the layouts Linux
+// sends, against what their options say.
+func TestParseSampleSYNOptions(t *testing.T) {
+	samples := map[string][]byte{}
+	for _, s := range pt.Samples() {
+		samples[s.Name] = s.Packet
+	}
+	syn, err := tuple.Parse(samples["tcp4-syn-linux-options"])
+	require.NoError(t, err)
+	require.Equal(t, tuple.Segment{Tuple: segTuple(segLocal4, 80, segPeer4, 40000), Seq: 1000, TSval: 12345, Window: 64240,
+		MSS: 1460, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN, WScale: 7,
+		HasTimestamps: true, HasMSS: true, HasWScale: true, SACKPermitted: true}, syn)
+	synAck, err := tuple.Parse(samples["tcp6-synack-options"])
+	require.NoError(t, err)
+	require.Equal(t, tuple.Segment{Tuple: segTuple(segLocal6, 443, segPeer6, 40000), Seq: 9, Ack: 77, Window: 65535,
+		MSS: 1440, Proto: tuple.ProtoTCP, Version: 6, Flags: tuple.SYN | tuple.ACK, WScale: 9,
+		HasMSS: true, HasWScale: true, SACKPermitted: true}, synAck)
 }

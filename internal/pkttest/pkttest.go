@@ -46,6 +46,7 @@ const (
 	ICMPv6TimeExceeded = 3
 	ICMPv6ParamProblem = 4
 	ICMPv6Echo         = 128
+	ICMPv6EchoReply    = 129
 )
 
 // TCP flag bits, as in the header's 14th byte.
@@ -106,6 +107,12 @@ func TSOption(val, ecr uint32) []byte {
 
 // MSSOption returns the 4-byte maximum segment size option.
 func MSSOption(mss uint16) []byte { return []byte{2, 4, byte(mss >> 8), byte(mss)} }
+
+// WScaleOption returns the 3-byte window scale option (RFC 7323).
+func WScaleOption(shift uint8) []byte { return []byte{3, 3, shift} }
+
+// SACKPermittedOption returns the 2-byte SACK-permitted option (RFC 2018).
+func SACKPermittedOption() []byte { return []byte{4, 2} }
 
 // UDP is a UDP datagram to build.
 type UDP struct {
@@ -251,7 +258,8 @@ func (e Ext) bytes() []byte {
 
 // ICMPv4 returns an ICMP message: type, code, a zero checksum, the 4-byte
 // rest of header (the next-hop MTU of a "fragmentation needed" in its low
-// 16 bits, for instance) and the quoted packet.
+// 16 bits, an echo's identifier in its high and sequence number in its low
+// 16 bits) and the quoted packet (or an echo's data).
 func ICMPv4(typ, code uint8, rest uint32, quote []byte) []byte { return icmp(typ, code, rest, quote) }
 
 // ICMPv6 returns an ICMPv6 message laid out as ICMPv4 does it (rest is the

@@ -20,10 +20,10 @@ var (
 
 // Samples returns one valid packet of each shape tuple.Parse accepts,
 // freshly built (the caller may modify them): TCP and UDP over IPv4 and
-// IPv6, with IP options and IPv6 extension headers, a first fragment, and
-// ICMP and ICMPv6 errors quoting TCP and UDP, one of them with only the 8
-// transport bytes RFC 792 guarantees. They seed fuzz targets and
-// truncation sweeps.
+// IPv6, with IP options and IPv6 extension headers, SYNs with the options
+// Linux sends, a first fragment, ICMP and ICMPv6 errors quoting TCP and
+// UDP, one of them with only the 8 transport bytes RFC 792 guarantees, and
+// ICMP and ICMPv6 echoes. They seed fuzz targets and truncation sweeps.
 func Samples() []Sample {
 	synTS := TCP{
 		SrcPort: 40000, DstPort: 80, Seq: 1000, Flags: SYN, Window: 64240,
@@ -32,6 +32,18 @@ func Samples() []Sample {
 	ackTS := TCP{
 		SrcPort: 40000, DstPort: 80, Seq: 1001, Ack: 5001, Flags: ACK | PSH, Window: 502,
 		Options: TSOption(12346, 777), Payload: []byte("GET / HTTP/1.1\r\n\r\n"),
+	}
+	// Linux's SYN and SYN-ACK layouts: MSS, SACK-permitted, timestamps,
+	// NOP, window scale; and MSS, NOP NOP SACK-permitted, NOP window scale
+	// when timestamps are off.
+	synLinux := TCP{
+		SrcPort: 40000, DstPort: 80, Seq: 1000, Flags: SYN, Window: 64240,
+		Options: append(append(append(MSSOption(1460), SACKPermittedOption()...), TSOption(12345, 0)[2:]...),
+			append([]byte{1}, WScaleOption(7)...)...),
+	}
+	synAckNoTS := TCP{
+		SrcPort: 40000, DstPort: 443, Seq: 9, Ack: 77, Flags: SYN | ACK, Window: 65535,
+		Options: append(append(MSSOption(1440), 1, 1, 4, 2, 1), WScaleOption(9)...),
 	}
 	udp := UDP{SrcPort: 5353, DstPort: 53, Payload: []byte("query")}
 	// What this host sent, quoted back by routers.
@@ -46,6 +58,8 @@ func Samples() []Sample {
 
 	return []Sample{
 		{"tcp4-syn-ts", IPv4{Src: Peer4, Dst: Local4, Proto: ProtoTCP}.Packet(synTS.Bytes())},
+		{"tcp4-syn-linux-options", IPv4{Src: Peer4, Dst: Local4, Proto: ProtoTCP}.Packet(synLinux.Bytes())},
+		{"tcp6-synack-options", IPv6{Src: Peer6, Dst: Local6, Proto: ProtoTCP}.Packet(synAckNoTS.Bytes())},
 		{"tcp4-ipopts-ts-payload", IPv4{
 			Src: Peer4, Dst: Local4, Proto: ProtoTCP,
 			Options: []byte{0x94, 0x04, 0, 0}, // router alert
@@ -67,5 +81,9 @@ func Samples() []Sample {
 			ICMPv6(ICMPv6PacketTooBig, 0, 1280, sentTCP6[:1280-40-8]))},
 		{"icmp6-unreachable-udp", IPv6{Src: Router6, Dst: Local6, Proto: ProtoICMPv6}.Packet(
 			ICMPv6(ICMPv6Unreachable, 4, 0, sentUDP6))},
+		{"icmp4-echo-request", IPv4{Src: Peer4, Dst: Local4, Proto: ProtoICMP}.Packet(
+			ICMPv4(ICMPv4Echo, 0, 0x1234<<16|1, make([]byte, 56)))},
+		{"icmp6-echo-reply", IPv6{Src: Peer6, Dst: Local6, Proto: ProtoICMPv6}.Packet(
+			ICMPv6(ICMPv6EchoReply, 0, 0xbeef<<16|2, []byte("ping6")))},
 	}
 }
