@@ -3,6 +3,7 @@ package table
 import (
 	"math/rand/v2"
 
+	"github.com/socktable/socktable/internal/siphash"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -104,11 +105,18 @@ func (p *Ports) ConnectAny(req ConnectRequest) (ConnectResult, error) {
 	return ConnectResult{}, ErrAddrNotAvail
 }
 
-// portOffset is RFC 6056's F(local, remote address, remote port): a keyed
-// function of the destination that makes the port sequence towards one
-// destination unpredictable to anyone else.
+// portOffset is RFC 6056's F(local address, remote address, remote port,
+// secret): SipHash-2-4 under the table's own secret, as Linux's
+// secure_ipv4_port_ephemeral is. The offsets are seen by the peer (they
+// are the source ports), so F must be a pseudorandom function: from the
+// ports it sees, no one may predict the ports towards another
+// destination. tuple.Hasher is keyed but not a PRF, and its key serves
+// the tables. The low 16 bits pick the perturbation entry, the high 32
+// the offset, as in Linux.
 func (p *Ports) portOffset(local tuple.Addr, remote tuple.Endpoint) uint64 {
-	return p.hasher.Hash(tuple.Tuple{Local: tuple.Endpoint{Addr: local}, Remote: remote})
+	lh, ll := local.Words()
+	rh, rl := remote.Addr.Words()
+	return siphash.Words5(p.offsetKey.K0, p.offsetKey.K1, lh, ll, rh, rl, uint64(remote.Port))
 }
 
 // shardOK reports whether a connection from port lands on req's shard:

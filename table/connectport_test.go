@@ -179,3 +179,26 @@ func bindingOf(r table.ConnectResult, err error) (*table.Binding, error) { retur
 
 // errOf is a Connect's error, for tests that need only that.
 func errOf(_ table.ConnectResult, err error) error { return err }
+
+// RFC 6056's offsets come from a PRF under each table's own secret, not
+// from the stack's tuple.Hasher (keyed, but not a PRF, and shared by the
+// tables): two bind tables with one Hasher pick different ports towards
+// the same destinations.
+func TestConnectAnyOffsetsHaveTheirOwnSecret(t *testing.T) {
+	h := tuple.NewHasher()
+	a := newPorts(t, table.PortsOptions{Hasher: h})
+	b := newPorts(t, table.PortsOptions{Hasher: h})
+	differ := 0
+	for i := range 20 {
+		dst := tuple.Endpoint{Addr: tuple.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Port: 443}
+		req := table.ConnectRequest{Family: 4, Local: tuple.MustAddr("10.0.0.1"), Remote: dst}
+		x, err := a.ConnectAny(req)
+		require.NoError(t, err)
+		y, err := b.ConnectAny(req)
+		require.NoError(t, err)
+		if x.Tuple.Local.Port != y.Tuple.Local.Port {
+			differ++
+		}
+	}
+	require.Greater(t, differ, 10, "the port sequence must not follow from the shared Hasher")
+}

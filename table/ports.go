@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socktable/socktable/internal/siphash"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -194,6 +195,7 @@ type Ports struct {
 	reserved  [1 << 16 / 64]uint64    // immutable bitmap
 	flows     FlowChecker             // immutable; may be nil
 	hasher    *tuple.Hasher           // immutable
+	offsetKey siphash.Key             // immutable: RFC 6056's secret, for ConnectAny's offsets
 	perturb   []atomic.Uint32         // RFC 6056 Algorithm 4's table, 2^16 entries
 	maps      portMaps                // hints for ConnectAny's scan
 	closed    atomic.Bool
@@ -214,7 +216,7 @@ const portStripes = 256
 // Every field is guarded by mu.
 type portStripe struct {
 	mu      sync.Mutex
-	ports   map[uint16]*portEntry     // ports with holders
+	ports   map[uint16]*portEntry      // ports with holders
 	classes map[bindOwner]*holderClass // every class of those ports, by its fields (remote zero)
 	// flows maps the four-tuple of each connection made through Connect
 	// or ConnectAny (TIME_WAIT included, until Release) to its Binding.
@@ -258,7 +260,7 @@ type Binding struct {
 // wildcard in LocalAddrs.
 func NewPorts(opts PortsOptions) (*Ports, error) {
 	p := &Ports{low: opts.EphemeralLow, high: opts.EphemeralHigh, flows: opts.Flows, hasher: opts.Hasher,
-		perturb: make([]atomic.Uint32, perturbSize)}
+		offsetKey: siphash.NewKey(), perturb: make([]atomic.Uint32, perturbSize)}
 	if p.hasher == nil {
 		p.hasher = tuple.NewHasher()
 	}
