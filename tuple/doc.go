@@ -44,7 +44,7 @@ var (
 	ErrPort = errs.ErrPort
 	// ErrTruncated: the packet ends before its headers do.
 	ErrTruncated = errs.ErrTruncated
-	// ErrMalformed: inconsistent header fields (version, lengths, options),
+	// ErrMalformed: inconsistent header fields (version, lengths),
 	// or an IPv6 header carrying a v4-mapped address, which would alias an
 	// IPv4 flow.
 	ErrMalformed = errs.ErrMalformed

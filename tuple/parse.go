@@ -104,9 +104,7 @@ const (
 //     each other (IPv4 IHL below 5 or beyond the total length, TCP data
 //     offset below 5, UDP length below 8, more than 8 IPv6 extension
 //     headers, a hop-by-hop header that is not first, an ICMP error quoting
-//     the other IP version); a bad TCP option (a length below 2 or past the
-//     option space, or an MSS, window scale, SACK-permitted or timestamp
-//     option of the wrong length); an IPv6 jumbogram (payload length 0,
+//     the other IP version); an IPv6 jumbogram (payload length 0,
 //     not supported); or an IPv6 header, received or quoted, with a
 //     v4-mapped source or destination, which would alias an IPv4 flow.
 //   - ErrFragment: a non-first fragment, received or quoted, which has no
@@ -117,6 +115,10 @@ const (
 //   - ErrPort: a source or destination port of 0, received or quoted. UDP
 //     allows source port 0 for one-way datagrams (RFC 768), but no
 //     socket table can key a flow on it, so Parse refuses it like TCP's.
+//
+// TCP options never make an error: an option Parse cannot read is
+// skipped, or ends the reading of the options, as in Linux (see
+// parseTCPOptions), and the segment is returned without it.
 //
 // Where a packet breaks several rules, which sentinel it gets is not part
 // of the contract, except that a valid packet cut anywhere before the end
@@ -382,9 +384,7 @@ func (s *Segment) parseTCP(b []byte, n int) error {
 	if hlen > len(b) {
 		return ErrTruncated
 	}
-	if err := s.parseTCPOptions(b[tcpMinHeader:hlen]); err != nil {
-		return err
-	}
+	s.parseTCPOptions(b[tcpMinHeader:hlen])
 	sport, dport, err := ports(b)
 	if err != nil {
 		return err
@@ -400,12 +400,15 @@ func (s *Segment) parseTCP(b []byte, n int) error {
 }
 
 // parseTCPOptions reads the MSS, window scale, SACK-permitted and
-// timestamp options from a TCP header's option space and checks that
-// every option's length stays inside it and that those four have their
-// fixed lengths (a bad length makes the rest unparseable, so Linux drops
-// such segments too). When an option appears twice the last one wins, as
-// in Linux's tcp_parse_options.
-func (s *Segment) parseTCPOptions(o []byte) error {
+// timestamp options from a TCP header's option space as Linux's
+// tcp_parse_options does: an option of one of those kinds with the wrong
+// length is skipped by its length byte, as any unknown option is; a
+// length byte below 2 ("silly options") or one that runs past the option
+// space ends the parse, keeping what was read before it; a kind byte
+// alone at the end does too. None of these makes the segment an error:
+// Linux processes such segments, without the options it could not read.
+// When an option appears twice the last one wins.
+func (s *Segment) parseTCPOptions(o []byte) {
 	// Fast path for the layout nearly every stack sends on established
 	// connections, NOP NOP TS alone (RFC 7323 appendix A, Linux's
 	// tcp_parse_aligned_timestamp).
@@ -413,53 +416,40 @@ func (s *Segment) parseTCPOptions(o []byte) error {
 		s.TSval = binary.BigEndian.Uint32(o[4:8])
 		s.TSecr = binary.BigEndian.Uint32(o[8:12])
 		s.HasTimestamps = true
-		return nil
+		return
 	}
 	for i := 0; i < len(o); {
 		switch o[i] {
 		case tcpOptEnd:
-			return nil
+			return
 		case tcpOptNOP:
 			i++
 			continue
 		}
 		if len(o)-i < 2 {
-			return ErrMalformed
+			return
 		}
 		n := int(o[i+1])
 		if n < 2 || n > len(o)-i {
-			return ErrMalformed
+			return
 		}
 		opt := o[i : i+n]
-		switch opt[0] {
-		case tcpOptMSS:
-			if n != tcpOptMSSLen {
-				return ErrMalformed
-			}
+		switch {
+		case opt[0] == tcpOptMSS && n == tcpOptMSSLen:
 			s.MSS = binary.BigEndian.Uint16(opt[2:4])
 			s.HasMSS = true
-		case tcpOptWScale:
-			if n != tcpOptWScaleLen {
-				return ErrMalformed
-			}
+		case opt[0] == tcpOptWScale && n == tcpOptWScaleLen:
 			s.WScale = opt[2]
 			s.HasWScale = true
-		case tcpOptSACKPermitted:
-			if n != tcpOptSACKPermLen {
-				return ErrMalformed
-			}
+		case opt[0] == tcpOptSACKPermitted && n == tcpOptSACKPermLen:
 			s.SACKPermitted = true
-		case tcpOptTimestamps:
-			if n != tcpOptTSLen {
-				return ErrMalformed
-			}
+		case opt[0] == tcpOptTimestamps && n == tcpOptTSLen:
 			s.TSval = binary.BigEndian.Uint32(opt[2:6])
 			s.TSecr = binary.BigEndian.Uint32(opt[6:10])
 			s.HasTimestamps = true
 		}
 		i += n
 	}
-	return nil
 }
 
 // parseUDP parses a UDP header.
