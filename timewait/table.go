@@ -243,9 +243,12 @@ func (t *Table) locate(tp tuple.Tuple) (uint64, *entryShard, packedKey) {
 // Enter starts a TIME_WAIT (or FIN_WAIT2) entry for four-tuple tp with
 // state s: the connection that held tp is closing, and the entry answers
 // its peer's segments for Lifetime (FinWait2Timeout in the FinWait2
-// substate). It returns ErrOverflow at MaxBuckets (the caller closes the
-// socket at once, without TIME_WAIT), ErrExists if tp has an entry,
-// tp.Validate's error for an invalid key, and ErrClosed after Close.
+// substate). It returns ErrExists if tp has an entry (even at the cap: a
+// failing Enter takes no room), ErrOverflow at MaxBuckets (the caller
+// closes the socket at once, without TIME_WAIT), tp.Validate's error for
+// an invalid key, and ErrClosed after Close. Len never exceeds MaxBuckets,
+// and no Enter is refused while fewer entries than that exist or are
+// being entered.
 func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	if err := tp.Validate(); err != nil {
 		return err
@@ -253,21 +256,23 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	if t.count.Add(1) > t.max {
-		t.count.Add(-1)
-		t.overflows.Add(1)
-		return ErrOverflow
-	}
 	h, sh, k := t.locate(tp)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if t.closed.Load() { // Close ran meanwhile: it clears each shard under its lock
-		t.count.Add(-1)
 		return ErrClosed
 	}
+	if enterLocked != nil {
+		enterLocked()
+	}
 	if _, sl := sh.find(h, &k); sl != nil {
-		t.count.Add(-1)
 		return ErrExists
+	}
+	// Only an Enter that will succeed takes a unit of MaxBuckets, and the
+	// count never passes the cap, even for an instant.
+	if !t.reserveUnit() {
+		t.overflows.Add(1)
+		return ErrOverflow
 	}
 	i, ok := sh.alloc()
 	if !ok {
@@ -300,6 +305,24 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	t.drv.scheduled()
 	return nil
 }
+
+// reserveUnit takes one unit of MaxBuckets for an entry about to be
+// inserted, or reports false at the cap.
+func (t *Table) reserveUnit() bool {
+	for {
+		n := t.count.Load()
+		if n >= t.max {
+			return false
+		}
+		if t.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// enterLocked, when a test sets it (before any goroutine uses a table),
+// runs in Enter with the shard locked, before the duplicate check.
+var enterLocked func()
 
 // Lookup returns the state of tp's entry, if it has one: what the demux's
 // established-table miss path checks before it looks for a listener. The

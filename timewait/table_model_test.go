@@ -73,11 +73,11 @@ func TestTableMatchesModel(t *testing.T) {
 				st.TSOffset = rapid.Uint32().Draw(t, "tsOffset")
 				err := tb.Enter(tu, st)
 				switch {
+				case model[tu] != nil: // a duplicate takes no room, even at the cap
+					require.ErrorIs(t, err, ErrExists)
 				case len(model) >= opts.MaxBuckets:
 					require.ErrorIs(t, err, ErrOverflow)
 					overflows++
-				case model[tu] != nil:
-					require.ErrorIs(t, err, ErrExists)
 				default:
 					require.NoError(t, err)
 					life := opts.Lifetime
