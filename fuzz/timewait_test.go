@@ -65,9 +65,9 @@ func FuzzTimeWait(f *testing.F) {
 				case nil:
 					entered[tu] = now
 					delete(mayBeKilled, tu)
-				case timewait.ErrOverflow:
+				case timewait.ErrTimeWaitFull:
 					if tb.Len() < 3 {
-						t.Fatalf("ErrOverflow with %d entries", tb.Len())
+						t.Fatalf("ErrTimeWaitFull with %d entries", tb.Len())
 					}
 				case timewait.ErrExists:
 					if _, ok := entered[tu]; !ok {

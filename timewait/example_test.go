@@ -57,7 +57,7 @@ func ExampleTable() {
 
 	flow := tuple.MustNew("192.0.2.1:80", "198.51.100.7:40000")
 	if err := tw.Enter(flow, timewait.State{RcvNxt: 1001, SndNxt: 5001, RcvWnd: 65535}); err != nil {
-		panic(err) // ErrOverflow: close without TIME_WAIT
+		panic(err) // ErrTimeWaitFull: close without TIME_WAIT
 	}
 
 	fin := tuple.Segment{Tuple: flow, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.FIN | tuple.ACK, Seq: 1000}

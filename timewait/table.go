@@ -13,9 +13,9 @@ import (
 
 // More sentinel errors of this package (the same values as socktable's).
 var (
-	// ErrOverflow: Enter at the MaxBuckets cap. The caller closes the
+	// ErrTimeWaitFull: Enter at the MaxBuckets cap. The caller closes the
 	// socket at once, with no TIME_WAIT, as Linux does.
-	ErrOverflow = errs.ErrOverflow
+	ErrTimeWaitFull = errs.ErrTimeWaitFull
 	// ErrExists: Enter of a four-tuple that already has an entry.
 	ErrExists = errs.ErrExists
 )
@@ -46,7 +46,7 @@ type Options struct {
 	// default.
 	FinWait2Timeout time.Duration
 	// MaxBuckets caps the number of entries (tcp_max_tw_buckets); 0 means
-	// DefaultMaxBuckets. Enter at the cap returns ErrOverflow.
+	// DefaultMaxBuckets. Enter at the cap returns ErrTimeWaitFull.
 	MaxBuckets int
 	// RFC1337 ignores in-window RSTs instead of letting them kill the entry
 	// (net.ipv4.tcp_rfc1337; Linux's default is off).
@@ -244,7 +244,7 @@ func (t *Table) locate(tp tuple.Tuple) (uint64, *entryShard, packedKey) {
 // state s: the connection that held tp is closing, and the entry answers
 // its peer's segments for Lifetime (FinWait2Timeout in the FinWait2
 // substate). It returns ErrExists if tp has an entry (even at the cap: a
-// failing Enter takes no room), ErrOverflow at MaxBuckets (the caller
+// failing Enter takes no room), ErrTimeWaitFull at MaxBuckets (the caller
 // closes the socket at once, without TIME_WAIT), tp.Validate's error for
 // an invalid key, and ErrClosed after Close. Len never exceeds MaxBuckets,
 // and no Enter is refused while fewer entries than that exist or are
@@ -272,13 +272,13 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 	// count never passes the cap, even for an instant.
 	if !t.reserveUnit() {
 		t.overflows.Add(1)
-		return ErrOverflow
+		return ErrTimeWaitFull
 	}
 	i, ok := sh.alloc()
 	if !ok {
 		t.count.Add(-1)
 		t.overflows.Add(1)
-		return ErrOverflow
+		return ErrTimeWaitFull
 	}
 	sh.reserve(t.hasher)
 	nowNS := t.drv.now()

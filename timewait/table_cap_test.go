@@ -28,7 +28,7 @@ func otherShard(t *testing.T, tb *Table, a int) int {
 // test hook just before its duplicate check), Len stays at the cap's
 // count and an Enter of a new four-tuple, one below the cap, succeeds.
 // It used to reserve its unit first, so that Len passed the cap and the
-// new tuple got ErrOverflow with room left.
+// new tuple got ErrTimeWaitFull with room left.
 func TestTableDuplicateEnterTakesNoRoom(t *testing.T) {
 	tb, _ := newTestTable(t, Options{MaxBuckets: 2, Shards: 4})
 	a := flow(1, false)
@@ -59,7 +59,7 @@ func TestTableDuplicateEnterAtCap(t *testing.T) {
 	enterLocked = func() { require.LessOrEqual(t, tb.Len(), 1, "Len passed MaxBuckets") }
 	defer func() { enterLocked = nil }()
 	require.ErrorIs(t, tb.Enter(a, twState()), ErrExists)
-	require.ErrorIs(t, tb.Enter(flow(2, false), twState()), ErrOverflow)
+	require.ErrorIs(t, tb.Enter(flow(2, false), twState()), ErrTimeWaitFull)
 	require.Equal(t, 1, tb.Len())
 	require.Equal(t, uint64(1), tb.Stats().Overflows)
 }
@@ -108,7 +108,7 @@ func TestTableDuplicateEnterRacesNew(t *testing.T) {
 		refused := 0
 		for range rounds {
 			if err := tb.Enter(b, twState()); err != nil {
-				require.ErrorIs(t, err, ErrOverflow)
+				require.ErrorIs(t, err, ErrTimeWaitFull)
 				refused++
 				continue
 			}

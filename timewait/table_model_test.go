@@ -76,7 +76,7 @@ func TestTableMatchesModel(t *testing.T) {
 				case model[tu] != nil: // a duplicate takes no room, even at the cap
 					require.ErrorIs(t, err, ErrExists)
 				case len(model) >= opts.MaxBuckets:
-					require.ErrorIs(t, err, ErrOverflow)
+					require.ErrorIs(t, err, ErrTimeWaitFull)
 					overflows++
 				default:
 					require.NoError(t, err)

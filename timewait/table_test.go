@@ -114,8 +114,8 @@ func TestTableOverflow(t *testing.T) {
 		require.NoError(t, tb.Enter(flow(i, false), twState()))
 	}
 	err := tb.Enter(flow(3, false), twState())
-	require.ErrorIs(t, err, ErrOverflow)
-	require.True(t, errors.Is(err, ErrOverflow))
+	require.ErrorIs(t, err, ErrTimeWaitFull)
+	require.True(t, errors.Is(err, ErrTimeWaitFull))
 	require.Equal(t, uint64(1), tb.Stats().Overflows)
 	require.True(t, tb.Kill(flow(0, false)))
 	require.NoError(t, tb.Enter(flow(3, false), twState()))

@@ -16,8 +16,8 @@ var (
 	ErrClosed = errs.ErrClosed
 	// ErrCapacity: bad WheelOptions (a negative or oversized field).
 	ErrCapacity = errs.ErrCapacity
-	// ErrFull: a shard of the wheel holds its maximum of 2^24 timers.
-	ErrFull = errs.ErrFull
+	// ErrWheelFull: a shard of the wheel holds its maximum of 2^24 timers.
+	ErrWheelFull = errs.ErrWheelFull
 )
 
 // Timer identifies a scheduled timer: its shard, its node and the node's
@@ -131,7 +131,7 @@ func (w *Wheel) shardHere() (*shard, uint8) {
 // Schedule starts a timer due at time at on the wheel's clock, carrying
 // data (the handler's only clue: an index, a handle), and returns its
 // handle. A time already past fires at the next tick. It returns ErrClosed
-// after Close and ErrFull if the calling P's shard holds 2^24 timers.
+// after Close and ErrWheelFull if the calling P's shard holds 2^24 timers.
 func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	if w.closed.Load() {
 		return 0, ErrClosed
@@ -145,7 +145,7 @@ func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	i := s.alloc()
 	if i == nilNode {
 		s.mu.Unlock()
-		return 0, ErrFull
+		return 0, ErrWheelFull
 	}
 	m := s.meta(i)
 	m.setData(data)
