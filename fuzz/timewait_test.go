@@ -59,7 +59,7 @@ func FuzzTimeWait(f *testing.F) {
 				st := timewait.State{
 					Substate: timewait.Substate(b[0] % 3), RcvNxt: binary.LittleEndian.Uint32(b[1:]), SndNxt: binary.LittleEndian.Uint32(b[5:]),
 					RcvWnd: uint32(b[9]) << 8, RcvWScale: b[10] % 16, HasTimestamps: b[11]&1 != 0,
-					TSRecent: binary.LittleEndian.Uint32(b[12:]), TSRecentStamp: int64(now) - int64(b[11])*int64(time.Second),
+					TSRecent: binary.LittleEndian.Uint32(b[12:]), TSRecentStamp: now - time.Duration(b[11])*time.Second,
 				}
 				switch err := tb.Enter(tu, st); err {
 				case nil:
@@ -104,7 +104,7 @@ func FuzzTimeWait(f *testing.F) {
 				delete(entered, tu)
 			case 3: // TakeOver
 				b := next(1)
-				if _, ok := tb.TakeOver(tu, now, b[0]&1 != 0); ok {
+				if _, ok := tb.TakeOver(tu, b[0]&1 != 0); ok {
 					delete(entered, tu)
 				}
 			case 4: // clock

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/socktable/socktable/tuple"
 )
@@ -144,8 +145,8 @@ func (s *slot) store(r *record, nowMS int64) {
 	if midWrite != nil {
 		midWrite()
 	}
-	s.rec[2].Store(pair(r.tsOffset, encodeTime(r.tsRecentStamp/msNS, nowMS)))
-	s.rec[3].Store(pair(encodeTime(r.entryStamp/msNS, nowMS), encodeTime(r.lastOOWAck/msNS, nowMS)))
+	s.rec[2].Store(pair(r.tsOffset, encodeTime(toMS(r.tsRecentStamp), nowMS)))
+	s.rec[3].Store(pair(encodeTime(toMS(r.entryStamp), nowMS), encodeTime(toMS(r.lastOOWAck), nowMS)))
 }
 
 func pair(lo, hi uint32) uint64 { return uint64(hi)<<32 | uint64(lo) }
@@ -179,9 +180,9 @@ func (w *slotWords) record(refMS int64) record {
 		rcvWnd:        w.rec[recRcvWnd],
 		tsRecent:      w.rec[recTSRecent],
 		tsOffset:      w.rec[recTSOffset],
-		tsRecentStamp: decodeTime(w.rec[recTSStamp], refMS) * msNS,
-		entryStamp:    decodeTime(w.rec[recEntryStamp], refMS) * msNS,
-		lastOOWAck:    decodeTime(w.rec[recOOWAck], refMS) * msNS,
+		tsRecentStamp: fromMS(decodeTime(w.rec[recTSStamp], refMS)),
+		entryStamp:    fromMS(decodeTime(w.rec[recEntryStamp], refMS)),
+		lastOOWAck:    fromMS(decodeTime(w.rec[recOOWAck], refMS)),
 	}
 }
 
@@ -193,6 +194,18 @@ func (s *slot) load(refMS int64) record {
 }
 
 const msNS = 1_000_000
+
+// toMS is clock time d in whole milliseconds (rounded down, towards the
+// past for a negative d); fromMS converts back.
+func toMS(d time.Duration) int64 {
+	ms := int64(d) / msNS
+	if d < 0 && int64(d)%msNS != 0 {
+		ms--
+	}
+	return ms
+}
+
+func fromMS(ms int64) time.Duration { return time.Duration(ms * msNS) }
 
 // entryIndex is a shard's open-addressing index with linear probing: each
 // entry is 0 (empty) or tag<<24 | slot+1. Its size is any number, not a

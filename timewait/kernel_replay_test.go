@@ -195,7 +195,7 @@ func (r *twReplay) state(t *testing.T) timewait.State {
 		require.NotNil(t, lastPeer.TS, "%s: timestamps negotiated, the peer's last segment has none", c.ID)
 		s.HasTimestamps = true
 		s.TSRecent = lastPeer.TS[0]
-		s.TSRecentStamp = int64(r.at(lastPeer.ClockMS[0]))
+		s.TSRecentStamp = r.at(lastPeer.ClockMS[0])
 		s.TSOffset = r.synack.TS[0] - uint32(r.synack.ClockMS[1])
 	}
 	return s

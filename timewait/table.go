@@ -59,9 +59,9 @@ type Options struct {
 	// connections from ephemeral ports. The zero value is ReuseOff; Linux's
 	// default is ReuseLoopback.
 	Reuse ReuseMode
-	// Clock is the time source; nil means a SystemClock, with a ticker
-	// goroutine that expires entries while any exist. With any other
-	// clock the caller calls Advance.
+	// Clock is the time source, the stack's one Clock; nil means the zero
+	// SystemClock. On a SystemClock a ticker goroutine expires entries
+	// while any exist; with any other clock the caller calls Advance.
 	Clock Clock
 	// Hasher keys the index's hash; nil means a new one from crypto/rand.
 	// A stack passes its one Hasher here.
@@ -122,11 +122,11 @@ type Reuse struct {
 	// WriteSeq is the new connection's initial sequence number: the old
 	// snd_nxt + 65537 (never 0), beyond all the old incarnation sent.
 	WriteSeq uint32
-	// TSRecent and TSRecentStamp (ns on the table's clock, to the
+	// TSRecent and TSRecentStamp (a time on the table's clock, to the
 	// millisecond) are the peer's last timestamp and when it was seen, so
 	// that PAWS protects the new connection from the old one's segments.
 	TSRecent      uint32
-	TSRecentStamp int64
+	TSRecentStamp time.Duration
 }
 
 // Table holds TIME_WAIT (and orphaned FIN_WAIT2) entries keyed by
@@ -288,7 +288,7 @@ func (t *Table) Enter(tp tuple.Tuple, s State) error {
 		life = t.finWait2
 	}
 	sh.wheel.schedule(int32(i), t.drv.ticks(time.Duration(nowNS)+life), now)
-	r := newRecord(&s, now*msNS)
+	r := newRecord(&s, fromMS(now))
 	sl := slotAt(*sh.chunks.Load(), i)
 	sh.beginWrite()
 	sl.addr[0].Store(k[0])
@@ -369,7 +369,7 @@ func (t *Table) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, bool) {
 	nowMS := nowNS / msNS
 	r := sl.load(nowMS)
 	before := r
-	v, act, isn := r.process(seg, nowMS*msNS, &t.rules)
+	v, act, isn := r.process(seg, fromMS(nowMS), &t.rules)
 	reply := Reply{Verdict: v, ISN: isn}
 	if v == VerdictACK || v == VerdictNewSYN { // a SYN no listener takes is ACKed
 		a := r.ack()
@@ -430,22 +430,22 @@ func (t *Table) Kill(tp tuple.Tuple) bool {
 }
 
 // Reusable reports whether a new outgoing connection may take over tp's
-// entry (Linux's tcp_twsk_unique with the table's Reuse mode; see
-// ReuseMode and ReuseDelay) at time now on the table's clock, and what it
+// entry now, on the table's clock (Linux's tcp_twsk_unique with the
+// table's Reuse mode; see ReuseMode and ReuseDelay), and what it
 // inherits. explicitBind says the connecting socket's port was bound by the
 // application, which allows reuse in any mode. It changes nothing: a
 // connect path uses TakeOver, which decides and removes the entry in one
 // step. It takes no lock and allocates nothing.
-func (t *Table) Reusable(tp tuple.Tuple, now time.Duration, explicitBind bool) (Reuse, bool) {
+func (t *Table) Reusable(tp tuple.Tuple, explicitBind bool) (Reuse, bool) {
 	r, ok := t.read(tp)
 	if !ok {
 		return Reuse{}, false
 	}
-	return t.reuseOf(&r, tp, now, explicitBind)
+	return t.reuseOf(&r, tp, time.Duration(t.drv.now()), explicitBind)
 }
 
 func (t *Table) reuseOf(r *record, tp tuple.Tuple, now time.Duration, explicitBind bool) (Reuse, bool) {
-	ok, seq := r.reusable(tp, int64(now), t.reuse, explicitBind)
+	ok, seq := r.reusable(tp, now, t.reuse, explicitBind)
 	if !ok {
 		return Reuse{}, false
 	}
@@ -456,7 +456,7 @@ func (t *Table) reuseOf(r *record, tp tuple.Tuple, now time.Duration, explicitBi
 // one step under the entry's lock, so that of two connects racing for one
 // four-tuple only one succeeds (Linux decides and unhashes under the
 // bucket lock in __inet_check_established).
-func (t *Table) TakeOver(tp tuple.Tuple, now time.Duration, explicitBind bool) (Reuse, bool) {
+func (t *Table) TakeOver(tp tuple.Tuple, explicitBind bool) (Reuse, bool) {
 	h, sh, k := t.locate(tp)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -464,8 +464,9 @@ func (t *Table) TakeOver(tp tuple.Tuple, now time.Duration, explicitBind bool) (
 	if sl == nil {
 		return Reuse{}, false
 	}
-	r := sl.load(t.drv.now() / msNS)
-	reuse, ok := t.reuseOf(&r, tp, now, explicitBind)
+	nowNS := t.drv.now()
+	r := sl.load(nowNS / msNS)
+	reuse, ok := t.reuseOf(&r, tp, time.Duration(nowNS), explicitBind)
 	if ok {
 		t.removeLocked(sh, pos)
 		t.killed.Add(1)
@@ -513,6 +514,12 @@ func (t *Table) Advance() int {
 	t.expired.Add(uint64(fired))
 	return fired
 }
+
+// Clock returns the table's clock (the zero SystemClock if
+// TableOptions.Clock was nil): the clock State.TSRecentStamp and
+// Reuse.TSRecentStamp are times on, and the one Reusable and TakeOver
+// read.
+func (t *Table) Clock() Clock { return t.drv.clock }
 
 // Len returns the number of entries.
 func (t *Table) Len() int { return int(t.count.Load()) }

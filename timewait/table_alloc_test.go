@@ -29,7 +29,7 @@ func TestTableAllocatesNothing(t *testing.T) {
 		ack := seg(tuple.ACK, 1000, 0, 200)
 		tb.Process(tu, &ack)
 		tb.Lookup(tu)
-		tb.Reusable(tu, clk.Now(), true)
+		tb.Reusable(tu, true)
 		tb.Kill(tu)
 	}), "enter, process, lookup, reusable, kill")
 	require.Zero(t, testing.AllocsPerRun(20, func() {

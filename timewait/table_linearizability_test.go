@@ -72,7 +72,7 @@ var twModel = porcupine.Model{
 // so a Lookup that mixed two entries' words would not match.
 func linState(v uint32) State {
 	return State{RcvNxt: v, SndNxt: v * 3, RcvWnd: v ^ 0xffff, TSOffset: v * 7, HasTimestamps: true,
-		TSRecent: v + 11, TSRecentStamp: int64(time.Hour)}
+		TSRecent: v + 11, TSRecentStamp: time.Hour}
 }
 
 // TestTableLinearizable records concurrent histories of Enter, Kill and

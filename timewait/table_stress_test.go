@@ -63,7 +63,7 @@ func stressTable(t *testing.T) {
 				case 0, 1:
 					st := twState()
 					st.Substate = Substate(x >> 24 % 2)
-					st.TSRecentStamp = int64(clk.Now())
+					st.TSRecentStamp = clk.Now()
 					if tb.Enter(tu, st) == nil {
 						entered.Add(1)
 					}
@@ -72,7 +72,7 @@ func stressTable(t *testing.T) {
 						killedByKill.Add(1)
 					}
 				case 3:
-					_, _ = tb.TakeOver(tu, clk.Now()+2*time.Second, x&4 == 0)
+					_, _ = tb.TakeOver(tu, x&4 == 0)
 				case 4:
 					tb.Lookup(tu)
 				default:
@@ -111,7 +111,7 @@ func TestTableLookupNeverTorn(t *testing.T) {
 	defer tb.Close()
 	tu := flow(1, false)
 	st := twState()
-	st.TSRecent, st.TSRecentStamp = 0, int64(time.Hour)
+	st.TSRecent, st.TSRecentStamp = 0, time.Hour
 	require.NoError(t, tb.Enter(tu, st))
 	done := make(chan struct{})
 	go func() {
@@ -133,7 +133,7 @@ func TestTableLookupNeverTorn(t *testing.T) {
 		}
 		got, ok := tb.Lookup(tu)
 		require.True(t, ok)
-		require.Equal(t, int64(time.Hour)+int64(got.TSRecent)*int64(time.Millisecond), got.TSRecentStamp,
+		require.Equal(t, time.Hour+time.Duration(got.TSRecent)*time.Millisecond, got.TSRecentStamp,
 			"ts_recent %d with another one's stamp", got.TSRecent)
 		reads++
 		runtime.Gosched()

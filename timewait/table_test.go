@@ -16,9 +16,6 @@ import (
 
 // newTestTable returns a table on a manual clock at 0 with the given
 // options.
-// ruleT0dur is ruleT0 as a clock reading.
-const ruleT0dur = time.Duration(ruleT0)
-
 func newTestTable(t testing.TB, opts Options) (*Table, *ManualClock) {
 	t.Helper()
 	clk := new(ManualClock)
@@ -63,7 +60,7 @@ func TestTableEnterLookupExpire(t *testing.T) {
 	a, b := flow(1, false), flow(2, true)
 	clk.Set(time.Second)
 	st := twState()
-	st.TSRecentStamp = int64(500 * time.Millisecond)
+	st.TSRecentStamp = 500 * time.Millisecond
 	require.NoError(t, tb.Enter(a, st))
 	require.NoError(t, tb.Enter(b, fw2State()))
 	require.ErrorIs(t, tb.Enter(a, st), ErrExists)
@@ -143,22 +140,22 @@ func TestTableManyEntries(t *testing.T) {
 func TestTableProcess(t *testing.T) {
 	tb, clk := newTestTable(t, Options{})
 	a := flow(1, false)
-	clk.Set(ruleT0dur)
+	clk.Set(ruleT0)
 	require.NoError(t, tb.Enter(a, twState()))
 
 	// A bare ACK at rcv_nxt restarts the timer: the entry outlives its
 	// first period.
-	clk.Set(ruleT0dur + 50*time.Second)
+	clk.Set(ruleT0 + 50*time.Second)
 	s := seg(tuple.ACK, 1000, 0, 200)
 	r, ok := tb.Process(a, &s)
 	require.True(t, ok)
 	require.Equal(t, VerdictDrop, r.Verdict)
-	clk.Set(ruleT0dur + 70*time.Second)
+	clk.Set(ruleT0 + 70*time.Second)
 	tb.Advance()
 	st, ok := tb.Lookup(a)
 	require.True(t, ok, "restarted entry expired early")
 	require.Equal(t, uint32(200), st.TSRecent)
-	require.Equal(t, int64(ruleT0dur+50*time.Second), st.TSRecentStamp)
+	require.Equal(t, ruleT0+50*time.Second, st.TSRecentStamp)
 
 	// A retransmitted FIN is re-ACKed with the entry's fields.
 	s = seg(tuple.FIN|tuple.ACK, 999, 0, 300)
@@ -203,11 +200,11 @@ func TestTableRFC1337(t *testing.T) {
 func TestTableFinWait2(t *testing.T) {
 	tb, clk := newTestTable(t, Options{FinWait2Timeout: 10 * time.Second, Lifetime: 30 * time.Second})
 	a, b := flow(1, false), flow(2, false)
-	clk.Set(ruleT0dur)
+	clk.Set(ruleT0)
 	require.NoError(t, tb.Enter(a, fw2State()))
 	require.NoError(t, tb.Enter(b, fw2State()))
 
-	clk.Set(ruleT0dur + 5*time.Second)
+	clk.Set(ruleT0 + 5*time.Second)
 	s := seg(tuple.FIN|tuple.ACK, 1000, 0, 200)
 	r, ok := tb.Process(a, &s)
 	require.True(t, ok)
@@ -224,11 +221,11 @@ func TestTableFinWait2(t *testing.T) {
 	require.False(t, ok)
 
 	// a lives 30 s from its FIN, not 10 s from its entry.
-	clk.Set(ruleT0dur + 20*time.Second)
+	clk.Set(ruleT0 + 20*time.Second)
 	tb.Advance()
 	_, ok = tb.Lookup(a)
 	require.True(t, ok)
-	clk.Set(ruleT0dur + 40*time.Second)
+	clk.Set(ruleT0 + 40*time.Second)
 	tb.Advance()
 	_, ok = tb.Lookup(a)
 	require.False(t, ok)
@@ -238,32 +235,33 @@ func TestTableReuse(t *testing.T) {
 	tb, clk := newTestTable(t, Options{Reuse: ReuseLoopback})
 	lo := tuple.MustNew("127.0.0.1:40000", "127.0.0.1:80")
 	far := flow(1, false)
-	clk.Set(ruleT0dur)
+	clk.Set(ruleT0)
 	require.NoError(t, tb.Enter(lo, twState()))
 	require.NoError(t, tb.Enter(far, twState()))
-	now := ruleT0dur + ReuseDelay
-	_, ok := tb.Reusable(lo, now, false)
+	clk.Set(ruleT0 + ReuseDelay)
+	_, ok := tb.Reusable(lo, false)
 	require.False(t, ok, "not more than ReuseDelay old")
-	now += time.Millisecond
-	r, ok := tb.Reusable(lo, now, false)
+	clk.Advance(time.Millisecond)
+	r, ok := tb.Reusable(lo, false)
 	require.True(t, ok)
 	require.Equal(t, Reuse{WriteSeq: 5000 + 65537, TSRecent: 100, TSRecentStamp: ruleT0}, r)
-	_, ok = tb.Reusable(far, now, false)
+	_, ok = tb.Reusable(far, false)
 	require.False(t, ok, "mode 2 is loopback only")
-	_, ok = tb.Reusable(far, now, true)
+	_, ok = tb.Reusable(far, true)
 	require.True(t, ok, "an explicitly bound port may reuse")
 
-	r2, ok := tb.TakeOver(lo, now, false)
+	r2, ok := tb.TakeOver(lo, false)
 	require.True(t, ok)
 	require.Equal(t, r, r2)
 	_, ok = tb.Lookup(lo)
 	require.False(t, ok, "TakeOver removes the entry")
-	_, ok = tb.TakeOver(lo, now, false)
+	_, ok = tb.TakeOver(lo, false)
 	require.False(t, ok)
-	_, ok = tb.TakeOver(far, now, false)
+	_, ok = tb.TakeOver(far, false)
 	require.False(t, ok)
 	_, ok = tb.Lookup(far)
 	require.True(t, ok, "a refused TakeOver leaves the entry")
+	require.Same(t, clk, tb.Clock().(*ManualClock))
 }
 
 // Times stored in 32-bit milliseconds survive ages far beyond the rules'
@@ -286,11 +284,11 @@ func TestTableTimeEncoding(t *testing.T) {
 func TestTableOutOfWindowRateLimit(t *testing.T) {
 	tb, clk := newTestTable(t, Options{InvalidRateLimit: 20 * time.Millisecond})
 	a := flow(1, false)
-	clk.Set(ruleT0dur)
+	clk.Set(ruleT0)
 	require.NoError(t, tb.Enter(a, twState()))
 	old := seg(tuple.ACK, 999, 0, 150) // an old duplicate ACK: answered, rate-limited
 	verdictAt := func(d time.Duration) Verdict {
-		clk.Set(ruleT0dur + d)
+		clk.Set(ruleT0 + d)
 		r, ok := tb.Process(a, &old)
 		require.True(t, ok)
 		return r.Verdict

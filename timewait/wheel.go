@@ -55,10 +55,10 @@ type WheelOptions struct {
 	// Cancel rarely share a lock or a line; 0 means one per GOMAXPROCS at
 	// creation. At most 128.
 	Shards int
-	// Clock is the time source; nil means a SystemClock, in which case the
-	// wheel runs its own ticker goroutine while timers are pending and
-	// stops it when none are. With any other clock the caller calls
-	// Advance.
+	// Clock is the time source, the stack's one Clock; nil means the zero
+	// SystemClock. On a SystemClock the wheel runs its own ticker
+	// goroutine while timers are pending and stops it when none are; with
+	// any other clock the caller calls Advance.
 	Clock Clock
 	// Expire receives the timers that came due, in batches (of one shard,
 	// at most 512 timers each), outside the shards' locks: it may schedule,
@@ -232,6 +232,10 @@ func (w *Wheel) Advance() int {
 	}
 	return fired
 }
+
+// Clock returns the wheel's clock (the zero SystemClock if
+// WheelOptions.Clock was nil), on which Schedule's times are read.
+func (w *Wheel) Clock() Clock { return w.drv.clock }
 
 // Len returns the number of pending timers. It is wait-free: it sums the
 // shards' counts (kept per shard, so that schedules on different cores
