@@ -26,7 +26,7 @@ func TestSystemClockZeroValue(t *testing.T) {
 // A table or wheel with no Clock runs on the zero SystemClock, and Clock
 // returns it; one given a clock returns that clock.
 func TestClockAccessors(t *testing.T) {
-	tb, err := New(Options{})
+	tb, err := NewTable(TableOptions[struct{}]{})
 	require.NoError(t, err)
 	defer tb.Close()
 	require.Equal(t, &SystemClock{}, tb.Clock())

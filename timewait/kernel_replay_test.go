@@ -123,7 +123,7 @@ type twReplay struct {
 	c      *twCase
 	tp     tuple.Tuple
 	clock  *timewait.ManualClock
-	tab    *timewait.Table
+	tab    *timewait.Table[struct{}]
 	origin int64 // the case's first ClockMS, which the table's clock maps to twClockBase
 	synack twPacket
 }
@@ -218,7 +218,7 @@ func replayTW(t *testing.T, c *twCase) []string {
 	}
 	r := &twReplay{c: c, clock: new(timewait.ManualClock), origin: c.Setup[0].ClockMS[0],
 		tp: tuple.Tuple{Local: tuple.MustEndpoint(c.Local), Remote: tuple.MustEndpoint(c.Remote)}}
-	tab, err := timewait.New(timewait.Options{Clock: r.clock, RFC1337: c.Sysctls["tcp_rfc1337"] != 0,
+	tab, err := timewait.NewTable(timewait.TableOptions[struct{}]{Clock: r.clock, RFC1337: c.Sysctls["tcp_rfc1337"] != 0,
 		InvalidRateLimit: limit, Shards: 1})
 	require.NoError(t, err)
 	defer tab.Close()
@@ -226,7 +226,7 @@ func replayTW(t *testing.T, c *twCase) []string {
 	state := r.state(t)
 	last := c.Setup[len(c.Setup)-1]
 	r.clock.Set(r.at(last.ClockMS[1]))
-	require.NoError(t, tab.Enter(r.tp, state), c.ID)
+	require.NoError(t, tab.Enter(r.tp, state, struct{}{}), c.ID)
 
 	var diffs []string
 	for i := range c.Probes {
@@ -234,7 +234,8 @@ func replayTW(t *testing.T, c *twCase) []string {
 		what := fmt.Sprintf("%s probe %d (%s %s)", c.ID, i, pr.Role, pr.Name)
 		r.clock.Set(r.at(pr.Segment.ClockMS[0]))
 		seg := pr.Segment.segment(t, r.tp)
-		reply, ok := tab.Process(r.tp, &seg)
+		before, _ := tab.Lookup(r.tp)
+		reply, _, ok := tab.Process(r.tp, &seg)
 		if !ok {
 			// No entry here, and none in the kernel (the previous probe's
 			// survival check said so): the answer came from the listener
@@ -248,12 +249,24 @@ func replayTW(t *testing.T, c *twCase) []string {
 			continue
 		}
 		diffs = append(diffs, r.compare(t, what, pr, &seg, reply)...)
-		if reply.Verdict == timewait.VerdictNewSYN && c.Listener {
-			// A listener takes the SYN: the stack removes the entry
-			// (tcp_v4_rcv's inet_twsk_deschedule_put), as Reply says.
-			tab.Kill(r.tp)
-		}
+		// Reply.Fate tells what the segment did to the entry, so the stack
+		// need not look it up again: check it against the table.
 		got, alive := tab.Lookup(r.tp)
+		switch {
+		case alive == (reply.Fate == timewait.FateRemoved):
+			diffs = append(diffs, fmt.Sprintf("%s: fate %s, entry alive %v", what, reply.Fate, alive))
+		case alive && (reply.Fate == timewait.FateTimeWait) != (before.Substate == timewait.FinWait2 && got.Substate == timewait.TimeWait):
+			diffs = append(diffs, fmt.Sprintf("%s: fate %s, %s became %s", what, reply.Fate, before.Substate, got.Substate))
+		}
+		if reply.Verdict == timewait.VerdictNewSYN && c.Listener {
+			// A listener takes the SYN: the stack inserts the new request
+			// and removes the entry in one step (tcp_v4_rcv's
+			// inet_twsk_deschedule_put), as Reply says.
+			_, removed, err := tab.Replace(r.tp, func() error { return nil })
+			require.NoError(t, err)
+			require.True(t, removed)
+		}
+		got, alive = tab.Lookup(r.tp)
 		switch {
 		case alive != twAlive(pr.Entry):
 			diffs = append(diffs, fmt.Sprintf("%s: entry alive %v afterwards, kernel holds %q", what, alive, pr.Entry))

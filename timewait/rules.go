@@ -195,14 +195,17 @@ const (
 	// package does not model TOS.
 	VerdictACK
 	// VerdictRST (TCP_TW_RST): send a reset in answer to the segment (as
-	// for a segment that matched no socket: tcp_v4_send_reset), and remove
-	// the entry, as tcp_v4_rcv does.
+	// for a segment that matched no socket: tcp_v4_send_reset). The entry
+	// is removed, as tcp_v4_rcv does: Table.Process has done it (Reply.Fate
+	// is FateRemoved) and returned the entry's owner.
 	VerdictRST
 	// VerdictNewSYN (TCP_TW_SYN): the segment is a SYN that may open a new
-	// incarnation of the connection. The caller looks up a listener: if
-	// there is one it removes the entry and hands the SYN to the listener,
-	// which uses the returned ISN for its SYN-ACK; if there is none it
-	// sends an ACK, as for VerdictACK, and keeps the entry.
+	// incarnation of the connection; the entry is kept. The caller looks
+	// up a listener: if there is one it hands the SYN to the listener,
+	// which uses the returned ISN for its SYN-ACK, inserting the new
+	// request with Table.Replace, which removes the entry in the same
+	// step; if there is none it sends an ACK, as for VerdictACK, and the
+	// entry stays.
 	VerdictNewSYN
 )
 

@@ -11,11 +11,13 @@ import (
 )
 
 // otherShard returns a flow whose entry lives in another shard than a's.
-func otherShard(t *testing.T, tb *Table, a int) int {
+func otherShard(t *testing.T, tb *Table[int], a int) int {
 	t.Helper()
-	_, sa, _ := tb.locate(flow(a, false))
+	fa := flow(a, false)
+	sa, _, _ := tb.locate(tb.hasher.Hash(fa), fa)
 	for i := a + 1; i < a+1000; i++ {
-		if _, sb, _ := tb.locate(flow(i, false)); sb != sa {
+		fb := flow(i, false)
+		if sb, _, _ := tb.locate(tb.hasher.Hash(fb), fb); sb != sa {
 			return i
 		}
 	}
@@ -30,10 +32,10 @@ func otherShard(t *testing.T, tb *Table, a int) int {
 // It used to reserve its unit first, so that Len passed the cap and the
 // new tuple got ErrTimeWaitFull with room left.
 func TestTableDuplicateEnterTakesNoRoom(t *testing.T) {
-	tb, _ := newTestTable(t, Options{MaxBuckets: 2, Shards: 4})
+	tb, _ := newTestTable(t, testOptions{MaxBuckets: 2, Shards: 4})
 	a := flow(1, false)
 	b := flow(otherShard(t, tb, 1), false)
-	require.NoError(t, tb.Enter(a, twState()))
+	require.NoError(t, tb.Enter(a, twState(), 0))
 	ran := false
 	enterLocked = func() {
 		if ran {
@@ -41,10 +43,10 @@ func TestTableDuplicateEnterTakesNoRoom(t *testing.T) {
 		}
 		ran = true
 		assert.LessOrEqual(t, tb.Len(), 1, "a failing Enter counted as an entry")
-		assert.NoError(t, tb.Enter(b, twState()), "refused with room left")
+		assert.NoError(t, tb.Enter(b, twState(), 0), "refused with room left")
 	}
 	defer func() { enterLocked = nil }()
-	require.ErrorIs(t, tb.Enter(a, twState()), ErrExists)
+	require.ErrorIs(t, tb.Enter(a, twState(), 0), ErrExists)
 	require.True(t, ran)
 	require.Equal(t, 2, tb.Len())
 	require.Zero(t, tb.Stats().Overflows)
@@ -53,13 +55,13 @@ func TestTableDuplicateEnterTakesNoRoom(t *testing.T) {
 // At the cap, a duplicate is still a duplicate (ErrExists, not an
 // overflow), and the count never passes the cap while it is refused.
 func TestTableDuplicateEnterAtCap(t *testing.T) {
-	tb, _ := newTestTable(t, Options{MaxBuckets: 1, Shards: 1})
+	tb, _ := newTestTable(t, testOptions{MaxBuckets: 1, Shards: 1})
 	a := flow(1, false)
-	require.NoError(t, tb.Enter(a, twState()))
+	require.NoError(t, tb.Enter(a, twState(), 0))
 	enterLocked = func() { require.LessOrEqual(t, tb.Len(), 1, "Len passed MaxBuckets") }
 	defer func() { enterLocked = nil }()
-	require.ErrorIs(t, tb.Enter(a, twState()), ErrExists)
-	require.ErrorIs(t, tb.Enter(flow(2, false), twState()), ErrTimeWaitFull)
+	require.ErrorIs(t, tb.Enter(a, twState(), 0), ErrExists)
+	require.ErrorIs(t, tb.Enter(flow(2, false), twState(), 0), ErrTimeWaitFull)
 	require.Equal(t, 1, tb.Len())
 	require.Equal(t, uint64(1), tb.Stats().Overflows)
 }
@@ -70,10 +72,10 @@ func TestTableDuplicateEnterAtCap(t *testing.T) {
 // and Len never passes the cap.
 func TestTableDuplicateEnterRacesNew(t *testing.T) {
 	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
-		tb, _ := newTestTable(t, Options{MaxBuckets: 2, Shards: 4})
+		tb, _ := newTestTable(t, testOptions{MaxBuckets: 2, Shards: 4})
 		a := flow(1, false)
 		b := flow(otherShard(t, tb, 1), false)
-		require.NoError(t, tb.Enter(a, twState()))
+		require.NoError(t, tb.Enter(a, twState(), 0))
 		const rounds = 5000
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -86,7 +88,7 @@ func TestTableDuplicateEnterRacesNew(t *testing.T) {
 					return
 				default:
 				}
-				if !assert.ErrorIs(t, tb.Enter(a, twState()), ErrExists) {
+				if !assert.ErrorIs(t, tb.Enter(a, twState(), 0), ErrExists) {
 					return
 				}
 			}
@@ -107,12 +109,13 @@ func TestTableDuplicateEnterRacesNew(t *testing.T) {
 		}()
 		refused := 0
 		for range rounds {
-			if err := tb.Enter(b, twState()); err != nil {
+			if err := tb.Enter(b, twState(), 0); err != nil {
 				require.ErrorIs(t, err, ErrTimeWaitFull)
 				refused++
 				continue
 			}
-			require.True(t, tb.Kill(b))
+			_, ok := tb.Kill(b)
+			require.True(t, ok)
 		}
 		close(stop)
 		wg.Wait()
