@@ -1,11 +1,11 @@
 package timewait
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -14,8 +14,8 @@ import (
 // shard's wheel, at the same number), an open-addressing index of 4-byte
 // references into it, and the shard's timing wheel. Writers hold the
 // shard's mutex; readers take no lock and validate what they read with
-// the shard's sequence word (a seqlock), so Lookup never blocks a writer
-// and a writer never waits for readers.
+// the shard's sequence count (an rcu.SeqCount), so Lookup never blocks a
+// writer and a writer never waits for readers.
 //
 // Why not a second table.Established for the index: an entry must carry its
 // key anyway, since expiry has to remove it from the index, and
@@ -255,9 +255,9 @@ func indexTag(h uint64) uint32 { return uint32(h>>40) & 0xff << 24 }
 
 // entryShard is one shard of a Table.
 type entryShard struct {
-	// seq is odd while a writer changes the index or a slot; readers
-	// retry when it was odd or changed while they read.
-	seq    atomic.Uint64
+	// seq is odd while a writer changes the index or a slot (written
+	// under mu); readers retry when it was odd or changed while they read.
+	seq    rcu.SeqCount
 	index  atomic.Pointer[entryIndex]
 	chunks atomic.Pointer[[]*[slotChunk]slot]
 
@@ -294,13 +294,9 @@ func slotAt(chunks []*[slotChunk]slot, i uint32) *slot {
 func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
 	tag := indexTag(h)
 	for {
-		seq := s.seq.Load()
-		if seq&1 != 0 {
-			// A writer is mid-change: a few stores, unless it was
-			// preempted; yield rather than spin against it.
-			runtime.Gosched()
-			continue
-		}
+		// BeginRead waits out a writer mid-change: a few stores, unless it
+		// was preempted; then it yields rather than spin against it.
+		seq := s.seq.BeginRead()
 		idx := s.index.Load()
 		chunks := *s.chunks.Load()
 		found := false
@@ -318,7 +314,7 @@ func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
 				break
 			}
 		}
-		if s.seq.Load() == seq {
+		if s.seq.ReadOK(seq) {
 			return found
 		}
 	}
@@ -359,9 +355,10 @@ func (s *entryShard) position(h uint64, i uint32) uint64 {
 // reader could see a half-made change.
 var midWrite func()
 
-// beginWrite and endWrite bracket every change readers could see.
-func (s *entryShard) beginWrite() { s.seq.Add(1) }
-func (s *entryShard) endWrite()   { s.seq.Add(1) }
+// beginWrite and endWrite bracket every change readers could see; the
+// caller holds mu.
+func (s *entryShard) beginWrite() { s.seq.BeginWrite() }
+func (s *entryShard) endWrite()   { s.seq.EndWrite() }
 
 // alloc returns a free slot number, growing the slab (and the wheel's
 // links) by a chunk if none is free, or false if the shard holds maxSlots
