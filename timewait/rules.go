@@ -349,7 +349,7 @@ func (r *record) recordTimestamp(tsval uint32, now time.Duration) {
 // ts_recent when a timestamp is accepted, the rate limiter's clock when an
 // ACK to an out-of-window segment is allowed, and rcv_nxt, the substate
 // and the entry time when a FinWait2 entry receives the peer's FIN. now is
-// the time on the table's clock, in nanoseconds.
+// the time on the table's clock.
 //
 // It allocates nothing and never panics: any record and any segment give a
 // verdict. A nil record or segment, an ICMP error and a non-TCP segment

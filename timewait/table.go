@@ -387,7 +387,8 @@ func (t *Table[V]) locate(h uint64, tp tuple.Tuple) (int, *entryShard, packedKey
 // without TIME_WAIT), tp.Validate's error for an invalid key, and
 // ErrClosed after Close; the entry then does not exist and the caller
 // keeps owner. Len never exceeds MaxBuckets, and no Enter is refused while
-// fewer entries than that exist or are being entered.
+// fewer entries than that exist or are being entered. Enter is
+// linearizable and may block on tp's shard (see Table).
 func (t *Table[V]) Enter(tp tuple.Tuple, s State, owner V) error {
 	return t.EnterHashed(t.hasher.Hash(tp), tp, s, owner)
 }
@@ -506,7 +507,8 @@ func (t *Table[V]) read(h uint64, tp tuple.Tuple) (record, bool) {
 // It updates the entry as the rules say: restarts its timer (Lifetime),
 // moves a FIN_WAIT2 entry to TIME_WAIT, or removes it (an in-window RST
 // without RFC1337; an RST answer in FIN_WAIT2), and then returns its
-// owner (FateRemoved; otherwise the zero V). It allocates nothing.
+// owner (FateRemoved; otherwise the zero V). It is linearizable, may block
+// on tp's shard (see Table), and allocates nothing.
 func (t *Table[V]) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, V, bool) {
 	return t.ProcessHashed(t.hasher.Hash(tp), tp, seg)
 }
@@ -586,6 +588,8 @@ func (t *Table[V]) unhashLocked(sh *entryShard, pos uint64) {
 // Kill removes tp's entry at once and returns its owner, or false if tp
 // has no entry: the stack knows the flow is gone (the application asked,
 // or the stack is tearing the flow down), so nothing waits for the timer.
+// It is linearizable, may block on tp's shard (see Table), and allocates
+// nothing.
 func (t *Table[V]) Kill(tp tuple.Tuple) (V, bool) {
 	return t.KillHashed(t.hasher.Hash(tp), tp)
 }
@@ -640,7 +644,8 @@ func (t *Table[V]) reuseOf(r *record, tp tuple.Tuple, now time.Duration, explici
 // one step under the entry's lock, and returns its owner: of two connects
 // racing for one four-tuple only one succeeds (Linux decides and unhashes
 // under the bucket lock in __inet_check_established). A connect path may
-// call it holding its bind table's port lock (see Table on OnExpire).
+// call it holding its bind table's port lock (see Table on OnExpire). It
+// is linearizable, may block on tp's shard, and allocates nothing.
 func (t *Table[V]) TakeOver(tp tuple.Tuple, explicitBind bool) (Reuse, V, bool) {
 	return t.TakeOverHashed(t.hasher.Hash(tp), tp, explicitBind)
 }
@@ -681,7 +686,9 @@ func (t *Table[V]) TakeOverHashed(h uint64, tp tuple.Tuple, explicitBind bool) (
 //
 // install runs with the shard's lock held: it must be brief, and must not
 // call any method of this Table (it would wait for itself or take a second
-// shard's lock). Replace allocates nothing beyond what install does.
+// shard's lock). Replace is linearizable (install's effect and the
+// entry's removal are one step for every other call of this table), may
+// block on tp's shard, and allocates nothing beyond what install does.
 func (t *Table[V]) Replace(tp tuple.Tuple, install func() error) (V, bool, error) {
 	return t.ReplaceHashed(t.hasher.Hash(tp), tp, install)
 }
@@ -718,7 +725,8 @@ const expiryBatch = 64
 // expiry never races a Kill or a restart of the same entry; OnExpire is
 // called after that lock is released (see Table). Calls to Advance and
 // Close are serialized: one waits while another runs, OnExpire calls
-// included. It allocates nothing once its batch has grown to 64 entries.
+// included, so Advance may block. It allocates nothing once its batch has
+// grown to 64 entries.
 func (t *Table[V]) Advance() int {
 	t.expiryMu.Lock()
 	defer t.expiryMu.Unlock()
@@ -773,7 +781,8 @@ func (t *Table[V]) handOut(batch []expiredEntry[V]) {
 // shard is seen at one moment, different shards at different moments, so
 // an entry that enters or leaves during the iteration may or may not be
 // yielded; but no four-tuple is yielded twice, since a four-tuple lives in
-// one shard. It allocates a buffer the size of the largest shard.
+// one shard. It may block on each shard in turn, and allocates a buffer
+// the size of the largest shard.
 func (t *Table[V]) All() iter.Seq2[tuple.Tuple, State] {
 	return func(yield func(tuple.Tuple, State) bool) {
 		type item struct {
@@ -826,6 +835,7 @@ func (t *Table[V]) Stats() Stats {
 // for an Advance in progress to finish; once it returns, OnExpire is not
 // called again. Later calls fail with ErrClosed (Enter) or find nothing
 // (Replace still runs its install). A second Close returns ErrClosed.
+// Close may block (on Advance, and on each shard in turn).
 func (t *Table[V]) Close() error {
 	t.expiryMu.Lock()
 	defer t.expiryMu.Unlock()
