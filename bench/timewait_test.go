@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,11 @@ func churnState(i int) timewait.State {
 // (entering, expiring, the garbage collector, the timers) per connection.
 // B/entry is the heap per entry of the filled table.
 //
+// impl=socktable's entries own nothing (TableOptions[struct{}]);
+// impl=socktable-owned's each own a pointer (all to one object, so that
+// only the table's cost is counted), as a stack's entries own the port
+// bindings they hold, and OnExpire receives them.
+//
 // socktable's table runs on a clock that a goroutine sets from real time
 // every millisecond before it calls Advance (what the table's own ticker
 // does with a SystemClock; the manual clock lets the fill spread the due
@@ -87,7 +93,7 @@ func BenchmarkTimeWaitChurn(b *testing.B) {
 	// The lifetime that holds n entries at 100k a second: 60 s, shorter in
 	// short mode.
 	life := time.Duration(n) * time.Second / churnRate
-	for _, impl := range []string{"socktable", "afterfunc"} {
+	for _, impl := range []string{"socktable", "socktable-owned", "afterfunc"} {
 		b.Run("impl="+impl, func(b *testing.B) {
 			before := heapBytes()
 			var enter func(i int)
@@ -95,41 +101,9 @@ func BenchmarkTimeWaitChurn(b *testing.B) {
 			var count func() int
 			switch impl {
 			case "socktable":
-				clock := &timewait.ManualClock{}
-				tw, err := timewait.New(timewait.Options{Clock: clock, Lifetime: life, MaxBuckets: 2 * n})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer tw.Close()
-				for i := range n { // entry i is due at 60 s + i/n of 60 s
-					clock.Set(time.Duration(int64(life) * int64(i) / int64(n)))
-					if err := tw.Enter(flowKey(i), churnState(i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				enter = func(i int) {
-					if err := tw.Enter(flowKey(i), churnState(i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				count = tw.Len
-				quit, done := make(chan struct{}), make(chan struct{})
-				stop = func() { close(quit); <-done }
-				start := time.Now()
-				go func() { // the table's clock: real time from 60 s on
-					defer close(done)
-					tick := time.NewTicker(time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-quit:
-							return
-						case <-tick.C:
-							clock.Set(life + time.Since(start))
-							tw.Advance()
-						}
-					}
-				}()
+				enter, stop, count = churnTable(b, n, life, struct{}{})
+			case "socktable-owned":
+				enter, stop, count = churnTable(b, n, life, &sock{})
 			case "afterfunc":
 				tw := &mapTimeWait{m: make(map[tuple.Tuple]*mapTWEntry)}
 				for i := range n {
@@ -170,6 +144,46 @@ func BenchmarkTimeWaitChurn(b *testing.B) {
 	}
 }
 
+// churnTable fills a TIME_WAIT table for BenchmarkTimeWaitChurn, with
+// every entry owning owner, and starts its clock.
+func churnTable[V any](b *testing.B, n int, life time.Duration, owner V) (enter func(int), stop func(), count func() int) {
+	clock := &timewait.ManualClock{}
+	tw, err := timewait.NewTable(timewait.TableOptions[V]{Clock: clock, Lifetime: life, MaxBuckets: 2 * n,
+		OnExpire: func(tuple.Tuple, V) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n { // entry i is due at 60 s + i/n of 60 s
+		clock.Set(time.Duration(int64(life) * int64(i) / int64(n)))
+		if err := tw.Enter(flowKey(i), churnState(i), owner); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enter = func(i int) {
+		if err := tw.Enter(flowKey(i), churnState(i), owner); err != nil {
+			b.Fatal(err)
+		}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	stop = func() { close(quit); <-done; tw.Close() }
+	start := time.Now()
+	go func() { // the table's clock: real time from 60 s on
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				clock.Set(life + time.Since(start))
+				tw.Advance()
+			}
+		}
+	}()
+	return enter, stop, tw.Len
+}
+
 // BenchmarkTimeWaitLookup: the price of keeping TIME_WAIT entries in a
 // table of their own, paid by the segments that miss the established
 // table (SYNs for listeners, segments for TIME_WAIT entries): one Lookup
@@ -177,17 +191,8 @@ func BenchmarkTimeWaitChurn(b *testing.B) {
 // (hit) or an absent one (miss), in shuffled order.
 func BenchmarkTimeWaitLookup(b *testing.B) {
 	n := size(1000000)
-	tw, err := timewait.New(timewait.Options{Clock: &timewait.ManualClock{}, MaxBuckets: n})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tw, f := lookupTable(b, n)
 	defer tw.Close()
-	f := getFixture(n)
-	for i, k := range f.keys {
-		if err := tw.Enter(k, churnState(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
 	for _, probe := range []struct {
 		name string
 		keys []tuple.Tuple
@@ -203,6 +208,69 @@ func BenchmarkTimeWaitLookup(b *testing.B) {
 						b.Fatal("wrong answer")
 					}
 					i++
+				}
+			})
+		})
+	}
+}
+
+// lookupTable returns a TIME_WAIT table holding the n keys of the n-key
+// fixture, and the fixture.
+func lookupTable(b *testing.B, n int) (*timewait.Table[struct{}], *fixture) {
+	tw, err := timewait.NewTable(timewait.TableOptions[struct{}]{Clock: &timewait.ManualClock{}, MaxBuckets: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := getFixture(n)
+	for i, k := range f.keys {
+		if err := tw.Enter(k, churnState(i), struct{}{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tw, f
+}
+
+// BenchmarkTimeWaitProcess: the segment a TIME_WAIT entry meets most, a
+// bare ACK at rcv_nxt (the peer's retransmitted last ACK, or a keepalive),
+// which the entry drops after restarting its timer: one Process per op on
+// every core in a table of 1e6 entries, in shuffled order, with the
+// four-tuple hashed by Process (hash=table) or beforehand, as a stack's
+// demux hashes it once for all its tables (hash=caller, ProcessHashed).
+func BenchmarkTimeWaitProcess(b *testing.B) {
+	n := size(1000000)
+	tw, f := lookupTable(b, n)
+	defer tw.Close()
+	order := rand.New(rand.NewPCG(uint64(n), 2)).Perm(n) // entry order[j] is f.keys[order[j]], RcvNxt order[j]
+	hashes := make([]uint64, n)
+	for j, i := range order {
+		hashes[j] = tw.Hasher().Hash(f.keys[i])
+	}
+	for _, hashed := range []bool{false, true} {
+		name := "entries=1e6/ack/hash=table/impl=socktable"
+		if hashed {
+			name = "entries=1e6/ack/hash=caller/impl=socktable"
+		}
+		b.Run(name, func(b *testing.B) {
+			startTiming(b)
+			var seed atomic.Uint64
+			b.RunParallel(func(pb *testing.PB) {
+				j := int(seed.Add(1) * 7919)
+				seg := tuple.Segment{Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.ACK}
+				for pb.Next() {
+					j %= n
+					i := order[j]
+					seg.Tuple, seg.Seq = f.keys[i], uint32(i)
+					var r timewait.Reply
+					var ok bool
+					if hashed {
+						r, _, ok = tw.ProcessHashed(hashes[j], seg.Tuple, &seg)
+					} else {
+						r, _, ok = tw.Process(seg.Tuple, &seg)
+					}
+					if !ok || r.Fate != timewait.FateRestarted {
+						b.Fatal("wrong answer")
+					}
+					j++
 				}
 			})
 		})

@@ -8,26 +8,38 @@
 // # The table
 //
 // A stack closing a connection calls Table.Enter with the connection's
-// sequence and timestamp state, and drops the full socket: the entry is an
-// 72-byte pointer-free slot plus a 16-byte timer link. The demux looks a segment's four-tuple up in
-// the established table first and, on a miss, calls Table.Process, which
-// says what to answer (an ACK, an RST, nothing) or that a SYN may open a
-// new connection (VerdictNewSYN with the ISN to use). The entry leaves when
-// its timer fires (60 s after it entered or a segment restarted it), when a
-// segment kills it, or at once when the stack calls Kill or TakeOver: there
-// is no sweep over the table, so a flow known to be gone costs nothing
-// later (the lesson of Retina's conntrack, which waited for a GC walk).
+// sequence and timestamp state and the value the entry is to own (what
+// the stack holds on the entry's behalf: the bind table's hold on its
+// local port, say), and drops the full socket: the entry is a 72-byte
+// pointer-free slot, a 16-byte timer link and its owner. The demux looks
+// a segment's four-tuple up in the established table first and, on a
+// miss, calls Table.Process, which says what to answer (an ACK, an RST,
+// nothing) or that a SYN may open a new connection (VerdictNewSYN with the
+// ISN to use), and what became of the entry (Reply.Fate). The entry
+// leaves when its timer fires, when a segment kills it, or at once when
+// the stack calls Kill, TakeOver (a connect reusing the four-tuple) or
+// Replace (a listener taking the new SYN: the stack's insert of the new
+// connection and the entry's removal in one step); whichever removes it
+// receives its owner, exactly once, expiry through TableOptions.OnExpire.
+// There is no sweep over the table, so a flow known to be gone costs
+// nothing later.
+//
+// The stack hashes a segment's four-tuple once, with its one
+// tuple.Hasher, for all its tables: the …Hashed methods take that hash.
+// It passes its one Clock to every part that keeps time, so the times
+// in State and Reuse are on one time line.
 //
 // Why a table of its own rather than the established table, where Linux
 // keeps its timewait sockets: the established table stores the stack's
-// values (a *Conn, say) and a TIME_WAIT entry is a record of about 36 bytes that
-// must change under its lock as segments arrive, which no 8-byte value
-// slot can hold; and an entry must carry its key anyway, to be removed
-// when its timer fires, so keeping it in its own slot with a 4-byte index
-// reference costs about 94 bytes an entry where an established-table
-// entry plus a keyed record would cost about 170. The price is a second
-// lookup on the established miss path (a SYN for a listener, or a segment
-// for a TIME_WAIT entry), which the demux pays only for those segments.
+// values (a *Conn, say) and a TIME_WAIT entry is a record of about 36
+// bytes that must change under its lock as segments arrive, which no
+// 8-byte value slot can hold; and an entry must carry its key anyway, to
+// be removed when its timer fires, so keeping it in its own slot with a
+// 4-byte index reference costs about 94 bytes an entry (plus its owner)
+// where an established-table entry plus a keyed record would cost about
+// 170. The price is a second lookup on the established miss path (a SYN
+// for a listener, or a segment for a TIME_WAIT entry), which the demux
+// pays only for those segments.
 //
 // # The wheel
 //

@@ -22,13 +22,15 @@ type driver struct {
 	pending func() int
 }
 
-// init sets the clock (nil: a SystemClock the driver ticks) and the tick.
+// init sets the clock (nil: the zero SystemClock) and the tick. A
+// SystemClock is ticked by the driver; any other clock by the caller.
 func (d *driver) init(clock Clock, tick time.Duration, advance, pending func() int) {
 	d.clock, d.tick, d.advance, d.pending = clock, tick, advance, pending
 	d.stop = make(chan struct{})
 	if d.clock == nil {
-		d.clock = NewSystemClock()
-	} else {
+		d.clock = &SystemClock{}
+	}
+	if _, sys := d.clock.(*SystemClock); !sys {
 		d.manual = true
 	}
 	d.now()

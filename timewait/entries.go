@@ -1,10 +1,11 @@
 package timewait
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -13,8 +14,8 @@ import (
 // shard's wheel, at the same number), an open-addressing index of 4-byte
 // references into it, and the shard's timing wheel. Writers hold the
 // shard's mutex; readers take no lock and validate what they read with
-// the shard's sequence word (a seqlock), so Lookup never blocks a writer
-// and a writer never waits for readers.
+// the shard's sequence count (an rcu.SeqCount), so Lookup never blocks a
+// writer and a writer never waits for readers.
 //
 // Why not a second table.Established for the index: an entry must carry its
 // key anyway, since expiry has to remove it from the index, and
@@ -144,8 +145,8 @@ func (s *slot) store(r *record, nowMS int64) {
 	if midWrite != nil {
 		midWrite()
 	}
-	s.rec[2].Store(pair(r.tsOffset, encodeTime(r.tsRecentStamp/msNS, nowMS)))
-	s.rec[3].Store(pair(encodeTime(r.entryStamp/msNS, nowMS), encodeTime(r.lastOOWAck/msNS, nowMS)))
+	s.rec[2].Store(pair(r.tsOffset, encodeTime(toMS(r.tsRecentStamp), nowMS)))
+	s.rec[3].Store(pair(encodeTime(toMS(r.entryStamp), nowMS), encodeTime(toMS(r.lastOOWAck), nowMS)))
 }
 
 func pair(lo, hi uint32) uint64 { return uint64(hi)<<32 | uint64(lo) }
@@ -179,9 +180,9 @@ func (w *slotWords) record(refMS int64) record {
 		rcvWnd:        w.rec[recRcvWnd],
 		tsRecent:      w.rec[recTSRecent],
 		tsOffset:      w.rec[recTSOffset],
-		tsRecentStamp: decodeTime(w.rec[recTSStamp], refMS) * msNS,
-		entryStamp:    decodeTime(w.rec[recEntryStamp], refMS) * msNS,
-		lastOOWAck:    decodeTime(w.rec[recOOWAck], refMS) * msNS,
+		tsRecentStamp: fromMS(decodeTime(w.rec[recTSStamp], refMS)),
+		entryStamp:    fromMS(decodeTime(w.rec[recEntryStamp], refMS)),
+		lastOOWAck:    fromMS(decodeTime(w.rec[recOOWAck], refMS)),
 	}
 }
 
@@ -193,6 +194,18 @@ func (s *slot) load(refMS int64) record {
 }
 
 const msNS = 1_000_000
+
+// toMS is clock time d in whole milliseconds (rounded down, towards the
+// past for a negative d); fromMS converts back.
+func toMS(d time.Duration) int64 {
+	ms := int64(d) / msNS
+	if d < 0 && int64(d)%msNS != 0 {
+		ms--
+	}
+	return ms
+}
+
+func fromMS(ms int64) time.Duration { return time.Duration(ms * msNS) }
 
 // entryIndex is a shard's open-addressing index with linear probing: each
 // entry is 0 (empty) or tag<<24 | slot+1. Its size is any number, not a
@@ -242,9 +255,9 @@ func indexTag(h uint64) uint32 { return uint32(h>>40) & 0xff << 24 }
 
 // entryShard is one shard of a Table.
 type entryShard struct {
-	// seq is odd while a writer changes the index or a slot; readers
-	// retry when it was odd or changed while they read.
-	seq    atomic.Uint64
+	// seq is odd while a writer changes the index or a slot (written
+	// under mu); readers retry when it was odd or changed while they read.
+	seq    rcu.SeqCount
 	index  atomic.Pointer[entryIndex]
 	chunks atomic.Pointer[[]*[slotChunk]slot]
 
@@ -281,13 +294,9 @@ func slotAt(chunks []*[slotChunk]slot, i uint32) *slot {
 func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
 	tag := indexTag(h)
 	for {
-		seq := s.seq.Load()
-		if seq&1 != 0 {
-			// A writer is mid-change: a few stores, unless it was
-			// preempted; yield rather than spin against it.
-			runtime.Gosched()
-			continue
-		}
+		// BeginRead waits out a writer mid-change: a few stores, unless it
+		// was preempted; then it yields rather than spin against it.
+		seq := s.seq.BeginRead()
 		idx := s.index.Load()
 		chunks := *s.chunks.Load()
 		found := false
@@ -305,7 +314,7 @@ func (s *entryShard) read(h uint64, k *packedKey, f func(*slot)) bool {
 				break
 			}
 		}
-		if s.seq.Load() == seq {
+		if s.seq.ReadOK(seq) {
 			return found
 		}
 	}
@@ -346,9 +355,10 @@ func (s *entryShard) position(h uint64, i uint32) uint64 {
 // reader could see a half-made change.
 var midWrite func()
 
-// beginWrite and endWrite bracket every change readers could see.
-func (s *entryShard) beginWrite() { s.seq.Add(1) }
-func (s *entryShard) endWrite()   { s.seq.Add(1) }
+// beginWrite and endWrite bracket every change readers could see; the
+// caller holds mu.
+func (s *entryShard) beginWrite() { s.seq.BeginWrite() }
+func (s *entryShard) endWrite()   { s.seq.EndWrite() }
 
 // alloc returns a free slot number, growing the slab (and the wheel's
 // links) by a chunk if none is free, or false if the shard holds maxSlots

@@ -44,36 +44,51 @@ func ExampleWheel() {
 	// pending: 0
 }
 
-// A TIME_WAIT table on a manual clock: a closed connection enters, a
-// retransmitted FIN is re-ACKed, a new SYN may take the four-tuple over,
-// and the entry expires after its 60 s.
+// A TIME_WAIT table on a manual clock whose entries own a stack's port
+// holds (a string here): a closed connection enters, a retransmitted FIN
+// is re-ACKed, a new SYN that a listener takes replaces the entry in one
+// step, and another entry expires after its 60 s, handing its owner to
+// OnExpire.
 func ExampleTable() {
 	clock := &timewait.ManualClock{}
-	tw, err := timewait.New(timewait.Options{Clock: clock})
+	tw, err := timewait.NewTable(timewait.TableOptions[string]{
+		Clock: clock,
+		OnExpire: func(tp tuple.Tuple, owner string) {
+			fmt.Println("expired, release", owner) // no table lock is held here
+		},
+	})
 	if err != nil {
 		panic(err)
 	}
 	defer tw.Close()
 
 	flow := tuple.MustNew("192.0.2.1:80", "198.51.100.7:40000")
-	if err := tw.Enter(flow, timewait.State{RcvNxt: 1001, SndNxt: 5001, RcvWnd: 65535}); err != nil {
-		panic(err) // ErrOverflow: close without TIME_WAIT
+	other := tuple.MustNew("192.0.2.1:80", "198.51.100.8:40000")
+	for _, f := range []tuple.Tuple{flow, other} {
+		if err := tw.Enter(f, timewait.State{RcvNxt: 1001, SndNxt: 5001, RcvWnd: 65535}, "port 80 of "+f.Remote.String()); err != nil {
+			panic(err) // ErrTimeWaitFull: close without TIME_WAIT
+		}
 	}
 
 	fin := tuple.Segment{Tuple: flow, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.FIN | tuple.ACK, Seq: 1000}
-	reply, _ := tw.Process(flow, &fin)
-	fmt.Printf("retransmitted FIN: %v seq=%d ack=%d\n", reply.Verdict, reply.Seq, reply.Ack)
+	reply, _, _ := tw.Process(flow, &fin)
+	fmt.Printf("retransmitted FIN: %v seq=%d ack=%d, entry %v\n", reply.Verdict, reply.Seq, reply.Ack, reply.Fate)
 
 	syn := tuple.Segment{Tuple: flow, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.SYN, Seq: 90000}
-	reply, _ = tw.Process(flow, &syn)
+	reply, _, _ = tw.Process(flow, &syn)
 	fmt.Printf("new SYN: %v isn=%d\n", reply.Verdict, reply.ISN)
+	owner, replaced, err := tw.Replace(flow, func() error {
+		return nil // the stack's insert of the new request into its established table
+	})
+	fmt.Println("replaced:", replaced, err, "release", owner)
 
 	clock.Advance(65 * time.Second)
 	tw.Advance()
-	_, ok := tw.Lookup(flow)
-	fmt.Println("after 65 s:", ok, tw.Stats().Expired)
+	fmt.Println("after 65 s:", tw.Len(), tw.Stats().Expired)
 	// Output:
-	// retransmitted FIN: ack seq=5001 ack=1001
+	// retransmitted FIN: ack seq=5001 ack=1001, entry restarted
 	// new SYN: new-syn isn=70538
-	// after 65 s: false 1
+	// replaced: true <nil> release port 80 of 198.51.100.7:40000
+	// expired, release port 80 of 198.51.100.8:40000
+	// after 65 s: 0 1
 }

@@ -70,7 +70,7 @@ const ReuseDelay = time.Second
 // and so does reusable, to stay the kernel's twin.
 //
 // It allocates nothing, never panics, and does not change the entry.
-func (r *record) reusable(t tuple.Tuple, now int64, mode ReuseMode, explicitBind bool) (ok bool, writeSeq uint32) {
+func (r *record) reusable(t tuple.Tuple, now time.Duration, mode ReuseMode, explicitBind bool) (ok bool, writeSeq uint32) {
 	if r == nil || r.flags&recTimestamps == 0 {
 		return false, 0
 	}
@@ -81,7 +81,7 @@ func (r *record) reusable(t tuple.Tuple, now int64, mode ReuseMode, explicitBind
 }
 
 // reuseAllowed is the sysctl half of tcp_twsk_unique.
-func (r *record) reuseAllowed(t tuple.Tuple, now int64, mode ReuseMode) bool {
+func (r *record) reuseAllowed(t tuple.Tuple, now time.Duration, mode ReuseMode) bool {
 	if r.substate == FinWait2 {
 		return false
 	}
@@ -93,5 +93,5 @@ func (r *record) reuseAllowed(t tuple.Tuple, now int64, mode ReuseMode) bool {
 			return false
 		}
 	}
-	return now-r.entryStamp > int64(ReuseDelay)
+	return now-r.entryStamp > ReuseDelay
 }

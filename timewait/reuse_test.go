@@ -35,7 +35,7 @@ var (
 
 func TestReusable(t *testing.T) {
 	const entered = ruleT0
-	after := entered + int64(ReuseDelay) + 1
+	after := entered + ReuseDelay + 1
 	tw := twState()
 	fw2 := fw2State()
 	noTS := twState()
@@ -47,7 +47,7 @@ func TestReusable(t *testing.T) {
 		kernel string // the behaviour of tcp_twsk_unique checked
 		state  State
 		t      tuple.Tuple
-		now    int64
+		now    time.Duration
 		mode   ReuseMode
 		bind   bool
 		ok     bool
@@ -56,9 +56,9 @@ func TestReusable(t *testing.T) {
 		{"on, after the delay", "reuse && time_after32(now, tw_entry_stamp + tcp_tw_reuse_delay)",
 			tw, wideTuple, after, ReuseOn, false, true, 5000 + 65537},
 		{"on, exactly at the delay", "time_after32 is strict",
-			tw, wideTuple, entered + int64(ReuseDelay), ReuseOn, false, false, 0},
+			tw, wideTuple, entered + ReuseDelay, ReuseOn, false, false, 0},
 		{"on, before the delay", "not yet after",
-			tw, wideTuple, entered + int64(time.Millisecond), ReuseOn, false, false, 0},
+			tw, wideTuple, entered + time.Millisecond, ReuseOn, false, false, 0},
 		{"off", "tcp_tw_reuse=0: reuse is 0",
 			tw, loopTuple, after, ReuseOff, false, false, 0},
 		{"loopback mode, loopback flow", "reuse == 2 and ipv4_is_loopback(daddr or rcv_saddr)",
@@ -88,7 +88,7 @@ func TestReusable(t *testing.T) {
 		{"write_seq 0 becomes 1", "if (!seq) seq = 1",
 			wrapSeq, wideTuple, after, ReuseOn, false, true, 1},
 		{"clock stepped back", "time_after32 is a signed difference",
-			tw, wideTuple, entered - int64(time.Hour), ReuseOn, false, false, 0},
+			tw, wideTuple, entered - time.Hour, ReuseOn, false, false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,9 +111,9 @@ func TestReuseDelayFromTimeWaitEntry(t *testing.T) {
 	finAt := ruleT0 + 10*ruleSec
 	v, _, _ := r.process(&fin, finAt, nil)
 	require.Equal(t, VerdictACK, v)
-	ok, _ := r.reusable(wideTuple, finAt+int64(ReuseDelay), ReuseOn, false)
+	ok, _ := r.reusable(wideTuple, finAt+ReuseDelay, ReuseOn, false)
 	require.False(t, ok, "delay restarted at the FIN")
-	ok, seq := r.reusable(wideTuple, finAt+int64(ReuseDelay)+1, ReuseOn, false)
+	ok, seq := r.reusable(wideTuple, finAt+ReuseDelay+1, ReuseOn, false)
 	require.True(t, ok)
 	require.Equal(t, uint32(5000+65537), seq)
 
@@ -121,7 +121,7 @@ func TestReuseDelayFromTimeWaitEntry(t *testing.T) {
 	ack := seg(tuple.ACK, 1000, 0, 200)
 	r.process(&ack, ruleT0+ruleSec, nil)
 	require.Equal(t, uint32(200), r.tsRecent, "ts_recent refreshed")
-	ok, _ = r.reusable(wideTuple, ruleT0+int64(ReuseDelay)+1, ReuseOn, false)
+	ok, _ = r.reusable(wideTuple, ruleT0+ReuseDelay+1, ReuseOn, false)
 	require.True(t, ok, "a refreshed ts_recent does not delay reuse")
 }
 
@@ -133,8 +133,8 @@ func TestReusableMatchesModel(t *testing.T) {
 		st.Substate = Substate(rapid.SampledFrom([]uint8{0, 1, 3}).Draw(t, "substate"))
 		st.HasTimestamps = rapid.Bool().Draw(t, "hasTS")
 		st.SndNxt = rapid.SampledFrom([]uint32{0, 1<<32 - 65537, rapid.Uint32().Draw(t, "anySnd")}).Draw(t, "sndNxt")
-		entered := rapid.Int64Range(-1<<50, 1<<50).Draw(t, "entered")
-		now := entered + int64(rapid.SampledFrom([]time.Duration{0, time.Second, time.Second + 1,
+		entered := time.Duration(rapid.Int64Range(-1<<50, 1<<50).Draw(t, "entered"))
+		now := entered + (rapid.SampledFrom([]time.Duration{0, time.Second, time.Second + 1,
 			-time.Second, time.Minute, time.Duration(rapid.Int64Range(-1<<40, 1<<40).Draw(t, "anyDt"))}).Draw(t, "dt"))
 		tu := rapid.SampledFrom(tuples).Draw(t, "tuple")
 		mode := ReuseMode(rapid.Uint8Range(0, 4).Draw(t, "mode"))
@@ -152,7 +152,7 @@ func TestReusableMatchesModel(t *testing.T) {
 // modelTwskUnique is tcp_twsk_unique, top to bottom, for an entry with
 // the given substate, timestamps flag and snd_nxt that entered TIME_WAIT
 // at entered: whether a connect at now may take it over, and its ISN.
-func modelTwskUnique(finWait2, hasTS bool, sndNxt uint32, entered, now int64, tu tuple.Tuple, mode ReuseMode, bind bool) (bool, uint32) {
+func modelTwskUnique(finWait2, hasTS bool, sndNxt uint32, entered, now time.Duration, tu tuple.Tuple, mode ReuseMode, bind bool) (bool, uint32) {
 	reuse := int(mode)
 	if finWait2 {
 		reuse = 0
@@ -160,7 +160,7 @@ func modelTwskUnique(finWait2, hasTS bool, sndNxt uint32, entered, now int64, tu
 	if reuse == 2 && !tu.Local.Addr.IsLoopback() && !tu.Remote.Addr.IsLoopback() {
 		reuse = 0
 	}
-	ok := hasTS && (bind || (reuse != 0 && now-(entered+int64(time.Second)) > 0))
+	ok := hasTS && (bind || (reuse != 0 && now-(entered+time.Second) > 0))
 	if !ok {
 		return false, 0
 	}

@@ -108,10 +108,11 @@ type State struct {
 	// TSRecent is the last timestamp value accepted from the peer
 	// (ts_recent), echoed in our ACKs and the reference for PAWS.
 	TSRecent uint32
-	// TSRecentStamp is when TSRecent was recorded, in nanoseconds on the
-	// clock of the table the entry goes into (Clock.Now). Linux keeps
-	// seconds; nanoseconds make its thresholds exact rather than rounded.
-	TSRecentStamp int64
+	// TSRecentStamp is when TSRecent was recorded: a time on the clock of
+	// the table the entry goes into (its Clock's Now, the stack's one
+	// Clock). Linux keeps seconds; the table keeps milliseconds (see
+	// Table), so its thresholds are applied to the millisecond.
+	TSRecentStamp time.Duration
 	// TSOffset is this connection's offset added to the local timestamp
 	// clock to form the TSval of the segments it sends (tw_ts_offset, the
 	// per-connection random offset of RFC 7323 section 7.1).
@@ -136,15 +137,15 @@ const (
 type record struct {
 	// tsRecentStamp is State.TSRecentStamp, updated when a timestamp is
 	// accepted.
-	tsRecentStamp int64
+	tsRecentStamp time.Duration
 	// entryStamp is when the entry entered TIME_WAIT (Linux's
 	// tw_entry_stamp): set when the entry is made, and again when a
 	// FinWait2 entry receives the peer's FIN with a timestamp. tcp_tw_reuse
 	// waits ReuseDelay from it.
-	entryStamp int64
+	entryStamp time.Duration
 	// lastOOWAck is when the last rate-limited ACK was sent
 	// (tw_last_oow_ack_time), valid with recOOWAcked.
-	lastOOWAck int64
+	lastOOWAck time.Duration
 
 	rcvNxt, sndNxt, rcvWnd uint32
 	tsRecent, tsOffset     uint32
@@ -160,7 +161,7 @@ type record struct {
 // window scale above 14 becomes 14, and the timestamp fields are zeroed
 // when HasTimestamps is false, so a record never holds a value the rules
 // would misread.
-func newRecord(s *State, now int64) record {
+func newRecord(s *State, now time.Duration) record {
 	r := record{
 		entryStamp: now,
 		rcvNxt:     s.RcvNxt,
@@ -194,14 +195,17 @@ const (
 	// package does not model TOS.
 	VerdictACK
 	// VerdictRST (TCP_TW_RST): send a reset in answer to the segment (as
-	// for a segment that matched no socket: tcp_v4_send_reset), and remove
-	// the entry, as tcp_v4_rcv does.
+	// for a segment that matched no socket: tcp_v4_send_reset). The entry
+	// is removed, as tcp_v4_rcv does: Table.Process has done it (Reply.Fate
+	// is FateRemoved) and returned the entry's owner.
 	VerdictRST
 	// VerdictNewSYN (TCP_TW_SYN): the segment is a SYN that may open a new
-	// incarnation of the connection. The caller looks up a listener: if
-	// there is one it removes the entry and hands the SYN to the listener,
-	// which uses the returned ISN for its SYN-ACK; if there is none it
-	// sends an ACK, as for VerdictACK, and keeps the entry.
+	// incarnation of the connection; the entry is kept. The caller looks
+	// up a listener: if there is one it hands the SYN to the listener,
+	// which uses the returned ISN for its SYN-ACK, inserting the new
+	// request with Table.Replace, which removes the entry in the same
+	// step; if there is none it sends an ACK, as for VerdictACK, and the
+	// entry stays.
 	VerdictNewSYN
 )
 
@@ -294,7 +298,7 @@ type arrival struct {
 	paws     bool // PAWS rejects the segment
 }
 
-func (r *record) arrive(seg *tuple.Segment, now int64) arrival {
+func (r *record) arrive(seg *tuple.Segment, now time.Duration) arrival {
 	a := arrival{
 		seq:   seg.Seq,
 		end:   seg.Seq + uint32(seg.PayloadLen),
@@ -321,19 +325,19 @@ func (r *record) arrive(seg *tuple.Segment, now int64) arrival {
 // segment is an RST and ts_recent is older than pawsMSL. Ages are compared
 // by signed difference, as the kernel's time_before32 does, so a clock
 // that stepped back reads as no time elapsed.
-func (r *record) pawsRejects(tsval uint32, rst bool, now int64) bool {
+func (r *record) pawsRejects(tsval uint32, rst bool, now time.Duration) bool {
 	if int32(r.tsRecent-tsval) <= 0 {
 		return false
 	}
 	age := now - r.tsRecentStamp
-	if age >= int64(pawsWrap) || r.tsRecent == 0 {
+	if age >= pawsWrap || r.tsRecent == 0 {
 		return false
 	}
-	return !rst || age < int64(pawsMSL)
+	return !rst || age < pawsMSL
 }
 
 // recordTimestamp stores an accepted timestamp as ts_recent.
-func (r *record) recordTimestamp(tsval uint32, now int64) {
+func (r *record) recordTimestamp(tsval uint32, now time.Duration) {
 	r.tsRecent = tsval
 	r.tsRecentStamp = now
 }
@@ -345,7 +349,7 @@ func (r *record) recordTimestamp(tsval uint32, now int64) {
 // ts_recent when a timestamp is accepted, the rate limiter's clock when an
 // ACK to an out-of-window segment is allowed, and rcv_nxt, the substate
 // and the entry time when a FinWait2 entry receives the peer's FIN. now is
-// the time on the table's clock, in nanoseconds.
+// the time on the table's clock.
 //
 // It allocates nothing and never panics: any record and any segment give a
 // verdict. A nil record or segment, an ICMP error and a non-TCP segment
@@ -357,7 +361,7 @@ func (r *record) recordTimestamp(tsval uint32, now int64) {
 // tcp_timewait_state_process; TCP options other than timestamps play no
 // part (Linux honours arriving timestamps only with net.ipv4.tcp_timestamps
 // on, its default, which this assumes).
-func (r *record) process(seg *tuple.Segment, now int64, rules *Rules) (v Verdict, act action, isn uint32) {
+func (r *record) process(seg *tuple.Segment, now time.Duration, rules *Rules) (v Verdict, act action, isn uint32) {
 	if r == nil || seg == nil || seg.Proto != tuple.ProtoTCP || seg.IsICMPError() {
 		return VerdictDrop, keepTimer, 0
 	}
@@ -375,7 +379,7 @@ func (r *record) process(seg *tuple.Segment, now int64, rules *Rules) (v Verdict
 
 // finWait2 repeats, for an orphaned FIN_WAIT2, the checks the full socket
 // would make in tcp_rcv_state_process, in the kernel's order.
-func (r *record) finWait2(a *arrival, now int64, rules *Rules) (Verdict, action) {
+func (r *record) finWait2(a *arrival, now time.Duration, rules *Rules) (Verdict, action) {
 	// Old duplicate or outside the window: answer with an ACK so that a
 	// confused peer resynchronises, rate-limited.
 	if a.paws || !inWindow(a.seq, a.end, r.rcvNxt, r.rcvNxt+r.rcvWnd) {
@@ -422,7 +426,7 @@ func inWindow(seq, end, s, e uint32) bool {
 }
 
 // timeWait is the true TIME_WAIT half of tcp_timewait_state_process.
-func (r *record) timeWait(a *arrival, now int64, rules *Rules) (Verdict, action, uint32) {
+func (r *record) timeWait(a *arrival, now time.Duration, rules *Rules) (Verdict, action, uint32) {
 	rst := a.flags.Has(tuple.RST)
 	// In window, which in TIME_WAIT can only be a bare ACK or an RST at
 	// exactly rcv_nxt.
@@ -464,12 +468,12 @@ func (r *record) timeWait(a *arrival, now int64, rules *Rules) (Verdict, action,
 // outOfWindowACK is tcp_timewait_check_oow_rate_limit: VerdictACK unless
 // an ACK to an out-of-window segment went out less than limit ago. Only
 // segments without data, or with SYN, are limited (tcp_oow_rate_limited).
-func (r *record) outOfWindowACK(a *arrival, now int64, limit time.Duration) Verdict {
+func (r *record) outOfWindowACK(a *arrival, now time.Duration, limit time.Duration) Verdict {
 	if a.seq != a.end && !a.flags.Has(tuple.SYN) {
 		return VerdictACK
 	}
 	if r.flags&recOOWAcked != 0 {
-		if elapsed := now - r.lastOOWAck; elapsed >= 0 && elapsed < int64(limit) {
+		if elapsed := now - r.lastOOWAck; elapsed >= 0 && elapsed < limit {
 			return VerdictDrop
 		}
 	}

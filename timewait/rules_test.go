@@ -13,9 +13,9 @@ import (
 
 // The times the rule tests start from, on the table's clock.
 const (
-	ruleT0   = int64(1000 * time.Second)
-	ruleSec  = int64(time.Second)
-	ruleMsec = int64(time.Millisecond)
+	ruleT0   = 1000 * time.Second
+	ruleSec  = time.Second
+	ruleMsec = time.Millisecond
 )
 
 var ruleTuple = tuple.Tuple{
@@ -64,7 +64,7 @@ type ruleCase struct {
 	state  State
 	seg    tuple.Segment
 	rules  Rules
-	now    int64 // 0 means ruleT0 + 1 s
+	now    time.Duration // 0 means ruleT0 + 1 s
 	v      Verdict
 	act    action
 	isn    uint32
@@ -94,7 +94,7 @@ func runRuleCases(t *testing.T, cases []ruleCase) {
 }
 
 // tsRecentIs checks ts_recent and its stamp after processing.
-func tsRecentIs(ts uint32, stamp int64) func(*testing.T, *record) {
+func tsRecentIs(ts uint32, stamp time.Duration) func(*testing.T, *record) {
 	return func(t *testing.T, r *record) {
 		require.Equal(t, ts, r.tsRecent, "ts_recent")
 		require.Equal(t, stamp, r.tsRecentStamp, "ts_recent_stamp")
@@ -269,7 +269,7 @@ func TestTimeWaitNewSYN(t *testing.T) {
 }
 
 func TestTimeWaitPAWSExceptions(t *testing.T) {
-	const wrap, msl = int64(2147 * time.Second), int64(60 * time.Second)
+	const wrap, msl = 2147 * time.Second, 60 * time.Second
 	runRuleCases(t, []ruleCase{{
 		name:   "ts_recent older than TCP_PAWS_WRAP no longer rejects",
 		kernel: "!time_before32(now, ts_recent_stamp + TCP_PAWS_WRAP): paws passes, old tsval becomes ts_recent",
@@ -433,7 +433,7 @@ func TestOutOfWindowACKRateLimit(t *testing.T) {
 	rules := DefaultRules()
 	r := newRecord(new(twState()), ruleT0)
 	old := seg(tuple.ACK, 900, 0, noTS)
-	step := func(s tuple.Segment, now int64, v Verdict, act action) {
+	step := func(s tuple.Segment, now time.Duration, v Verdict, act action) {
 		t.Helper()
 		gotV, gotAct, _ := r.process(&s, now, &rules)
 		require.Equal(t, v, gotV)
@@ -495,7 +495,7 @@ func TestNewRecordNormalises(t *testing.T) {
 	require.Zero(t, r.tsRecent)
 	require.Zero(t, r.tsRecentStamp)
 	require.Zero(t, r.flags&recTimestamps)
-	require.Equal(t, int64(42), r.entryStamp)
+	require.Equal(t, time.Duration(42), r.entryStamp)
 	require.Equal(t, uint32(77), r.tsOffset)
 	s = fw2State()
 	r = newRecord(&s, 42)
@@ -548,7 +548,7 @@ type modelTW struct {
 	rcvNxt, sndNxt, rcvWnd    uint32
 	hasTS                     bool
 	tsRecent                  uint32
-	tsStamp, entered, lastOOW int64
+	tsStamp, entered, lastOOW time.Duration
 	oowSet                    bool
 }
 
@@ -556,7 +556,7 @@ type modelTW struct {
 // number, is negative, i.e. its top bit is set.
 func modelBefore(a, b uint32) bool { return a-b >= 1<<31 }
 
-func modelFromState(s State, now int64) modelTW {
+func modelFromState(s State, now time.Duration) modelTW {
 	m := modelTW{
 		finWait2: s.Substate == FinWait2,
 		rcvNxt:   s.RcvNxt, sndNxt: s.SndNxt, rcvWnd: s.RcvWnd,
@@ -578,7 +578,7 @@ func modelFromRecord(r *record) modelTW {
 	}
 }
 
-func (m *modelTW) step(s tuple.Segment, now int64, rfc1337 bool, limit time.Duration) (Verdict, action, uint32) {
+func (m *modelTW) step(s tuple.Segment, now time.Duration, rfc1337 bool, limit time.Duration) (Verdict, action, uint32) {
 	if s.Proto != tuple.ProtoTCP || s.ICMP.Kind != tuple.ICMPNone {
 		return VerdictDrop, keepTimer, 0
 	}
@@ -686,7 +686,7 @@ func near(t *rapid.T, base uint32, label string) uint32 {
 	}
 }
 
-func drawState(t *rapid.T, now int64) State {
+func drawState(t *rapid.T, now time.Duration) State {
 	rcvNxt := rapid.SampledFrom([]uint32{0, 1, 1000, 1 << 31, 0xfffffff0, 0xffffffff}).Draw(t, "rcvNxtBase")
 	rcvNxt = near(t, rcvNxt, "rcvNxt")
 	tsBase := rapid.SampledFrom([]uint32{0, 1, 1000, 1 << 31, 0xffffffff}).Draw(t, "tsBase")
@@ -700,7 +700,7 @@ func drawState(t *rapid.T, now int64) State {
 		RcvWScale:     rapid.Uint8Range(0, 15).Draw(t, "wscale"),
 		HasTimestamps: rapid.Bool().Draw(t, "hasTS"),
 		TSRecent:      near(t, tsBase, "tsRecent"),
-		TSRecentStamp: now - int64(age),
+		TSRecentStamp: now - age,
 	}
 }
 
@@ -742,7 +742,7 @@ func TestProcessMatchesModel(t *testing.T) {
 }
 
 func checkEntryAgainstModel(t *rapid.T) {
-	now := rapid.Int64Range(0, 1<<50).Draw(t, "t0")
+	now := time.Duration(rapid.Int64Range(0, 1<<50).Draw(t, "t0"))
 	st := drawState(t, now)
 	r := newRecord(&st, now)
 	m := modelFromState(st, now)
@@ -752,7 +752,7 @@ func checkEntryAgainstModel(t *rapid.T) {
 		InvalidRateLimit: rapid.SampledFrom([]time.Duration{0, 500 * time.Millisecond, time.Second}).Draw(t, "limit"),
 	}
 	for i := range rapid.IntRange(1, 12).Draw(t, "segments") {
-		now += int64(rapid.SampledFrom([]time.Duration{0, time.Millisecond, 499 * time.Millisecond,
+		now += (rapid.SampledFrom([]time.Duration{0, time.Millisecond, 499 * time.Millisecond,
 			500 * time.Millisecond, time.Minute, -time.Second}).Draw(t, "dt"))
 		s := drawSegment(t, &m)
 		v, act, isn := r.process(&s, now, &rules)
@@ -771,9 +771,9 @@ func checkEntryAgainstModel(t *rapid.T) {
 func TestProcessNeverPanics(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		r := record{
-			tsRecentStamp: rapid.Int64().Draw(t, "stamp"),
-			entryStamp:    rapid.Int64().Draw(t, "entry"),
-			lastOOWAck:    rapid.Int64().Draw(t, "oow"),
+			tsRecentStamp: time.Duration(rapid.Int64().Draw(t, "stamp")),
+			entryStamp:    time.Duration(rapid.Int64().Draw(t, "entry")),
+			lastOOWAck:    time.Duration(rapid.Int64().Draw(t, "oow")),
 			rcvNxt:        rapid.Uint32().Draw(t, "rcvNxt"),
 			sndNxt:        rapid.Uint32().Draw(t, "sndNxt"),
 			rcvWnd:        rapid.Uint32().Draw(t, "rcvWnd"),
@@ -789,8 +789,8 @@ func TestProcessNeverPanics(t *testing.T) {
 			HasTimestamps: rapid.Bool().Draw(t, "ts"),
 		}
 		rules := Rules{RFC1337: rapid.Bool().Draw(t, "rfc1337"), InvalidRateLimit: time.Duration(rapid.Int64().Draw(t, "limit"))}
-		r.process(&s, rapid.Int64().Draw(t, "now"), &rules)
+		r.process(&s, time.Duration(rapid.Int64().Draw(t, "now")), &rules)
 		r.ack()
-		r.reusable(ruleTuple, rapid.Int64().Draw(t, "now2"), ReuseMode(rapid.Uint8().Draw(t, "mode")), rapid.Bool().Draw(t, "bind"))
+		r.reusable(ruleTuple, time.Duration(rapid.Int64().Draw(t, "now2")), ReuseMode(rapid.Uint8().Draw(t, "mode")), rapid.Bool().Draw(t, "bind"))
 	})
 }

@@ -1,38 +1,53 @@
 package timewait
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
 
 	"github.com/socktable/socktable/tuple"
 )
 
-// Expiry races Enter, Process, Kill and TakeOver on a few hot four-tuples:
-// at the end every entry that went in came out exactly once (by its timer
-// or by a kill), and no timer outlives its entry nor entry its timer.
-func TestTableStressExpiryRacesKill(t *testing.T) {
-	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			stressTable(t)
-		})
-	}
+// Every owner is handed out exactly once: expiry (OnExpire) races Enter,
+// Process (RSTs that kill, ACKs that restart), Kill, TakeOver, Replace and
+// Lookup on a few hot four-tuples, and Close hands out what is left. At
+// the end each owner that went in came out once, by exactly one of those
+// paths, and no timer outlives its entry nor entry its timer.
+func TestTableStressOwnersExactlyOnce(t *testing.T) {
+	porctest.AtProcs(t, []int{1, 2, 4}, stressTable)
 }
 
 func stressTable(t *testing.T) {
-	const workers, ops, keys = 4, 3000, 24
+	const workers, keys = 4, 24
+	ops := 3000
+	if testing.Short() {
+		ops = 500
+	}
+	var handed []atomic.Int32 // per owner: how many times it came back
+	handed = make([]atomic.Int32, workers*ops+1)
+	var viaExpiry, viaCall atomic.Int64
+	give := func(owner int, via *atomic.Int64) {
+		if owner <= 0 || owner >= len(handed) {
+			t.Errorf("owner %d handed out, never entered", owner)
+			return
+		}
+		handed[owner].Add(1)
+		via.Add(1)
+	}
 	clk := new(ManualClock)
-	tb, err := New(Options{Clock: clk, Lifetime: 3 * time.Millisecond, FinWait2Timeout: 2 * time.Millisecond,
-		Reuse: ReuseOn, MaxBuckets: keys - 4, Shards: 4})
+	tb, err := NewTable(TableOptions[int]{Clock: clk, Lifetime: 3 * time.Millisecond, FinWait2Timeout: 2 * time.Millisecond,
+		Reuse: ReuseOn, MaxBuckets: keys - 4, Shards: 4,
+		OnExpire: func(_ tuple.Tuple, owner int) { give(owner, &viaExpiry) }})
 	require.NoError(t, err)
-	defer tb.Close()
-	var entered, killedByKill atomic.Int64
+	var entered atomic.Int64
+	entry := make([]atomic.Bool, workers*ops+1) // entered[owner]
 	stop := make(chan struct{})
 	ticker := make(chan struct{})
 	go func() { // the clock and its expiries, racing the workers
@@ -53,32 +68,56 @@ func stressTable(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			x := uint64(w)*0x9e3779b97f4a7c15 | 1
-			for range ops {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
+			rnd := porctest.NewRand(uint64(w))
+			for i := range ops {
+				if i%64 == 0 { // the workers move the clock too, so entries expire even if the clock goroutine is starved
+					clk.Advance(time.Millisecond)
+					tb.Advance()
+				}
+				x := rnd.Next()
 				tu := flow(int(x>>8%keys), x&1 == 0)
-				switch x >> 16 % 6 {
+				switch x >> 16 % 7 {
 				case 0, 1:
+					owner := w*ops + i + 1
 					st := twState()
 					st.Substate = Substate(x >> 24 % 2)
-					st.TSRecentStamp = int64(clk.Now())
-					if tb.Enter(tu, st) == nil {
+					st.TSRecentStamp = clk.Now()
+					if tb.Enter(tu, st, owner) == nil {
 						entered.Add(1)
+						entry[owner].Store(true)
 					}
 				case 2:
-					if tb.Kill(tu) {
-						killedByKill.Add(1)
+					if owner, ok := tb.Kill(tu); ok {
+						give(owner, &viaCall)
 					}
 				case 3:
-					_, _ = tb.TakeOver(tu, clk.Now()+2*time.Second, x&4 == 0)
+					if _, owner, ok := tb.TakeOver(tu, x&4 == 0); ok {
+						give(owner, &viaCall)
+					}
 				case 4:
+					owner, ok, err := tb.Replace(tu, func() error {
+						if x&8 == 0 {
+							return errInstall
+						}
+						return nil
+					})
+					if ok {
+						give(owner, &viaCall)
+					}
+					assert.Equal(t, x&8 == 0, err != nil)
+				case 5:
 					tb.Lookup(tu)
 				default:
 					flags := []tuple.Flags{tuple.ACK, tuple.RST, tuple.SYN, tuple.FIN | tuple.ACK}[x>>24%4]
 					s := seg(flags, 1000, 0, int64(x>>32%300))
-					tb.Process(tu, &s)
+					if flags == tuple.RST {
+						s.HasTimestamps = false // in window at rcv_nxt: it kills
+					}
+					if r, owner, ok := tb.Process(tu, &s); ok && r.Fate == FateRemoved {
+						give(owner, &viaCall)
+					} else {
+						assert.Zero(t, owner, "an owner with a kept entry")
+					}
 				}
 			}
 		}()
@@ -86,15 +125,23 @@ func stressTable(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	<-ticker
-	clk.Advance(time.Hour)
-	tb.Advance()
 	st := tb.Stats()
-	require.Zero(t, tb.Len(), "entries left after every timer fired")
-	require.Zero(t, tb.Stats().Timers, "timers left after every entry went")
-	require.Equal(t, uint64(entered.Load()), st.Expired+st.Killed, "every entry leaves exactly once")
-	require.GreaterOrEqual(t, st.Killed, uint64(killedByKill.Load()))
+	require.Equal(t, st.Entries, st.Timers, "an entry without a timer or a timer without an entry")
+	left := int64(st.Entries)
+	require.NoError(t, tb.Close())
+	require.Zero(t, tb.Len())
+	require.Equal(t, entered.Load(), viaExpiry.Load()+viaCall.Load(), "owners in and out")
+	require.Equal(t, uint64(viaCall.Load()), st.Killed)
+	require.Equal(t, int64(st.Expired)+left, viaExpiry.Load(), "OnExpire: expiries and what Close found")
+	for owner := range handed {
+		want := int32(0)
+		if entry[owner].Load() {
+			want = 1
+		}
+		require.Equal(t, want, handed[owner].Load(), "owner %d", owner)
+	}
 	require.Positive(t, st.Expired)
-	require.Positive(t, killedByKill.Load())
+	require.Positive(t, st.Killed)
 }
 
 // A lock-free Lookup never returns a half-written record: a writer keeps
@@ -106,21 +153,23 @@ func TestTableLookupNeverTorn(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	clk := new(ManualClock)
 	clk.Set(time.Hour)
-	tb, err := New(Options{Clock: clk, Shards: 1})
+	tb, err := NewTable(TableOptions[int]{Clock: clk, Shards: 1})
 	require.NoError(t, err)
 	defer tb.Close()
 	tu := flow(1, false)
 	st := twState()
-	st.TSRecent, st.TSRecentStamp = 0, int64(time.Hour)
-	require.NoError(t, tb.Enter(tu, st))
+	st.TSRecent, st.TSRecentStamp = 0, time.Hour
+	require.NoError(t, tb.Enter(tu, st, 1))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ms := uint32(1); ms <= 2000; ms++ {
 			clk.Set(time.Hour + time.Duration(ms)*time.Millisecond)
 			s := seg(tuple.ACK, 1000, 0, int64(ms))
-			_, ok := tb.Process(tu, &s)
-			require.True(t, ok)
+			_, _, ok := tb.Process(tu, &s)
+			if !assert.True(t, ok) {
+				return
+			}
 		}
 	}()
 	reads := 0
@@ -133,7 +182,7 @@ func TestTableLookupNeverTorn(t *testing.T) {
 		}
 		got, ok := tb.Lookup(tu)
 		require.True(t, ok)
-		require.Equal(t, int64(time.Hour)+int64(got.TSRecent)*int64(time.Millisecond), got.TSRecentStamp,
+		require.Equal(t, time.Hour+time.Duration(got.TSRecent)*time.Millisecond, got.TSRecentStamp,
 			"ts_recent %d with another one's stamp", got.TSRecent)
 		reads++
 		runtime.Gosched()
@@ -148,16 +197,18 @@ func TestTableLookupDuringGrowth(t *testing.T) {
 	midWrite = runtime.Gosched
 	defer func() { midWrite = nil }()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	tb, _ := newTestTable(t, Options{Shards: 1})
+	tb, _ := newTestTable(t, testOptions{Shards: 1})
 	const residents, added = 50, 5000
 	for i := range residents {
-		require.NoError(t, tb.Enter(flow(i, i%2 == 0), twState()))
+		require.NoError(t, tb.Enter(flow(i, i%2 == 0), twState(), i))
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := residents; i < residents+added; i++ {
-			require.NoError(t, tb.Enter(flow(i, i%2 == 0), twState()))
+			if !assert.NoError(t, tb.Enter(flow(i, i%2 == 0), twState(), i)) {
+				return
+			}
 		}
 	}()
 	reads := 0

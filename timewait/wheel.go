@@ -16,8 +16,8 @@ var (
 	ErrClosed = errs.ErrClosed
 	// ErrCapacity: bad WheelOptions (a negative or oversized field).
 	ErrCapacity = errs.ErrCapacity
-	// ErrFull: a shard of the wheel holds its maximum of 2^24 timers.
-	ErrFull = errs.ErrFull
+	// ErrWheelFull: a shard of the wheel holds its maximum of 2^24 timers.
+	ErrWheelFull = errs.ErrWheelFull
 )
 
 // Timer identifies a scheduled timer: its shard, its node and the node's
@@ -55,10 +55,10 @@ type WheelOptions struct {
 	// Cancel rarely share a lock or a line; 0 means one per GOMAXPROCS at
 	// creation. At most 128.
 	Shards int
-	// Clock is the time source; nil means a SystemClock, in which case the
-	// wheel runs its own ticker goroutine while timers are pending and
-	// stops it when none are. With any other clock the caller calls
-	// Advance.
+	// Clock is the time source, the stack's one Clock; nil means the zero
+	// SystemClock. On a SystemClock the wheel runs its own ticker
+	// goroutine while timers are pending and stops it when none are; with
+	// any other clock the caller calls Advance.
 	Clock Clock
 	// Expire receives the timers that came due, in batches (of one shard,
 	// at most 512 timers each), outside the shards' locks: it may schedule,
@@ -131,7 +131,7 @@ func (w *Wheel) shardHere() (*shard, uint8) {
 // Schedule starts a timer due at time at on the wheel's clock, carrying
 // data (the handler's only clue: an index, a handle), and returns its
 // handle. A time already past fires at the next tick. It returns ErrClosed
-// after Close and ErrFull if the calling P's shard holds 2^24 timers.
+// after Close and ErrWheelFull if the calling P's shard holds 2^24 timers.
 func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	if w.closed.Load() {
 		return 0, ErrClosed
@@ -145,7 +145,7 @@ func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	i := s.alloc()
 	if i == nilNode {
 		s.mu.Unlock()
-		return 0, ErrFull
+		return 0, ErrWheelFull
 	}
 	m := s.meta(i)
 	m.setData(data)
@@ -232,6 +232,10 @@ func (w *Wheel) Advance() int {
 	}
 	return fired
 }
+
+// Clock returns the wheel's clock (the zero SystemClock if
+// WheelOptions.Clock was nil), on which Schedule's times are read.
+func (w *Wheel) Clock() Clock { return w.drv.clock }
 
 // Len returns the number of pending timers. It is wait-free: it sums the
 // shards' counts (kept per shard, so that schedules on different cores

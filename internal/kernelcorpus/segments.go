@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/socktable/socktable/internal/corpus"
+	"github.com/socktable/socktable/tuple"
 )
 
 // This file records timewait-segments.jsonl: how a TIME_WAIT (or orphaned
@@ -58,106 +61,22 @@ const (
 	tcpACK = 1 << 4
 )
 
-// tcpFlagNames spells the flags in bit order, FIN first, as tuple.Flags's
-// String does.
-var tcpFlagNames = [8]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+// flagString returns the corpus spelling of a flags byte ("SYN|ACK"):
+// tuple.Flags's.
+func flagString(f uint8) string { return tuple.Flags(f).String() }
 
-// flagString returns the corpus spelling of a flags byte ("SYN|ACK").
-func flagString(f uint8) string {
-	var names []string
-	for i, n := range tcpFlagNames {
-		if f&(1<<i) != 0 {
-			names = append(names, n)
-		}
+// flagsOf returns a packet's flags as the header's byte.
+func flagsOf(pk *corpus.Packet) uint8 {
+	f, err := pk.FlagBits()
+	if err != nil {
+		log.Fatal(err)
 	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, "|")
+	return uint8(f)
 }
 
-// tcpPacket is one TCP segment of a case, either way: a line's "setup",
-// "segment" and "replies" are made of them.
-type tcpPacket struct {
-	// Dir is "peer" (the recorder sent it to the kernel) or "kernel".
-	Dir string `json:"dir"`
-	// Flags are the header flags, spelled as tuple.Flags's String does.
-	Flags  string `json:"flags"`
-	Seq    uint32 `json:"seq"`
-	Ack    uint32 `json:"ack"`
-	Window uint16 `json:"window"` // the raw window field, not scaled
-	Len    int    `json:"len"`    // payload bytes
-	// MSS and WScale are the options of that name, when present.
-	MSS    *uint16 `json:"mss,omitempty"`
-	WScale *uint8  `json:"wscale,omitempty"`
-	// TS is the timestamp option, [TSval, TSecr], when present.
-	TS []uint32 `json:"ts,omitempty"`
-	// ClockMS is CLOCK_MONOTONIC in milliseconds, the clock the kernel's
-	// TCP timestamps count (tcp_clock_ms): for a peer packet the time it
-	// was written, twice; for a kernel packet [lo, hi], the time the packet
-	// that made the kernel send it was written (or close(2) called) and the
-	// time it was read, so the kernel's clock read lies in between.
-	ClockMS [2]int64 `json:"clock_ms"`
-
-	flags uint8 // Flags, as bits
-}
-
-// segProbe is one segment the peer sends once the entry exists, and what
-// came of it.
-type segProbe struct {
-	// Name says what the segment is, relative to the connection:
-	// "ack@rcv_nxt", "syn@rcv_nxt+100000/ts+1000" and so on.
-	Name string `json:"name"`
-	// Role is "probe" (the segment the case is about), "cleanup" (an RST
-	// the peer sends to drop the request socket a SYN-ACK reply made,
-	// so that the kernel does not retransmit it) or "followup" (the
-	// peer's FIN, sent last to tell whether the entry is still there: a
-	// TIME_WAIT or FIN_WAIT2 entry answers it with an ACK; without one,
-	// the listener or the no-socket path answers with an RST).
-	Role    string    `json:"role"`
-	Segment tcpPacket `json:"segment"`
-	// Replies are the packets the kernel sent on the case's four-tuple
-	// within replyWait; empty means it sent none.
-	Replies []tcpPacket `json:"replies"`
-	// Entry is what /proc/net/tcp holds for the four-tuple afterwards:
-	// "TIME_WAIT" or "FIN_WAIT2" for a timewait mini socket (timer 3)
-	// with that tw_substate, "socket STATE" for a full or request socket
-	// (STATE as in include/net/tcp_states.h, "socket SYN_RECV" for a
-	// request), "none" when nothing matches.
-	Entry string `json:"entry"`
-}
-
-// segCase is one line of timewait-segments.jsonl.
-type segCase struct {
-	ID string `json:"id"`
-	// Substate is the entry the close leaves, checked in /proc/net/tcp
-	// before the first probe: "TIME_WAIT" or "FIN_WAIT2".
-	Substate string `json:"substate"`
-	// Close is how the peer answers the kernel's FIN: "fin-ack" (one
-	// FIN|ACK acknowledging it: the full socket enters TIME_WAIT through
-	// tcp_fin), "ack-fin" (an ACK, which makes a FIN_WAIT2 mini socket,
-	// then a FIN|ACK, which turns it into TIME_WAIT), or "ack" (the ACK
-	// only: the FIN_WAIT2 mini socket stays).
-	Close string `json:"close"`
-	// Sysctls are the namespace's values of net.ipv4.tcp_rfc1337,
-	// tcp_invalid_ratelimit (ms), tcp_fin_timeout (s), tcp_timestamps and
-	// tcp_window_scaling while the case ran.
-	Sysctls map[string]int `json:"sysctls"`
-	// Listener says whether the listener the connection came from was
-	// still open when the probes arrived (a SYN that may reopen the
-	// connection needs one).
-	Listener bool `json:"listener"`
-	// Local is the kernel's end, Remote the peer's, as addr:port.
-	Local  string `json:"local"`
-	Remote string `json:"remote"`
-	// Setup is every packet of the handshake and the close, in order: the
-	// peer's SYN, the kernel's SYN-ACK, the peer's ACK, the kernel's FIN
-	// (after close(2) of the accepted socket) and the peer's answer to it
-	// as Close says, with the kernel's ACK to the peer's FIN.
-	Setup  []tcpPacket `json:"setup"`
-	Probes []segProbe  `json:"probes"`
-	Kernel string      `json:"kernel"`
-}
+// The corpus's lines are corpus.SegmentCase values, their packets
+// corpus.Packet and their probes corpus.Probe: internal/corpus declares
+// the schema, which the replay test reads with it.
 
 // tsMode says what timestamp option a probe carries, relative to the last
 // TSval the peer sent (which is the entry's ts_recent right after the
@@ -227,7 +146,7 @@ type segSpec struct {
 	probes     []probeSpec
 }
 
-// How the peer answers the kernel's FIN (segCase.Close).
+// How the peer answers the kernel's FIN (corpus.SegmentCase.Close).
 const (
 	closeFinAck = "fin-ack"
 	closeAckFin = "ack-fin"
@@ -440,7 +359,7 @@ func get32(b []byte) uint32 {
 // encode builds the IPv4 packet of a peer segment from src:sport to
 // dst:dport, checksums included. The options are laid out as Linux lays
 // out a SYN's: MSS, then NOP and window scale, then NOP NOP timestamps.
-func encode(pk *tcpPacket, src, dst [4]byte, sport, dport uint16) []byte {
+func encode(pk *corpus.Packet, src, dst [4]byte, sport, dport uint16) []byte {
 	var opts []byte
 	if pk.MSS != nil {
 		opts = append(opts, 2, 4, byte(*pk.MSS>>8), byte(*pk.MSS))
@@ -475,7 +394,7 @@ func encode(pk *tcpPacket, src, dst [4]byte, sport, dport uint16) []byte {
 	be32(th[4:], pk.Seq)
 	be32(th[8:], pk.Ack)
 	th[12] = byte(thl/4) << 4
-	th[13] = pk.flags
+	th[13] = flagsOf(pk)
 	be16(th[14:], pk.Window)
 	copy(th[20:], opts)
 	for i := range pk.Len {
@@ -493,7 +412,7 @@ func encode(pk *tcpPacket, src, dst [4]byte, sport, dport uint16) []byte {
 // decoded is a packet read from the TUN: its ports and the segment.
 type decoded struct {
 	sport, dport uint16
-	pk           tcpPacket
+	pk           corpus.Packet
 }
 
 // decode parses an IPv4 TCP packet the kernel sent from tunLocal to
@@ -515,9 +434,8 @@ func decode(b []byte) (d decoded, ok bool) {
 		return d, false
 	}
 	d.sport, d.dport = get16(th[0:]), get16(th[2:])
-	d.pk = tcpPacket{Dir: "kernel", Seq: get32(th[4:]), Ack: get32(th[8:]), flags: th[13],
+	d.pk = corpus.Packet{Dir: "kernel", Seq: get32(th[4:]), Ack: get32(th[8:]), Flags: flagString(th[13]),
 		Window: get16(th[14:]), Len: len(th) - thl}
-	d.pk.Flags = flagString(d.pk.flags)
 	for o := th[20:thl]; len(o) > 0; {
 		kind := o[0]
 		if kind == 0 {
@@ -550,7 +468,7 @@ func decode(b []byte) (d decoded, ok bool) {
 // and what it knows of the kernel's side from the kernel's packets.
 type segConn struct {
 	tun          *tunDev
-	c            *segCase
+	c            *corpus.SegmentCase
 	lport, pport uint16
 	ts, tsZero   bool // the peer offers timestamps; sends TSval 0 throughout
 	ws           bool // the peer offers window scaling
@@ -573,8 +491,8 @@ func (cn *segConn) nextTS() uint32 {
 
 // segment builds a peer segment with the connection's usual window and,
 // if the connection has them, a timestamp option as mode says.
-func (cn *segConn) segment(flags uint8, seq, ack uint32, payload int, mode tsMode) tcpPacket {
-	pk := tcpPacket{Dir: "peer", flags: flags, Seq: seq, Ack: ack, Len: payload, Window: 65535}
+func (cn *segConn) segment(flags uint8, seq, ack uint32, payload int, mode tsMode) corpus.Packet {
+	pk := corpus.Packet{Dir: "peer", Flags: flagString(flags), Seq: seq, Ack: ack, Len: payload, Window: 65535}
 	if cn.ws && flags&tcpSYN == 0 {
 		pk.Window = 512 // 64 KiB with the peer's shift of 7
 	}
@@ -612,8 +530,7 @@ func (cn *segConn) segment(flags uint8, seq, ack uint32, payload int, mode tsMod
 }
 
 // send writes a peer segment to the kernel and returns it as recorded.
-func (cn *segConn) send(pk tcpPacket) tcpPacket {
-	pk.Flags = flagString(pk.flags)
+func (cn *segConn) send(pk corpus.Packet) corpus.Packet {
 	b := encode(&pk, ipv4(tunPeer), ipv4(tunLocal), cn.pport, cn.lport)
 	now := monoMS()
 	pk.ClockMS = [2]int64{now, now}
@@ -627,8 +544,8 @@ func (cn *segConn) send(pk tcpPacket) tcpPacket {
 // read returns the case's packets the kernel sends within wait, or up to
 // the first one for which stop reports true. Packets of other four-tuples
 // (a late retransmission of an earlier case) are counted as strays.
-func (cn *segConn) read(wait time.Duration, stop func(*tcpPacket) bool) []tcpPacket {
-	var got []tcpPacket
+func (cn *segConn) read(wait time.Duration, stop func(*corpus.Packet) bool) []corpus.Packet {
+	var got []corpus.Packet
 	deadline := time.Now().Add(wait)
 	if err := cn.tun.f.SetReadDeadline(deadline); err != nil {
 		log.Fatal(err)
@@ -659,7 +576,7 @@ func (cn *segConn) read(wait time.Duration, stop func(*tcpPacket) bool) []tcpPac
 
 // expect waits for the kernel packet the setup needs, which want
 // recognises, and records it and anything before it in the setup.
-func (cn *segConn) expect(what string, want func(*tcpPacket) bool) tcpPacket {
+func (cn *segConn) expect(what string, want func(*corpus.Packet) bool) corpus.Packet {
 	got := cn.read(setupWait, want)
 	cn.c.Setup = append(cn.c.Setup, got...)
 	if len(got) == 0 || !want(&got[len(got)-1]) {
@@ -669,12 +586,12 @@ func (cn *segConn) expect(what string, want func(*tcpPacket) bool) tcpPacket {
 }
 
 // sendSetup sends a setup packet and records it.
-func (cn *segConn) sendSetup(pk tcpPacket) {
+func (cn *segConn) sendSetup(pk corpus.Packet) {
 	cn.c.Setup = append(cn.c.Setup, cn.send(pk))
 }
 
 // procSockets maps "localport:remoteport" to the entry string (see
-// segProbe.Entry) of every IPv4 TCP socket in the namespace.
+// corpus.Probe.Entry) of every IPv4 TCP socket in the namespace.
 func procSockets() map[string]string {
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
@@ -752,8 +669,8 @@ var recordedSysctls = []string{"tcp_rfc1337", "tcp_invalid_ratelimit", "tcp_fin_
 // runSegment runs one case on listener port lport and returns its line. It
 // reports false, having logged why, if the close did not leave the
 // expected mini socket.
-func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (segCase, bool) {
-	c := segCase{ID: s.id, Close: s.close, Listener: !s.noListener, Kernel: kernel,
+func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (corpus.SegmentCase, bool) {
+	c := corpus.SegmentCase{ID: s.id, Close: s.close, Listener: !s.noListener, Kernel: kernel,
 		Local: fmt.Sprintf("%s:%d", tunLocal, lport), Remote: fmt.Sprintf("%s:%d", tunPeer, lport+segPeerPortOffset)}
 	c.Substate = "TIME_WAIT"
 	if s.close == closeAck {
@@ -790,7 +707,7 @@ func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (segCase, boo
 
 	// Handshake.
 	cn.sendSetup(cn.segment(tcpSYN, isn, 0, 0, tsNext))
-	synack := cn.expect("SYN-ACK", func(pk *tcpPacket) bool { return pk.flags == tcpSYN|tcpACK })
+	synack := cn.expect("SYN-ACK", func(pk *corpus.Packet) bool { return flagsOf(pk) == tcpSYN|tcpACK })
 	if synack.Ack != isn+1 {
 		log.Fatalf("%s: SYN-ACK acknowledges %d, want %d", s.id, synack.Ack, isn+1)
 	}
@@ -805,7 +722,7 @@ func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (segCase, boo
 	// The kernel closes first.
 	cn.lastSent = monoMS()
 	closeFD(a.fd)
-	kfin := cn.expect("FIN", func(pk *tcpPacket) bool { return pk.flags&tcpFIN != 0 })
+	kfin := cn.expect("FIN", func(pk *corpus.Packet) bool { return flagsOf(pk)&tcpFIN != 0 })
 	cn.kernelNxt = kfin.Seq + 1
 	switch s.close {
 	case closeFinAck:
@@ -824,7 +741,7 @@ func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (segCase, boo
 	}
 	if s.close != closeAck {
 		peerEnd := cn.peerNxt
-		cn.expect("ACK of the peer's FIN", func(pk *tcpPacket) bool { return pk.flags&tcpACK != 0 && pk.Ack == peerEnd })
+		cn.expect("ACK of the peer's FIN", func(pk *corpus.Packet) bool { return flagsOf(pk)&tcpACK != 0 && pk.Ack == peerEnd })
 	}
 	if e := waitEntry(cn, c.Substate); e != c.Substate {
 		log.Printf("%s: after the close the kernel holds %q, not a %s mini socket: skipped", s.id, e, c.Substate)
@@ -836,27 +753,27 @@ func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (segCase, boo
 	}
 
 	// The probes, then the follow-up.
-	probe := func(name, role string, pk tcpPacket) {
-		pr := segProbe{Name: name, Role: role}
+	probe := func(name, role string, pk corpus.Packet) {
+		pr := corpus.Probe{Name: name, Role: role}
 		pr.Segment = cn.send(pk)
 		pr.Replies = cn.read(replyWait, nil)
 		if pr.Replies == nil {
-			pr.Replies = []tcpPacket{}
+			pr.Replies = []corpus.Packet{}
 		}
 		pr.Entry = cn.entry()
 		c.Probes = append(c.Probes, pr)
 		for _, r := range pr.Replies {
-			if r.flags == tcpSYN|tcpACK && r.Ack == pk.Seq+1 {
+			if flagsOf(&r) == tcpSYN|tcpACK && r.Ack == pk.Seq+1 {
 				// A listener took the SYN: reset the request at its
 				// rcv_nxt, so that it neither lingers nor retransmits.
 				// An RST without ACK, so it carries no acknowledgment to
 				// check.
-				rst := tcpPacket{Dir: "peer", flags: tcpRST, Seq: pk.Seq + 1}
-				cl := segProbe{Name: "rst@syn+1", Role: "cleanup"}
+				rst := corpus.Packet{Dir: "peer", Flags: flagString(tcpRST), Seq: pk.Seq + 1}
+				cl := corpus.Probe{Name: "rst@syn+1", Role: "cleanup"}
 				cl.Segment = cn.send(rst)
 				cl.Replies = cn.read(replyWait, nil)
 				if cl.Replies == nil {
-					cl.Replies = []tcpPacket{}
+					cl.Replies = []corpus.Packet{}
 				}
 				cl.Entry = cn.entry()
 				c.Probes = append(c.Probes, cl)

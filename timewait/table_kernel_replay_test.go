@@ -1,8 +1,6 @@
 package timewait_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,87 +10,43 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/corpus"
 	"github.com/socktable/socktable/timewait"
 	"github.com/socktable/socktable/tuple"
 )
 
 // The segments corpus: how the real kernel's TIME_WAIT and FIN_WAIT2 mini
 // sockets answered segments, recorded by internal/kernelcorpus -segments
-// (see its doc comment for the format and how the cases were made). Each
-// case is replayed against a Table holding the entry the recorded
-// handshake and close leave, and Process must answer every probe as the
-// kernel did, and keep or drop the entry as the kernel did. Extra corpora
+// (see its doc comment for how the cases were made, and internal/corpus,
+// which both import, for the format). Each case is replayed against a
+// Table holding the entry the recorded handshake and close leave, and
+// Process must answer every probe as the kernel did, keep or drop the
+// entry as the kernel did, and say so in Reply.Fate. Extra corpora
 // in the same format, from other kernels, are named in
 // SOCKTABLE_TWSEG_CORPUS (colon-separated paths).
 
-type twPacket struct {
-	Dir     string   `json:"dir"`
-	Flags   string   `json:"flags"`
-	Seq     uint32   `json:"seq"`
-	Ack     uint32   `json:"ack"`
-	Window  uint16   `json:"window"`
-	Len     int      `json:"len"`
-	MSS     *uint16  `json:"mss"`
-	WScale  *uint8   `json:"wscale"`
-	TS      []uint32 `json:"ts"`
-	ClockMS [2]int64 `json:"clock_ms"`
-}
-
-type twProbe struct {
-	Name    string     `json:"name"`
-	Role    string     `json:"role"`
-	Segment twPacket   `json:"segment"`
-	Replies []twPacket `json:"replies"`
-	Entry   string     `json:"entry"`
-}
-
-type twCase struct {
-	ID       string         `json:"id"`
-	Substate string         `json:"substate"`
-	Close    string         `json:"close"`
-	Sysctls  map[string]int `json:"sysctls"`
-	Listener bool           `json:"listener"`
-	Local    string         `json:"local"`
-	Remote   string         `json:"remote"`
-	Setup    []twPacket     `json:"setup"`
-	Probes   []twProbe      `json:"probes"`
-	Kernel   string         `json:"kernel"`
-}
-
-// twFlagBits maps the corpus's flag names to tuple.Flags.
-var twFlagBits = map[string]tuple.Flags{
-	"FIN": tuple.FIN, "SYN": tuple.SYN, "RST": tuple.RST, "PSH": tuple.PSH,
-	"ACK": tuple.ACK, "URG": tuple.URG, "ECE": tuple.ECE, "CWR": tuple.CWR,
-}
-
-func (p *twPacket) flags(t *testing.T) tuple.Flags {
-	var f tuple.Flags
-	if p.Flags == "none" {
-		return 0
-	}
-	for _, n := range strings.Split(p.Flags, "|") {
-		b, ok := twFlagBits[n]
-		require.True(t, ok, "flag %q", n)
-		f |= b
-	}
+// pktFlags is the packet's flags.
+func pktFlags(t *testing.T, p *corpus.Packet) tuple.Flags {
+	f, err := p.FlagBits()
+	require.NoError(t, err)
 	return f
 }
 
-// end is the sequence number after the packet (TCP_SKB_CB end_seq).
-func (p *twPacket) end(t *testing.T) uint32 {
+// pktEnd is the sequence number after the packet (TCP_SKB_CB end_seq).
+func pktEnd(t *testing.T, p *corpus.Packet) uint32 {
 	e := p.Seq + uint32(p.Len)
-	if p.flags(t).Has(tuple.SYN) {
+	if pktFlags(t, p).Has(tuple.SYN) {
 		e++
 	}
-	if p.flags(t).Has(tuple.FIN) {
+	if pktFlags(t, p).Has(tuple.FIN) {
 		e++
 	}
 	return e
 }
 
-// segment is the packet as the demultiplexer hands it to Process.
-func (p *twPacket) segment(t *testing.T, tp tuple.Tuple) tuple.Segment {
-	s := tuple.Segment{Tuple: tp, Proto: tuple.ProtoTCP, Version: 4, Flags: p.flags(t),
+// pktSegment is the packet as the demultiplexer hands it to Process.
+func pktSegment(t *testing.T, p *corpus.Packet, tp tuple.Tuple) tuple.Segment {
+	s := tuple.Segment{Tuple: tp, Proto: tuple.ProtoTCP, Version: 4, Flags: pktFlags(t, p),
 		Seq: p.Seq, Ack: p.Ack, Window: p.Window, PayloadLen: uint16(p.Len)}
 	if p.TS != nil {
 		s.HasTimestamps, s.TSval, s.TSecr = true, p.TS[0], p.TS[1]
@@ -100,19 +54,9 @@ func (p *twPacket) segment(t *testing.T, tp tuple.Tuple) tuple.Segment {
 	return s
 }
 
-func readTWCorpus(t *testing.T, path string) []twCase {
-	f, err := os.Open(path)
+func readTWCorpus(t *testing.T, path string) []corpus.SegmentCase {
+	cases, err := corpus.ReadSegmentCases(path)
 	require.NoError(t, err)
-	defer f.Close()
-	var cases []twCase
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var c twCase
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &c), "%s: %s", path, sc.Text())
-		cases = append(cases, c)
-	}
-	require.NoError(t, sc.Err())
 	require.NotEmpty(t, cases, path)
 	return cases
 }
@@ -120,12 +64,12 @@ func readTWCorpus(t *testing.T, path string) []twCase {
 // twReplay is one case's replay: the table, its clock and what the setup
 // tells about the connection.
 type twReplay struct {
-	c      *twCase
+	c      *corpus.SegmentCase
 	tp     tuple.Tuple
 	clock  *timewait.ManualClock
-	tab    *timewait.Table
+	tab    *timewait.Table[struct{}]
 	origin int64 // the case's first ClockMS, which the table's clock maps to twClockBase
-	synack twPacket
+	synack corpus.Packet
 }
 
 // twClockBase is where a replay's table clock starts: any time works, as
@@ -157,10 +101,10 @@ func (r *twReplay) at(ms int64) time.Duration {
 //     gives the offset, or up to the SYN-ACK's ClockMS spread less.
 func (r *twReplay) state(t *testing.T) timewait.State {
 	c := r.c
-	var syn, kfin, lastKernel, lastPeer *twPacket
+	var syn, kfin, lastKernel, lastPeer *corpus.Packet
 	for i := range c.Setup {
 		p := &c.Setup[i]
-		f := p.flags(t)
+		f := pktFlags(t, p)
 		switch {
 		case p.Dir == "peer" && f == tuple.SYN:
 			syn = p
@@ -178,7 +122,7 @@ func (r *twReplay) state(t *testing.T) timewait.State {
 	require.NotNil(t, syn, "%s: no SYN in the setup", c.ID)
 	require.NotNil(t, kfin, "%s: no kernel FIN in the setup", c.ID)
 	require.NotEmpty(t, r.synack.Flags, "%s: no SYN-ACK in the setup", c.ID)
-	s := timewait.State{RcvNxt: lastPeer.end(t), SndNxt: kfin.end(t)}
+	s := timewait.State{RcvNxt: pktEnd(t, lastPeer), SndNxt: pktEnd(t, kfin)}
 	switch c.Substate {
 	case "TIME_WAIT":
 		s.Substate = timewait.TimeWait
@@ -195,7 +139,7 @@ func (r *twReplay) state(t *testing.T) timewait.State {
 		require.NotNil(t, lastPeer.TS, "%s: timestamps negotiated, the peer's last segment has none", c.ID)
 		s.HasTimestamps = true
 		s.TSRecent = lastPeer.TS[0]
-		s.TSRecentStamp = int64(r.at(lastPeer.ClockMS[0]))
+		s.TSRecentStamp = r.at(lastPeer.ClockMS[0])
 		s.TSOffset = r.synack.TS[0] - uint32(r.synack.ClockMS[1])
 	}
 	return s
@@ -207,7 +151,7 @@ func (r *twReplay) state(t *testing.T) timewait.State {
 func twAlive(entry string) bool { return entry == "TIME_WAIT" || entry == "FIN_WAIT2" }
 
 // replayTW replays one case and returns its disagreements with the kernel.
-func replayTW(t *testing.T, c *twCase) []string {
+func replayTW(t *testing.T, c *corpus.SegmentCase) []string {
 	// The rules assume Linux's defaults for these; a corpus from a host
 	// that changed them would need them modelled first.
 	require.Equal(t, 1, c.Sysctls["tcp_timestamps"], "%s: tcp_timestamps", c.ID)
@@ -218,7 +162,7 @@ func replayTW(t *testing.T, c *twCase) []string {
 	}
 	r := &twReplay{c: c, clock: new(timewait.ManualClock), origin: c.Setup[0].ClockMS[0],
 		tp: tuple.Tuple{Local: tuple.MustEndpoint(c.Local), Remote: tuple.MustEndpoint(c.Remote)}}
-	tab, err := timewait.New(timewait.Options{Clock: r.clock, RFC1337: c.Sysctls["tcp_rfc1337"] != 0,
+	tab, err := timewait.NewTable(timewait.TableOptions[struct{}]{Clock: r.clock, RFC1337: c.Sysctls["tcp_rfc1337"] != 0,
 		InvalidRateLimit: limit, Shards: 1})
 	require.NoError(t, err)
 	defer tab.Close()
@@ -226,34 +170,47 @@ func replayTW(t *testing.T, c *twCase) []string {
 	state := r.state(t)
 	last := c.Setup[len(c.Setup)-1]
 	r.clock.Set(r.at(last.ClockMS[1]))
-	require.NoError(t, tab.Enter(r.tp, state), c.ID)
+	require.NoError(t, tab.Enter(r.tp, state, struct{}{}), c.ID)
 
 	var diffs []string
 	for i := range c.Probes {
 		pr := &c.Probes[i]
 		what := fmt.Sprintf("%s probe %d (%s %s)", c.ID, i, pr.Role, pr.Name)
 		r.clock.Set(r.at(pr.Segment.ClockMS[0]))
-		seg := pr.Segment.segment(t, r.tp)
-		reply, ok := tab.Process(r.tp, &seg)
+		seg := pktSegment(t, &pr.Segment, r.tp)
+		before, _ := tab.Lookup(r.tp)
+		reply, _, ok := tab.Process(r.tp, &seg)
 		if !ok {
 			// No entry here, and none in the kernel (the previous probe's
 			// survival check said so): the answer came from the listener
 			// or the no-socket path, which is not this package's. It must
 			// not look like a mini socket's ACK.
 			for _, k := range pr.Replies {
-				if !k.flags(t).Has(tuple.RST) {
+				if !pktFlags(t, &k).Has(tuple.RST) {
 					diffs = append(diffs, fmt.Sprintf("%s: no entry, yet the kernel answered %s", what, k.Flags))
 				}
 			}
 			continue
 		}
 		diffs = append(diffs, r.compare(t, what, pr, &seg, reply)...)
-		if reply.Verdict == timewait.VerdictNewSYN && c.Listener {
-			// A listener takes the SYN: the stack removes the entry
-			// (tcp_v4_rcv's inet_twsk_deschedule_put), as Reply says.
-			tab.Kill(r.tp)
-		}
+		// Reply.Fate tells what the segment did to the entry, so the stack
+		// need not look it up again: check it against the table.
 		got, alive := tab.Lookup(r.tp)
+		switch {
+		case alive == (reply.Fate == timewait.FateRemoved):
+			diffs = append(diffs, fmt.Sprintf("%s: fate %s, entry alive %v", what, reply.Fate, alive))
+		case alive && (reply.Fate == timewait.FateTimeWait) != (before.Substate == timewait.FinWait2 && got.Substate == timewait.TimeWait):
+			diffs = append(diffs, fmt.Sprintf("%s: fate %s, %s became %s", what, reply.Fate, before.Substate, got.Substate))
+		}
+		if reply.Verdict == timewait.VerdictNewSYN && c.Listener {
+			// A listener takes the SYN: the stack inserts the new request
+			// and removes the entry in one step (tcp_v4_rcv's
+			// inet_twsk_deschedule_put), as Reply says.
+			_, removed, err := tab.Replace(r.tp, func() error { return nil })
+			require.NoError(t, err)
+			require.True(t, removed)
+		}
+		got, alive = tab.Lookup(r.tp)
 		switch {
 		case alive != twAlive(pr.Entry):
 			diffs = append(diffs, fmt.Sprintf("%s: entry alive %v afterwards, kernel holds %q", what, alive, pr.Entry))
@@ -266,7 +223,7 @@ func replayTW(t *testing.T, c *twCase) []string {
 
 // compare checks Process's reply against the kernel's answer to the same
 // segment.
-func (r *twReplay) compare(t *testing.T, what string, pr *twProbe, seg *tuple.Segment, reply timewait.Reply) []string {
+func (r *twReplay) compare(t *testing.T, what string, pr *corpus.Probe, seg *tuple.Segment, reply timewait.Reply) []string {
 	var diffs []string
 	bad := func(format string, args ...any) {
 		diffs = append(diffs, what+": "+fmt.Sprintf(format, args...))
@@ -282,7 +239,7 @@ func (r *twReplay) compare(t *testing.T, what string, pr *twProbe, seg *tuple.Se
 		return diffs
 	}
 	k := &pr.Replies[0]
-	kf := k.flags(t)
+	kf := pktFlags(t, k)
 	switch {
 	case kf == tuple.SYN|tuple.ACK:
 		// The listener answered with the ISN tcp_timewait_state_process
@@ -301,7 +258,7 @@ func (r *twReplay) compare(t *testing.T, what string, pr *twProbe, seg *tuple.Se
 		// kernel's is that one, so the stack's recipe is the kernel's.
 		wantFlags, wantSeq, wantAck := tuple.RST, seg.Ack, uint32(0)
 		if !seg.Flags.Has(tuple.ACK) {
-			wantFlags, wantSeq, wantAck = tuple.RST|tuple.ACK, 0, pr.Segment.end(t)
+			wantFlags, wantSeq, wantAck = tuple.RST|tuple.ACK, 0, pktEnd(t, &pr.Segment)
 		}
 		if kf != wantFlags || k.Seq != wantSeq || k.Ack != wantAck || k.TS != nil {
 			bad("kernel's reset %s seq %d ack %d ts %v is not the one built from the segment (%s seq %d ack %d)",
