@@ -3,6 +3,7 @@ package accept
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 )
 
 // Acceptor is one accept() caller of a Sharded listener: bound to a shard,
@@ -10,36 +11,108 @@ import (
 // local queue of a shard left with no acceptor, should a drain have left
 // connections there); Unbound, from the global queue, then any shard's
 // local queue, so that a shard whose acceptors lag does not hold
-// connections while others idle. An Acceptor is meant for one goroutine
-// at a time; its Close may come from any goroutine.
+// connections while others idle.
+//
+// An Acceptor is meant for one goroutine at a time (its Accept and
+// TryAccept calls); its Close may come from any goroutine, and is how
+// another goroutine stops a blocked Accept.
+//
+// Closing: once the acceptor's Close, or the listener's, has marked it
+// closed, it hands out no connection. A take races with Close, so every
+// take is followed by a check of the two closed flags: a connection taken
+// while Close ran is put back, with its backlog credit (see putBack), and
+// the call returns ErrClosed; both Closes wait for a take in flight on the
+// acceptor to finish that check, so that nothing taken in the race is out
+// of the listener's hands when they return. An Accept or TryAccept that
+// overlaps Close thus returns a connection only if its check came before
+// Close marked it closed, and one that starts after Close returns
+// ErrClosed.
 type Acceptor[T any] struct {
-	s     *Sharded[T]
-	shard int            // Unbound or the shard
-	home  *localShard[T] // the shard whose credits it gives back to: its own, or one in turn if unbound
+	// taking counts this acceptor's calls between a take from a queue and
+	// their check of the closed flags (see accept). Written by the
+	// acceptor's own calls, read by the two Closes, which wait for it to
+	// be 0. First, so that the padding below keeps it on a line apart from
+	// any other acceptor's.
+	taking atomic.Int32
+	closed atomic.Bool // set by Close, under s.mu; loaded after every take
+
+	s     *Sharded[T]    // immutable
+	shard int            // Unbound or the shard; immutable
+	home  *localShard[T] // the shard whose credits it gives back to: its own, or one in turn if unbound; immutable
 
 	wake chan struct{} // a wake-up, sent by whoever took the acceptor off a parked list
 	done chan struct{} // closed by Close
 
-	// Guarded by s.mu.
-	parked bool // on a parked list, waiting
-	closed bool
+	parked bool // on a parked list, waiting; guarded by s.mu
 
-	next    int    // an unbound acceptor's next local queue to look at
+	next    int    // an unbound acceptor's next local queue to look at; its calls only
 	wakeups uint64 // wake-ups received (tests)
+
+	afterTake func() // test hook: runs between a take that found a connection and the closed check; nil otherwise
+	_         [cacheLinePad - 80]byte
 }
 
 // Shard returns the acceptor's shard, or Unbound.
 func (a *Acceptor[T]) Shard() int { return a.shard }
 
 // TryAccept takes a queued connection if there is one, without blocking
-// or allocating.
-func (a *Acceptor[T]) TryAccept() (T, bool) {
-	item, _, ok, _ := a.take(false)
-	return item, ok
+// or allocating. It returns ErrEmpty when none is queued (the listener is
+// open: try again later, or block in Accept), and ErrClosed after the
+// acceptor's or the listener's Close, even with connections queued (see
+// Acceptor for a TryAccept that overlaps Close). It is lock-free: it
+// takes no lock (a connection it finds after Close is put back, which
+// may take the listener's lock; see putBack) and retries only when
+// another acceptor took the connection it was after. It may report
+// ErrEmpty while an Enqueue that it overlaps is still publishing its
+// connection (see Sharded).
+func (a *Acceptor[T]) TryAccept() (T, error) {
+	var zero T
+	if a.closed.Load() {
+		return zero, ErrClosed
+	}
+	item, _, ok, _, err := a.accept(false)
+	switch {
+	case ok:
+		return item, nil
+	case err != nil:
+		return zero, err
+	case a.closed.Load() || a.s.closed.Load():
+		return zero, ErrClosed
+	}
+	return zero, ErrEmpty
 }
 
-// take is TryAccept that also says which shard's local queue the
-// connection came from (nil: the global queue). If yielding, a queue
+// accept is take made safe against Close. It counts itself in a.taking
+// around the take and, if the take found a connection, loads the
+// acceptor's and the listener's closed flags: if either is set, the
+// connection goes back with its credit (putBack) and accept reports
+// ErrClosed; otherwise it gives the connection's backlog credit back and
+// the connection is the caller's. Close stores its flag, then waits for
+// taking to be 0; the atomics are sequentially consistent, so a take that
+// Close's wait did not see counted loads the flag after Close stored it.
+func (a *Acceptor[T]) accept(yielding bool) (item T, from *localShard[T], ok, contended bool, err error) {
+	a.taking.Add(1)
+	item, from, ok, contended = a.take(yielding)
+	if ok {
+		if a.afterTake != nil {
+			a.afterTake()
+		}
+		if a.closed.Load() || a.s.closed.Load() {
+			a.putBack(item)
+			a.taking.Add(-1)
+			var zero T
+			return zero, nil, false, false, ErrClosed
+		}
+		a.s.release(a.home)
+	}
+	a.taking.Add(-1)
+	return item, from, ok, contended, nil
+}
+
+// take looks for a connection in the queues the acceptor takes from, in
+// its order, and says which shard's local queue it came from (nil: the
+// global queue). The connection's credit is still held: accept gives it
+// back, or keeps it with a connection it puts back. If yielding, a queue
 // whose head another acceptor claimed first is not tried again at once:
 // take moves on, and if it finds nothing reports contended, for Accept to
 // yield its P before it looks again (see errContended).
@@ -69,10 +142,37 @@ func (a *Acceptor[T]) take(yielding bool) (item T, from *localShard[T], ok, cont
 		}
 	}
 	if ok {
-		s.release(a.home)
 		contended = false
 	}
 	return item, from, ok, contended
+}
+
+// putBack returns to the listener a connection that a take claimed while
+// the acceptor's or the listener's Close ran, its backlog credit still
+// held, so that the accounting stays exact: to the global queue, where
+// any acceptor may take it, and a sleeping one is woken for it; or, once
+// the listener is closed, to the connections its Drain hands back. The
+// global queue has room: it holds two backlogs, and no more than that
+// many connections are ever in the listener's hands (see drain), this one
+// included; Enqueue waits out the instant in which a dequeue of its
+// oldest cell may make it look full.
+func (a *Acceptor[T]) putBack(item T) {
+	s := a.s
+	if !s.closed.Load() && s.global.Enqueue(context.Background(), item) == nil {
+		s.wakeFor(nil)
+		return
+	}
+	s.mu.Lock()
+	s.returned = append(s.returned, item)
+	s.mu.Unlock()
+}
+
+// waitTakes waits, yielding its P, until no take is in flight on the
+// acceptor (see accept). The caller has set a closed flag the takes check.
+func (a *Acceptor[T]) waitTakes() {
+	for a.taking.Load() != 0 {
+		runtime.Gosched()
+	}
 }
 
 // dequeueFrom is q.TryDequeue, or if yielding one attempt at q's head
@@ -112,19 +212,27 @@ func (a *Acceptor[T]) passOn(sh *localShard[T]) {
 
 // Accept takes a queued connection, waiting for one if none is queued: it
 // sleeps (no spinning) until an Enqueue, a drain of a shard that lost its
-// last acceptor, or a Migrate wakes it. It returns ctx.Err() if ctx ends
-// first, and ErrClosed after the acceptor's or the listener's Close. It
-// allocates nothing. On its first look, an acceptor that loses the head
-// of a queue to another acceptor yields its P before it looks again, as
-// Queue.Dequeue does.
+// last acceptor, a Migrate or a put-back wakes it. It returns ctx.Err()
+// if ctx ends first, and ErrClosed after the acceptor's or the listener's
+// Close, even with connections queued (see Acceptor for an Accept that
+// overlaps Close). It allocates nothing. With a connection queued it
+// takes no lock; it takes the listener's lock to park and to be woken. On
+// its first look, an acceptor that loses the head of a queue to another
+// acceptor yields its P before it looks again, as Queue.Dequeue does.
 func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 	s := a.s
 	var zero T
+	if a.closed.Load() {
+		return zero, ErrClosed
+	}
 	for {
-		item, from, ok, contended := a.take(true)
+		item, from, ok, contended, err := a.accept(true)
 		if ok {
 			a.passOn(from)
 			return item, nil
+		}
+		if err != nil {
+			return zero, err
 		}
 		if !contended {
 			break
@@ -138,17 +246,15 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		if i == spinPolls-1 {
 			runtime.Gosched()
 		}
-		if item, from, ok, _ := a.take(false); ok {
-			a.passOn(from)
-			return item, nil
+		if item, from, ok, _, err := a.accept(false); ok || err != nil {
+			return a.accepted(item, from, err)
 		}
 	}
 	for {
-		if item, from, ok, _ := a.take(false); ok {
-			a.passOn(from)
-			return item, nil
+		if item, from, ok, _, err := a.accept(false); ok || err != nil {
+			return a.accepted(item, from, err)
 		}
-		if s.closed.Load() {
+		if s.closed.Load() || a.closed.Load() {
 			return zero, ErrClosed
 		}
 		// Park, then look again: an Enqueue publishes its connection
@@ -156,16 +262,15 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		// visibly parked before it looks for connections, so one of the
 		// two sees the other.
 		s.mu.Lock()
-		if a.closed {
+		if a.closed.Load() {
 			s.mu.Unlock()
 			return zero, ErrClosed
 		}
 		a.park()
 		s.mu.Unlock()
-		if item, from, ok, _ := a.take(false); ok {
+		if item, from, ok, _, err := a.accept(false); ok || err != nil {
 			a.unpark()
-			a.passOn(from)
-			return item, nil
+			return a.accepted(item, from, err)
 		}
 		select {
 		case <-a.wake:
@@ -182,6 +287,16 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 			return zero, ErrClosed
 		}
 	}
+}
+
+// accepted is Accept's return for a look that found a connection (err
+// nil: it passes a wake-up on if others remain) or found Close (err).
+func (a *Acceptor[T]) accepted(item T, from *localShard[T], err error) (T, error) {
+	if err != nil {
+		return item, err
+	}
+	a.passOn(from)
+	return item, nil
 }
 
 // park puts the acceptor on its parked list; the caller holds s.mu.
@@ -233,19 +348,30 @@ func (a *Acceptor[T]) unpark() {
 	}
 }
 
-// Close removes the acceptor: a blocked Accept returns ErrClosed. When it
-// is the last acceptor bound to its shard, the shard's queued connections
-// move to the global queue and sleeping acceptors are woken for them, so
-// none is stranded. A second Close returns ErrClosed.
+// Close removes the acceptor: a blocked Accept returns ErrClosed, and
+// from then on Accept and TryAccept return ErrClosed (see Acceptor). It
+// takes the listener's lock, and waits (yielding its P) for a take in
+// flight on the acceptor to put back what it took, a window of a few
+// instructions unless that goroutine is preempted. When it is the last
+// acceptor bound to its shard, the shard's queued connections move to the
+// global queue and sleeping acceptors are woken for them, so none is
+// stranded. A second Close returns ErrClosed.
 func (a *Acceptor[T]) Close() error {
 	s := a.s
 	s.mu.Lock()
-	if a.closed {
+	if a.closed.Load() {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	a.closed = true
+	a.closed.Store(true)
 	close(a.done)
+	s.mu.Unlock()
+	a.waitTakes()
+	// Only now off the listener's list: a Sharded.Close that runs
+	// meanwhile still waits for the take, whose put-back then lands in
+	// the listener's returned list.
+	s.mu.Lock()
+	remove(&s.registered, a)
 	s.mu.Unlock()
 	if a.shard != Unbound {
 		sh := &s.shards[a.shard]

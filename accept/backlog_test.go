@@ -67,8 +67,8 @@ func TestBacklogFullUntilACreditReturns(t *testing.T) {
 	s.beforeAnnounce = nil
 	require.Equal(t, uint64(2), s.Overflows())
 
-	_, ok := a.TryAccept()
-	require.True(t, ok)
+	_, err = a.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, uint64(phaseOpen), s.phase(), "a give-back reopens the backlog")
 	require.Equal(t, int64(1), s.shards[2].returned.Load(), "less than a batch stays with the shard")
 	require.NoError(t, s.Enqueue(0, 48), "the credit given back to shard 2 is found from shard 0")
@@ -111,8 +111,8 @@ func TestBacklogSearchRereadsItsOwnWord(t *testing.T) {
 	b, err := s.Register(1) // gives back to shard 1
 	require.NoError(t, err)
 	require.Equal(t, 48, fill(t, s, 0))
-	_, ok := b.TryAccept()
-	require.True(t, ok)
+	_, err = b.TryAccept()
+	require.NoError(t, err)
 	require.NoError(t, s.Enqueue(0, 100), "the credit given back is found")
 	require.Equal(t, uint64(phaseOpen), s.phase())
 	require.Zero(t, s.freeCredits(), "48 queued, no credit free, nothing announced")
@@ -120,8 +120,8 @@ func TestBacklogSearchRereadsItsOwnWord(t *testing.T) {
 	s.beforeAnnounce = func() {
 		s.beforeAnnounce = nil
 		for range 2 {
-			_, ok := b.TryAccept()
-			require.True(t, ok)
+			_, err := b.TryAccept()
+			require.NoError(t, err)
 		}
 		// Takes both credits given back to shard 1, keeps one, and
 		// leaves the other in shard 0's word, with nothing announced.
@@ -149,13 +149,13 @@ func TestBacklogMigratedExtra(t *testing.T) {
 	require.Equal(t, 8, to.Len())
 	u, _ := to.Register(Unbound)
 	for i := range 4 {
-		_, ok := u.TryAccept()
-		require.True(t, ok)
+		_, err := u.TryAccept()
+		require.NoError(t, err)
 		require.ErrorIs(t, to.Enqueue(0, 100+i), ErrBacklog, "still at its backlog after %d accepts", i+1)
 	}
 	require.Zero(t, to.backlog.extra.Load())
-	_, ok := u.TryAccept()
-	require.True(t, ok)
+	_, err = u.TryAccept()
+	require.NoError(t, err)
 	require.NoError(t, to.Enqueue(0, 200))
 	require.Zero(t, to.freeCredits())
 }

@@ -52,7 +52,11 @@
 // wait for the in-flight call to finish instead.
 package accept
 
-import "github.com/socktable/socktable/internal/errs"
+import (
+	"errors"
+
+	"github.com/socktable/socktable/internal/errs"
+)
 
 // Sentinel errors of this package (the same values as socktable's, so
 // errors.Is matches either name).
@@ -67,4 +71,8 @@ var (
 	// ErrBacklog: a listener's accept backlog is full (the sharded accept
 	// queues of part 2 report it).
 	ErrBacklog = errs.ErrBacklog
+	// ErrEmpty: Acceptor.TryAccept found no connection queued on an open
+	// listener (a non-blocking accept()'s EAGAIN): not a failure, a
+	// result to poll again on, or to block in Accept instead.
+	ErrEmpty = errors.New("socktable: no connection queued")
 )

@@ -3,6 +3,7 @@ package accept
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -107,6 +108,8 @@ type Sharded[T any] struct {
 
 	// mu guards registration, the parked lists, drains and Close.
 	mu            sync.Mutex
+	registered    []*Acceptor[T] // the acceptors not yet closed (or whose Close has not yet waited for their takes)
+	returned      []T            // connections taken by acceptors while Close ran, put back for Close to hand back
 	parkedUnbound []*Acceptor[T]
 	parked        atomic.Int32 // acceptors parked, in all lists
 	unboundParked atomic.Int32 // len(parkedUnbound), for lock-free checks
@@ -247,6 +250,7 @@ func (s *Sharded[T]) Register(shard int) (*Acceptor[T], error) {
 		return nil, ErrClosed
 	}
 	a := &Acceptor[T]{s: s, shard: shard, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.registered = append(s.registered, a)
 	if shard != Unbound {
 		s.shards[shard].acceptors.Add(1)
 		a.home = &s.shards[shard]
@@ -288,14 +292,17 @@ func (s *Sharded[T]) Len() int {
 func (s *Sharded[T]) Overflows() uint64 { return s.overflows.Load() }
 
 // Close stops the listener: later Enqueue and Register calls return
-// ErrClosed, every acceptor's Accept returns ErrClosed, and Close returns
-// the connections still queued (global queue first, then each shard's) for
-// the caller to reset, as Linux does to a closing listener's children. A
-// second Close returns nil.
+// ErrClosed, every acceptor's Accept and TryAccept return ErrClosed, and
+// Close returns the connections still queued (global queue first, then
+// each shard's, then those put back by acceptors whose takes raced with
+// Close) for the caller to reset, as Linux does to a closing listener's
+// children. It takes the listener's lock, and waits (yielding its P) for
+// takes in flight to put back what they took (see Acceptor). A second
+// Close returns nil.
 func (s *Sharded[T]) Close() []T {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
+		s.mu.Unlock()
 		return nil
 	}
 	close(s.closedCh)
@@ -303,6 +310,19 @@ func (s *Sharded[T]) Close() []T {
 	for i := range s.shards {
 		items = append(items, s.shards[i].q.Close()...)
 	}
+	accs := slices.Clone(s.registered)
+	s.mu.Unlock()
+	// An acceptor may have taken a connection before the queues closed
+	// and not yet seen the closed flag: it puts the connection back, into
+	// returned, and Close waits for that. A take that starts later finds
+	// the queues closed and empty.
+	for _, a := range accs {
+		a.waitTakes()
+	}
+	s.mu.Lock()
+	items = append(items, s.returned...)
+	s.returned = nil
+	s.mu.Unlock()
 	return items
 }
 

@@ -87,6 +87,13 @@ import (
 //     Enqueue that read the flag before Close set it can be admitted by a
 //     credit that an accept gave back after another Enqueue had already
 //     returned ErrClosed.
+//   - An accept claims a connection before it checks the closed flags: one
+//     that then finds the listener closed puts the connection back (to the
+//     list Close hands back) and returns ErrClosed. While it holds the
+//     connection, other accepts do not see it, and may take the same
+//     producer's later connections to that queue first. So a connection
+//     Close hands back is allowed to be missing for any accept (or Close)
+//     that overlaps an accept that returned ErrClosed.
 //   - Close is recorded, as for Queue, as close, one drain per connection
 //     it returned (FIFO as accepts are) and drained: the listener closed
 //     with nothing queued. Every history ends with a Close, so a connection
@@ -148,6 +155,9 @@ type shInput struct {
 	failed      int  // shEnqueue: overlapping Enqueues that failed
 	movers      int  // shEnqueue: overlapping successful Enqueues and accepts, which may move a batch of credits
 	duringClose bool // shEnqueue: overlapped Close
+	// shAccept, shDrain: another accept that returned ErrClosed overlapped
+	// it, and may have held a connection it then put back.
+	putBack bool
 }
 
 type shOutput struct {
@@ -205,6 +215,7 @@ type shSpec struct {
 	// Close) of a connection to that shard: those that may have overflowed
 	// to the global queue.
 	mayOverflow set128
+	drained     set128 // connections Close handed back
 }
 
 func newShSpec(cfg shardedConfig, history []porcupine.Operation) *shSpec {
@@ -220,6 +231,9 @@ func newShSpec(cfg shardedConfig, history []porcupine.Operation) *shSpec {
 	var enqueues []porcupine.Operation
 	for _, op := range ops {
 		in := op.Input.(shInput)
+		if in.op == shDrain {
+			sp.drained = sp.drained.with(op.Output.(shOutput).v)
+		}
 		if in.op != shEnqueue {
 			continue
 		}
@@ -260,11 +274,15 @@ func overlap(a, b porcupine.Operation) bool { return a.Call <= b.Return && b.Cal
 
 // take removes v, accepted or handed back by Close, keeping a producer's
 // order to one queue (see the model).
-func (sp *shSpec) take(s shState, v int) (bool, shState) {
+func (sp *shSpec) take(s shState, v int, in shInput) (bool, shState) {
 	if !s.items.has(v) {
 		return false, s
 	}
-	if earlier := s.items.and(sp.earlier[v]); !earlier.empty() {
+	earlier := s.items.and(sp.earlier[v])
+	if in.putBack {
+		earlier = earlier.andNot(sp.drained) // held by an overlapping accept, and put back
+	}
+	if !earlier.empty() {
 		k := sp.shardOf[v]
 		if !sp.bound[k] || s.items.or(s.taken).and(sp.onShard[k]).len() < sp.localCap ||
 			!sp.mayOverflow.has(v) && earlier.and(sp.mayOverflow).empty() {
@@ -277,14 +295,14 @@ func (sp *shSpec) take(s shState, v int) (bool, shState) {
 
 // emptyOK reports whether an acceptor on shard (or Unbound) may find
 // nothing in state s (see the model).
-func (sp *shSpec) emptyOK(s shState, shard int, overlapping set128) bool {
+func (sp *shSpec) emptyOK(s shState, in shInput) bool {
 	visible := s.items
-	if shard != accept.Unbound {
-		visible = visible.andNot(sp.othersLocal[shard])
+	if in.shard != accept.Unbound {
+		visible = visible.andNot(sp.othersLocal[in.shard])
 	}
-	excuses := overlapping.and(s.items.or(s.taken)) // in flight during the call, and enqueued
+	excuses := in.overlap.and(s.items.or(s.taken)) // in flight during the call, and enqueued
 	for _, x := range visible.values() {
-		if excuses.has(x) {
+		if excuses.has(x) || in.putBack && sp.drained.has(x) {
 			continue
 		}
 		// x waits in a ring behind a head whose enqueue is in flight.
@@ -330,11 +348,11 @@ func (sp *shSpec) model() porcupine.Model {
 			case shAccept:
 				switch out.res {
 				case shOK:
-					return sp.take(s, out.v)
+					return sp.take(s, out.v, in)
 				case shClosed:
-					return s.closed && sp.emptyOK(s, in.shard, in.overlap), s
+					return s.closed && sp.emptyOK(s, in), s
 				}
-				return sp.emptyOK(s, in.shard, in.overlap), s
+				return sp.emptyOK(s, in), s
 			case shClose:
 				if s.closed {
 					return false, s
@@ -345,7 +363,7 @@ func (sp *shSpec) model() porcupine.Model {
 				if !s.closed {
 					return false, s
 				}
-				return sp.take(s, out.v)
+				return sp.take(s, out.v, in)
 			case shDrained:
 				return s.closed && s.items.empty(), s
 			}
@@ -382,7 +400,7 @@ func (sp *shSpec) model() porcupine.Model {
 func withShardedOverlaps(ops []porcupine.Operation) []porcupine.Operation {
 	for i, op := range ops {
 		in, out := op.Input.(shInput), op.Output.(shOutput)
-		in.overlap, in.failed, in.movers, in.duringClose = set128{}, 0, 0, false
+		in.overlap, in.failed, in.movers, in.duringClose, in.putBack = set128{}, 0, 0, false, false
 		for j, o := range ops {
 			if j == i || !overlap(op, o) {
 				continue
@@ -408,6 +426,9 @@ func withShardedOverlaps(ops []porcupine.Operation) []porcupine.Operation {
 					in.overlap = in.overlap.with(oin.v)
 				}
 			}
+			if (in.op == shAccept || in.op == shDrain) && oin.op == shAccept && oout.res == shClosed {
+				in.putBack = true
+			}
 		}
 		ops[i].Input = in
 	}
@@ -422,7 +443,7 @@ type listener interface {
 }
 
 type acceptor interface {
-	TryAccept() (int, bool)
+	TryAccept() (int, error)
 	Accept(ctx context.Context) (int, error)
 	Close() error
 }
@@ -486,9 +507,9 @@ type realAcceptor[T any] struct {
 	v func(T) int
 }
 
-func (a realAcceptor[T]) TryAccept() (int, bool) {
-	c, ok := a.a.TryAccept()
-	return a.v(c), ok
+func (a realAcceptor[T]) TryAccept() (int, error) {
+	c, err := a.a.TryAccept()
+	return a.v(c), err
 }
 
 func (a realAcceptor[T]) Accept(ctx context.Context) (int, error) {
@@ -584,10 +605,17 @@ func recordShardedHistory(t *testing.T, l listener, cfg shardedConfig, seed uint
 						default:
 							panic(err)
 						}
-					} else if v, ok := a.TryAccept(); ok {
-						out = shOutput{res: shOK, v: v}
 					} else {
-						out.res = shEmpty
+						switch v, err := a.TryAccept(); {
+						case err == nil:
+							out = shOutput{res: shOK, v: v}
+						case errors.Is(err, accept.ErrClosed):
+							out.res = shClosed
+						case errors.Is(err, accept.ErrEmpty):
+							out.res = shEmpty
+						default:
+							panic(err)
+						}
 					}
 				}
 				if x>>53&7 == 0 {
@@ -795,20 +823,20 @@ type brokenWrapperAcceptor struct {
 	w *brokenWrapper
 }
 
-func (a *brokenWrapperAcceptor) TryAccept() (int, bool) {
+func (a *brokenWrapperAcceptor) TryAccept() (int, error) {
 	w := a.w
 	n := w.n.Add(1)
 	if w.bug == "spurious empty" && n%3 == 0 {
-		return 0, false
+		return 0, accept.ErrEmpty
 	}
 	if v := w.again.Swap(0); v != 0 {
-		return int(v), true
+		return int(v), nil
 	}
-	v, ok := a.acceptor.TryAccept()
-	if ok && w.bug == "duplicate" && n%3 == 0 {
+	v, err := a.acceptor.TryAccept()
+	if err == nil && w.bug == "duplicate" && n%3 == 0 {
 		w.again.Store(int64(v))
 	}
-	return v, ok
+	return v, err
 }
 
 // brokenListener is a mutex-guarded stand-in for Sharded, routing and
@@ -880,10 +908,13 @@ type brokenAcceptor struct {
 // TryAccept takes from the acceptor's local queue, the global one, then
 // the local queues of the shards with no acceptor (an unbound acceptor:
 // every shard's), as Acceptor does.
-func (a *brokenAcceptor) TryAccept() (int, bool) {
+func (a *brokenAcceptor) TryAccept() (int, error) {
 	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return 0, accept.ErrClosed
+	}
 	queues := []*[]int{&b.global}
 	if a.shard != accept.Unbound {
 		queues = []*[]int{&b.locals[a.shard], &b.global}
@@ -903,21 +934,16 @@ func (a *brokenAcceptor) TryAccept() (int, bool) {
 		}
 		v := (*q)[i]
 		*q = slices.Delete(*q, i, i+1)
-		return v, true
+		return v, nil
 	}
-	return 0, false
+	return 0, accept.ErrEmpty
 }
 
 func (a *brokenAcceptor) Accept(ctx context.Context) (int, error) {
 	for {
-		if v, ok := a.TryAccept(); ok {
-			return v, nil
-		}
-		a.b.mu.Lock()
-		closed := a.b.closed
-		a.b.mu.Unlock()
-		if closed {
-			return 0, accept.ErrClosed
+		v, err := a.TryAccept()
+		if err != accept.ErrEmpty {
+			return v, err
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err

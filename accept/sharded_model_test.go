@@ -134,9 +134,16 @@ func TestShardedMatchesModel(t *testing.T) {
 				if maccs[i].closed {
 					t.Skip()
 				}
-				v, ok := accs[i].TryAccept()
+				v, err := accs[i].TryAccept()
 				mv, mok := m.tryAccept(maccs[i])
-				require.Equal(t, mok, ok)
+				switch {
+				case mok:
+					require.NoError(t, err)
+				case m.closed:
+					require.ErrorIs(t, err, ErrClosed)
+				default:
+					require.ErrorIs(t, err, ErrEmpty)
+				}
 				require.Equal(t, mv, v)
 			},
 			"closeAcceptor": func(t *rapid.T) {

@@ -73,8 +73,8 @@ func TestShardedBacklog(t *testing.T) {
 	require.ErrorIs(t, s.Enqueue(2, 4), ErrBacklog)
 	require.Equal(t, uint64(2), s.Overflows())
 	require.Equal(t, 3, s.Len())
-	v, ok := a.TryAccept()
-	require.True(t, ok)
+	v, err := a.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, 1, v, "local first")
 	require.NoError(t, s.Enqueue(2, 5))
 	require.ErrorIs(t, s.Enqueue(2, 6), ErrBacklog)
@@ -107,8 +107,8 @@ func TestShardedAcceptOrder(t *testing.T) {
 	require.Equal(t, 20, v, "then a local queue")
 	v, _ = b0.TryAccept()
 	require.Equal(t, 21, v)
-	_, ok := b0.TryAccept()
-	require.False(t, ok)
+	_, err := b0.TryAccept()
+	require.ErrorIs(t, err, ErrEmpty)
 	require.Zero(t, s.Len())
 }
 
@@ -149,8 +149,8 @@ func TestShardedLastAcceptorLeaves(t *testing.T) {
 	r := <-res
 	require.NoError(t, r.err)
 	require.Equal(t, 1, r.v)
-	v, ok := other.TryAccept()
-	require.True(t, ok)
+	v, err := other.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, 2, v)
 	require.Zero(t, s.Depth(0))
 	// The shard has no acceptor now: new connections go global.
@@ -158,7 +158,7 @@ func TestShardedLastAcceptorLeaves(t *testing.T) {
 	require.Zero(t, s.Depth(0))
 	v, _ = other.TryAccept()
 	require.Equal(t, 3, v)
-	_, err := leaving.Accept(context.Background())
+	_, err = leaving.Accept(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
 }
 
@@ -203,8 +203,9 @@ func TestShardedMigrate(t *testing.T) {
 	require.Empty(t, rest)
 	got := []int{(<-res).v}
 	for {
-		v, ok := ta.TryAccept()
-		if !ok {
+		v, err := ta.TryAccept()
+		if err != nil {
+			require.ErrorIs(t, err, ErrEmpty)
 			break
 		}
 		got = append(got, v)
@@ -275,10 +276,10 @@ func TestShardedBoundStealsOnlyOrphans(t *testing.T) {
 	a0, _ := s.Register(0)
 	a1, _ := s.Register(1)
 	require.NoError(t, s.Enqueue(1, 5))
-	_, ok := a0.TryAccept()
-	require.False(t, ok, "shard 1's connection is for shard 1's acceptors")
-	v, ok := a1.TryAccept()
-	require.True(t, ok)
+	_, err := a0.TryAccept()
+	require.ErrorIs(t, err, ErrEmpty, "shard 1's connection is for shard 1's acceptors")
+	v, err := a1.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, 5, v)
 }
 
