@@ -63,7 +63,7 @@ func (a *Acceptor[T]) Shard() int { return a.shard }
 // takes no lock (a connection it finds after Close is put back, which
 // may take the listener's lock; see putBack) and retries only when
 // another acceptor took the connection it was after. It may report
-// ErrEmpty while an Enqueue that it overlaps is still publishing its
+// ErrEmpty while a TryEnqueue that it overlaps is still publishing its
 // connection (see Sharded).
 func (a *Acceptor[T]) TryAccept() (T, error) {
 	var zero T
@@ -190,7 +190,7 @@ func dequeueFrom[T any](q *Queue[T], yielding bool, contended *bool) (T, bool) {
 
 // passOn wakes another sleeping acceptor when connections remain in the
 // queue this acceptor just took from (sh's local queue; nil: the global
-// queue). A queue may have looked empty to the acceptor an Enqueue woke,
+// queue). A queue may have looked empty to the acceptor a TryEnqueue woke,
 // because an earlier enqueue had claimed the head of the ring and not yet
 // published it; that enqueue's own wake-up then goes to this acceptor,
 // which takes one connection and would leave the rest, woken for, with
@@ -211,7 +211,7 @@ func (a *Acceptor[T]) passOn(sh *localShard[T]) {
 }
 
 // Accept takes a queued connection, waiting for one if none is queued: it
-// sleeps (no spinning) until an Enqueue, a drain of a shard that lost its
+// sleeps (no spinning) until a TryEnqueue, a drain of a shard that lost its
 // last acceptor, a Migrate or a put-back wakes it. It returns ctx.Err()
 // if ctx ends first, and ErrClosed after the acceptor's or the listener's
 // Close, even with connections queued (see Acceptor for an Accept that
@@ -257,7 +257,7 @@ func (a *Acceptor[T]) Accept(ctx context.Context) (T, error) {
 		if s.closed.Load() || a.closed.Load() {
 			return zero, ErrClosed
 		}
-		// Park, then look again: an Enqueue publishes its connection
+		// Park, then look again: a TryEnqueue publishes its connection
 		// before it looks for parked acceptors, and this acceptor is
 		// visibly parked before it looks for connections, so one of the
 		// two sees the other.

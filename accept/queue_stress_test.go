@@ -18,9 +18,9 @@ import (
 // Producers enqueue unique values into a small queue with TryEnqueue,
 // Enqueue, and Enqueue on contexts cancelled at random moments, while
 // consumers take them with TryDequeue, Dequeue, and Dequeue on contexts
-// cancelled at random moments, and Close runs in the middle: every value whose TryEnqueue returned nil is returned exactly
-// once, by a dequeue or by Close, and no other value is returned. Run it
-// with -race.
+// cancelled at random moments, and Close runs in the middle: every value
+// whose enqueue returned nil is returned exactly once, by a dequeue or by
+// the Drain after Close, and no other value is returned.
 func TestQueueConcurrentExactlyOnce(t *testing.T) {
 	for _, procs := range []int{1, 2, 4} {
 		for _, closeEarly := range []bool{false, true} {
@@ -96,7 +96,7 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 						return
 					case errors.Is(err, context.Canceled):
 						pcancelled.Add(1)
-					case !assert.ErrorIs(t, err, accept.ErrFull):
+					case !assert.ErrorIs(t, err, accept.ErrQueueFull):
 						return
 					}
 					runtime.Gosched()
@@ -172,11 +172,12 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 	for enqueued.Load() < closeAt {
 		runtime.Gosched()
 	}
-	for _, v := range q.Close() {
+	require.NoError(t, q.Close())
+	closed.Store(true)
+	for _, v := range q.Drain() {
 		take(v)
 	}
-	closed.Store(true)
-	require.Nil(t, q.Close(), "second Close")
+	require.ErrorIs(t, q.Close(), accept.ErrClosed, "second Close")
 	waitAll(t, &producing, "the producers")
 	waitAll(t, &consuming, "the consumers")
 

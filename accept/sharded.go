@@ -50,42 +50,50 @@ type ShardedOptions struct {
 // rest, which any acceptor takes from. It keeps Linux's backlog limit for
 // the listener as a whole and never loses a connection: when the last
 // acceptor of a shard leaves, the shard's queued connections move to the
-// global queue and a waiting acceptor is woken; Close and Migrate hand
-// back or pass on whatever is queued.
+// global queue and a waiting acceptor is woken; after Close, Drain hands
+// back whatever is queued, and Migrate passes it on to another listener.
 //
-// Concurrency: every method is safe for concurrent use. Enqueue and the
-// fast path of Accept (a connection is queued) are lock-free and allocate
-// nothing: a few atomic operations on one queue and on a word of the
-// shard's (the backlog is kept as credits the shards draw from a pool a
-// batch at a time, so that the shards share no counter; see backlog.go),
-// and one atomic load to see whether an acceptor sleeps. An Enqueue that
+// Concurrency: every method is safe for concurrent use. TryEnqueue and
+// an Accept or TryAccept that finds a connection queued are lock-free and
+// allocate nothing: a few atomic operations on one queue and on a word of
+// the shard's (the backlog is kept as credits the shards draw from a pool
+// a batch at a time, so that the shards share no counter; see
+// backlog.go), and one atomic load to see whether an acceptor sleeps;
+// they take the listener's lock only to wake a sleeping acceptor that
+// could take the connection, or (TryEnqueue) to move it to the global
+// queue when the shard's last acceptor left meanwhile. A TryEnqueue that
 // finds its shard and the pool out of credits searches every shard's
 // before it reports ErrBacklog (O(Shards)); the search's verdict is kept
 // until a credit comes back, so a flood of connections to a full listener
-// pays it about once per Accept (more when refused Enqueues race each
-// other), not once per connection. Accept blocks an acceptor with nothing
-// to take, without spinning, until an Enqueue, a Migrate or a shard's
-// drain gives it something, its context ends, or the listener closes.
-// Registering, leaving, closing, waking and Len take the listener's lock.
-// The backlog limit is exact: at no moment do more than Backlog+1
-// connections sit queued (Migrate excepted, which Linux does not limit
-// either).
+// pays it about once per Accept (more when refused TryEnqueue calls race
+// each other), not once per connection. Accept blocks an acceptor with
+// nothing to take, without spinning, until a TryEnqueue, a Migrate, a
+// shard's drain or a connection put back gives it something, its context
+// ends, or the listener closes. Register, an Acceptor's Close, Close,
+// Drain and Len take the listener's lock; Shards, Backlog, Overflows,
+// Steer and SteerRSS are wait-free. The backlog limit is exact: at no
+// moment do more than Backlog+1 connections sit queued (Migrate excepted,
+// which Linux does not limit either).
 //
 // Linearizability (checked with porcupine in
-// sharded_linearizability_test.go): successful Enqueues and Accepts are
-// linearizable against a bag of queued connections, FIFO for one
+// sharded_linearizability_test.go): successful TryEnqueue and accept calls
+// are linearizable against a bag of queued connections, FIFO for one
 // producer's connections to one queue. The failures have the slack of the
-// queues underneath: an Accept may find nothing while an Enqueue it
+// queues underneath: an accept may find nothing while a TryEnqueue it
 // overlaps is still publishing; ErrBacklog may come while overlapping
-// calls hold credits they are about to give back (an Accept its
+// calls hold credits they are about to give back (an accept its
 // connection's, and, when the batch is more than one, which it is once
 // Backlog+1 reaches 16×Shards, a batch on its way between a shard and the
 // pool); a shard's queue that is momentarily full (its oldest cell not yet
 // released) sends a connection to the global queue, where it may be taken
-// before an older one. An Enqueue that overlaps Close may succeed after an
-// Enqueue that started later got ErrClosed (the closed flag is read before
-// the credit); its connection is still returned by Close or taken by an
-// Accept, never lost.
+// before an older one. An accept that overlaps its acceptor's Close or
+// the listener's holds the connection it took until it has seen the
+// closed flag, then puts it back (see Acceptor): meanwhile other accepts
+// do not see it, and the same producer's later connections may be taken
+// first. A TryEnqueue that overlaps Close may succeed after a TryEnqueue
+// that started later got ErrClosed (the closed flag is read before the
+// credit); its connection is still taken by an accept or handed back by
+// Drain, never lost.
 //
 // Memory: fixed at NewSharded, the cells of the queues (64 bytes each for
 // a pointer T, see Queue): the global queue's 2×(Backlog+1) and each local
@@ -103,7 +111,7 @@ type Sharded[T any] struct {
 
 	backlog backlog // the limit, as credits the shards draw and give back
 
-	overflows atomic.Uint64 // written only by Enqueues refused; a line of its own
+	overflows atomic.Uint64 // written only by TryEnqueue calls refused; a line of its own
 	_         [cacheLinePad - 8]byte
 
 	// mu guards registration, the parked lists, drains and Close.
@@ -122,7 +130,7 @@ type Sharded[T any] struct {
 // localShard is one shard's accept side.
 type localShard[T any] struct {
 	q         *Queue[T]
-	credits   atomic.Int64 // backlog credits for this shard's Enqueues (see backlog)
+	credits   atomic.Int64 // backlog credits for this shard's TryEnqueue calls (see backlog)
 	acceptors atomic.Int32 // bound acceptors alive
 	nParked   atomic.Int32 // len(parked), for lock-free checks
 	parked    []*Acceptor[T]
@@ -182,14 +190,22 @@ func (s *Sharded[T]) Shards() int { return len(s.shards) }
 // after clamping.
 func (s *Sharded[T]) Backlog() int { return int(s.limit) }
 
-// Enqueue queues a connection whose handshake completed on shard: in the
-// shard's local queue if an acceptor is bound to it (and the local queue
-// has room), else in the global queue, and wakes an acceptor that sleeps.
-// It returns ErrBacklog when Backlog+1 connections are queued (the stack
-// then drops the final ACK, or resets if tcp_abort_on_overflow; Overflows
-// counts it, as Linux's ListenOverflows), ErrInvalid for a shard out of
-// range, and ErrClosed after Close or Migrate.
-func (s *Sharded[T]) Enqueue(shard int, item T) error {
+// TryEnqueue queues a connection whose handshake completed on shard: in
+// the shard's local queue if an acceptor is bound to it (and the local
+// queue has room), else in the global queue, and wakes an acceptor that
+// sleeps. It returns ErrBacklog when Backlog+1 connections are queued (the
+// stack then drops the final ACK, or resets if tcp_abort_on_overflow;
+// Overflows counts it, as Linux's ListenOverflows), ErrInvalid for a shard
+// out of range, and ErrClosed after Close or Migrate.
+//
+// It never waits for another call and never allocates: the receive
+// path's call. It takes the listener's lock in two cases only: to wake a
+// parked acceptor that could take the connection (while none is parked,
+// that costs one atomic load), and to move the connection to the global
+// queue when the shard's last acceptor left while it was being queued.
+// Finding a credit is lock-free, O(1) while the backlog has room and
+// O(Shards) near the limit (see Sharded).
+func (s *Sharded[T]) TryEnqueue(shard int, item T) error {
 	if uint(shard) >= uint(len(s.shards)) {
 		return ErrInvalid
 	}
@@ -213,7 +229,7 @@ func (s *Sharded[T]) Enqueue(shard int, item T) error {
 	}
 	if err := s.global.TryEnqueue(item); err != nil {
 		s.release(sh)
-		if err == ErrFull { // an instant of a dequeue in flight on a full ring: see drain
+		if err == ErrQueueFull { // an instant of a dequeue in flight on a full ring: see drain
 			s.overflows.Add(1)
 			return ErrBacklog
 		}
@@ -276,53 +292,85 @@ func (s *Sharded[T]) Depth(shard int) int {
 // Len returns the number of connections queued in all queues: the sum of
 // their lengths, read one queue after another under the listener's lock
 // (so that no drain moves connections between the queues meanwhile).
-// While Enqueues and Accepts run it is approximate, off by at most their
+// While TryEnqueue calls and Accepts run it is approximate, off by at most their
 // number; it is exact while none does. O(Shards).
 func (s *Sharded[T]) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.global.Len()
+	n := s.global.Len() + len(s.returned)
 	for i := range s.shards {
 		n += s.shards[i].q.Len()
 	}
 	return n
 }
 
-// Overflows returns how many Enqueue calls found the backlog full.
+// Overflows returns how many TryEnqueue calls found the backlog full. It
+// is wait-free (one atomic load).
 func (s *Sharded[T]) Overflows() uint64 { return s.overflows.Load() }
 
-// Close stops the listener: later Enqueue and Register calls return
-// ErrClosed, every acceptor's Accept and TryAccept return ErrClosed, and
-// Close returns the connections still queued (global queue first, then
-// each shard's, then those put back by acceptors whose takes raced with
-// Close) for the caller to reset, as Linux does to a closing listener's
-// children. It takes the listener's lock, and waits (yielding its P) for
-// takes in flight to put back what they took (see Acceptor). A second
-// Close returns nil.
-func (s *Sharded[T]) Close() []T {
+// Close stops the listener: later TryEnqueue and Register calls return
+// ErrClosed, and every acceptor's Accept and TryAccept return ErrClosed,
+// even with connections queued: Drain hands those back, for the caller to
+// reset as Linux does to a closing listener's children (or to migrate).
+// Close takes the listener's lock, and waits (yielding its P) for enqueues
+// and takes in flight: an enqueue that claimed its place in a queue
+// before Close publishes its connection, and an acceptor's take that
+// raced with Close puts its connection back (see Acceptor), before Close
+// returns. A second Close returns ErrClosed.
+func (s *Sharded[T]) Close() error {
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
-		return nil
+		return ErrClosed
 	}
 	close(s.closedCh)
-	items := s.global.Close()
+	_ = s.global.Close() // cannot fail: only Close closes the queues, once
 	for i := range s.shards {
-		items = append(items, s.shards[i].q.Close()...)
+		_ = s.shards[i].q.Close()
 	}
 	accs := slices.Clone(s.registered)
 	s.mu.Unlock()
 	// An acceptor may have taken a connection before the queues closed
 	// and not yet seen the closed flag: it puts the connection back, into
 	// returned, and Close waits for that. A take that starts later finds
-	// the queues closed and empty.
+	// the queues closed.
 	for _, a := range accs {
 		a.waitTakes()
 	}
+	return nil
+}
+
+// Drain removes and returns the connections queued: the global queue's
+// first, then each shard's, then those put back by acceptors whose takes
+// raced with Close. After Close has returned, they are every connection
+// the listener still holds, so that with the connections the Accepts
+// returned they are every connection a TryEnqueue admitted, each exactly
+// once. On an open listener Drain takes what it finds, stopping in each
+// queue at a connection whose TryEnqueue is still publishing it, and each
+// connection it takes gives its backlog credit back, as an accepted one
+// does. Drain takes the listener's lock, is O(Shards) plus the number of
+// connections, and allocates the slice it returns (nil if none).
+func (s *Sharded[T]) Drain() []T {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	closed := s.closed.Load()
+	items := s.global.Drain()
+	if !closed {
+		for range items {
+			s.release(&s.shards[0])
+		}
+	}
+	for i := range s.shards {
+		local := s.shards[i].q.Drain()
+		if !closed {
+			for range local {
+				s.release(&s.shards[i])
+			}
+		}
+		items = append(items, local...)
+	}
 	items = append(items, s.returned...)
 	s.returned = nil
-	s.mu.Unlock()
 	return items
 }
 
@@ -340,10 +388,10 @@ func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 	if to == nil || to == s {
 		return nil, ErrInvalid
 	}
-	if s.closed.Load() {
-		return nil, ErrClosed
+	if err := s.Close(); err != nil {
+		return nil, err
 	}
-	items := s.Close()
+	items := s.Drain()
 	for i, item := range items {
 		if !to.reserveMigrated() {
 			return items[i:], nil
@@ -372,7 +420,7 @@ func (s *Sharded[T]) drain(sh *localShard[T]) {
 			return
 		}
 		// The global queue has room: it holds 2×Backlog, and no more than
-		// that many connections are ever queued in the listener (Enqueue
+		// that many connections are ever queued in the listener (TryEnqueue
 		// stops at Backlog, Migrate at 2×Backlog). TryEnqueue can still
 		// report it full for an instant while a dequeue of its oldest cell
 		// is in flight; Enqueue waits that out. It cannot be closed: Close

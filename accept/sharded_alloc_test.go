@@ -18,8 +18,8 @@ func TestShardedAllocatesNothing(t *testing.T) {
 	i := 0
 	require.Zero(t, testing.AllocsPerRun(1000, func() {
 		i++
-		_ = s.Enqueue(i%2, i)
-		_ = s.Enqueue(0, i)
+		_ = s.TryEnqueue(i%2, i)
+		_ = s.TryEnqueue(0, i)
 		bound.TryAccept()
 		_, _ = unbound.Accept(ctx)
 	}))
@@ -33,7 +33,7 @@ func TestShardedFullBacklogAllocatesNothing(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 31})
 	b, _ := s.Register(1)
 	for i := range 32 {
-		require.NoError(t, s.Enqueue(0, i))
+		require.NoError(t, s.TryEnqueue(0, i))
 	}
 	i := 0
 	require.Zero(t, testing.AllocsPerRun(1000, func() {
@@ -41,10 +41,10 @@ func TestShardedFullBacklogAllocatesNothing(t *testing.T) {
 		if _, err := b.TryAccept(); err != nil {
 			panic("nothing to accept")
 		}
-		if s.Enqueue(0, i) != nil {
+		if s.TryEnqueue(0, i) != nil {
 			panic("the credit given back was not found")
 		}
-		if s.Enqueue(0, i) != ErrBacklog || s.Enqueue(1, i) != ErrBacklog {
+		if s.TryEnqueue(0, i) != ErrBacklog || s.TryEnqueue(1, i) != ErrBacklog {
 			panic("the backlog admitted more than its limit")
 		}
 	}))

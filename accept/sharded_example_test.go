@@ -23,10 +23,10 @@ func ExampleSharded() {
 	shard := l.SteerRSS(accept.RSSHash(accept.DefaultRSSKey[:], flow))
 	fmt.Println("RSS puts the flow on shard", shard)
 
-	_ = l.Enqueue(0, "conn-a")
-	_ = l.Enqueue(1, "conn-b")
-	_ = l.Enqueue(0, "conn-c")
-	fmt.Println("fourth:", l.Enqueue(1, "conn-d"))
+	_ = l.TryEnqueue(0, "conn-a")
+	_ = l.TryEnqueue(1, "conn-b")
+	_ = l.TryEnqueue(0, "conn-c")
+	fmt.Println("fourth:", l.TryEnqueue(1, "conn-d"))
 	fmt.Println("depth of shard 0:", l.Depth(0), "queued:", l.Len())
 
 	for range 3 {

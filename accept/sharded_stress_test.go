@@ -67,7 +67,7 @@ func stressSharded(t *testing.T, seed uint64) {
 			for i := range perProducer {
 				item := p*perProducer + i
 				for {
-					err := s.Enqueue(r.IntN(shards), item)
+					err := s.TryEnqueue(r.IntN(shards), item)
 					if err == nil {
 						enqueued[p] = append(enqueued[p], item)
 						break
@@ -122,8 +122,10 @@ func stressSharded(t *testing.T, seed uint64) {
 	for range producers {
 		<-halfway
 	}
-	leftover := s.Close()
+	require.NoError(t, s.Close())
+	leftover := s.Drain() // after Close returned: everything the acceptors did not take
 	wg.Wait()
+	require.Empty(t, s.Drain(), "a connection reached the listener after Close")
 	close(stop)
 	closers.Wait()
 	seen := map[int]int{}
@@ -178,7 +180,7 @@ func livenessSharded(t *testing.T, seed uint64) {
 		wg.Go(func() {
 			r := porctest.NewRand(seed*977 + uint64(p))
 			for i := 0; i < perProducer; {
-				if err := s.Enqueue(r.IntN(shards), i); err == nil {
+				if err := s.TryEnqueue(r.IntN(shards), i); err == nil {
 					i++
 				} else {
 					runtime.Gosched() // backlog full: the acceptors must drain it

@@ -66,27 +66,27 @@ func TestShardedBacklog(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 4, Backlog: 2})
 	a, err := s.Register(1)
 	require.NoError(t, err)
-	require.NoError(t, s.Enqueue(1, 1)) // local
-	require.NoError(t, s.Enqueue(0, 2)) // global: no acceptor on shard 0
-	require.NoError(t, s.Enqueue(3, 3))
-	require.ErrorIs(t, s.Enqueue(1, 4), ErrBacklog)
-	require.ErrorIs(t, s.Enqueue(2, 4), ErrBacklog)
+	require.NoError(t, s.TryEnqueue(1, 1)) // local
+	require.NoError(t, s.TryEnqueue(0, 2)) // global: no acceptor on shard 0
+	require.NoError(t, s.TryEnqueue(3, 3))
+	require.ErrorIs(t, s.TryEnqueue(1, 4), ErrBacklog)
+	require.ErrorIs(t, s.TryEnqueue(2, 4), ErrBacklog)
 	require.Equal(t, uint64(2), s.Overflows())
 	require.Equal(t, 3, s.Len())
 	v, err := a.TryAccept()
 	require.NoError(t, err)
 	require.Equal(t, 1, v, "local first")
-	require.NoError(t, s.Enqueue(2, 5))
-	require.ErrorIs(t, s.Enqueue(2, 6), ErrBacklog)
+	require.NoError(t, s.TryEnqueue(2, 5))
+	require.ErrorIs(t, s.TryEnqueue(2, 6), ErrBacklog)
 
-	require.ErrorIs(t, s.Enqueue(4, 0), ErrInvalid)
-	require.ErrorIs(t, s.Enqueue(-1, 0), ErrInvalid)
+	require.ErrorIs(t, s.TryEnqueue(4, 0), ErrInvalid)
+	require.ErrorIs(t, s.TryEnqueue(-1, 0), ErrInvalid)
 	_, err = s.Register(4)
 	require.ErrorIs(t, err, ErrInvalid)
 
 	zero := newSharded(t, ShardedOptions{Shards: 1, Backlog: 0})
-	require.NoError(t, zero.Enqueue(0, 1), "backlog 0 holds one connection")
-	require.ErrorIs(t, zero.Enqueue(0, 2), ErrBacklog)
+	require.NoError(t, zero.TryEnqueue(0, 1), "backlog 0 holds one connection")
+	require.ErrorIs(t, zero.TryEnqueue(0, 2), ErrBacklog)
 }
 
 // A bound acceptor takes its shard's local queue, then the global one; an
@@ -94,9 +94,9 @@ func TestShardedBacklog(t *testing.T) {
 func TestShardedAcceptOrder(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 100})
 	b0, _ := s.Register(0)
-	require.NoError(t, s.Enqueue(1, 10)) // no acceptor on 1: global
-	require.NoError(t, s.Enqueue(0, 20)) // local 0
-	require.NoError(t, s.Enqueue(0, 21))
+	require.NoError(t, s.TryEnqueue(1, 10)) // no acceptor on 1: global
+	require.NoError(t, s.TryEnqueue(0, 20)) // local 0
+	require.NoError(t, s.TryEnqueue(0, 21))
 	require.Equal(t, 2, s.Depth(0))
 	require.Equal(t, 0, s.Depth(1))
 
@@ -122,7 +122,7 @@ func TestShardedAcceptWakes(t *testing.T) {
 	idleCtx, cancelIdle := context.WithCancel(ctx)
 	idleRes := acceptAsync(idleCtx, idle)
 	waitParked(t, s, 2)
-	require.NoError(t, s.Enqueue(0, 7))
+	require.NoError(t, s.TryEnqueue(0, 7))
 	r := <-res
 	require.NoError(t, r.err)
 	require.Equal(t, 7, r.v)
@@ -140,8 +140,8 @@ func TestShardedLastAcceptorLeaves(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
 	leaving, _ := s.Register(0)
 	other, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(0, 1))
-	require.NoError(t, s.Enqueue(0, 2))
+	require.NoError(t, s.TryEnqueue(0, 1))
+	require.NoError(t, s.TryEnqueue(0, 2))
 	res := acceptAsync(context.Background(), other)
 	waitParked(t, s, 1)
 	require.NoError(t, leaving.Close())
@@ -154,7 +154,7 @@ func TestShardedLastAcceptorLeaves(t *testing.T) {
 	require.Equal(t, 2, v)
 	require.Zero(t, s.Depth(0))
 	// The shard has no acceptor now: new connections go global.
-	require.NoError(t, s.Enqueue(0, 3))
+	require.NoError(t, s.TryEnqueue(0, 3))
 	require.Zero(t, s.Depth(0))
 	v, _ = other.TryAccept()
 	require.Equal(t, 3, v)
@@ -167,19 +167,24 @@ func TestShardedClose(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
 	a, _ := s.Register(0)
 	b, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(0, 1))
-	require.NoError(t, s.Enqueue(1, 2))
-	require.NoError(t, s.Enqueue(0, 3))
+	require.NoError(t, s.TryEnqueue(0, 1))
+	require.NoError(t, s.TryEnqueue(1, 2))
+	require.NoError(t, s.TryEnqueue(0, 3))
 	v, _ := b.TryAccept()
 	require.Equal(t, 2, v)
 	res := acceptAsync(context.Background(), b)
 	waitParked(t, s, 1)
-	require.ElementsMatch(t, []int{1, 3}, s.Close())
-	require.Nil(t, s.Close())
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Close(), ErrClosed)
+	require.Equal(t, 2, s.Len(), "queued until Drain")
+	_, err := a.TryAccept()
+	require.ErrorIs(t, err, ErrClosed, "nothing is accepted after Close, even with connections queued")
+	require.ElementsMatch(t, []int{1, 3}, s.Drain())
+	require.Nil(t, s.Drain())
 	require.ErrorIs(t, (<-res).err, ErrClosed)
-	_, err := a.Accept(context.Background())
+	_, err = a.Accept(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
-	require.ErrorIs(t, s.Enqueue(0, 4), ErrClosed)
+	require.ErrorIs(t, s.TryEnqueue(0, 4), ErrClosed)
 	_, err = s.Register(0)
 	require.ErrorIs(t, err, ErrClosed)
 	require.Zero(t, s.Len())
@@ -192,9 +197,9 @@ func TestShardedMigrate(t *testing.T) {
 	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 1})
 	fa, _ := from.Register(0)
 	_ = fa
-	require.NoError(t, from.Enqueue(0, 1))
-	require.NoError(t, from.Enqueue(1, 2))
-	require.NoError(t, from.Enqueue(0, 3))
+	require.NoError(t, from.TryEnqueue(0, 1))
+	require.NoError(t, from.TryEnqueue(1, 2))
+	require.NoError(t, from.TryEnqueue(0, 3))
 	ta, _ := to.Register(1)
 	res := acceptAsync(context.Background(), ta)
 	waitParked(t, to, 1)
@@ -211,7 +216,7 @@ func TestShardedMigrate(t *testing.T) {
 		got = append(got, v)
 	}
 	require.ElementsMatch(t, []int{1, 2, 3}, got, "migration is not limited by the target's backlog")
-	require.ErrorIs(t, from.Enqueue(0, 9), ErrClosed)
+	require.ErrorIs(t, from.TryEnqueue(0, 9), ErrClosed)
 	_, err = from.Migrate(to)
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = to.Migrate(to)
@@ -219,9 +224,9 @@ func TestShardedMigrate(t *testing.T) {
 
 	// A closed target takes nothing: everything comes back for a reset.
 	a := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
-	require.NoError(t, a.Enqueue(0, 5))
+	require.NoError(t, a.TryEnqueue(0, 5))
 	closed := newSharded(t, ShardedOptions{Shards: 1})
-	closed.Close()
+	require.NoError(t, closed.Close())
 	rest, err = a.Migrate(closed)
 	require.NoError(t, err)
 	require.Equal(t, []int{5}, rest)
@@ -249,7 +254,7 @@ func TestShardedCancelledWakePassesOn(t *testing.T) {
 		t.Fatalf("Accept returned %d with nothing queued", r.v)
 	}
 	require.True(t, errors.Is(r.err, context.Canceled))
-	require.NoError(t, s.Enqueue(0, 42))
+	require.NoError(t, s.TryEnqueue(0, 42))
 	rb := <-resB
 	require.NoError(t, rb.err)
 	require.Equal(t, 42, rb.v)
@@ -275,7 +280,7 @@ func TestShardedBoundStealsOnlyOrphans(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
 	a0, _ := s.Register(0)
 	a1, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(1, 5))
+	require.NoError(t, s.TryEnqueue(1, 5))
 	_, err := a0.TryAccept()
 	require.ErrorIs(t, err, ErrEmpty, "shard 1's connection is for shard 1's acceptors")
 	v, err := a1.TryAccept()
@@ -300,7 +305,7 @@ func TestShardedWakeupPassedOnPastInFlightHead(t *testing.T) {
 	require.True(t, s.acquire(0)) // what Enqueue does before it claims
 	publish, err := s.global.Claim()
 	require.NoError(t, err)
-	require.NoError(t, s.Enqueue(0, 2)) // behind the claimed head: wakes x, which finds nothing
+	require.NoError(t, s.TryEnqueue(0, 2)) // behind the claimed head: wakes x, which finds nothing
 	require.Equal(t, int32(1), s.parked.Load())
 	waitParked(t, s, 2) // x is back asleep
 	publish(1)

@@ -53,7 +53,7 @@ func FuzzAccept(f *testing.F) {
 			switch op % 7 {
 			case 0, 1: // Enqueue
 				next++
-				err := l.Enqueue(arg%(shards+1), next)
+				err := l.TryEnqueue(arg%(shards+1), next)
 				switch {
 				case err == nil:
 					where[next] = li
@@ -85,7 +85,10 @@ func FuzzAccept(f *testing.F) {
 				}
 			case 6: // Close or Migrate
 				if arg%2 == 0 {
-					for _, v := range l.Close() {
+					if err := l.Close(); err != nil && !errors.Is(err, accept.ErrClosed) {
+						t.Fatalf("Close: %v", err)
+					}
+					for _, v := range l.Drain() {
 						finish(v)
 					}
 					break
