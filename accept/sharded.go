@@ -241,14 +241,18 @@ func (s *Sharded[T]) TryEnqueue(shard int, item T) error {
 
 // Steer returns the shard for a flow: a flow's packets (the SYN, the final
 // ACK) must reach the same shard, so that the connection is queued where
-// its handshake ran. flowHash is the flow's keyed hash (tuple.Hasher.Hash).
-func (s *Sharded[T]) Steer(flowHash uint64) int { return tuple.Shard(flowHash, len(s.shards)) }
+// its handshake ran. flowHash is the flow's keyed hash (tuple.Hasher.Hash),
+// the one table.Listeners also picks the flow's SO_REUSEPORT member from
+// (with tuple.Shard, from its high bits); Steer uses tuple.Steer, which
+// reads other bits, so that the shard is independent of the member: each
+// member's flows spread over all of its shards. It is wait-free.
+func (s *Sharded[T]) Steer(flowHash uint64) int { return tuple.Steer(flowHash, len(s.shards)) }
 
 // SteerRSS returns the shard for a flow whose NIC computed RSS hash is
 // rssHash (Toeplitz, see RSSHash), the way the NIC picks its receive
 // queue: the hash's low 7 bits index a 128-entry indirection table filled
 // round robin (ethtool's default), so shard i is receive queue i when the
-// shards match the NIC's queues.
+// shards match the NIC's queues. It is wait-free.
 func (s *Sharded[T]) SteerRSS(rssHash uint32) int {
 	return int(rssHash&(RSSIndirectionSize-1)) % len(s.shards)
 }

@@ -3,11 +3,16 @@ package accept
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
+	"github.com/socktable/socktable/tuple"
 )
 
 func newSharded(t testing.TB, opts ShardedOptions) *Sharded[int] {
@@ -272,6 +277,57 @@ func TestShardedSteer(t *testing.T) {
 	for q := range uint32(RSSIndirectionSize) {
 		require.Equal(t, int(q%3), s.SteerRSS(q|0xabc<<7), "indirection entry %d is queue %d", q, q%3)
 	}
+}
+
+// chiSquareOK tests counts against the uniform distribution, two-sided, at
+// significance p = 0.001 in each tail (Wilson–Hilferty approximation of
+// the chi-square quantile; tuple/hasher_test.go has the same test).
+func chiSquareOK(counts []int, total int) (stat, lo, hi float64, ok bool) {
+	expected := float64(total) / float64(len(counts))
+	for _, c := range counts {
+		d := float64(c) - expected
+		stat += d * d / expected
+	}
+	const z = 3.0902 // standard normal quantile for p = 0.001
+	df := float64(len(counts) - 1)
+	q := func(z float64) float64 {
+		c := 2 / (9 * df)
+		return df * math.Pow(1-c+z*math.Sqrt(c), 3)
+	}
+	lo, hi = q(-z), q(z)
+	return stat, lo, hi, stat >= lo && stat <= hi
+}
+
+// Steer and the SO_REUSEPORT member choice are made from the same flow
+// hash (table.Listeners picks the member with tuple.Shard), so Steer must
+// not read the bits the member choice reads: over every (member, shard)
+// cell the flows spread evenly. With Steer on the same top bits, member i
+// of 4 on 2 shards would only ever reach shard i/2. (Before the fix, this
+// failed for every pair.)
+func TestShardedSteerIndependentOfReuseport(t *testing.T) {
+	const flows = 1 << 15
+	for _, c := range []struct{ members, shards int }{{4, 2}, {2, 4}, {3, 2}, {5, 3}, {4, 4}, {7, 16}, {3, 5}, {6, 4}} {
+		t.Run(fmt.Sprintf("members=%d/shards=%d", c.members, c.shards), func(t *testing.T) {
+			s := newSharded(t, ShardedOptions{Shards: c.shards})
+			r := porctest.NewRand(uint64(c.members*100 + c.shards)) // stands in for keyed flow hashes
+			counts := make([]int, c.members*c.shards)
+			for range flows {
+				h := r.Next()
+				counts[tuple.Shard(h, c.members)*c.shards+s.Steer(h)]++
+			}
+			stat, lo, hi, ok := chiSquareOK(counts, flows)
+			require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]: %v", stat, lo, hi, counts)
+		})
+	}
+	// The check can fail: both choices from the same bits.
+	r := porctest.NewRand(1)
+	counts := make([]int, 8)
+	for range flows {
+		h := r.Next()
+		counts[tuple.Shard(h, 4)*2+tuple.Shard(h, 2)]++
+	}
+	_, _, _, ok := chiSquareOK(counts, flows)
+	require.False(t, ok, "correlated choices must fail the test: %v", counts)
 }
 
 // A bound acceptor does not take from a shard that has acceptors of its
