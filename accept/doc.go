@@ -39,12 +39,16 @@
 // one. Nothing is stranded or lost: when a shard's last acceptor leaves,
 // its connections move to the global queue and a sleeping acceptor is
 // woken; an accept that races with Close puts back what it took; after
-// Close, Drain hands back what is queued; Migrate passes it to another
-// member of a reuseport group and wakes that member's acceptors (Linux's
-// tcp_migrate_req, whose missing wake-up was a kernel bug). Steer and
-// SteerRSS pick a flow's shard, from its keyed hash or from the NIC's
-// Toeplitz hash (RSSHash), so that a handshake's packets stay on one
-// shard, and Depth reports a shard's queue for load-aware choices.
+// Close, Drain hands back what is queued; MigrateEach passes each
+// connection to the member of a reuseport group that the caller picks for
+// it, by its own hash as Linux's reuseport_migrate_sock does (Migrate: to
+// one member), and wakes that
+// member's acceptors (Linux's tcp_migrate_req, whose missing wake-up was a
+// kernel bug). Steer and SteerRSS pick a flow's shard, from its keyed hash
+// (independently of the reuseport member the same hash picks) or from the
+// NIC's Toeplitz hash (RSSHash), so that a handshake's packets stay on one
+// shard; Depth and ShardDepth report, without a lock, how many connections
+// the listener and one shard's queue hold, for load-aware choices.
 //
 // # Consistency
 //

@@ -51,7 +51,8 @@ type ShardedOptions struct {
 // the listener as a whole and never loses a connection: when the last
 // acceptor of a shard leaves, the shard's queued connections move to the
 // global queue and a waiting acceptor is woken; after Close, Drain hands
-// back whatever is queued, and Migrate passes it on to another listener.
+// back whatever is queued, and MigrateEach (Migrate) passes it on to other
+// listeners.
 //
 // Concurrency: every method is safe for concurrent use. TryEnqueue and
 // an Accept or TryAccept that finds a connection queued are lock-free and
@@ -70,8 +71,9 @@ type ShardedOptions struct {
 // nothing to take, without spinning, until a TryEnqueue, a Migrate, a
 // shard's drain or a connection put back gives it something, its context
 // ends, or the listener closes. Register, an Acceptor's Close, Close,
-// Drain and Len take the listener's lock; Shards, Backlog, Overflows,
-// Steer and SteerRSS are wait-free. The backlog limit is exact: at no
+// Drain, Migrate, MigrateEach and Len take the listener's lock (Close may
+// also wait for calls in flight; see Close); Shards, Backlog, Overflows,
+// Steer, SteerRSS, Depth and ShardDepth are wait-free. The backlog limit is exact: at no
 // moment do more than Backlog+1 connections sit queued (Migrate excepted,
 // which Linux does not limit either).
 //
@@ -283,10 +285,31 @@ func (s *Sharded[T]) Register(shard int) (*Acceptor[T], error) {
 	return a, nil
 }
 
-// Depth returns the number of connections queued in shard's local queue
-// (0 for a shard out of range): what a load-aware choice among reuseport
-// members or shards compares.
-func (s *Sharded[T]) Depth(shard int) int {
+// Depth returns the number of connections queued in the listener, all
+// its queues together, without a lock: what a load-aware choice among
+// reuseport members compares (Linux's sk_ack_backlog). It reads each
+// local queue's length, then the global queue's: 2×(Shards+1) atomic
+// loads, of words the producers and consumers write. It is wait-free.
+// While no call runs it is exact (it does not count connections put back
+// by takes that raced with Close: Len does). Under concurrency it is
+// approximate: each queue's length is within the calls running on it
+// (see Queue.Len), the queues are read one after another, and a shard
+// whose last acceptor leaves moves its connections to the global queue,
+// which a Depth reading meanwhile may count twice. It is always between 0
+// and twice the queues' capacities.
+func (s *Sharded[T]) Depth() int {
+	n := 0
+	for i := range s.shards {
+		n += s.shards[i].q.Len()
+	}
+	return n + s.global.Len()
+}
+
+// ShardDepth returns the number of connections queued in shard's local
+// queue (0 for a shard out of range), as Queue.Len counts them: what a
+// load-aware choice among a listener's shards compares. It is wait-free
+// (two atomic loads).
+func (s *Sharded[T]) ShardDepth(shard int) int {
 	if uint(shard) >= uint(len(s.shards)) {
 		return 0
 	}
@@ -378,39 +401,70 @@ func (s *Sharded[T]) Drain() []T {
 	return items
 }
 
-// Migrate closes s and hands its queued connections to to, another member
-// of its reuseport group (Linux's tcp_migrate_req): they go to to's global
-// queue, and to's sleeping acceptors are woken, one per connection (the
-// wake-up Linux once forgot). Each takes one of to's backlog credits if
-// one is free, and is otherwise admitted over the backlog (Linux does not
-// check it either) while fewer than Backlog+1 are over it, so that at
-// most two backlogs are ever queued in to. It returns the connections to
-// could not take (it is closed, or is two backlogs full) for the caller
-// to reset. It returns ErrInvalid if to is s or nil, and ErrClosed if s
-// was already closed.
+// Migrate is MigrateEach with one target for every connection: to,
+// another member of s's reuseport group. It returns ErrInvalid, closing
+// nothing, if to is s or nil.
 func (s *Sharded[T]) Migrate(to *Sharded[T]) ([]T, error) {
 	if to == nil || to == s {
 		return nil, ErrInvalid
 	}
+	return s.MigrateEach(func(T) *Sharded[T] { return to })
+}
+
+// MigrateEach closes s and hands each of its queued connections to the
+// listener target returns for it: as Linux's reuseport_migrate_sock picks
+// a member of the closing listener's reuseport group for each child by
+// the child's own hash (tcp_migrate_req), target would pick by the
+// connection's flow hash. A connection goes to its target's global queue,
+// and a sleeping acceptor of the target is woken for it (the wake-up
+// Linux once forgot). It takes one of the target's backlog credits if
+// one is free, and is otherwise admitted over the backlog (Linux does not
+// check it either) while fewer than Backlog+1 connections are over it,
+// so that at most two backlogs are ever queued in a listener. The
+// connections with no target (nil), or whose target is closed (s itself
+// included) or two backlogs full, are returned, in Drain's order, for the
+// caller to reset. MigrateEach returns ErrClosed, doing nothing, if s was
+// already closed.
+//
+// MigrateEach may block as Close does. It calls target once per
+// connection, on the calling goroutine, holding no lock: target may call
+// the listeners' methods (Depth, say). Connections taken by accepts of s
+// that raced with the Close are migrated too (see Drain). It allocates
+// the slice of connections Drain returns.
+func (s *Sharded[T]) MigrateEach(target func(item T) *Sharded[T]) ([]T, error) {
 	if err := s.Close(); err != nil {
 		return nil, err
 	}
 	items := s.Drain()
-	for i, item := range items {
-		if !to.reserveMigrated() {
-			return items[i:], nil
+	reset := items[:0] // overwrites the prefix already migrated
+	for _, item := range items {
+		if to := target(item); to == nil || !to.migrateIn(item) {
+			reset = append(reset, item)
 		}
-		// The global queue has room (it holds two backlogs, and the
-		// reservation keeps to within that), but may look full for an
-		// instant while an accept of its oldest connection is in flight:
-		// Enqueue waits that out. It fails only if to closed meanwhile.
-		if to.global.Enqueue(context.Background(), item) != nil {
-			to.unreserveMigrated()
-			return items[i:], nil
-		}
-		to.wakeFor(nil)
 	}
-	return nil, nil
+	clear(items[len(reset):]) // let the GC have the migrated ones
+	if len(reset) == 0 {
+		return nil, nil
+	}
+	return reset, nil
+}
+
+// migrateIn queues a connection migrated in from a closing listener (see
+// MigrateEach), reporting false if s cannot take it.
+func (s *Sharded[T]) migrateIn(item T) bool {
+	if !s.reserveMigrated() {
+		return false
+	}
+	// The global queue has room (it holds two backlogs, and the
+	// reservation keeps s within that), but may look full for an instant
+	// while an accept of its oldest connection is in flight: Enqueue
+	// waits that out. It fails only if s closed meanwhile.
+	if s.global.Enqueue(context.Background(), item) != nil {
+		s.unreserveMigrated()
+		return false
+	}
+	s.wakeFor(nil)
+	return true
 }
 
 // drain moves shard sh's queued connections to the global queue, when its

@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Enqueue, TryAccept and Accept with a connection queued allocate nothing.
+// TryEnqueue, TryAccept and Accept with a connection queued, TryAccept
+// on an empty listener, and Depth allocate nothing.
 func TestShardedAllocatesNothing(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 64})
 	bound, _ := s.Register(0)
@@ -20,8 +21,12 @@ func TestShardedAllocatesNothing(t *testing.T) {
 		i++
 		_ = s.TryEnqueue(i%2, i)
 		_ = s.TryEnqueue(0, i)
-		bound.TryAccept()
+		_, _ = bound.TryAccept()
 		_, _ = unbound.Accept(ctx)
+		if _, err := bound.TryAccept(); err != ErrEmpty {
+			panic("TryAccept found a connection on an empty listener")
+		}
+		_ = s.Depth() + s.ShardDepth(0)
 	}))
 	require.Zero(t, s.Len())
 }

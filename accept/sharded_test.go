@@ -102,8 +102,8 @@ func TestShardedAcceptOrder(t *testing.T) {
 	require.NoError(t, s.TryEnqueue(1, 10)) // no acceptor on 1: global
 	require.NoError(t, s.TryEnqueue(0, 20)) // local 0
 	require.NoError(t, s.TryEnqueue(0, 21))
-	require.Equal(t, 2, s.Depth(0))
-	require.Equal(t, 0, s.Depth(1))
+	require.Equal(t, 2, s.ShardDepth(0))
+	require.Equal(t, 0, s.ShardDepth(1))
 
 	u, _ := s.Register(Unbound)
 	v, _ := u.TryAccept()
@@ -157,10 +157,10 @@ func TestShardedLastAcceptorLeaves(t *testing.T) {
 	v, err := other.TryAccept()
 	require.NoError(t, err)
 	require.Equal(t, 2, v)
-	require.Zero(t, s.Depth(0))
+	require.Zero(t, s.ShardDepth(0))
 	// The shard has no acceptor now: new connections go global.
 	require.NoError(t, s.TryEnqueue(0, 3))
-	require.Zero(t, s.Depth(0))
+	require.Zero(t, s.ShardDepth(0))
 	v, _ = other.TryAccept()
 	require.Equal(t, 3, v)
 	_, err = leaving.Accept(context.Background())
@@ -235,6 +235,94 @@ func TestShardedMigrate(t *testing.T) {
 	rest, err = a.Migrate(closed)
 	require.NoError(t, err)
 	require.Equal(t, []int{5}, rest)
+}
+
+// MigrateEach sends each connection to the listener its target function
+// picks (Linux's per-child reuseport_migrate_sock), waking a sleeping
+// acceptor there; the connections with no target, or whose target is
+// closed, is s itself, or is two backlogs full, come back for a reset.
+func TestShardedMigrateEach(t *testing.T) {
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	for v := 1; v <= 9; v++ {
+		require.NoError(t, from.TryEnqueue(v%2, v)) // no acceptors: all in the global queue, in order
+	}
+	a := newSharded(t, ShardedOptions{Shards: 2, Backlog: 4})
+	b := newSharded(t, ShardedOptions{Shards: 1, Backlog: 4})
+	closed := newSharded(t, ShardedOptions{Shards: 1})
+	require.NoError(t, closed.Close())
+	full := newSharded(t, ShardedOptions{Shards: 1, Backlog: 0}) // holds 1, and 1 migrated over it
+	require.NoError(t, full.TryEnqueue(0, 100))
+	aa, err := a.Register(1)
+	require.NoError(t, err)
+	res := acceptAsync(context.Background(), aa)
+	waitParked(t, a, 1)
+
+	var calls []int
+	rest, err := from.MigrateEach(func(v int) *Sharded[int] {
+		calls = append(calls, v)
+		switch v {
+		case 4, 8:
+			return a
+		case 1, 5:
+			return b
+		case 3:
+			return closed
+		case 7:
+			return from // closed by now
+		case 6, 9:
+			return full
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, calls, "one call per connection, in Drain's order")
+	require.Equal(t, []int{2, 3, 7, 9}, rest, "no target, closed, itself, two backlogs full")
+	r := <-res
+	require.NoError(t, r.err, "a's sleeping acceptor is woken")
+	require.Equal(t, 4, r.v)
+	v, err := aa.TryAccept()
+	require.NoError(t, err)
+	require.Equal(t, 8, v)
+	ba, _ := b.Register(Unbound)
+	for _, want := range []int{1, 5} {
+		v, err := ba.TryAccept()
+		require.NoError(t, err)
+		require.Equal(t, want, v)
+	}
+	require.Equal(t, 2, full.Len())
+	require.ErrorIs(t, full.TryEnqueue(0, 101), ErrBacklog, "the one over the backlog is used up first")
+
+	require.ErrorIs(t, from.TryEnqueue(0, 10), ErrClosed)
+	_, err = from.MigrateEach(func(int) *Sharded[int] { return a })
+	require.ErrorIs(t, err, ErrClosed)
+	require.Nil(t, from.Drain())
+}
+
+// Depth counts every queue of the listener, ShardDepth one local queue.
+func TestShardedDepth(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 10})
+	_, err := s.Register(0)
+	require.NoError(t, err)
+	require.Zero(t, s.Depth())
+	require.NoError(t, s.TryEnqueue(0, 1)) // local
+	require.NoError(t, s.TryEnqueue(0, 2))
+	require.NoError(t, s.TryEnqueue(2, 3)) // global
+	require.Equal(t, 3, s.Depth())
+	for shard, want := range []int{2, 0, 0} {
+		require.Equal(t, want, s.ShardDepth(shard))
+	}
+	require.Zero(t, s.ShardDepth(-1))
+	require.Zero(t, s.ShardDepth(3))
+	// A claimed enqueue counts, as Queue.Len counts it.
+	require.True(t, s.acquire(1))
+	publish, err := s.global.Claim()
+	require.NoError(t, err)
+	require.Equal(t, 4, s.Depth())
+	publish(4)
+	require.NoError(t, s.Close())
+	require.Equal(t, 4, s.Depth(), "queued until Drain")
+	require.Len(t, s.Drain(), 4)
+	require.Zero(t, s.Depth())
 }
 
 // An Accept whose context ends after a waker chose it passes the wake-up
