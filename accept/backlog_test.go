@@ -2,13 +2,14 @@ package accept
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
 )
 
 // freeCredits is what the listener could still admit: the pool and every
@@ -165,55 +166,52 @@ func TestBacklogMigratedExtra(t *testing.T) {
 // accepted, every credit is back (none lost, none made) and the listener
 // admits exactly Backlog+1 again.
 func TestBacklogCreditsConserved(t *testing.T) {
-	for _, procs := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			const shards, perProducer = 4, 5000
-			s := newSharded(t, ShardedOptions{Shards: shards, Backlog: 99})
-			require.Equal(t, int64(3), s.backlog.batch)
-			var accs []*Acceptor[int]
-			for _, shard := range []int{0, 1, Unbound, Unbound} {
-				a, err := s.Register(shard)
-				require.NoError(t, err)
-				accs = append(accs, a)
-			}
-			var admitted, refused, accepted atomic.Int64
-			var producers, acceptors sync.WaitGroup
-			for p := range 2 * shards { // two per shard: one may leave a batch's rest for the other
-				producers.Go(func() {
-					for i := range perProducer {
-						if s.TryEnqueue(p%shards, i) == nil {
-							admitted.Add(1)
-						} else {
-							refused.Add(1)
-							runtime.Gosched()
-						}
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		const shards, perProducer = 4, 5000
+		s := newSharded(t, ShardedOptions{Shards: shards, Backlog: 99})
+		require.Equal(t, int64(3), s.backlog.batch)
+		var accs []*Acceptor[int]
+		for _, shard := range []int{0, 1, Unbound, Unbound} {
+			a, err := s.Register(shard)
+			require.NoError(t, err)
+			accs = append(accs, a)
+		}
+		var admitted, refused, accepted atomic.Int64
+		var producers, acceptors sync.WaitGroup
+		for p := range 2 * shards { // two per shard: one may leave a batch's rest for the other
+			producers.Go(func() {
+				for i := range perProducer {
+					if s.TryEnqueue(p%shards, i) == nil {
+						admitted.Add(1)
+					} else {
+						refused.Add(1)
+						runtime.Gosched()
 					}
-				})
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			for _, a := range accs {
-				acceptors.Go(func() {
-					for {
-						if _, err := a.Accept(ctx); err != nil {
-							return
-						}
-						accepted.Add(1)
+				}
+			})
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		for _, a := range accs {
+			acceptors.Go(func() {
+				for {
+					if _, err := a.Accept(ctx); err != nil {
+						return
 					}
-				})
-			}
-			producers.Wait()
-			for accepted.Load() != admitted.Load() {
-				runtime.Gosched()
-			}
-			stop()
-			acceptors.Wait()
-			require.Positive(t, refused.Load(), "the storm never filled the backlog")
-			require.Zero(t, s.Len())
-			require.Equal(t, int64(100), s.freeCredits())
-			require.Equal(t, 100, fill(t, s, 3))
-		})
-	}
+					accepted.Add(1)
+				}
+			})
+		}
+		producers.Wait()
+		for accepted.Load() != admitted.Load() {
+			runtime.Gosched()
+		}
+		stop()
+		acceptors.Wait()
+		require.Positive(t, refused.Load(), "the storm never filled the backlog")
+		require.Zero(t, s.Len())
+		require.Equal(t, int64(100), s.freeCredits())
+		require.Equal(t, 100, fill(t, s, 3))
+	})
 }
 
 // Migrate into a listener whose producers and acceptors are busy: every
