@@ -20,10 +20,13 @@ import (
 // Closing: once the acceptor's Close, or the listener's, has marked it
 // closed, it hands out no connection. A take races with Close, so every
 // take is followed by a check of the two closed flags: a connection taken
-// while Close ran is put back, with its backlog credit (see putBack), and
-// the call returns ErrClosed; both Closes wait for a take in flight on the
-// acceptor to finish that check, so that nothing taken in the race is out
-// of the listener's hands when they return. An Accept or TryAccept that
+// while Close ran is put back, with its backlog credit, and the call
+// returns ErrClosed. It goes back to the global queue, where any acceptor
+// may take it (after connections queued behind it, perhaps), and a
+// sleeping one is woken for it; once the listener is closed, it goes to
+// what the listener's Drain hands back. Both Closes wait for a take in
+// flight on the acceptor to finish that check, so that nothing taken in
+// the race is out of the listener's hands when they return. An Accept or TryAccept that
 // overlaps Close thus returns a connection only if its check came before
 // Close marked it closed, and one that starts after Close returns
 // ErrClosed.
@@ -60,9 +63,9 @@ func (a *Acceptor[T]) Shard() int { return a.shard }
 // open: try again later, or block in Accept), and ErrClosed after the
 // acceptor's or the listener's Close, even with connections queued (see
 // Acceptor for a TryAccept that overlaps Close). It is lock-free: it
-// takes no lock (a connection it finds after Close is put back, which
-// may take the listener's lock; see putBack) and retries only when
-// another acceptor took the connection it was after. It may report
+// takes no lock (except to put back a connection it took as Close ran)
+// and retries only when another acceptor took the connection it was
+// after. It may report
 // ErrEmpty while a TryEnqueue that it overlaps is still publishing its
 // connection (see Sharded).
 func (a *Acceptor[T]) TryAccept() (T, error) {

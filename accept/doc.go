@@ -6,7 +6,9 @@
 // Vyukov's bounded MPMC queue: each cell carries a sequence number that
 // says whose turn it is, producers and consumers claim positions with one
 // CAS on their own counter, and neither side takes a lock to move an item.
-// TryEnqueue and TryDequeue never block and never allocate; the receive
+// TryEnqueue and TryDequeue never wait for room, an item or another call,
+// and never allocate (they take a lock only to wake a goroutine parked on
+// the other side); the receive
 // path, which must not wait, uses TryEnqueue and treats ErrQueueFull as
 // Linux treats a full backlog (drop the final ACK or reset, per
 // tcp_abort_on_overflow). Dequeue is the blocking accept(): an empty
@@ -87,8 +89,10 @@ var (
 	// ErrBacklog: a listener's accept backlog is full (the sharded accept
 	// queues of part 2 report it).
 	ErrBacklog = errs.ErrBacklog
-	// ErrEmpty: Acceptor.TryAccept found no connection queued on an open
-	// listener (a non-blocking accept()'s EAGAIN): not a failure, a
-	// result to poll again on, or to block in Accept instead.
-	ErrEmpty = errors.New("socktable: no connection queued")
 )
+
+// ErrEmpty is Acceptor.TryAccept's answer when no connection is queued
+// for it on an open listener (a non-blocking accept()'s EAGAIN): not a
+// failure, but a result to poll again on, or to block in Accept instead.
+// Only this package returns it.
+var ErrEmpty = errors.New("socktable: no connection queued")

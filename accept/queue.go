@@ -158,7 +158,8 @@ func NewQueue[T any](capacity int) (*Queue[T], error) {
 }
 
 // Cap returns the number of items the queue holds when full: the capacity
-// given to NewQueue rounded up to a power of two, at least 2.
+// given to NewQueue rounded up to a power of two, at least 2. It is
+// wait-free.
 func (q *Queue[T]) Cap() int { return len(q.cells) }
 
 // Len returns the number of items in the queue (after Close, those left
@@ -177,9 +178,11 @@ func (q *Queue[T]) Len() int {
 
 // TryEnqueue adds v at the tail of the queue. It returns ErrQueueFull if
 // the queue is full, and ErrClosed after Close (ErrClosed wins if both
-// hold). It never blocks and never allocates. This is the receive path's
-// call: a stack must not wait for the application, and drops or resets on
-// a full backlog instead.
+// hold). It never waits for room or for another call, and never
+// allocates; it takes the queue's lock only to wake a parked consumer
+// (while none is parked, that costs one atomic load). This is the receive
+// path's call: a stack must not wait for the application, and drops or
+// resets on a full backlog instead.
 //
 // ErrQueueFull may also be returned while a dequeue of the oldest item
 // has claimed its cell and not yet released it (a window of a few
@@ -327,7 +330,9 @@ func (q *Queue[T]) enqueueSlow(ctx context.Context, v T) error {
 
 // TryDequeue removes and returns the item at the head of the queue, or
 // reports false if there is none, and after Close (the items left are
-// Drain's). It never blocks and never allocates.
+// Drain's). It never waits for an item or for another call, and never
+// allocates; it takes the queue's lock only to wake a parked producer
+// (while none is parked, that costs one atomic load).
 //
 // It may report false while the queue holds items: when the enqueue that
 // claimed the head position has not yet published its item, TryDequeue

@@ -11,7 +11,8 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-// ErrInvalid: a shard number out of range, or Migrate to itself.
+// ErrInvalid: a shard number out of range, or a Migrate to the listener
+// itself or to nil.
 var ErrInvalid = errs.ErrInvalid
 
 // Unbound is the shard of an acceptor bound to no shard (an accept() on a
@@ -73,9 +74,9 @@ type ShardedOptions struct {
 // ends, or the listener closes. Register, an Acceptor's Close, Close,
 // Drain, Migrate, MigrateEach and Len take the listener's lock (Close may
 // also wait for calls in flight; see Close); Shards, Backlog, Overflows,
-// Steer, SteerRSS, Depth and ShardDepth are wait-free. The backlog limit is exact: at no
-// moment do more than Backlog+1 connections sit queued (Migrate excepted,
-// which Linux does not limit either).
+// Steer, SteerRSS, Depth and ShardDepth are wait-free. The backlog limit
+// is exact: at no moment do more than Backlog+1 connections sit queued
+// (migrations excepted, which Linux does not limit either).
 //
 // Linearizability (checked with porcupine in
 // sharded_linearizability_test.go): successful TryEnqueue and accept calls
@@ -198,10 +199,10 @@ func (s *Sharded[T]) Backlog() int { return int(s.limit) }
 // sleeps. It returns ErrBacklog when Backlog+1 connections are queued (the
 // stack then drops the final ACK, or resets if tcp_abort_on_overflow;
 // Overflows counts it, as Linux's ListenOverflows), ErrInvalid for a shard
-// out of range, and ErrClosed after Close or Migrate.
+// out of range, and ErrClosed after Close (or a migration, which closes).
 //
-// It never waits for another call and never allocates: the receive
-// path's call. It takes the listener's lock in two cases only: to wake a
+// It never waits for an acceptor, and never allocates: the receive path's
+// call. It takes the listener's lock in two cases only: to wake a
 // parked acceptor that could take the connection (while none is parked,
 // that costs one atomic load), and to move the connection to the global
 // queue when the shard's last acceptor left while it was being queued.
