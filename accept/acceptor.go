@@ -19,25 +19,19 @@ import (
 //
 // Closing: once the acceptor's Close, or the listener's, has marked it
 // closed, it hands out no connection. A take races with Close, so every
-// take is followed by a check of the two closed flags: a connection taken
-// while Close ran is put back, with its backlog credit, and the call
-// returns ErrClosed. It goes back to the global queue, where any acceptor
-// may take it (after connections queued behind it, perhaps), and a
-// sleeping one is woken for it; once the listener is closed, it goes to
-// what the listener's Drain hands back. Both Closes wait for a take in
-// flight on the acceptor to finish that check, so that nothing taken in
-// the race is out of the listener's hands when they return. An Accept or TryAccept that
-// overlaps Close thus returns a connection only if its check came before
-// Close marked it closed, and one that starts after Close returns
-// ErrClosed.
+// take checks the two closed flags after it has claimed a connection in a
+// queue and before it releases the queue's cell: a connection taken while
+// Close ran is put back, with its backlog credit, and the call returns
+// ErrClosed. It goes back to the global queue, where any acceptor may
+// take it (after connections queued behind it, perhaps), and a sleeping
+// one is woken for it; once the listener is closed, it goes to what the
+// listener's Drain hands back, and the listener's Close waits for that
+// (for every cell claimed before the queues closed to be released, and
+// for the put-backs to finish). An Accept or TryAccept that overlaps
+// Close thus returns a connection only if its check came before Close
+// marked it closed, and one that starts after Close returns ErrClosed.
 type Acceptor[T any] struct {
-	// taking counts this acceptor's calls between a take from a queue and
-	// their check of the closed flags (see accept). Written by the
-	// acceptor's own calls, read by the two Closes, which wait for it to
-	// be 0. First, so that the padding below keeps it on a line apart from
-	// any other acceptor's.
-	taking atomic.Int32
-	closed atomic.Bool // set by Close, under s.mu; loaded after every take
+	closed atomic.Bool // set by Close, under s.mu; loaded by every take
 
 	s     *Sharded[T]    // immutable
 	shard int            // Unbound or the shard; immutable
@@ -51,8 +45,12 @@ type Acceptor[T any] struct {
 	next    int    // an unbound acceptor's next local queue to look at; its calls only
 	wakeups uint64 // wake-ups received (tests)
 
-	afterTake func() // test hook: runs between a take that found a connection and the closed check; nil otherwise
-	_         [cacheLinePad - 80]byte
+	afterTake func() // test hook: runs between a take's claim of a connection and its closed check; nil otherwise
+
+	// 128 bytes in all (a size class of its own, objects 128-aligned), so
+	// that the word every take loads (closed) and those the acceptor's
+	// goroutine writes (next) are on no other acceptor's lines.
+	_ [cacheLinePad - 80]byte
 }
 
 // Shard returns the acceptor's shard, or Unbound.
@@ -85,49 +83,55 @@ func (a *Acceptor[T]) TryAccept() (T, error) {
 	return zero, ErrEmpty
 }
 
-// accept is take made safe against Close. It counts itself in a.taking
-// around the take and, if the take found a connection, loads the
-// acceptor's and the listener's closed flags: if either is set, the
-// connection goes back with its credit (putBack) and accept reports
-// ErrClosed; otherwise it gives the connection's backlog credit back and
-// the connection is the caller's. Close stores its flag, then waits for
-// taking to be 0; the atomics are sequentially consistent, so a take that
-// Close's wait did not see counted loads the flag after Close stored it.
+// accept is take made safe against Close. Between the claim of a
+// connection's cell and its release it loads the acceptor's and the
+// listener's closed flags: if either is set, it counts itself in
+// s.putBacks, releases the cell, puts the connection back with its
+// credit (putBack) and reports ErrClosed; otherwise it releases the cell
+// and gives the connection's backlog credit back, and the connection is
+// the caller's. The listener's Close stores its flag, closes the queues,
+// then waits for the cells claimed before to be released and for
+// s.putBacks to be 0; the atomics are sequentially consistent, so a take
+// whose check missed the flag came before Close, and one that saw it is
+// counted before Close can see its cell released.
 func (a *Acceptor[T]) accept(yielding bool) (item T, from *localShard[T], ok, contended bool, err error) {
-	a.taking.Add(1)
-	item, from, ok, contended = a.take(yielding)
-	if ok {
-		if a.afterTake != nil {
-			a.afterTake()
-		}
-		if a.closed.Load() || a.s.closed.Load() {
-			a.putBack(item)
-			a.taking.Add(-1)
-			var zero T
-			return zero, nil, false, false, ErrClosed
-		}
-		a.s.release(a.home)
+	q, c, pos, from, ok, contended := a.take(yielding)
+	if !ok {
+		return item, nil, false, contended, nil
 	}
-	a.taking.Add(-1)
-	return item, from, ok, contended, nil
+	if a.afterTake != nil {
+		a.afterTake()
+	}
+	s := a.s
+	if a.closed.Load() || s.closed.Load() {
+		s.putBacks.Add(1)
+		a.putBack(q.take(c, pos))
+		s.putBacks.Add(-1)
+		return item, nil, false, false, ErrClosed
+	}
+	item = q.take(c, pos)
+	s.release(a.home)
+	return item, from, true, false, nil
 }
 
 // take looks for a connection in the queues the acceptor takes from, in
-// its order, and says which shard's local queue it came from (nil: the
-// global queue). The connection's credit is still held: accept gives it
-// back, or keeps it with a connection it puts back. If yielding, a queue
-// whose head another acceptor claimed first is not tried again at once:
-// take moves on, and if it finds nothing reports contended, for Accept to
-// yield its P before it looks again (see errContended).
-func (a *Acceptor[T]) take(yielding bool) (item T, from *localShard[T], ok, contended bool) {
+// its order, and claims it: it returns the queue, the cell and position
+// claimed (see Queue.claim), and which shard's local queue that is (nil:
+// the global queue). The cell is not yet released, nor the connection's
+// credit given back: accept does that. If yielding, a queue whose head
+// another acceptor claimed first is not tried again at once: take moves
+// on, and if it finds nothing reports contended, for Accept to yield its
+// P before it looks again (see errContended).
+func (a *Acceptor[T]) take(yielding bool) (q *Queue[T], c *cell[T], pos uint64, from *localShard[T], ok, contended bool) {
 	s := a.s
 	if a.shard != Unbound {
 		from = &s.shards[a.shard]
-		item, ok = dequeueFrom(from.q, yielding, &contended)
+		q = from.q
+		c, pos, ok = claimFrom(q, yielding, &contended)
 	}
 	if !ok {
-		from = nil
-		item, ok = dequeueFrom(s.global, yielding, &contended)
+		from, q = nil, s.global
+		c, pos, ok = claimFrom(q, yielding, &contended)
 	}
 	for range s.shards {
 		if ok {
@@ -140,14 +144,14 @@ func (a *Acceptor[T]) take(yielding bool) (item T, from *localShard[T], ok, cont
 		i := a.next
 		a.next = (a.next + 1) % len(s.shards)
 		if sh := &s.shards[i]; i != a.shard && (a.shard == Unbound || sh.acceptors.Load() == 0) {
-			from = sh
-			item, ok = dequeueFrom(sh.q, yielding, &contended)
+			from, q = sh, sh.q
+			c, pos, ok = claimFrom(q, yielding, &contended)
 		}
 	}
 	if ok {
 		contended = false
 	}
-	return item, from, ok, contended
+	return q, c, pos, from, ok, contended
 }
 
 // putBack returns to the listener a connection that a take claimed while
@@ -170,25 +174,17 @@ func (a *Acceptor[T]) putBack(item T) {
 	s.mu.Unlock()
 }
 
-// waitTakes waits, yielding its P, until no take is in flight on the
-// acceptor (see accept). The caller has set a closed flag the takes check.
-func (a *Acceptor[T]) waitTakes() {
-	for a.taking.Load() != 0 {
-		runtime.Gosched()
-	}
-}
-
-// dequeueFrom is q.TryDequeue, or if yielding one attempt at q's head
-// that sets *contended when another consumer claimed it first.
-func dequeueFrom[T any](q *Queue[T], yielding bool, contended *bool) (T, bool) {
+// claimFrom is q.claim, or if yielding one attempt at q's head that sets
+// *contended when another consumer claimed it first.
+func claimFrom[T any](q *Queue[T], yielding bool, contended *bool) (*cell[T], uint64, bool) {
 	if !yielding {
-		return q.TryDequeue()
+		return q.claim()
 	}
-	item, r := q.dequeueOnce()
+	c, h, r := q.claimOnce()
 	if r == pollContended {
 		*contended = true
 	}
-	return item, r == pollOK
+	return c, h, r == pollOK
 }
 
 // passOn wakes another sleeping acceptor when connections remain in the
@@ -352,13 +348,11 @@ func (a *Acceptor[T]) unpark() {
 }
 
 // Close removes the acceptor: a blocked Accept returns ErrClosed, and
-// from then on Accept and TryAccept return ErrClosed (see Acceptor). It
-// takes the listener's lock, and waits (yielding its P) for a take in
-// flight on the acceptor to put back what it took, a window of a few
-// instructions unless that goroutine is preempted. When it is the last
-// acceptor bound to its shard, the shard's queued connections move to the
-// global queue and sleeping acceptors are woken for them, so none is
-// stranded. A second Close returns ErrClosed.
+// from then on Accept and TryAccept return ErrClosed (see Acceptor for
+// calls that overlap Close). It takes the listener's lock. When it is the
+// last acceptor bound to its shard, the shard's queued connections move
+// to the global queue and sleeping acceptors are woken for them, so none
+// is stranded. A second Close returns ErrClosed.
 func (a *Acceptor[T]) Close() error {
 	s := a.s
 	s.mu.Lock()
@@ -368,13 +362,6 @@ func (a *Acceptor[T]) Close() error {
 	}
 	a.closed.Store(true)
 	close(a.done)
-	s.mu.Unlock()
-	a.waitTakes()
-	// Only now off the listener's list: a Sharded.Close that runs
-	// meanwhile still waits for the take, whose put-back then lands in
-	// the listener's returned list.
-	s.mu.Lock()
-	remove(&s.registered, a)
 	s.mu.Unlock()
 	if a.shard != Unbound {
 		sh := &s.shards[a.shard]

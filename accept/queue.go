@@ -341,9 +341,24 @@ func (q *Queue[T]) enqueueSlow(ctx context.Context, v T) error {
 // moment TryDequeue reads the cell: a false is always explained by an
 // empty queue or by an enqueue concurrent with the call.
 func (q *Queue[T]) TryDequeue() (T, bool) {
+	c, h, ok := q.claim()
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return q.take(c, h), true
+}
+
+// claim is TryDequeue up to its claim of the head: it returns the cell
+// claimed for position h, its item not yet taken out (take does that, and
+// releases the cell), or reports false as TryDequeue does. Until the
+// cell's release, the queue is as it is while a dequeue is preempted
+// between its CAS and its release; Acceptor uses the window to check
+// whether it may keep the item.
+func (q *Queue[T]) claim() (c *cell[T], h uint64, ok bool) {
 	for {
-		if v, r := q.dequeueOnce(); r != pollContended {
-			return v, r == pollOK
+		if c, h, r := q.claimOnce(); r != pollContended {
+			return c, h, r == pollOK
 		}
 	}
 }
@@ -354,25 +369,32 @@ func (q *Queue[T]) TryDequeue() (T, bool) {
 // pollClosed after Close, or pollContended if another consumer (or
 // Drain) claimed it first.
 func (q *Queue[T]) dequeueOnce() (T, pollResult) {
+	c, h, r := q.claimOnce()
+	if r != pollOK {
+		var zero T
+		return zero, r
+	}
+	return q.take(c, h), pollOK
+}
+
+// claimOnce is dequeueOnce up to its claim (see claim).
+func (q *Queue[T]) claimOnce() (*cell[T], uint64, pollResult) {
 	h := q.head.Load()
 	if h&closedBit != 0 {
-		var zero T
-		return zero, pollClosed
+		return nil, 0, pollClosed
 	}
 	c := &q.cells[h&q.mask]
 	seq := c.seq.Load()
 	if seq == h+1 {
 		if !q.head.CompareAndSwap(h, h+1) {
-			var zero T
-			return zero, pollContended
+			return nil, 0, pollContended
 		}
-		return q.take(c, h), pollOK
+		return c, h, pollOK
 	}
-	var zero T
 	if int64(seq-(h+1)) < 0 {
-		return zero, pollEmpty // unpublished: empty, or its enqueue is in flight
+		return nil, 0, pollEmpty // unpublished: empty, or its enqueue is in flight
 	}
-	return zero, pollContended // another consumer claimed h and head moved on
+	return nil, 0, pollContended // another consumer claimed h and head moved on
 }
 
 // take moves the value out of cell c, which the caller claimed for
@@ -388,6 +410,20 @@ func (q *Queue[T]) take(c *cell[T], h uint64) T {
 		q.wakeOne(&q.producers)
 	}
 	return v
+}
+
+// waitDequeues waits, yielding its P, until every dequeue that claimed a
+// position before Close closed the head has released its cell (taken its
+// item out). Call it after Close. A dequeue holding position p keeps the
+// enqueue at p+Cap out of its cell, so p ≥ head-Cap: the cells of the
+// Cap positions below head are all it need look at.
+func (q *Queue[T]) waitDequeues() {
+	h := q.head.Load() &^ closedBit
+	for p := h - min(h, q.mask+1); p != h; p++ {
+		for c := &q.cells[p&q.mask]; c.seq.Load() == p+1; {
+			runtime.Gosched() // claimed and published, not yet released
+		}
+	}
 }
 
 // pollResult says whether poll or dequeueOnce returned an item, and if

@@ -3,7 +3,6 @@ package accept
 import (
 	"context"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -119,8 +118,8 @@ type Sharded[T any] struct {
 
 	// mu guards registration, the parked lists, drains and Close.
 	mu            sync.Mutex
-	registered    []*Acceptor[T] // the acceptors not yet closed (or whose Close has not yet waited for their takes)
-	returned      []T            // connections taken by acceptors while Close ran, put back for Close to hand back
+	returned      []T          // connections taken by acceptors as Close ran, put back for Drain
+	putBacks      atomic.Int32 // takes putting a connection back (see Acceptor.accept); Close waits for 0
 	parkedUnbound []*Acceptor[T]
 	parked        atomic.Int32 // acceptors parked, in all lists
 	unboundParked atomic.Int32 // len(parkedUnbound), for lock-free checks
@@ -273,7 +272,6 @@ func (s *Sharded[T]) Register(shard int) (*Acceptor[T], error) {
 		return nil, ErrClosed
 	}
 	a := &Acceptor[T]{s: s, shard: shard, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	s.registered = append(s.registered, a)
 	if shard != Unbound {
 		s.shards[shard].acceptors.Add(1)
 		a.home = &s.shards[shard]
@@ -356,14 +354,19 @@ func (s *Sharded[T]) Close() error {
 	for i := range s.shards {
 		_ = s.shards[i].q.Close()
 	}
-	accs := slices.Clone(s.registered)
 	s.mu.Unlock()
-	// An acceptor may have taken a connection before the queues closed
-	// and not yet seen the closed flag: it puts the connection back, into
-	// returned, and Close waits for that. A take that starts later finds
-	// the queues closed.
-	for _, a := range accs {
-		a.waitTakes()
+	// An acceptor may have claimed a connection in a queue before it
+	// closed, and not yet checked the closed flags (see Acceptor.accept):
+	// once every such cell is released, each such take either checked
+	// before the flag was set, and so came before Close, or is counted in
+	// putBacks, and then Close waits for its connection to be in
+	// returned. A take that starts later finds the queues closed.
+	s.global.waitDequeues()
+	for i := range s.shards {
+		s.shards[i].q.waitDequeues()
+	}
+	for s.putBacks.Load() != 0 {
+		runtime.Gosched()
 	}
 	return nil
 }
