@@ -47,7 +47,7 @@ import (
 //     producer's connections to one queue leave in the order it enqueued
 //     them (a ring is FIFO, and one producer claims its positions in call
 //     order). A connection to a shard with an acceptor goes to the global
-//     queue instead when the shard's ring reports ErrFull, which needs the
+//     queue instead when the shard's ring reports ErrQueueFull, which needs the
 //     dequeue of the oldest cell to be in flight (an accept of that shard's
 //     connection overlapping the Enqueue) after at least Cap(local)
 //     connections went through that ring. Only then may a producer's later
@@ -78,7 +78,7 @@ import (
 //     when the set plus the overlapping failed Enqueues plus the taken
 //     connections of overlapping accepts and Close, plus a batch per
 //     mover when the batch is above one, reach the limit.
-//     It is also allowed when the global ring reports ErrFull, which needs
+//     It is also allowed when the global ring reports ErrQueueFull, which needs
 //     its oldest cell's dequeue in flight (an overlapping accept or Close
 //     that took its connection) and at least Cap(global) connections
 //     enqueued so far.
