@@ -46,7 +46,6 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrBacklog, accept.ErrBacklog},
 		{socktable.ErrClosed, accept.ErrClosed},
 		{socktable.ErrCapacity, accept.ErrCapacity},
-		{socktable.ErrFull, accept.ErrFull},
 		{socktable.ErrInvalid, accept.ErrInvalid},
 	}
 	for _, p := range same {

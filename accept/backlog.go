@@ -4,8 +4,8 @@ import "sync/atomic"
 
 // backlog is a Sharded listener's limit on queued connections, kept as
 // credits so that the shards share no counter: the listener starts with
-// Backlog+1 credits in a pool, an Enqueue spends one, and the Accept that
-// takes the connection gives it back. A shard's Enqueues draw from the
+// Backlog+1 credits in a pool, a TryEnqueue spends one, and the Accept that
+// takes the connection gives it back. A shard's TryEnqueue calls draw from the
 // shard's own word (localShard.credits), refilled a batch at a time from
 // the pool; acceptors give back into their home shard's other word
 // (localShard.returned), which passes each full batch back to the pool.
@@ -16,27 +16,27 @@ import "sync/atomic"
 // credits take BenchmarkAccept at -cpu 2 from 129.8 to 90.7 ns a
 // connection with bound acceptors, and from 128.9 to 108.9 with unbound
 // ones (ten interleaved rounds, bench/accept-credits-ab.txt). Near the
-// limit some of the cost comes back: there an Enqueue finds its credit in
+// limit some of the cost comes back: there a TryEnqueue finds its credit in
 // the word an acceptor gave it back to.
 //
 // The limit stays exact: every queued connection holds a credit (or, if
 // Migrate brought it in over the limit, a unit of extra), so at no moment
-// are more than Backlog+1 queued. An Enqueue is refused only when no free
+// are more than Backlog+1 queued. A TryEnqueue is refused only when no free
 // credit is to be found: after its shard's word and the pool, it searches
 // every shard's two words. The only credits a search can miss are those
 // in the hands of calls running at the same time: an Accept's, between
 // its take and its give-back; a batch between a shard's word and the pool
-// or another shard's word (an Accept passing it back, an Enqueue drawing
+// or another shard's word (an Accept passing it back, a TryEnqueue drawing
 // it, which keeps one and is about to leave the rest in its word). With a
 // batch of one, which a limit (Backlog+1) below 16×Shards gets, that is
 // exactly a single counter's slack; a larger batch widens the second kind
 // to a batch per overlapping call.
 //
 // A search is O(Shards). So that a flood of connections to a full
-// listener does not pay it at every Enqueue, state records a search that
-// found nothing: a refused Enqueue announces its search (a new generation,
+// listener does not pay it at every TryEnqueue, state records a search that
+// found nothing: a refused TryEnqueue announces its search (a new generation,
 // phase searching), searches, and marks the generation full if it is
-// still its own. Later Enqueues that see full give up after their own
+// still its own. Later TryEnqueue calls that see full give up after their own
 // word and the pool. Every deposit of a credit (a give-back, a batch)
 // looks at state after the credit lands and, unless the phase is open,
 // moves it to a new generation that is open. So full never hides a credit:
@@ -49,7 +49,7 @@ type backlog struct {
 	pool atomic.Int64 // credits no shard holds
 	_    [cacheLinePad - 8]byte
 
-	// Read by every Accept and by refused Enqueues; written by searches,
+	// Read by every Accept and by refused TryEnqueue calls; written by searches,
 	// by the deposits after one, and by Migrate.
 	batch int64         // credits moved between the pool and a shard at a time; at least 1
 	state atomic.Uint64 // generation<<2 | phase
@@ -60,7 +60,7 @@ type backlog struct {
 // The phases of backlog.state.
 const (
 	phaseOpen      = 0 // credits may be anywhere: search before refusing
-	phaseSearching = 1 // an Enqueue is searching every shard
+	phaseSearching = 1 // a TryEnqueue is searching every shard
 	phaseFull      = 2 // that search found none, and nothing was deposited since it began
 	phaseMask      = 3
 )
@@ -100,7 +100,7 @@ func (s *Sharded[T]) acquire(i int) bool {
 	if !ok {
 		return false
 	}
-	// Every word again, this shard's own included: another Enqueue on it
+	// Every word again, this shard's own included: another TryEnqueue on it
 	// may have left the rest of a batch there since it was looked at,
 	// while nothing was announced for its deposit to see.
 	found := takeOne(&sh.credits) || s.refill(sh) || s.steal(i)
@@ -184,7 +184,7 @@ func (s *Sharded[T]) refill(sh *localShard[T]) bool {
 }
 
 // release gives back the credit of a connection that left the queues (an
-// Accept took it) or never entered them (its Enqueue failed after
+// Accept took it) or never entered them (its TryEnqueue failed after
 // acquire): a unit of extra first, if Migrate brought any in, else a
 // credit to sh's returned word, which passes each full batch to the pool.
 func (s *Sharded[T]) release(sh *localShard[T]) {

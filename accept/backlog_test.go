@@ -2,13 +2,14 @@ package accept
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
 )
 
 // freeCredits is what the listener could still admit: the pool and every
@@ -29,7 +30,7 @@ func (s *Sharded[T]) phase() uint64 { return s.backlog.state.Load() & phaseMask 
 func fill(t *testing.T, s *Sharded[int], shard int) int {
 	t.Helper()
 	for n := 0; ; n++ {
-		if err := s.Enqueue(shard, n); err != nil {
+		if err := s.TryEnqueue(shard, n); err != nil {
 			require.ErrorIs(t, err, ErrBacklog)
 			return n
 		}
@@ -43,7 +44,7 @@ func fill(t *testing.T, s *Sharded[int], shard int) int {
 func TestBacklogFindsHoardedCredits(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 4, Backlog: 255})
 	require.Equal(t, int64(8), s.backlog.batch)
-	require.NoError(t, s.Enqueue(0, -1))
+	require.NoError(t, s.TryEnqueue(0, -1))
 	require.Equal(t, int64(7), s.shards[0].credits.Load(), "shard 0 keeps the rest of its batch")
 	require.Equal(t, 255, fill(t, s, 1), "shard 1 gets every other credit, shard 0's hoard included")
 	require.Zero(t, s.freeCredits())
@@ -62,17 +63,17 @@ func TestBacklogFullUntilACreditReturns(t *testing.T) {
 	require.Equal(t, uint64(phaseFull), s.phase())
 	searches := 0
 	s.beforeAnnounce = func() { searches++ }
-	require.ErrorIs(t, s.Enqueue(1, 0), ErrBacklog)
+	require.ErrorIs(t, s.TryEnqueue(1, 0), ErrBacklog)
 	require.Zero(t, searches, "a refusal while full looks at its own word and the pool only")
 	s.beforeAnnounce = nil
 	require.Equal(t, uint64(2), s.Overflows())
 
-	_, ok := a.TryAccept()
-	require.True(t, ok)
+	_, err = a.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, uint64(phaseOpen), s.phase(), "a give-back reopens the backlog")
 	require.Equal(t, int64(1), s.shards[2].returned.Load(), "less than a batch stays with the shard")
-	require.NoError(t, s.Enqueue(0, 48), "the credit given back to shard 2 is found from shard 0")
-	require.ErrorIs(t, s.Enqueue(1, 49), ErrBacklog)
+	require.NoError(t, s.TryEnqueue(0, 48), "the credit given back to shard 2 is found from shard 0")
+	require.ErrorIs(t, s.TryEnqueue(1, 49), ErrBacklog)
 }
 
 // The verdict of a search that a deposit overlapped is dropped, even if
@@ -111,26 +112,26 @@ func TestBacklogSearchRereadsItsOwnWord(t *testing.T) {
 	b, err := s.Register(1) // gives back to shard 1
 	require.NoError(t, err)
 	require.Equal(t, 48, fill(t, s, 0))
-	_, ok := b.TryAccept()
-	require.True(t, ok)
-	require.NoError(t, s.Enqueue(0, 100), "the credit given back is found")
+	_, err = b.TryAccept()
+	require.NoError(t, err)
+	require.NoError(t, s.TryEnqueue(0, 100), "the credit given back is found")
 	require.Equal(t, uint64(phaseOpen), s.phase())
 	require.Zero(t, s.freeCredits(), "48 queued, no credit free, nothing announced")
 
 	s.beforeAnnounce = func() {
 		s.beforeAnnounce = nil
 		for range 2 {
-			_, ok := b.TryAccept()
-			require.True(t, ok)
+			_, err := b.TryAccept()
+			require.NoError(t, err)
 		}
 		// Takes both credits given back to shard 1, keeps one, and
 		// leaves the other in shard 0's word, with nothing announced.
-		require.NoError(t, s.Enqueue(0, 101))
+		require.NoError(t, s.TryEnqueue(0, 101))
 		require.Equal(t, int64(1), s.shards[0].credits.Load())
 	}
-	require.NoError(t, s.Enqueue(0, 102), "the credit left in its own shard's word is found")
+	require.NoError(t, s.TryEnqueue(0, 102), "the credit left in its own shard's word is found")
 	require.Zero(t, s.freeCredits())
-	require.ErrorIs(t, s.Enqueue(1, 103), ErrBacklog)
+	require.ErrorIs(t, s.TryEnqueue(1, 103), ErrBacklog)
 	require.Equal(t, 48, s.Len())
 }
 
@@ -149,14 +150,14 @@ func TestBacklogMigratedExtra(t *testing.T) {
 	require.Equal(t, 8, to.Len())
 	u, _ := to.Register(Unbound)
 	for i := range 4 {
-		_, ok := u.TryAccept()
-		require.True(t, ok)
-		require.ErrorIs(t, to.Enqueue(0, 100+i), ErrBacklog, "still at its backlog after %d accepts", i+1)
+		_, err := u.TryAccept()
+		require.NoError(t, err)
+		require.ErrorIs(t, to.TryEnqueue(0, 100+i), ErrBacklog, "still at its backlog after %d accepts", i+1)
 	}
 	require.Zero(t, to.backlog.extra.Load())
-	_, ok := u.TryAccept()
-	require.True(t, ok)
-	require.NoError(t, to.Enqueue(0, 200))
+	_, err = u.TryAccept()
+	require.NoError(t, err)
+	require.NoError(t, to.TryEnqueue(0, 200))
 	require.Zero(t, to.freeCredits())
 }
 
@@ -165,55 +166,52 @@ func TestBacklogMigratedExtra(t *testing.T) {
 // accepted, every credit is back (none lost, none made) and the listener
 // admits exactly Backlog+1 again.
 func TestBacklogCreditsConserved(t *testing.T) {
-	for _, procs := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			const shards, perProducer = 4, 5000
-			s := newSharded(t, ShardedOptions{Shards: shards, Backlog: 99})
-			require.Equal(t, int64(3), s.backlog.batch)
-			var accs []*Acceptor[int]
-			for _, shard := range []int{0, 1, Unbound, Unbound} {
-				a, err := s.Register(shard)
-				require.NoError(t, err)
-				accs = append(accs, a)
-			}
-			var admitted, refused, accepted atomic.Int64
-			var producers, acceptors sync.WaitGroup
-			for p := range 2 * shards { // two per shard: one may leave a batch's rest for the other
-				producers.Go(func() {
-					for i := range perProducer {
-						if s.Enqueue(p%shards, i) == nil {
-							admitted.Add(1)
-						} else {
-							refused.Add(1)
-							runtime.Gosched()
-						}
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		const shards, perProducer = 4, 5000
+		s := newSharded(t, ShardedOptions{Shards: shards, Backlog: 99})
+		require.Equal(t, int64(3), s.backlog.batch)
+		var accs []*Acceptor[int]
+		for _, shard := range []int{0, 1, Unbound, Unbound} {
+			a, err := s.Register(shard)
+			require.NoError(t, err)
+			accs = append(accs, a)
+		}
+		var admitted, refused, accepted atomic.Int64
+		var producers, acceptors sync.WaitGroup
+		for p := range 2 * shards { // two per shard: one may leave a batch's rest for the other
+			producers.Go(func() {
+				for i := range perProducer {
+					if s.TryEnqueue(p%shards, i) == nil {
+						admitted.Add(1)
+					} else {
+						refused.Add(1)
+						runtime.Gosched()
 					}
-				})
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			for _, a := range accs {
-				acceptors.Go(func() {
-					for {
-						if _, err := a.Accept(ctx); err != nil {
-							return
-						}
-						accepted.Add(1)
+				}
+			})
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		for _, a := range accs {
+			acceptors.Go(func() {
+				for {
+					if _, err := a.Accept(ctx); err != nil {
+						return
 					}
-				})
-			}
-			producers.Wait()
-			for accepted.Load() != admitted.Load() {
-				runtime.Gosched()
-			}
-			stop()
-			acceptors.Wait()
-			require.Positive(t, refused.Load(), "the storm never filled the backlog")
-			require.Zero(t, s.Len())
-			require.Equal(t, int64(100), s.freeCredits())
-			require.Equal(t, 100, fill(t, s, 3))
-		})
-	}
+					accepted.Add(1)
+				}
+			})
+		}
+		producers.Wait()
+		for accepted.Load() != admitted.Load() {
+			runtime.Gosched()
+		}
+		stop()
+		acceptors.Wait()
+		require.Positive(t, refused.Load(), "the storm never filled the backlog")
+		require.Zero(t, s.Len())
+		require.Equal(t, int64(100), s.freeCredits())
+		require.Equal(t, 100, fill(t, s, 3))
+	})
 }
 
 // Migrate into a listener whose producers and acceptors are busy: every
@@ -224,7 +222,7 @@ func TestBacklogMigrateUnderLoad(t *testing.T) {
 	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 63})
 	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 63})
 	for i := range 64 {
-		require.NoError(t, from.Enqueue(i%2, -1-i))
+		require.NoError(t, from.TryEnqueue(i%2, -1-i))
 	}
 	var accs []*Acceptor[int]
 	for _, shard := range []int{0, Unbound} {
@@ -237,7 +235,7 @@ func TestBacklogMigrateUnderLoad(t *testing.T) {
 	for p := range 2 {
 		producers.Go(func() {
 			for i := range 3000 {
-				if to.Enqueue(p, i) == nil {
+				if to.TryEnqueue(p, i) == nil {
 					admitted.Add(1)
 				} else {
 					runtime.Gosched()

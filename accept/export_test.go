@@ -53,7 +53,7 @@ func (q *Queue[T]) Claim() (publish func(v T), err error) {
 				}, nil
 			}
 		} else if int64(seq-t) < 0 {
-			return nil, ErrFull
+			return nil, ErrQueueFull
 		}
 		t = q.tail.Load()
 	}
@@ -67,6 +67,9 @@ func (q *Queue[T]) Claim() (publish func(v T), err error) {
 func (q *Queue[T]) ClaimHead() (take func() T, ok bool) {
 	h := q.head.Load()
 	for {
+		if h&closedBit != 0 {
+			return nil, false
+		}
 		c := &q.cells[h&q.mask]
 		seq := c.seq.Load()
 		if seq == h+1 {

@@ -14,9 +14,10 @@ import (
 const MaxCapacity = 1 << 30
 
 const (
-	// closedBit is set in Queue.tail by Close. Positions stay below it (2^63
-	// enqueues is three centuries at 10^9 a second), so a set bit makes
-	// every later CAS of a producer that loaded the open word fail.
+	// closedBit is set by Close in Queue.tail, then in Queue.head.
+	// Positions stay below it (2^63 enqueues is three centuries at 10^9 a
+	// second), so a set bit makes every later CAS of a producer (on tail)
+	// or a consumer (on head) that loaded the open word fail.
 	closedBit = 1 << 63
 
 	// cacheLinePad keeps the producers' counter, the consumers' counter and
@@ -29,7 +30,7 @@ const (
 	// parks; the last poll follows a runtime.Gosched, which lets run a
 	// goroutine waiting for this P (a producer this consumer woke is put
 	// there, and runs nowhere else until this P lets it). The spin is short
-	// on purpose (BenchmarkQueue measured 0 to 64 polls, and producers
+	// on purpose (BenchmarkQueue compares longer spins, and producers
 	// spinning too): a consumer polling the head cell pulls the line the
 	// producer is writing back and forth, each transfer costing more than
 	// a dequeue, while a consumer that parks and is woken after the
@@ -56,7 +57,9 @@ const (
 //  3. publish: store seq = p+1.
 //
 // Dequeue mirrors it on head, waiting for seq = p+1 and releasing the cell
-// with seq = p+Cap. The value is written only between a claim and a
+// with seq = p+Cap. Close sets a closed bit in tail, then in head, so
+// that both sides' claims fail from then on; the items left in the ring
+// stay there for Drain. The value is written only between a claim and a
 // publish, read only between a CAS on head and the release, so the seq
 // store/load pairs order every access to it (acquire/release would do;
 // Go's atomics are sequentially consistent, which the parking protocol of
@@ -65,17 +68,21 @@ const (
 // The zero Queue is not usable: create one with NewQueue. A Queue must not
 // be copied after first use.
 //
-// Concurrency: every method is safe for concurrent use. TryEnqueue,
-// TryDequeue, Len and Cap are lock-free: each retries only when another
-// call of the same kind claimed the position it was trying, so some call
-// always completes; they never block, never wait for another call, and
-// never allocate. A TryEnqueue or Enqueue that returns nil "synchronizes
-// before" the dequeue or Close that returns its item. Dequeue and Enqueue
-// may block, and while they block cost nothing: they park on a channel
-// until the other side or Close wakes them, taking a short lock to enrol
-// and to be woken. Close may wait briefly for enqueues that had claimed a
-// position when it ran. See the package doc for where the failures
-// (empty, full) are weaker than linearizable.
+// Concurrency: every method is safe for concurrent use. TryEnqueue and
+// TryDequeue are lock-free: each retries only when another call of the
+// same kind claimed the position it was trying, so some call always
+// completes; they never wait for another call and never allocate, and
+// take a lock only to wake a goroutine parked on the other side (none
+// while no one parks). Len and Cap are wait-free. A TryEnqueue or
+// Enqueue that returns nil "synchronizes before" the dequeue or Drain
+// that returns its item. Dequeue and Enqueue may block, and while they
+// block cost nothing: they park on a channel until the other side or
+// Close wakes them, taking a short lock to enrol and to be woken. Close
+// takes that lock to wake the parked goroutines, and may wait (yielding
+// its P) for enqueues that had claimed a position when it ran. Drain is
+// lock-free as TryDequeue, and allocates the slice it returns. See the
+// package doc for where the failures (empty, full) are weaker than
+// linearizable.
 //
 // Memory: Cap cells of 56 bytes plus the size of T each (64 for a pointer,
 // so that neighbouring cells, which a producer and a consumer use at the
@@ -151,30 +158,34 @@ func NewQueue[T any](capacity int) (*Queue[T], error) {
 }
 
 // Cap returns the number of items the queue holds when full: the capacity
-// given to NewQueue rounded up to a power of two, at least 2.
+// given to NewQueue rounded up to a power of two, at least 2. It is
+// wait-free.
 func (q *Queue[T]) Cap() int { return len(q.cells) }
 
-// Len returns the number of items in the queue, counting an item whose
-// enqueue has claimed its position as in the queue, and one whose dequeue
-// has claimed it as gone. Under concurrency it is
-// approximate: the two counters it reads are not read at one instant, so
-// the result is one the queue held at some moment during the call, or (if
-// calls completed meanwhile) within the number of concurrent calls of it;
-// it is always between 0 and Cap.
+// Len returns the number of items in the queue (after Close, those left
+// for Drain), counting an item whose enqueue has claimed its position as
+// in the queue, and one whose dequeue has claimed it as gone. It is
+// wait-free: two atomic loads. Under concurrency it is approximate: the
+// two counters it reads are not read at one instant, so the result is
+// one the queue held at some moment during the call, or (if calls
+// completed meanwhile) within the number of concurrent calls of it; it is
+// always between 0 and Cap.
 func (q *Queue[T]) Len() int {
-	h := q.head.Load() // head first: tail ≥ head then holds for the pair
+	h := q.head.Load() &^ closedBit // head first: tail ≥ head then holds for the pair
 	t := q.tail.Load() &^ closedBit
 	return int(min(t-h, q.mask+1))
 }
 
-// TryEnqueue adds v at the tail of the queue. It returns ErrFull if the
-// queue is full, and ErrClosed after Close (ErrClosed wins if both hold).
-// It never blocks and never allocates. This is the receive path's call:
-// a stack must not wait for the application, and drops or resets on a
-// full backlog instead.
+// TryEnqueue adds v at the tail of the queue. It returns ErrQueueFull if
+// the queue is full, and ErrClosed after Close (ErrClosed wins if both
+// hold). It never waits for room or for another call, and never
+// allocates; it takes the queue's lock only to wake a parked consumer
+// (while none is parked, that costs one atomic load). This is the receive
+// path's call: a stack must not wait for the application, and drops or
+// resets on a full backlog instead.
 //
-// ErrFull may also be returned while a dequeue of the oldest item has
-// claimed its cell and not yet released it (a window of a few
+// ErrQueueFull may also be returned while a dequeue of the oldest item
+// has claimed its cell and not yet released it (a window of a few
 // instructions; see the package doc).
 func (q *Queue[T]) TryEnqueue(v T) error {
 	for {
@@ -191,17 +202,16 @@ func (q *Queue[T]) TryEnqueue(v T) error {
 // Why the blocking calls yield after losing a position.
 // A lost CAS means another call of the same side is running on another
 // core at this moment, and the counter's cache line is travelling between
-// the two. Retrying at once keeps it travelling: on the 2-vCPU machine
-// BenchmarkQueue was measured on, two consumers draining a full ring
-// alone took 173 ns per item against one consumer's 13. Yielding does
-// two things. Where goroutines outnumber Ps (4 goroutines on 2 Ps in
-// BenchmarkQueue p=2/c=2), it hands the P to a runnable goroutine, most
-// likely one of the other side, so that producers and consumers run side
-// by side instead of in same-side pairs; where every goroutine has a P of
-// its own, it is a back-off of one trip through the scheduler, letting
-// the winner finish with the line. It took p=2/c=2 at -cpu 2 from 1.55x
-// a channel to 3.56x (BENCHMARKS.md), and is what xsync's MPMCQueue
-// leaves to its callers (its TryEnqueue fails on a lost CAS). A yield
+// the two. Retrying at once keeps it travelling, so that two consumers
+// draining a full ring alone are many times slower per item than one.
+// Yielding does two things. Where goroutines outnumber Ps (4 goroutines
+// on 2 Ps in BenchmarkQueue p=2/c=2), it hands the P to a runnable
+// goroutine, most likely one of the other side, so that producers and
+// consumers run side by side instead of in same-side pairs; where every
+// goroutine has a P of its own, it is a back-off of one trip through the
+// scheduler, letting the winner finish with the line (BENCHMARKS.md has
+// the figures for both). It is what xsync's MPMCQueue leaves to its
+// callers (its TryEnqueue fails on a lost CAS). A yield
 // follows only another call's success (or Close's), so an idle queue
 // still costs nothing: it is not a spin. Only the first attempts yield:
 // once Enqueue finds the queue full, or Dequeue finds it empty, their
@@ -209,7 +219,7 @@ func (q *Queue[T]) TryEnqueue(v T) error {
 var errContended = errors.New("accept: position claimed by another call")
 
 // enqueueOnce is one attempt of TryEnqueue at the position tail holds:
-// nil, ErrClosed or ErrFull as TryEnqueue, or errContended if another
+// nil, ErrClosed or ErrQueueFull as TryEnqueue, or errContended if another
 // producer claimed that position first (or Close set the closed bit
 // between the load and the claim: the next attempt sees it).
 func (q *Queue[T]) enqueueOnce(v T) error {
@@ -236,7 +246,7 @@ func (q *Queue[T]) enqueueOnce(v T) error {
 		// The dequeue at t-Cap has not released the cell. As seq only
 		// grows, it had not when tail was loaded either: the queue was
 		// full then (or that dequeue was in flight), and not closed.
-		return ErrFull
+		return ErrQueueFull
 	}
 	return errContended // another producer claimed t and tail moved on
 }
@@ -268,7 +278,7 @@ func (q *Queue[T]) Enqueue(ctx context.Context, v T) error {
 		case errContended:
 			runtime.Gosched()
 			continue
-		case ErrFull:
+		case ErrQueueFull:
 			return q.enqueueSlow(ctx, v)
 		}
 		return err
@@ -285,10 +295,10 @@ func (q *Queue[T]) enqueueSlow(ctx context.Context, v T) error {
 	woken := false // a wake-up was spent on this call and v not yet enqueued
 	for {
 		err := q.TryEnqueue(v)
-		if err != ErrFull {
+		if err != ErrQueueFull {
 			return err
 		}
-		h := q.head.Load()
+		h := q.head.Load() &^ closedBit
 		if t := q.tail.Load(); t&closedBit == 0 && t-h < q.mask+1 {
 			// A dequeue has claimed the oldest cell and not yet released
 			// it: wait for the release rather than park behind it.
@@ -319,7 +329,10 @@ func (q *Queue[T]) enqueueSlow(ctx context.Context, v T) error {
 }
 
 // TryDequeue removes and returns the item at the head of the queue, or
-// reports false if there is none. It never blocks and never allocates.
+// reports false if there is none, and after Close (the items left are
+// Drain's). It never waits for an item or for another call, and never
+// allocates; it takes the queue's lock only to wake a parked producer
+// (while none is parked, that costs one atomic load).
 //
 // It may report false while the queue holds items: when the enqueue that
 // claimed the head position has not yet published its item, TryDequeue
@@ -328,33 +341,60 @@ func (q *Queue[T]) enqueueSlow(ctx context.Context, v T) error {
 // moment TryDequeue reads the cell: a false is always explained by an
 // empty queue or by an enqueue concurrent with the call.
 func (q *Queue[T]) TryDequeue() (T, bool) {
+	c, h, ok := q.claim()
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return q.take(c, h), true
+}
+
+// claim is TryDequeue up to its claim of the head: it returns the cell
+// claimed for position h, its item not yet taken out (take does that, and
+// releases the cell), or reports false as TryDequeue does. Until the
+// cell's release, the queue is as it is while a dequeue is preempted
+// between its CAS and its release; Acceptor uses the window to check
+// whether it may keep the item.
+func (q *Queue[T]) claim() (c *cell[T], h uint64, ok bool) {
 	for {
-		if v, r := q.dequeueOnce(); r != pollContended {
-			return v, r == pollOK
+		if c, h, r := q.claimOnce(); r != pollContended {
+			return c, h, r == pollOK
 		}
 	}
 }
 
 // dequeueOnce is one attempt of TryDequeue at the position head holds:
 // pollOK with the item, pollEmpty if that position is unpublished (empty,
-// or its enqueue in flight: unlike poll, it does not tell them apart), or
-// pollContended if another consumer (or Close) claimed it first.
+// or its enqueue in flight: unlike poll, it does not tell them apart),
+// pollClosed after Close, or pollContended if another consumer (or
+// Drain) claimed it first.
 func (q *Queue[T]) dequeueOnce() (T, pollResult) {
+	c, h, r := q.claimOnce()
+	if r != pollOK {
+		var zero T
+		return zero, r
+	}
+	return q.take(c, h), pollOK
+}
+
+// claimOnce is dequeueOnce up to its claim (see claim).
+func (q *Queue[T]) claimOnce() (*cell[T], uint64, pollResult) {
 	h := q.head.Load()
+	if h&closedBit != 0 {
+		return nil, 0, pollClosed
+	}
 	c := &q.cells[h&q.mask]
 	seq := c.seq.Load()
 	if seq == h+1 {
 		if !q.head.CompareAndSwap(h, h+1) {
-			var zero T
-			return zero, pollContended
+			return nil, 0, pollContended
 		}
-		return q.take(c, h), pollOK
+		return c, h, pollOK
 	}
-	var zero T
 	if int64(seq-(h+1)) < 0 {
-		return zero, pollEmpty // unpublished: empty, or its enqueue is in flight
+		return nil, 0, pollEmpty // unpublished: empty, or its enqueue is in flight
 	}
-	return zero, pollContended // another consumer claimed h and head moved on
+	return nil, 0, pollContended // another consumer claimed h and head moved on
 }
 
 // take moves the value out of cell c, which the caller claimed for
@@ -372,6 +412,20 @@ func (q *Queue[T]) take(c *cell[T], h uint64) T {
 	return v
 }
 
+// waitDequeues waits, yielding its P, until every dequeue that claimed a
+// position before Close closed the head has released its cell (taken its
+// item out). Call it after Close. A dequeue holding position p keeps the
+// enqueue at p+Cap out of its cell, so p ≥ head-Cap: the cells of the
+// Cap positions below head are all it need look at.
+func (q *Queue[T]) waitDequeues() {
+	h := q.head.Load() &^ closedBit
+	for p := h - min(h, q.mask+1); p != h; p++ {
+		for c := &q.cells[p&q.mask]; c.seq.Load() == p+1; {
+			runtime.Gosched() // claimed and published, not yet released
+		}
+	}
+}
+
 // pollResult says whether poll or dequeueOnce returned an item, and if
 // not, why.
 type pollResult uint8
@@ -380,15 +434,19 @@ const (
 	pollOK        pollResult = iota // an item was taken
 	pollEmpty                       // no position claimed beyond head: really empty (dequeueOnce: or the head's enqueue in flight)
 	pollInFlight                    // the head position is claimed, not yet published
-	pollClosed                      // empty and closed: nothing will ever arrive
+	pollClosed                      // closed: nothing more to dequeue (what is left is Drain's)
 	pollContended                   // another consumer claimed the position tried
 )
 
 // poll is TryDequeue that also tells an empty queue from one whose head
-// enqueue is in flight, and notices a closed, drained queue.
+// enqueue is in flight, and a closed queue.
 func (q *Queue[T]) poll() (T, pollResult) {
 	h := q.head.Load()
 	for {
+		if h&closedBit != 0 {
+			var zero T
+			return zero, pollClosed
+		}
 		c := &q.cells[h&q.mask]
 		seq := c.seq.Load()
 		if seq == h+1 {
@@ -403,7 +461,7 @@ func (q *Queue[T]) poll() (T, pollResult) {
 			switch {
 			case t == h:
 				return zero, pollEmpty
-			case t == h|closedBit:
+			case t == h|closedBit: // empty, and Close is closing head
 				return zero, pollClosed
 			case q.head.Load() == h:
 				return zero, pollInFlight
@@ -416,8 +474,9 @@ func (q *Queue[T]) poll() (T, pollResult) {
 // Dequeue removes and returns the item at the head of the queue, waiting
 // for one if the queue is empty. It returns ctx.Err() if ctx is done while
 // it waits (an item already there is returned even if ctx is done), and
-// ErrClosed once the queue is closed and empty, including to a parked
-// Dequeue, which Close wakes. It does not allocate when an item is ready.
+// ErrClosed after Close, even with items left (they are Drain's),
+// including to a parked Dequeue, which Close wakes. It does not allocate
+// when an item is ready.
 //
 // An empty consumer polls four times, yielding its P before the last
 // poll, then parks: it enrols as a sleeper, checks the queue again, and blocks on a channel of
@@ -443,6 +502,8 @@ func (q *Queue[T]) Dequeue(ctx context.Context) (T, error) {
 		case pollContended:
 			runtime.Gosched()
 			continue
+		case pollClosed:
+			return v, ErrClosed
 		}
 		return q.dequeueSlow(ctx)
 	}
@@ -536,8 +597,8 @@ func (q *Queue[T]) enroll(s *sleepers, producer bool) *waiter {
 	w := waiterPool.Get().(*waiter)
 	q.mu.Lock()
 	s.n.Add(1) // announce, then re-check: pairs with publish and take
-	h := q.head.Load()
-	t := q.tail.Load() // after h: t ≥ h
+	h := q.head.Load() &^ closedBit
+	t := q.tail.Load() // after h: t ≥ h (Close sets tail's bit before head's)
 	ready := t != h    // an item, an enqueue in flight, or closedBit
 	if producer {
 		ready = t&closedBit != 0 || t-h <= q.mask
@@ -611,41 +672,33 @@ func (q *Queue[T]) wakeOne(s *sleepers) {
 	q.mu.Unlock()
 }
 
-// Close closes the queue and returns the items still in it, oldest first
-// (nil if none). After Close, TryEnqueue and Enqueue return ErrClosed,
-// TryDequeue reports false, and Dequeue returns ErrClosed; goroutines
-// parked in Dequeue or Enqueue are woken and return ErrClosed. Close
-// returns nil on every call after the first.
+// Close closes the queue: from then on TryEnqueue and Enqueue return
+// ErrClosed, TryDequeue reports false and Dequeue returns ErrClosed, even
+// with items left in the queue: those are for Drain, which hands them
+// back (a closing listener resets them, or migrates them). Goroutines
+// parked in Dequeue or Enqueue are woken and return ErrClosed. A second
+// Close returns ErrClosed.
 //
 // Nothing is lost: an enqueue that claimed its position before Close set
 // the closed bit returns nil, and Close waits (yielding its P) until it
-// has published its item, then returns the item too; an enqueue after the
-// bit returns ErrClosed. Every enqueue that returned nil therefore has its
-// item returned exactly once: by a dequeue, or by Close. Dequeues running
-// concurrently with Close may take some of the items Close would
-// otherwise return.
-func (q *Queue[T]) Close() []T {
+// has published its item; an enqueue after the bit returns ErrClosed. A
+// dequeue that claimed its position before Close closed the other side
+// returns its item. So once Close has returned, every enqueue that
+// returned nil has its item either returned by a dequeue or in the queue
+// for Drain, exactly once. Close takes the lock the parked goroutines
+// wait under, and allocates nothing.
+func (q *Queue[T]) Close() error {
 	end := q.tail.Or(closedBit)
 	if end&closedBit != 0 {
-		return nil
+		return ErrClosed
 	}
-	var out []T
-	for {
-		h := q.head.Load()
-		if h == end {
-			break
-		}
-		c := &q.cells[h&q.mask]
-		seq := c.seq.Load()
-		if seq == h+1 {
-			if q.head.CompareAndSwap(h, h+1) {
-				if out == nil {
-					out = make([]T, 0, end-h)
-				}
-				out = append(out, q.take(c, h))
-			}
-		} else if int64(seq-(h+1)) < 0 {
-			// Claimed before the closed bit, not yet published.
+	h := q.head.Or(closedBit) // dequeues stop at h
+	// Wait for the enqueues that claimed positions h to end-1 before the
+	// closed bit to publish: each cell's seq is p while claimed, p+1 once
+	// published, p+Cap once a Drain took it.
+	for p := h; p != end; p++ {
+		c := &q.cells[p&q.mask]
+		for int64(c.seq.Load()-(p+1)) < 0 {
 			if q.closeWaitHook != nil {
 				q.closeWaitHook()
 			}
@@ -660,7 +713,36 @@ func (q *Queue[T]) Close() []T {
 		}
 	}
 	q.mu.Unlock()
-	return out
+	return nil
+}
+
+// Drain removes and returns the items in the queue, oldest first (nil if
+// none). After Close has returned, that is every item left; before, it
+// stops where TryDequeue would report false (an enqueue of the head
+// position in flight), and the queue stays open. Drains and dequeues
+// running at the same time share the items, each taken once. Drain is
+// lock-free (it takes a lock only to wake a parked producer) and
+// allocates the slice it returns.
+func (q *Queue[T]) Drain() []T {
+	var out []T
+	for {
+		h := q.head.Load()
+		p := h &^ closedBit
+		c := &q.cells[p&q.mask]
+		seq := c.seq.Load()
+		switch {
+		case seq == p+1:
+			if q.head.CompareAndSwap(h, h+1) { // h+1 keeps the closed bit
+				if out == nil {
+					out = make([]T, 0, q.Len()+1)
+				}
+				out = append(out, q.take(c, p))
+			}
+		case int64(seq-(p+1)) < 0:
+			return out // unpublished: empty, or (before Close) its enqueue is in flight
+		}
+		// Otherwise another Drain or dequeue claimed p: look again.
+	}
 }
 
 // waiter is a parked goroutine: a channel it blocks on, linked into a

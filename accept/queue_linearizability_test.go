@@ -15,10 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/internal/porctest"
 )
 
-// The porcupine model of a Queue: a FIFO of at most Cap values, and a
-// closed flag.
+// The porcupine model of a Queue: a FIFO of at most Cap values, and the
+// two sides' closed flags.
 //
 // Successful operations are checked as linearizable: an enqueue takes
 // effect when it claims its position, a dequeue when it claims the head.
@@ -31,12 +32,12 @@ import (
 //     moment, and so overlaps the TryDequeue call. The model accepts
 //     "empty" on a non-empty queue only if the enqueue of the value at its
 //     head overlapped the call.
-//   - An ErrFull TryEnqueue takes effect when it reads tail = t. The cell
-//     for t is still held by the item of position t-Cap: either that item
-//     is still queued (the queue is full), or the dequeue that claimed it
-//     has not released the cell yet and is in flight at that moment. The
+//   - An ErrQueueFull TryEnqueue takes effect when it reads tail = t. The
+//     cell for t is still held by the item of position t-Cap: either that
+//     item is still queued (the queue is full), or the dequeue that claimed
+//     it has not released the cell yet and is in flight at that moment. The
 //     model keeps the values of the last Cap dequeued positions, and
-//     accepts ErrFull on a queue of n < Cap values only if the value
+//     accepts ErrQueueFull on a queue of n < Cap values only if the value
 //     dequeued from position t-Cap (the (Cap-n)-th most recent) was
 //     dequeued by a call that overlapped the TryEnqueue.
 //
@@ -44,15 +45,17 @@ import (
 // checked as the same operations: a nil return as a TryEnqueue or a
 // TryDequeue that succeeded, a ctx error as the failed TryEnqueue or
 // TryDequeue they made before waiting (with the same slack), and a
-// Dequeue's ErrClosed as taking effect on a closed, empty queue.
+// Dequeue's ErrClosed as taking effect once the dequeue side is closed.
 //
-// Close is recorded as three kinds of operation, all with Close's call
-// and return times: close (the closed bit: enqueues after it fail), one
-// drain per value Close returned (a dequeue that must find that value at
-// the head), and drained (the queue is closed and empty). Dequeues running
-// concurrently with Close may take values between Close's drains, so
-// Close is not one atomic step; drained is what shows a Close that left a
-// value behind.
+// Close closes the enqueue side (the closed bit in tail), then the
+// dequeue side (the bit in head): in between, enqueues fail and dequeues
+// still take values. So Close is recorded as two operations, close
+// enqueues and close dequeues, each with Close's call and return times,
+// the second only after the first. After Close, client 0 calls Drain,
+// recorded as one drain per value it returned (a dequeue that must find
+// that value at the head, once the dequeue side is closed) and drained
+// (the queue is closed and empty), all with Drain's times: drained is
+// what shows a value lost by Close or Drain.
 //
 // The overlap sets are computed from the recorded call and return times,
 // which enclose the real calls: an overlap the real calls had is always
@@ -63,7 +66,8 @@ type qOp uint8
 const (
 	qEnqueue qOp = iota
 	qDequeue
-	qClose
+	qCloseEnq
+	qCloseDeq
 	qDrain
 	qDrained
 )
@@ -80,8 +84,8 @@ type qInput struct {
 	op qOp
 	v  int // qEnqueue: the value
 	// qDequeue that found nothing: the values of the successful enqueues
-	// that overlapped it. qEnqueue that got ErrFull: the values returned by
-	// dequeues that overlapped it.
+	// that overlapped it. qEnqueue that got ErrQueueFull: the values
+	// returned by dequeues that overlapped it.
 	overlap []int
 }
 
@@ -95,9 +99,9 @@ type qOutput struct {
 // qState is comparable, as porcupine's default equality needs: the queued
 // values and the last Cap dequeued values as strings of bytes.
 type qState struct {
-	items  string
-	recent string
-	closed bool
+	items                string
+	recent               string
+	closedEnq, closedDeq bool
 }
 
 func linModel(capacity int) porcupine.Model {
@@ -117,15 +121,15 @@ func linModel(capacity int) porcupine.Model {
 			case qEnqueue:
 				switch out.enq {
 				case enqClosed:
-					return s.closed, s
+					return s.closedEnq, s
 				case enqOK:
-					if s.closed || len(s.items) == capacity {
+					if s.closedEnq || len(s.items) == capacity {
 						return false, s
 					}
 					s.items += string([]byte{byte(in.v)}) // not string(byte): that would encode a rune
 					return true, s
 				case enqFull:
-					if s.closed {
+					if s.closedEnq {
 						return false, s
 					}
 					if len(s.items) == capacity {
@@ -136,28 +140,34 @@ func linModel(capacity int) porcupine.Model {
 				}
 			case qDequeue:
 				if out.closed {
-					return s.closed && len(s.items) == 0, s
+					return s.closedDeq, s
 				}
 				if !out.ok {
-					return len(s.items) == 0 || slices.Contains(in.overlap, int(s.items[0])), s
+					return s.closedDeq || len(s.items) == 0 || slices.Contains(in.overlap, int(s.items[0])), s
 				}
-				if len(s.items) == 0 || int(s.items[0]) != out.v {
+				if s.closedDeq || len(s.items) == 0 || int(s.items[0]) != out.v {
 					return false, s
 				}
 				return true, pop(s)
-			case qClose:
-				if s.closed {
+			case qCloseEnq:
+				if s.closedEnq {
 					return false, s
 				}
-				s.closed = true
+				s.closedEnq = true
+				return true, s
+			case qCloseDeq:
+				if !s.closedEnq || s.closedDeq {
+					return false, s
+				}
+				s.closedDeq = true
 				return true, s
 			case qDrain:
-				if !s.closed || len(s.items) == 0 || int(s.items[0]) != out.v {
+				if !s.closedDeq || len(s.items) == 0 || int(s.items[0]) != out.v {
 					return false, s
 				}
 				return true, pop(s)
 			case qDrained:
-				return s.closed && len(s.items) == 0, s
+				return s.closedDeq && len(s.items) == 0, s
 			}
 			return false, s
 		},
@@ -174,16 +184,18 @@ func linModel(capacity int) porcupine.Model {
 					return "dequeue() -> closed"
 				}
 				return fmt.Sprintf("dequeue() -> empty (overlapping enqueues %v)", in.overlap)
-			case qClose:
-				return "close"
+			case qCloseEnq:
+				return "close enqueues"
+			case qCloseDeq:
+				return "close dequeues"
 			case qDrain:
-				return fmt.Sprintf("close drains %d", out.v)
+				return fmt.Sprintf("drain -> %d", out.v)
 			}
-			return "close done"
+			return "drained"
 		},
 		DescribeState: func(state any) string {
 			s := state.(qState)
-			return fmt.Sprintf("%v closed=%v", []byte(s.items), s.closed)
+			return fmt.Sprintf("%v closed=%v/%v", []byte(s.items), s.closedEnq, s.closedDeq)
 		},
 	}
 }
@@ -192,7 +204,8 @@ func linModel(capacity int) porcupine.Model {
 type fifo interface {
 	TryEnqueue(v int) error
 	TryDequeue() (int, bool)
-	Close() []int
+	Close() error
+	Drain() []int
 }
 
 // blockingFIFO is a fifo with the blocking calls (a Queue).
@@ -222,50 +235,62 @@ type slowFIFO interface {
 	ClaimHead() (take func() int, ok bool)
 }
 
+// startTogether holds each of n clients until all have arrived: a
+// goroutine that ran all its calls before the next one started would
+// record a sequential history.
+func startTogether(ready *atomic.Int32, n int) {
+	ready.Add(1)
+	for spins := 0; ready.Load() < int32(n); spins++ {
+		if spins%64 == 0 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// recordDrain records a Drain by client c: one drain per value, then
+// drained, all with the Drain's call time.
+func recordDrain(r *porctest.Recorder, c int, drain func() []int) {
+	call := r.Call()
+	vs := drain()
+	for _, v := range vs {
+		r.Return(c, call, qInput{op: qDrain}, qOutput{v: v})
+	}
+	r.Return(c, call, qInput{op: qDrained}, qOutput{})
+}
+
 // recordHistory runs clients goroutines of ops operations each (random
 // enqueues of fresh values and dequeues; client 0 closes the queue at a
-// random point), all started at once, and returns the history with the
-// overlap sets filled in.
+// random point, or the harness does at the end), all started at once, then
+// drains the queue, and returns the history with the overlap sets filled
+// in.
 func recordHistory(q fifo, seed uint64, clients, ops int) []porcupine.Operation {
-	var clock atomic.Int64
-	histories := make([][]porcupine.Operation, clients)
+	rec := porctest.NewRecorder(clients)
 	var ready atomic.Int32
+	var closed atomic.Bool
 	var wg sync.WaitGroup
 	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := seed*0x9e3779b97f4a7c15 + uint64(c)*0xbf58476d1ce4e5b9 | 1
+		wg.Go(func() {
+			r := porctest.NewRand(seed*0x9e3779b97f4a7c15 + uint64(c)*0xbf58476d1ce4e5b9)
 			closeAt := -1
 			if c == 0 {
 				closeAt = int(seed>>3%uint64(2*ops)) + 1 // sometimes never
 			}
-			// Start together: a goroutine that ran all its calls before the
-			// next one started would record a sequential history.
-			ready.Add(1)
-			for spins := 0; ready.Load() < int32(clients); spins++ {
-				if spins%64 == 0 {
-					runtime.Gosched()
-				}
-			}
+			startTogether(&ready, clients)
 			for i := range ops {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
-				call := clock.Add(1)
+				x := r.Next()
+				call := rec.Call()
 				if x>>50&7 == 0 {
 					// Yield inside the recorded interval: other clients' calls
 					// then overlap this one even on a single P.
 					runtime.Gosched()
 				}
 				if i == closeAt {
-					drained := q.Close()
-					ret := clock.Add(1)
-					h := append(histories[c], porcupine.Operation{ClientId: c, Input: qInput{op: qClose}, Output: qOutput{}, Call: call, Return: ret})
-					for _, v := range drained {
-						h = append(h, porcupine.Operation{ClientId: c, Input: qInput{op: qDrain}, Output: qOutput{v: v}, Call: call, Return: ret})
+					closed.Store(true)
+					if err := q.Close(); err != nil {
+						panic(err)
 					}
-					histories[c] = append(h, porcupine.Operation{ClientId: c, Input: qInput{op: qDrained}, Output: qOutput{}, Call: call, Return: ret})
+					rec.Return(c, call, qInput{op: qCloseEnq}, qOutput{})
+					rec.Return(c, call, qInput{op: qCloseDeq}, qOutput{})
 					continue
 				}
 				var in qInput
@@ -290,7 +315,7 @@ func recordHistory(q fifo, seed uint64, clients, ops int) []porcupine.Operation 
 					switch {
 					case err == nil:
 						out.enq = enqOK
-					case errors.Is(err, accept.ErrFull), errors.Is(err, context.Canceled):
+					case errors.Is(err, accept.ErrQueueFull), errors.Is(err, context.Canceled):
 						// An Enqueue returns ctx.Err() only after a TryEnqueue
 						// found the queue full: the model treats it as that
 						// failure.
@@ -331,18 +356,22 @@ func recordHistory(q fifo, seed uint64, clients, ops int) []porcupine.Operation 
 				if x>>53&7 == 0 {
 					runtime.Gosched()
 				}
-				ret := clock.Add(1)
-				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
-				jitter(x, &clock)
+				rec.Return(c, call, in, out)
+				jitter(x)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	var all []porcupine.Operation
-	for _, h := range histories {
-		all = append(all, h...)
+	if !closed.Load() {
+		call := rec.Call()
+		if err := q.Close(); err != nil {
+			panic(err)
+		}
+		rec.Return(0, call, qInput{op: qCloseEnq}, qOutput{})
+		rec.Return(0, call, qInput{op: qCloseDeq}, qOutput{})
 	}
-	return withOverlaps(all)
+	recordDrain(rec, 0, q.Drain)
+	return withOverlaps(rec.History())
 }
 
 // withOverlaps fills in the overlap sets of the failed dequeues and
@@ -368,26 +397,35 @@ func withOverlaps(ops []porcupine.Operation) []porcupine.Operation {
 }
 
 // TestQueueLinearizable records many short concurrent histories of
-// TryEnqueue, TryDequeue and Close on small queues (so that they fill,
-// wrap and empty often) and checks each with porcupine.
+// TryEnqueue, Enqueue, TryDequeue, Dequeue, Close and Drain on small
+// queues (so that they fill, wrap and empty often) and checks each with
+// porcupine.
 func TestQueueLinearizable(t *testing.T) {
 	rounds := 300
 	if testing.Short() {
 		rounds = 100
 	}
-	for _, procs := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			for round := range rounds {
-				capacity := 2 << (round % 2)
-				q, err := accept.NewQueue[int](capacity)
-				require.NoError(t, err)
-				history := recordHistory(q, uint64(round), 4, 7)
-				res := porcupine.CheckOperationsTimeout(linModel(capacity), history, 10*time.Second)
-				require.Equal(t, porcupine.Ok, res, "round %d: history not linearizable:\n%s", round, describe(linModel(capacity), history))
-			}
-		})
-	}
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		for round := range rounds {
+			capacity := 2 << (round % 2)
+			q, err := accept.NewQueue[int](capacity)
+			require.NoError(t, err)
+			history := recordHistory(q, uint64(round), 4, 7)
+			check(t, linModel(capacity), history, fmt.Sprintf("round %d", round))
+		}
+	})
+}
+
+// check is porctest.Check that also logs the history, one operation a
+// line, when it fails.
+func check(t *testing.T, m porcupine.Model, history []porcupine.Operation, what string) {
+	t.Helper()
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s: history:\n%s", what, describe(m, history))
+		}
+	}()
+	porctest.Check(t, m, history, 10*time.Second)
 }
 
 func describe(m porcupine.Model, ops []porcupine.Operation) string {
@@ -411,6 +449,11 @@ func TestQueueModelRejects(t *testing.T) {
 	deq := qInput{op: qDequeue}
 	got := func(v int) qOutput { return qOutput{v: v, ok: true} }
 	full := qOutput{enq: enqFull}
+	// closeOf is an enqueue of 1, then a Close by client at [call, ret].
+	closeOf := func(client int, call, ret int64) []porcupine.Operation {
+		return []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
+			op(client, call, ret, qInput{op: qCloseEnq}, qOutput{}), op(client, call, ret, qInput{op: qCloseDeq}, qOutput{})}
+	}
 	for _, c := range []struct {
 		name string
 		ok   bool
@@ -439,22 +482,22 @@ func TestQueueModelRejects(t *testing.T) {
 			op(0, 3, 4, enq(2), qOutput{}), op(1, 5, 10, deq, got(1)), op(0, 7, 8, enq(3), full)})},
 		{"full while a newer dequeue is in flight", false, withOverlaps([]porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
 			op(0, 3, 4, enq(2), qOutput{}), op(1, 5, 6, deq, got(1)), op(1, 7, 12, deq, got(2)), op(0, 9, 10, enq(3), full)})},
-		{"close returns everything", true, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(1, 3, 4, qInput{op: qDrain}, got(1)), op(1, 3, 4, qInput{op: qDrained}, qOutput{}),
-			op(0, 5, 6, enq(2), qOutput{enq: enqClosed})}},
-		{"close loses a value", false, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(1, 3, 4, qInput{op: qDrained}, qOutput{})}},
-		{"dequeue sees closed with a value left", false, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(2, 5, 6, deq, qOutput{closed: true})}},
-		{"dequeue sees closed once drained", true, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(1, 3, 4, qInput{op: qDrain}, got(1)),
-			op(1, 3, 4, qInput{op: qDrained}, qOutput{}), op(2, 5, 6, deq, qOutput{closed: true})}},
+		{"drain after close returns everything", true, append(closeOf(1, 3, 4), op(0, 5, 6, enq(2), qOutput{enq: enqClosed}),
+			op(1, 7, 8, qInput{op: qDrain}, got(1)), op(1, 7, 8, qInput{op: qDrained}, qOutput{}))},
+		{"drain loses a value", false, append(closeOf(1, 3, 4), op(1, 7, 8, qInput{op: qDrained}, qOutput{}))},
+		{"drain before close", false, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{}),
+			op(1, 3, 4, qInput{op: qDrain}, got(1)), op(1, 5, 6, qInput{op: qCloseEnq}, qOutput{})}},
+		{"dequeue sees closed with a value left, for Drain", true, append(closeOf(1, 3, 4),
+			op(2, 5, 6, deq, qOutput{closed: true}), op(1, 7, 8, qInput{op: qDrain}, got(1)), op(1, 7, 8, qInput{op: qDrained}, qOutput{}))},
+		{"dequeue after close takes a value", false, append(closeOf(1, 3, 4), op(2, 5, 6, deq, got(1)))},
+		{"dequeue during close takes a value after a failed enqueue", true, append(closeOf(1, 3, 10),
+			op(0, 4, 5, enq(2), qOutput{enq: enqClosed}), op(2, 6, 7, deq, got(1)))},
 		{"dequeue sees closed before close", false, []porcupine.Operation{op(2, 1, 2, deq, qOutput{closed: true}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(1, 3, 4, qInput{op: qDrained}, qOutput{})}},
-		{"enqueue after close", false, []porcupine.Operation{op(1, 1, 2, qInput{op: qClose}, qOutput{}),
-			op(1, 1, 2, qInput{op: qDrained}, qOutput{}), op(0, 3, 4, enq(1), qOutput{})}},
+			op(1, 3, 4, qInput{op: qCloseEnq}, qOutput{}), op(1, 3, 4, qInput{op: qCloseDeq}, qOutput{})}},
+		{"enqueue after close", false, []porcupine.Operation{op(1, 1, 2, qInput{op: qCloseEnq}, qOutput{}),
+			op(1, 1, 2, qInput{op: qCloseDeq}, qOutput{}), op(0, 3, 4, enq(1), qOutput{})}},
 		{"closed before close", false, []porcupine.Operation{op(0, 1, 2, enq(1), qOutput{enq: enqClosed}),
-			op(1, 3, 4, qInput{op: qClose}, qOutput{}), op(1, 3, 4, qInput{op: qDrained}, qOutput{})}},
+			op(1, 3, 4, qInput{op: qCloseEnq}, qOutput{}), op(1, 3, 4, qInput{op: qCloseDeq}, qOutput{})}},
 	} {
 		require.Equal(t, c.ok, porcupine.CheckOperations(m, c.ops), c.name)
 	}
@@ -478,7 +521,7 @@ func (b *brokenQueue) TryEnqueue(v int) error {
 	case b.closed:
 		return accept.ErrClosed
 	case len(b.items) == b.cap:
-		return accept.ErrFull
+		return accept.ErrQueueFull
 	}
 	b.items = append(b.items, v)
 	return nil
@@ -487,7 +530,7 @@ func (b *brokenQueue) TryEnqueue(v int) error {
 func (b *brokenQueue) TryDequeue() (int, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.items) == 0 {
+	if len(b.items) == 0 || b.closed && b.bug != "dequeue after close" {
 		return 0, false
 	}
 	b.n++
@@ -507,23 +550,33 @@ func (b *brokenQueue) TryDequeue() (int, bool) {
 	return v, true
 }
 
-func (b *brokenQueue) Close() []int {
+func (b *brokenQueue) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil
+		return accept.ErrClosed
 	}
 	b.closed = true
+	return nil
+}
+
+func (b *brokenQueue) Drain() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	out := b.items
 	b.items = nil
-	if b.bug == "lossy close" && len(out) > 0 {
+	if b.bug == "lossy drain" && len(out) > 0 {
 		out = out[1:]
 	}
 	return out
 }
 
 func TestQueueLinearizabilityCatchesBrokenQueues(t *testing.T) {
-	for _, bug := range []string{"lifo", "duplicate", "spurious empty", "lossy close"} {
+	for round := range 20 {
+		history := recordHistory(&brokenQueue{cap: 4}, uint64(round), 4, 7)
+		check(t, linModel(4), history, fmt.Sprintf("correct stand-in, round %d", round))
+	}
+	for _, bug := range []string{"lifo", "duplicate", "spurious empty", "lossy drain", "dequeue after close"} {
 		t.Run(bug, func(t *testing.T) {
 			for round := range 200 {
 				history := recordHistory(&brokenQueue{cap: 4, bug: bug}, uint64(round), 4, 7)
@@ -536,16 +589,18 @@ func TestQueueLinearizabilityCatchesBrokenQueues(t *testing.T) {
 	}
 }
 
+// jitterWord is what jitter's busy waits load.
+var jitterWord atomic.Int64
+
 // jitter varies the interleaving after a recorded operation, by bits of
-// the operation's random word x: a yield, a short busy wait on the
-// history's clock, or nothing.
-func jitter(x uint64, clock *atomic.Int64) {
+// the operation's random word x: a yield, a short busy wait, or nothing.
+func jitter(x uint64) {
 	switch x >> 30 & 3 {
 	case 0:
 		runtime.Gosched()
 	case 1:
 		for range x >> 40 & 63 {
-			clock.Load()
+			jitterWord.Load()
 		}
 	}
 }

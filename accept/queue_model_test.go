@@ -12,9 +12,10 @@ import (
 )
 
 // queueModel runs random TryEnqueue, Enqueue, TryDequeue, Dequeue, Close,
-// Len and Cap calls, one at a time, against a slice: on one goroutine the queue is
-// an exact FIFO of Cap items (no in-flight windows), which rejects once
-// full and everything once closed.
+// Drain, Len and Cap calls, one at a time, against a slice: on one
+// goroutine the queue is an exact FIFO of Cap items (no in-flight
+// windows), which rejects enqueues once full, and every enqueue and
+// dequeue once closed, keeping what it holds for Drain.
 type queueModel struct {
 	q      *accept.Queue[int]
 	items  []int
@@ -36,8 +37,8 @@ func (m *queueModel) actions() map[string]func(*rapid.T) {
 					t.Fatalf("TryEnqueue after Close: %v, want ErrClosed", err)
 				}
 			case len(m.items) == m.cap:
-				if !errors.Is(err, accept.ErrFull) {
-					t.Fatalf("TryEnqueue on a full queue: %v, want ErrFull", err)
+				if !errors.Is(err, accept.ErrQueueFull) {
+					t.Fatalf("TryEnqueue on a full queue: %v, want ErrQueueFull", err)
 				}
 			default:
 				if err != nil {
@@ -72,6 +73,12 @@ func (m *queueModel) actions() map[string]func(*rapid.T) {
 		},
 		"TryDequeue": func(t *rapid.T) {
 			v, ok := m.q.TryDequeue()
+			if m.closed {
+				if ok {
+					t.Fatalf("TryDequeue after Close returned %d", v)
+				}
+				return
+			}
 			m.checkDequeue(t, v, ok, "TryDequeue")
 		},
 		"Dequeue": func(t *rapid.T) {
@@ -82,15 +89,15 @@ func (m *queueModel) actions() map[string]func(*rapid.T) {
 			}
 			v, err := m.q.Dequeue(ctx)
 			switch {
+			case m.closed:
+				if !errors.Is(err, accept.ErrClosed) {
+					t.Fatalf("Dequeue on a closed queue: %d, %v, want ErrClosed", v, err)
+				}
 			case len(m.items) > 0:
 				if err != nil {
 					t.Fatalf("Dequeue with %d items: %v", len(m.items), err)
 				}
 				m.checkDequeue(t, v, true, "Dequeue")
-			case m.closed:
-				if !errors.Is(err, accept.ErrClosed) {
-					t.Fatalf("Dequeue on a closed queue: %v, want ErrClosed", err)
-				}
 			default:
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("Dequeue on an empty queue with a done ctx: %v, want context.Canceled", err)
@@ -101,15 +108,22 @@ func (m *queueModel) actions() map[string]func(*rapid.T) {
 			if !m.closed && rapid.IntRange(0, 3).Draw(t, "closeNow") != 0 {
 				t.Skip("close rarely, so that runs go on past it")
 			}
-			got := m.q.Close()
+			err := m.q.Close()
+			if m.closed != errors.Is(err, accept.ErrClosed) || !m.closed && err != nil {
+				t.Fatalf("Close: %v (closed before: %v)", err, m.closed)
+			}
+			m.closed = true
+		},
+		"Drain": func(t *rapid.T) {
+			got := m.q.Drain()
 			want := m.items
-			if m.closed || len(want) == 0 {
+			if len(want) == 0 {
 				want = nil
 			}
 			if !equalInts(got, want) {
-				t.Fatalf("Close returned %v, want %v", got, want)
+				t.Fatalf("Drain returned %v, want %v", got, want)
 			}
-			m.items, m.closed = nil, true
+			m.items = nil
 		},
 		"": func(t *rapid.T) {
 			if n := m.q.Len(); n != len(m.items) {

@@ -13,23 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/internal/porctest"
 )
 
 // Producers enqueue unique values into a small queue with TryEnqueue,
 // Enqueue, and Enqueue on contexts cancelled at random moments, while
 // consumers take them with TryDequeue, Dequeue, and Dequeue on contexts
-// cancelled at random moments, and Close runs in the middle: every value whose TryEnqueue returned nil is returned exactly
-// once, by a dequeue or by Close, and no other value is returned. Run it
-// with -race.
+// cancelled at random moments, and Close runs in the middle: every value
+// whose enqueue returned nil is returned exactly once, by a dequeue or by
+// the Drain after Close, and no other value is returned.
 func TestQueueConcurrentExactlyOnce(t *testing.T) {
-	for _, procs := range []int{1, 2, 4} {
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
 		for _, closeEarly := range []bool{false, true} {
-			t.Run(fmt.Sprintf("gomaxprocs=%d/closeEarly=%v", procs, closeEarly), func(t *testing.T) {
-				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				hammerQueue(t, closeEarly)
-			})
+			t.Run(fmt.Sprintf("closeEarly=%v", closeEarly), func(t *testing.T) { hammerQueue(t, closeEarly) })
 		}
-	}
+	})
 }
 
 // cancelSoon returns a context that a goroutine cancels after a few
@@ -70,7 +68,7 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 		producing.Add(1)
 		go func() {
 			defer producing.Done()
-			x := uint64(p+7) * 0x9e3779b97f4a7c15
+			r := porctest.NewRand(uint64(p + 7))
 			for i := range perProducer {
 				v := p*perProducer + i
 				for {
@@ -81,10 +79,7 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 					case 1:
 						err = q.Enqueue(context.Background(), v)
 					case 2:
-						x ^= x << 13
-						x ^= x >> 7
-						x ^= x << 17
-						err = q.Enqueue(cancelSoon(x), v)
+						err = q.Enqueue(cancelSoon(r.Next()), v)
 					}
 					if err == nil {
 						accepted[v].Add(1)
@@ -96,7 +91,7 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 						return
 					case errors.Is(err, context.Canceled):
 						pcancelled.Add(1)
-					case !assert.ErrorIs(t, err, accept.ErrFull):
+					case !assert.ErrorIs(t, err, accept.ErrQueueFull):
 						return
 					}
 					runtime.Gosched()
@@ -148,12 +143,9 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 		consuming.Add(1)
 		go func() {
 			defer consuming.Done()
-			x := uint64(c+1) * 0x9e3779b97f4a7c15
+			r := porctest.NewRand(uint64(c + 1))
 			for {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
-				v, err := q.Dequeue(cancelSoon(x))
+				v, err := q.Dequeue(cancelSoon(r.Next()))
 				switch {
 				case err == nil:
 					take(v)
@@ -172,11 +164,12 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 	for enqueued.Load() < closeAt {
 		runtime.Gosched()
 	}
-	for _, v := range q.Close() {
+	require.NoError(t, q.Close())
+	closed.Store(true)
+	for _, v := range q.Drain() {
 		take(v)
 	}
-	closed.Store(true)
-	require.Nil(t, q.Close(), "second Close")
+	require.ErrorIs(t, q.Close(), accept.ErrClosed, "second Close")
 	waitAll(t, &producing, "the producers")
 	waitAll(t, &consuming, "the consumers")
 
@@ -198,48 +191,45 @@ func hammerQueue(t *testing.T, closeEarly bool) {
 // parking consumers, and the sum checks that each was taken exactly once
 // (xsync's hammer).
 func TestQueueConcurrentSum(t *testing.T) {
-	for _, procs := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			const producers, consumers, n = 2, 3, 6000 // n divisible by both
-			q, err := accept.NewQueue[int](2)
-			require.NoError(t, err)
-			var sum atomic.Int64
-			var wg sync.WaitGroup
-			for p := range producers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := p; i < n; i += producers {
-						if p == 1 {
-							if !assert.NoError(t, q.Enqueue(context.Background(), i)) {
-								return
-							}
-							continue
-						}
-						for q.TryEnqueue(i) != nil {
-							runtime.Gosched()
-						}
-					}
-				}()
-			}
-			for range consumers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for range n / consumers {
-						v, err := q.Dequeue(context.Background())
-						if !assert.NoError(t, err) {
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		const producers, consumers, n = 2, 3, 6000 // n divisible by both
+		q, err := accept.NewQueue[int](2)
+		require.NoError(t, err)
+		var sum atomic.Int64
+		var wg sync.WaitGroup
+		for p := range producers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := p; i < n; i += producers {
+					if p == 1 {
+						if !assert.NoError(t, q.Enqueue(context.Background(), i)) {
 							return
 						}
-						sum.Add(int64(v))
+						continue
 					}
-				}()
-			}
-			waitAll(t, &wg, "the producers and consumers")
-			require.Equal(t, int64(n*(n-1)/2), sum.Load())
-			require.Zero(t, q.Len())
-			require.Zero(t, q.Sleepers())
-		})
-	}
+					for q.TryEnqueue(i) != nil {
+						runtime.Gosched()
+					}
+				}
+			}()
+		}
+		for range consumers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range n / consumers {
+					v, err := q.Dequeue(context.Background())
+					if !assert.NoError(t, err) {
+						return
+					}
+					sum.Add(int64(v))
+				}
+			}()
+		}
+		waitAll(t, &wg, "the producers and consumers")
+		require.Equal(t, int64(n*(n-1)/2), sum.Load())
+		require.Zero(t, q.Len())
+		require.Zero(t, q.Sleepers())
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/internal/errs"
 )
 
 func newQueue(t *testing.T, capacity int) *accept.Queue[int] {
@@ -144,7 +146,7 @@ func TestQueueFIFOAndFull(t *testing.T) {
 		require.Equal(t, i+1, q.Len())
 	}
 	err := q.TryEnqueue(99)
-	require.ErrorIs(t, err, accept.ErrFull)
+	require.ErrorIs(t, err, accept.ErrQueueFull)
 	require.NotErrorIs(t, err, accept.ErrClosed)
 	for i := range 4 {
 		v, ok := q.TryDequeue()
@@ -168,7 +170,7 @@ func TestQueueWrapAround(t *testing.T) {
 				next++
 			}
 			if fill == capacity {
-				require.ErrorIs(t, q.TryEnqueue(-1), accept.ErrFull)
+				require.ErrorIs(t, q.TryEnqueue(-1), accept.ErrQueueFull)
 			}
 			require.Equal(t, fill, q.Len())
 			for range fill {
@@ -192,27 +194,59 @@ func TestQueueClose(t *testing.T) {
 	require.True(t, ok)
 	require.Zero(t, v)
 	require.NoError(t, q.TryEnqueue(4)) // full again, wrapped
-	require.Equal(t, []int{1, 2, 3, 4}, q.Close(), "Close returns what is queued, oldest first")
+	require.NoError(t, q.Close())
+	require.Equal(t, 4, q.Len(), "the items stay for Drain")
 	require.ErrorIs(t, q.TryEnqueue(5), accept.ErrClosed)
 	_, ok = q.TryDequeue()
-	require.False(t, ok)
+	require.False(t, ok, "nothing is dequeued after Close")
 	_, err := q.Dequeue(context.Background())
-	require.ErrorIs(t, err, accept.ErrClosed)
+	require.ErrorIs(t, err, accept.ErrClosed, "even with items left")
+	require.Equal(t, []int{1, 2, 3, 4}, q.Drain(), "Drain returns what is queued, oldest first")
 	require.Zero(t, q.Len())
-	require.Nil(t, q.Close(), "second Close")
+	require.Nil(t, q.Drain())
+	require.ErrorIs(t, q.Close(), accept.ErrClosed, "second Close")
 
 	empty := newQueue(t, 4)
-	require.Nil(t, empty.Close())
+	require.NoError(t, empty.Close())
+	require.Nil(t, empty.Drain())
 	require.ErrorIs(t, empty.TryEnqueue(1), accept.ErrClosed)
 }
 
-// A full, closed queue reports ErrClosed, not ErrFull.
+// Drain on an open queue takes what is there, oldest first, stops at a
+// head whose enqueue is in flight, and leaves the queue open.
+func TestQueueDrainOpen(t *testing.T) {
+	q := newQueue(t, 4)
+	require.Nil(t, q.Drain())
+	require.NoError(t, q.TryEnqueue(1))
+	require.NoError(t, q.TryEnqueue(2))
+	require.Equal(t, []int{1, 2}, q.Drain())
+	publish, err := q.Claim()
+	require.NoError(t, err)
+	require.NoError(t, q.TryEnqueue(4))
+	require.Nil(t, q.Drain(), "the head's enqueue is in flight")
+	publish(3)
+	require.NoError(t, q.TryEnqueue(5))
+	require.Equal(t, []int{3, 4, 5}, q.Drain())
+	require.NoError(t, q.TryEnqueue(6), "still open")
+	v, ok := q.TryDequeue()
+	require.True(t, ok)
+	require.Equal(t, 6, v)
+}
+
+// closeAndDrain closes q and returns what Drain hands back.
+func closeAndDrain(t *testing.T, q *accept.Queue[int]) []int {
+	t.Helper()
+	require.NoError(t, q.Close())
+	return q.Drain()
+}
+
+// A full, closed queue reports ErrClosed, not ErrQueueFull.
 func TestQueueClosedBeatsFull(t *testing.T) {
 	q := newQueue(t, 2)
 	require.NoError(t, q.TryEnqueue(1))
 	require.NoError(t, q.TryEnqueue(2))
-	require.ErrorIs(t, q.TryEnqueue(3), accept.ErrFull)
-	require.Equal(t, []int{1, 2}, q.Close())
+	require.ErrorIs(t, q.TryEnqueue(3), accept.ErrQueueFull)
+	require.Equal(t, []int{1, 2}, closeAndDrain(t, q))
 	require.ErrorIs(t, q.TryEnqueue(3), accept.ErrClosed)
 }
 
@@ -391,7 +425,7 @@ func TestCloseWakesConsumers(t *testing.T) {
 		within(t, h.parked, "a consumer to park")
 	}
 	require.Equal(t, n, q.Sleepers())
-	require.Nil(t, q.Close())
+	require.NoError(t, q.Close())
 	for _, res := range results {
 		r := within(t, res, "a consumer woken by Close")
 		require.ErrorIs(t, r.err, accept.ErrClosed)
@@ -503,7 +537,7 @@ func TestEnqueueWaitsForRoom(t *testing.T) {
 	// Everything but a dequeue or a Close: none of it may wake the
 	// producer.
 	for range 1000 {
-		require.ErrorIs(t, q.TryEnqueue(9), accept.ErrFull)
+		require.ErrorIs(t, q.TryEnqueue(9), accept.ErrQueueFull)
 		require.Equal(t, 2, q.Len())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -536,7 +570,7 @@ func TestEnqueueWaitsForRoom(t *testing.T) {
 		require.NoError(t, within(t, res, "the woken producer"))
 	}
 	require.Equal(t, int32(1+rounds), h.wakes.Load())
-	require.Equal(t, []int{2 + rounds, 3 + rounds}, q.Close())
+	require.Equal(t, []int{2 + rounds, 3 + rounds}, closeAndDrain(t, q))
 	require.Zero(t, h.others.Load(), "a consumer parked or was woken")
 }
 
@@ -550,7 +584,7 @@ func TestEnqueueReadyAndCancelled(t *testing.T) {
 	require.ErrorIs(t, q.Enqueue(ctx, 3), context.Canceled)
 	require.Zero(t, h.parks.Load())
 	require.Zero(t, q.ProducerSleepers())
-	require.Equal(t, []int{1, 2}, q.Close())
+	require.Equal(t, []int{1, 2}, closeAndDrain(t, q))
 	require.ErrorIs(t, q.Enqueue(context.Background(), 4), accept.ErrClosed)
 }
 
@@ -571,7 +605,7 @@ func TestEnqueueCancelWhileParked(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 1, v)
 	require.Zero(t, h.wakes.Load(), "a cancelled producer is not woken")
-	require.Equal(t, []int{2}, q.Close(), "the cancelled value was not enqueued")
+	require.Equal(t, []int{2}, closeAndDrain(t, q), "the cancelled value was not enqueued")
 }
 
 // Close wakes every parked producer, and they return ErrClosed.
@@ -587,7 +621,7 @@ func TestCloseWakesProducers(t *testing.T) {
 		within(t, h.parked, "a producer to park")
 	}
 	require.Equal(t, n, q.ProducerSleepers())
-	require.Equal(t, []int{1, 2}, q.Close())
+	require.Equal(t, []int{1, 2}, closeAndDrain(t, q))
 	for _, res := range results {
 		require.ErrorIs(t, within(t, res, "a producer woken by Close"), accept.ErrClosed)
 	}
@@ -621,7 +655,7 @@ func TestEnqueueWaitsForInFlightRelease(t *testing.T) {
 	require.Equal(t, 1, take()) // wakes producer 2
 	require.NoError(t, within(t, r1, "producer 1"))
 	require.NoError(t, within(t, r2, "producer 2"))
-	got := q.Close()
+	got := closeAndDrain(t, q)
 	require.Len(t, got, 4)
 	require.Equal(t, []int{3, 4}, got[:2])
 	require.ElementsMatch(t, []int{5, 6}, got[2:])
@@ -648,7 +682,7 @@ func TestEnqueueRoomArrivesBeforeEnroll(t *testing.T) {
 	})
 	require.NoError(t, within(t, produce(context.Background(), q, 3), "the producer"))
 	require.Zero(t, parks.Load(), "the producer parked with a free cell")
-	require.Equal(t, []int{2, 3}, q.Close())
+	require.Equal(t, []int{2, 3}, closeAndDrain(t, q))
 }
 
 // A producer that is handed a wake-up and sees its ctx done at the same
@@ -676,14 +710,14 @@ func TestEnqueueCancelPassesWakeupOn(t *testing.T) {
 		close(gate1)
 		err := within(t, r1, "producer 1")
 		if err == nil {
-			require.Equal(t, []int{2, 3}, q.Close()) // it took the wake-up: producer 2 is still parked
+			require.Equal(t, []int{2, 3}, closeAndDrain(t, q)) // it took the wake-up: producer 2 is still parked
 			require.ErrorIs(t, within(t, r2, "producer 2 after Close"), accept.ErrClosed)
 			continue
 		}
 		require.ErrorIs(t, err, context.Canceled)
 		cancelledSeen++
 		require.NoError(t, within(t, r2, "producer 2, woken by the passed-on wake-up"))
-		require.Equal(t, []int{2, 4}, q.Close())
+		require.Equal(t, []int{2, 4}, closeAndDrain(t, q))
 		require.Zero(t, q.ProducerSleepers())
 	}
 	require.Equal(t, 3, cancelledSeen, "the cancelled case of the select was never taken")
@@ -703,23 +737,26 @@ func TestCloseWaitsForInFlightEnqueue(t *testing.T) {
 		default:
 		}
 	}})
-	closed := make(chan []int, 1)
+	closed := make(chan error, 1)
 	go func() { closed <- q.Close() }()
 	within(t, waiting, "Close to wait for the in-flight enqueue")
 	require.ErrorIs(t, q.TryEnqueue(3), accept.ErrClosed)
 	_, err = q.Claim()
 	require.ErrorIs(t, err, accept.ErrClosed)
-	publish(2)
-	require.Equal(t, []int{1, 2}, within(t, closed, "Close"))
 	_, ok := q.TryDequeue()
-	require.False(t, ok)
+	require.False(t, ok, "closed to dequeues while Close waits")
+	publish(2)
+	require.NoError(t, within(t, closed, "Close"))
+	require.Equal(t, []int{1, 2}, q.Drain())
 }
 
 // The sentinels are socktable's, so errors.Is matches either name.
 func TestErrorsAreSocktables(t *testing.T) {
 	require.Equal(t, socktable.ErrClosed, accept.ErrClosed)
 	require.Equal(t, socktable.ErrCapacity, accept.ErrCapacity)
-	require.Equal(t, socktable.ErrFull, accept.ErrFull)
+	require.Equal(t, errs.ErrQueueFull, accept.ErrQueueFull)
 	require.Equal(t, socktable.ErrBacklog, accept.ErrBacklog)
-	require.ErrorIs(t, fmt.Errorf("accept: %w", accept.ErrFull), socktable.ErrFull)
+	require.ErrorIs(t, fmt.Errorf("accept: %w", accept.ErrQueueFull), errs.ErrQueueFull)
+	require.NotErrorIs(t, accept.ErrEmpty, accept.ErrClosed)
+	require.True(t, strings.HasPrefix(accept.ErrEmpty.Error(), "socktable: "))
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Enqueue, TryAccept and Accept with a connection queued allocate nothing.
+// TryEnqueue, TryAccept and Accept with a connection queued, TryAccept
+// on an empty listener, and Depth allocate nothing.
 func TestShardedAllocatesNothing(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 64})
 	bound, _ := s.Register(0)
@@ -18,10 +19,14 @@ func TestShardedAllocatesNothing(t *testing.T) {
 	i := 0
 	require.Zero(t, testing.AllocsPerRun(1000, func() {
 		i++
-		_ = s.Enqueue(i%2, i)
-		_ = s.Enqueue(0, i)
-		bound.TryAccept()
+		_ = s.TryEnqueue(i%2, i)
+		_ = s.TryEnqueue(0, i)
+		_, _ = bound.TryAccept()
 		_, _ = unbound.Accept(ctx)
+		if _, err := bound.TryAccept(); err != ErrEmpty {
+			panic("TryAccept found a connection on an empty listener")
+		}
+		_ = s.Depth() + s.ShardDepth(0)
 	}))
 	require.Zero(t, s.Len())
 }
@@ -33,18 +38,18 @@ func TestShardedFullBacklogAllocatesNothing(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 31})
 	b, _ := s.Register(1)
 	for i := range 32 {
-		require.NoError(t, s.Enqueue(0, i))
+		require.NoError(t, s.TryEnqueue(0, i))
 	}
 	i := 0
 	require.Zero(t, testing.AllocsPerRun(1000, func() {
 		i++
-		if _, ok := b.TryAccept(); !ok {
+		if _, err := b.TryAccept(); err != nil {
 			panic("nothing to accept")
 		}
-		if s.Enqueue(0, i) != nil {
+		if s.TryEnqueue(0, i) != nil {
 			panic("the credit given back was not found")
 		}
-		if s.Enqueue(0, i) != ErrBacklog || s.Enqueue(1, i) != ErrBacklog {
+		if s.TryEnqueue(0, i) != ErrBacklog || s.TryEnqueue(1, i) != ErrBacklog {
 			panic("the backlog admitted more than its limit")
 		}
 	}))

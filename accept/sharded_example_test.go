@@ -23,11 +23,11 @@ func ExampleSharded() {
 	shard := l.SteerRSS(accept.RSSHash(accept.DefaultRSSKey[:], flow))
 	fmt.Println("RSS puts the flow on shard", shard)
 
-	_ = l.Enqueue(0, "conn-a")
-	_ = l.Enqueue(1, "conn-b")
-	_ = l.Enqueue(0, "conn-c")
-	fmt.Println("fourth:", l.Enqueue(1, "conn-d"))
-	fmt.Println("depth of shard 0:", l.Depth(0), "queued:", l.Len())
+	_ = l.TryEnqueue(0, "conn-a")
+	_ = l.TryEnqueue(1, "conn-b")
+	_ = l.TryEnqueue(0, "conn-c")
+	fmt.Println("fourth:", l.TryEnqueue(1, "conn-d"))
+	fmt.Println("shard 0's queue:", l.ShardDepth(0), "listener's:", l.Depth())
 
 	for range 3 {
 		c, _ := a.Accept(context.Background())
@@ -36,7 +36,7 @@ func ExampleSharded() {
 	// Output:
 	// RSS puts the flow on shard 0
 	// fourth: socktable: accept backlog full
-	// depth of shard 0: 2 queued: 3
+	// shard 0's queue: 2 listener's: 3
 	// accepted conn-a
 	// accepted conn-c
 	// accepted conn-b

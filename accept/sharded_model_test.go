@@ -58,6 +58,9 @@ func take(q *[]int) (int, bool) {
 }
 
 func (m *shardedModel) tryAccept(a *modelAcceptor) (int, bool) {
+	if m.closed || a.closed {
+		return 0, false // what is queued is Drain's
+	}
 	if a.shard != Unbound {
 		if v, ok := take(&m.locals[a.shard]); ok {
 			return v, true
@@ -84,7 +87,7 @@ func (m *shardedModel) closeAcceptor(a *modelAcceptor) {
 		return
 	}
 	m.acceptors[a.shard]--
-	if m.acceptors[a.shard] == 0 {
+	if m.acceptors[a.shard] == 0 && !m.closed {
 		for len(m.locals[a.shard]) > 0 && len(m.global) < 2*m.limit {
 			v, _ := take(&m.locals[a.shard])
 			m.global = append(m.global, v)
@@ -92,8 +95,19 @@ func (m *shardedModel) closeAcceptor(a *modelAcceptor) {
 	}
 }
 
-// Sharded agrees with the model on every answer under random Enqueue,
-// Register, TryAccept, acceptor Close and listener Close.
+// drain is Drain: the global queue's connections, then each shard's.
+func (m *shardedModel) drain() []int {
+	var out []int
+	out = append(out, m.global...)
+	for _, l := range m.locals {
+		out = append(out, l...)
+	}
+	m.global, m.locals = nil, make([][]int, len(m.locals))
+	return out
+}
+
+// Sharded agrees with the model on every answer under random TryEnqueue,
+// Register, TryAccept, acceptor Close, listener Close and Drain.
 func TestShardedMatchesModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		shards := rapid.IntRange(1, 4).Draw(t, "shards")
@@ -111,7 +125,7 @@ func TestShardedMatchesModel(t *testing.T) {
 			"enqueue": func(t *rapid.T) {
 				shard := rapid.IntRange(-1, shards).Draw(t, "shard")
 				item++
-				require.Equal(t, m.enqueue(shard, item), s.Enqueue(shard, item))
+				require.Equal(t, m.enqueue(shard, item), s.TryEnqueue(shard, item))
 			},
 			"register": func(t *rapid.T) {
 				shard := rapid.IntRange(Unbound, shards-1).Draw(t, "shard")
@@ -131,12 +145,16 @@ func TestShardedMatchesModel(t *testing.T) {
 					t.Skip()
 				}
 				i := rapid.IntRange(0, len(accs)-1).Draw(t, "acceptor")
-				if maccs[i].closed {
-					t.Skip()
-				}
-				v, ok := accs[i].TryAccept()
+				v, err := accs[i].TryAccept()
 				mv, mok := m.tryAccept(maccs[i])
-				require.Equal(t, mok, ok)
+				switch {
+				case mok:
+					require.NoError(t, err)
+				case m.closed || maccs[i].closed:
+					require.ErrorIs(t, err, ErrClosed)
+				default:
+					require.ErrorIs(t, err, ErrEmpty)
+				}
 				require.Equal(t, mv, v)
 			},
 			"closeAcceptor": func(t *rapid.T) {
@@ -156,29 +174,26 @@ func TestShardedMatchesModel(t *testing.T) {
 				if rapid.IntRange(0, 9).Draw(t, "rarely") != 0 {
 					t.Skip()
 				}
-				got := s.Close()
+				err := s.Close()
 				if m.closed {
-					require.Nil(t, got)
+					require.ErrorIs(t, err, ErrClosed)
 					return
 				}
-				var want []int
-				want = append(want, m.global...)
-				for _, l := range m.locals {
-					want = append(want, l...)
+				require.NoError(t, err)
+				m.closed = true
+			},
+			"drain": func(t *rapid.T) {
+				if !m.closed && rapid.IntRange(0, 4).Draw(t, "rarely") != 0 {
+					t.Skip("on an open listener now and then")
 				}
-				m.closed, m.global = true, nil
-				m.locals = make([][]int, shards)
-				if len(want) == 0 {
-					require.Empty(t, got)
-					return
-				}
-				require.Equal(t, want, got)
+				require.Equal(t, m.drain(), s.Drain())
 			},
 			"": func(t *rapid.T) {
 				require.Equal(t, m.queued(), s.Len())
+				require.Equal(t, m.queued(), s.Depth(), "exact with no call running")
 				require.Equal(t, m.overflows, s.Overflows())
 				for i := range shards {
-					require.Equal(t, len(m.locals[i]), s.Depth(i))
+					require.Equal(t, len(m.locals[i]), s.ShardDepth(i))
 				}
 			},
 		})

@@ -2,12 +2,15 @@ package accept
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"math"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
+	"github.com/socktable/socktable/tuple"
 )
 
 func newSharded(t testing.TB, opts ShardedOptions) *Sharded[int] {
@@ -28,21 +31,6 @@ func waitParked[T any](t testing.TB, s *Sharded[T], n int32) {
 		}
 		runtime.Gosched()
 	}
-}
-
-// acceptAsync runs a.Accept in a goroutine and delivers its result.
-func acceptAsync(ctx context.Context, a *Acceptor[int]) <-chan acceptResult {
-	ch := make(chan acceptResult, 1)
-	go func() {
-		v, err := a.Accept(ctx)
-		ch <- acceptResult{v, err}
-	}()
-	return ch
-}
-
-type acceptResult struct {
-	v   int
-	err error
 }
 
 func TestShardedOptions(t *testing.T) {
@@ -66,100 +54,27 @@ func TestShardedBacklog(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 4, Backlog: 2})
 	a, err := s.Register(1)
 	require.NoError(t, err)
-	require.NoError(t, s.Enqueue(1, 1)) // local
-	require.NoError(t, s.Enqueue(0, 2)) // global: no acceptor on shard 0
-	require.NoError(t, s.Enqueue(3, 3))
-	require.ErrorIs(t, s.Enqueue(1, 4), ErrBacklog)
-	require.ErrorIs(t, s.Enqueue(2, 4), ErrBacklog)
+	require.NoError(t, s.TryEnqueue(1, 1)) // local
+	require.NoError(t, s.TryEnqueue(0, 2)) // global: no acceptor on shard 0
+	require.NoError(t, s.TryEnqueue(3, 3))
+	require.ErrorIs(t, s.TryEnqueue(1, 4), ErrBacklog)
+	require.ErrorIs(t, s.TryEnqueue(2, 4), ErrBacklog)
 	require.Equal(t, uint64(2), s.Overflows())
 	require.Equal(t, 3, s.Len())
-	v, ok := a.TryAccept()
-	require.True(t, ok)
+	v, err := a.TryAccept()
+	require.NoError(t, err)
 	require.Equal(t, 1, v, "local first")
-	require.NoError(t, s.Enqueue(2, 5))
-	require.ErrorIs(t, s.Enqueue(2, 6), ErrBacklog)
+	require.NoError(t, s.TryEnqueue(2, 5))
+	require.ErrorIs(t, s.TryEnqueue(2, 6), ErrBacklog)
 
-	require.ErrorIs(t, s.Enqueue(4, 0), ErrInvalid)
-	require.ErrorIs(t, s.Enqueue(-1, 0), ErrInvalid)
+	require.ErrorIs(t, s.TryEnqueue(4, 0), ErrInvalid)
+	require.ErrorIs(t, s.TryEnqueue(-1, 0), ErrInvalid)
 	_, err = s.Register(4)
 	require.ErrorIs(t, err, ErrInvalid)
 
 	zero := newSharded(t, ShardedOptions{Shards: 1, Backlog: 0})
-	require.NoError(t, zero.Enqueue(0, 1), "backlog 0 holds one connection")
-	require.ErrorIs(t, zero.Enqueue(0, 2), ErrBacklog)
-}
-
-// A bound acceptor takes its shard's local queue, then the global one; an
-// unbound one the global queue, then any local one.
-func TestShardedAcceptOrder(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 100})
-	b0, _ := s.Register(0)
-	require.NoError(t, s.Enqueue(1, 10)) // no acceptor on 1: global
-	require.NoError(t, s.Enqueue(0, 20)) // local 0
-	require.NoError(t, s.Enqueue(0, 21))
-	require.Equal(t, 2, s.Depth(0))
-	require.Equal(t, 0, s.Depth(1))
-
-	u, _ := s.Register(Unbound)
-	v, _ := u.TryAccept()
-	require.Equal(t, 10, v, "unbound: global first")
-	v, _ = u.TryAccept()
-	require.Equal(t, 20, v, "then a local queue")
-	v, _ = b0.TryAccept()
-	require.Equal(t, 21, v)
-	_, ok := b0.TryAccept()
-	require.False(t, ok)
-	require.Zero(t, s.Len())
-}
-
-// A blocked Accept wakes for an Enqueue, and an idle one is never woken.
-func TestShardedAcceptWakes(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
-	a, _ := s.Register(0)
-	idle, _ := s.Register(1)
-	ctx := context.Background()
-	res := acceptAsync(ctx, a)
-	idleCtx, cancelIdle := context.WithCancel(ctx)
-	idleRes := acceptAsync(idleCtx, idle)
-	waitParked(t, s, 2)
-	require.NoError(t, s.Enqueue(0, 7))
-	r := <-res
-	require.NoError(t, r.err)
-	require.Equal(t, 7, r.v)
-	require.Equal(t, uint64(1), a.wakeups, "one wake-up for one connection")
-	cancelIdle()
-	r = <-idleRes
-	require.ErrorIs(t, r.err, context.Canceled)
-	require.Zero(t, idle.wakeups, "an idle acceptor is not woken")
-	require.Zero(t, s.parked.Load())
-}
-
-// When the last acceptor of a shard leaves, its queued connections move to
-// the global queue and a sleeping acceptor elsewhere takes them.
-func TestShardedLastAcceptorLeaves(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
-	leaving, _ := s.Register(0)
-	other, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(0, 1))
-	require.NoError(t, s.Enqueue(0, 2))
-	res := acceptAsync(context.Background(), other)
-	waitParked(t, s, 1)
-	require.NoError(t, leaving.Close())
-	require.ErrorIs(t, leaving.Close(), ErrClosed)
-	r := <-res
-	require.NoError(t, r.err)
-	require.Equal(t, 1, r.v)
-	v, ok := other.TryAccept()
-	require.True(t, ok)
-	require.Equal(t, 2, v)
-	require.Zero(t, s.Depth(0))
-	// The shard has no acceptor now: new connections go global.
-	require.NoError(t, s.Enqueue(0, 3))
-	require.Zero(t, s.Depth(0))
-	v, _ = other.TryAccept()
-	require.Equal(t, 3, v)
-	_, err := leaving.Accept(context.Background())
-	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, zero.TryEnqueue(0, 1), "backlog 0 holds one connection")
+	require.ErrorIs(t, zero.TryEnqueue(0, 2), ErrBacklog)
 }
 
 // Close returns what is queued; blocked and later Accepts see ErrClosed.
@@ -167,19 +82,24 @@ func TestShardedClose(t *testing.T) {
 	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
 	a, _ := s.Register(0)
 	b, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(0, 1))
-	require.NoError(t, s.Enqueue(1, 2))
-	require.NoError(t, s.Enqueue(0, 3))
+	require.NoError(t, s.TryEnqueue(0, 1))
+	require.NoError(t, s.TryEnqueue(1, 2))
+	require.NoError(t, s.TryEnqueue(0, 3))
 	v, _ := b.TryAccept()
 	require.Equal(t, 2, v)
 	res := acceptAsync(context.Background(), b)
 	waitParked(t, s, 1)
-	require.ElementsMatch(t, []int{1, 3}, s.Close())
-	require.Nil(t, s.Close())
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Close(), ErrClosed)
+	require.Equal(t, 2, s.Len(), "queued until Drain")
+	_, err := a.TryAccept()
+	require.ErrorIs(t, err, ErrClosed, "nothing is accepted after Close, even with connections queued")
+	require.ElementsMatch(t, []int{1, 3}, s.Drain())
+	require.Nil(t, s.Drain())
 	require.ErrorIs(t, (<-res).err, ErrClosed)
-	_, err := a.Accept(context.Background())
+	_, err = a.Accept(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
-	require.ErrorIs(t, s.Enqueue(0, 4), ErrClosed)
+	require.ErrorIs(t, s.TryEnqueue(0, 4), ErrClosed)
 	_, err = s.Register(0)
 	require.ErrorIs(t, err, ErrClosed)
 	require.Zero(t, s.Len())
@@ -192,9 +112,9 @@ func TestShardedMigrate(t *testing.T) {
 	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 1})
 	fa, _ := from.Register(0)
 	_ = fa
-	require.NoError(t, from.Enqueue(0, 1))
-	require.NoError(t, from.Enqueue(1, 2))
-	require.NoError(t, from.Enqueue(0, 3))
+	require.NoError(t, from.TryEnqueue(0, 1))
+	require.NoError(t, from.TryEnqueue(1, 2))
+	require.NoError(t, from.TryEnqueue(0, 3))
 	ta, _ := to.Register(1)
 	res := acceptAsync(context.Background(), ta)
 	waitParked(t, to, 1)
@@ -203,14 +123,15 @@ func TestShardedMigrate(t *testing.T) {
 	require.Empty(t, rest)
 	got := []int{(<-res).v}
 	for {
-		v, ok := ta.TryAccept()
-		if !ok {
+		v, err := ta.TryAccept()
+		if err != nil {
+			require.ErrorIs(t, err, ErrEmpty)
 			break
 		}
 		got = append(got, v)
 	}
 	require.ElementsMatch(t, []int{1, 2, 3}, got, "migration is not limited by the target's backlog")
-	require.ErrorIs(t, from.Enqueue(0, 9), ErrClosed)
+	require.ErrorIs(t, from.TryEnqueue(0, 9), ErrClosed)
 	_, err = from.Migrate(to)
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = to.Migrate(to)
@@ -218,40 +139,100 @@ func TestShardedMigrate(t *testing.T) {
 
 	// A closed target takes nothing: everything comes back for a reset.
 	a := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
-	require.NoError(t, a.Enqueue(0, 5))
+	require.NoError(t, a.TryEnqueue(0, 5))
 	closed := newSharded(t, ShardedOptions{Shards: 1})
-	closed.Close()
+	require.NoError(t, closed.Close())
 	rest, err = a.Migrate(closed)
 	require.NoError(t, err)
 	require.Equal(t, []int{5}, rest)
 }
 
-// An Accept whose context ends after a waker chose it passes the wake-up
-// on, so the connection is not left with everyone asleep.
-func TestShardedCancelledWakePassesOn(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
-	a, _ := s.Register(Unbound)
-	b, _ := s.Register(Unbound)
-	ctx, cancel := context.WithCancel(context.Background())
-	resA := acceptAsync(ctx, a)
-	waitParked(t, s, 1)
-	resB := acceptAsync(context.Background(), b)
-	waitParked(t, s, 2)
-	// Take a off its list as an Enqueue would, with no connection yet,
-	// then cancel it: its unpark must hand the wake-up to b.
-	s.mu.Lock()
-	s.wakeLocked(nil)
-	s.mu.Unlock()
-	cancel()
-	r := <-resA
-	if r.err == nil { // it saw the wake-up first: looked, found nothing, parked again, then cancelled
-		t.Fatalf("Accept returned %d with nothing queued", r.v)
+// MigrateEach sends each connection to the listener its target function
+// picks (Linux's per-child reuseport_migrate_sock), waking a sleeping
+// acceptor there; the connections with no target, or whose target is
+// closed, is s itself, or is two backlogs full, come back for a reset.
+func TestShardedMigrateEach(t *testing.T) {
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	for v := 1; v <= 9; v++ {
+		require.NoError(t, from.TryEnqueue(v%2, v)) // no acceptors: all in the global queue, in order
 	}
-	require.True(t, errors.Is(r.err, context.Canceled))
-	require.NoError(t, s.Enqueue(0, 42))
-	rb := <-resB
-	require.NoError(t, rb.err)
-	require.Equal(t, 42, rb.v)
+	a := newSharded(t, ShardedOptions{Shards: 2, Backlog: 4})
+	b := newSharded(t, ShardedOptions{Shards: 1, Backlog: 4})
+	closed := newSharded(t, ShardedOptions{Shards: 1})
+	require.NoError(t, closed.Close())
+	full := newSharded(t, ShardedOptions{Shards: 1, Backlog: 0}) // holds 1, and 1 migrated over it
+	require.NoError(t, full.TryEnqueue(0, 100))
+	aa, err := a.Register(1)
+	require.NoError(t, err)
+	res := acceptAsync(context.Background(), aa)
+	waitParked(t, a, 1)
+
+	var calls []int
+	rest, err := from.MigrateEach(func(v int) *Sharded[int] {
+		calls = append(calls, v)
+		switch v {
+		case 4, 8:
+			return a
+		case 1, 5:
+			return b
+		case 3:
+			return closed
+		case 7:
+			return from // closed by now
+		case 6, 9:
+			return full
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, calls, "one call per connection, in Drain's order")
+	require.Equal(t, []int{2, 3, 7, 9}, rest, "no target, closed, itself, two backlogs full")
+	r := <-res
+	require.NoError(t, r.err, "a's sleeping acceptor is woken")
+	require.Equal(t, 4, r.v)
+	v, err := aa.TryAccept()
+	require.NoError(t, err)
+	require.Equal(t, 8, v)
+	ba, _ := b.Register(Unbound)
+	for _, want := range []int{1, 5} {
+		v, err := ba.TryAccept()
+		require.NoError(t, err)
+		require.Equal(t, want, v)
+	}
+	require.Equal(t, 2, full.Len())
+	require.ErrorIs(t, full.TryEnqueue(0, 101), ErrBacklog, "the one over the backlog is used up first")
+
+	require.ErrorIs(t, from.TryEnqueue(0, 10), ErrClosed)
+	_, err = from.MigrateEach(func(int) *Sharded[int] { return a })
+	require.ErrorIs(t, err, ErrClosed)
+	require.Nil(t, from.Drain())
+}
+
+// Depth counts every queue of the listener, ShardDepth one local queue.
+func TestShardedDepth(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 3, Backlog: 10})
+	_, err := s.Register(0)
+	require.NoError(t, err)
+	require.Zero(t, s.Depth())
+	require.NoError(t, s.TryEnqueue(0, 1)) // local
+	require.NoError(t, s.TryEnqueue(0, 2))
+	require.NoError(t, s.TryEnqueue(2, 3)) // global
+	require.Equal(t, 3, s.Depth())
+	for shard, want := range []int{2, 0, 0} {
+		require.Equal(t, want, s.ShardDepth(shard))
+	}
+	require.Zero(t, s.ShardDepth(-1))
+	require.Zero(t, s.ShardDepth(3))
+	// A claimed enqueue counts, as Queue.Len counts it.
+	require.True(t, s.acquire(1))
+	publish, err := s.global.Claim()
+	require.NoError(t, err)
+	require.Equal(t, 4, s.Depth())
+	publish(4)
+	require.NoError(t, s.Close())
+	require.Equal(t, 4, s.Depth(), "queued until Drain")
+	require.Len(t, s.Drain(), 4)
+	require.Zero(t, s.Depth())
 }
 
 func TestShardedSteer(t *testing.T) {
@@ -268,56 +249,53 @@ func TestShardedSteer(t *testing.T) {
 	}
 }
 
-// A bound acceptor does not take from a shard that has acceptors of its
-// own (locality), but does from one left with none.
-func TestShardedBoundStealsOnlyOrphans(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
-	a0, _ := s.Register(0)
-	a1, _ := s.Register(1)
-	require.NoError(t, s.Enqueue(1, 5))
-	_, ok := a0.TryAccept()
-	require.False(t, ok, "shard 1's connection is for shard 1's acceptors")
-	v, ok := a1.TryAccept()
-	require.True(t, ok)
-	require.Equal(t, 5, v)
+// chiSquareOK tests counts against the uniform distribution, two-sided, at
+// significance p = 0.001 in each tail (Wilson–Hilferty approximation of
+// the chi-square quantile; tuple/hasher_test.go has the same test).
+func chiSquareOK(counts []int, total int) (stat, lo, hi float64, ok bool) {
+	expected := float64(total) / float64(len(counts))
+	for _, c := range counts {
+		d := float64(c) - expected
+		stat += d * d / expected
+	}
+	const z = 3.0902 // standard normal quantile for p = 0.001
+	df := float64(len(counts) - 1)
+	q := func(z float64) float64 {
+		c := 2 / (9 * df)
+		return df * math.Pow(1-c+z*math.Sqrt(c), 3)
+	}
+	lo, hi = q(-z), q(z)
+	return stat, lo, hi, stat >= lo && stat <= hi
 }
 
-// An Enqueue's wake-up can reach an acceptor that finds the ring's head
-// claimed by an earlier, unfinished enqueue and goes back to sleep; when
-// that enqueue finishes, its own wake-up brings one acceptor for two
-// connections. The acceptor that takes the first passes a wake-up on, so
-// the second is not left with everyone asleep.
-func TestShardedWakeupPassedOnPastInFlightHead(t *testing.T) {
-	s := newSharded(t, ShardedOptions{Shards: 1, Backlog: 10})
-	x, _ := s.Register(Unbound)
-	y, _ := s.Register(Unbound)
-	resX := acceptAsync(context.Background(), x)
-	waitParked(t, s, 1)
-	resY := acceptAsync(context.Background(), y)
-	waitParked(t, s, 2)
-
-	require.True(t, s.acquire(0)) // what Enqueue does before it claims
-	publish, err := s.global.Claim()
-	require.NoError(t, err)
-	require.NoError(t, s.Enqueue(0, 2)) // behind the claimed head: wakes x, which finds nothing
-	require.Equal(t, int32(1), s.parked.Load())
-	waitParked(t, s, 2) // x is back asleep
-	publish(1)
-	s.wakeFor(nil) // the first enqueue's wake-up, as Enqueue would send it
-
-	watchdog := time.After(10 * time.Second) // bounds a failure only
-	got := map[int]bool{}
-	for range 2 {
-		select {
-		case r := <-resX:
-			require.NoError(t, r.err)
-			got[r.v] = true
-		case r := <-resY:
-			require.NoError(t, r.err)
-			got[r.v] = true
-		case <-watchdog:
-			t.Fatalf("a connection was left queued with an acceptor asleep (got %v)", got)
-		}
+// Steer and the SO_REUSEPORT member choice are made from the same flow
+// hash (table.Listeners picks the member with tuple.Shard), so Steer must
+// not read the bits the member choice reads: over every (member, shard)
+// cell the flows spread evenly. With Steer on the same top bits, member i
+// of 4 on 2 shards would only ever reach shard i/2. (Before the fix, this
+// failed for every pair.)
+func TestShardedSteerIndependentOfReuseport(t *testing.T) {
+	const flows = 1 << 15
+	for _, c := range []struct{ members, shards int }{{4, 2}, {2, 4}, {3, 2}, {5, 3}, {4, 4}, {7, 16}, {3, 5}, {6, 4}} {
+		t.Run(fmt.Sprintf("members=%d/shards=%d", c.members, c.shards), func(t *testing.T) {
+			s := newSharded(t, ShardedOptions{Shards: c.shards})
+			r := porctest.NewRand(uint64(c.members*100 + c.shards)) // stands in for keyed flow hashes
+			counts := make([]int, c.members*c.shards)
+			for range flows {
+				h := r.Next()
+				counts[tuple.Shard(h, c.members)*c.shards+s.Steer(h)]++
+			}
+			stat, lo, hi, ok := chiSquareOK(counts, flows)
+			require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]: %v", stat, lo, hi, counts)
+		})
 	}
-	require.Equal(t, map[int]bool{1: true, 2: true}, got)
+	// The check can fail: both choices from the same bits.
+	r := porctest.NewRand(1)
+	counts := make([]int, 8)
+	for range flows {
+		h := r.Next()
+		counts[tuple.Shard(h, 4)*2+tuple.Shard(h, 2)]++
+	}
+	_, _, _, ok := chiSquareOK(counts, flows)
+	require.False(t, ok, "correlated choices must fail the test: %v", counts)
 }

@@ -35,7 +35,7 @@ func BenchmarkAccept(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer l.Close()
-					enqueue = func(shard, v int) bool { return l.Enqueue(shard, v) == nil }
+					enqueue = func(shard, v int) bool { return l.TryEnqueue(shard, v) == nil }
 					newAcceptor = func(shard int) func(ctx context.Context) bool {
 						if acceptors == "unbound" {
 							shard = accept.Unbound

@@ -41,7 +41,7 @@ func newQueueImpl(b *testing.B, impl string) queueImpl {
 		// Producers block in Enqueue and consumers in Dequeue, which both
 		// park (after a short spin, for Dequeue) until the other side
 		// wakes them. (An accept queue's receive path uses TryEnqueue and
-		// drops on ErrFull instead.)
+		// drops on ErrQueueFull instead.)
 		q, err := accept.NewQueue[*sock](queueCapacity)
 		if err != nil {
 			b.Fatal(err)

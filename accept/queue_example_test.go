@@ -12,8 +12,8 @@ import (
 // path enqueues the connections whose handshake completed and never waits:
 // on a full backlog it drops the final ACK (Linux's
 // tcp_abort_on_overflow=0). The accept loop blocks in Dequeue while the
-// queue is empty. Closing the listener hands back the connections never
-// accepted, to be reset, and ends the accept loop.
+// queue is empty. Closing the listener ends the accept loop, and Drain
+// then hands back the connections never accepted, to be reset.
 func ExampleQueue() {
 	type conn struct{ peer string }
 	q, err := accept.NewQueue[*conn](2)
@@ -46,13 +46,14 @@ func ExampleQueue() {
 	receive("198.51.100.10:40003") // wakes the loop, waiting on the empty queue
 	fmt.Println("accepted", <-accepted)
 
-	for _, c := range q.Close() { // the connections never accepted: none here
+	_ = q.Close()
+	for _, c := range q.Drain() { // the connections never accepted: none here
 		fmt.Println("reset", c.peer)
 	}
 	<-accepted // the loop saw ErrClosed and ended
 	receive("198.51.100.11:40004")
 	// Output:
-	// drop the final ACK from 198.51.100.9:40002: socktable: table or queue full
+	// drop the final ACK from 198.51.100.9:40002: socktable: queue full
 	// accepted 198.51.100.7:40000
 	// accepted 198.51.100.8:40001
 	// accepted 198.51.100.10:40003
