@@ -16,7 +16,7 @@ type Options struct {
 	// Negative is ErrCapacity.
 	Capacity int
 	// MaxEntries, if positive, is a hard limit: Insert past it returns
-	// ErrFull, so memory stays bounded under a SYN flood. 0 means no limit
+	// ErrTableFull, so memory stays bounded under a SYN flood. 0 means no limit
 	// beyond 2^31-1 entries. Negative is ErrCapacity.
 	MaxEntries int
 	// Hasher is the stack's shared keyed hasher. nil means a new one, keyed
@@ -87,6 +87,15 @@ type Options struct {
 // each other and with lookups: a write "synchronizes before" any lookup
 // that observes it. They allocate nothing.
 //
+// With MaxEntries set, Insert returns ErrTableFull only if the table held
+// MaxEntries entries at one instant of the call, as lookups saw it: the
+// limit's count and the number of writes between changing the count and
+// changing what lookups see share one atomic word, and an Insert that finds
+// the count at the limit while such a write is in flight waits for it (a
+// few stores under that writer's group locks; it spins, then yields its
+// P) and tries again. So at the limit an Insert may wait for a preempted
+// writer.
+//
 // The table grows when 7/8 of its slots are used and shrinks below 1/8
 // live (never below Options.Capacity). A resize copies the entries into a
 // new table while writers wait and readers go on reading the old one, then
@@ -111,14 +120,13 @@ type Established[V comparable] struct {
 	resizes  atomic.Uint64 // completed resizes
 	longest  atomic.Int64  // longest probe chain (groups) seen by an insert or a rehash
 
-	// bounded is set when MaxEntries is: then total counts live entries
-	// exactly (one shared counter, the price of an exact limit); reserve
-	// and release keep it. Unbounded tables count only per stripe.
-	bounded bool         // immutable
-	reserve func() bool  // immutable; nil when unbounded
-	_       [64]byte     // total is written by every insert and delete
-	total   atomic.Int64 // live entries, when bounded
-	_       [56]byte
+	// bounded is set when MaxEntries is: then limit counts the entries
+	// exactly (one shared word, the price of an exact limit). Unbounded
+	// tables count only per stripe.
+	bounded bool             // immutable
+	reserve func() putResult // immutable: reserveEntry when bounded, else nil
+	hook    func(hookPoint)  // tests only (export_test.go); set before use
+	limit   entryLimit
 }
 
 // Stats describes an Established table at one moment; fields are read
@@ -163,13 +171,7 @@ func New[V comparable](opts Options) (*Established[V], error) {
 	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries, minGroups: minG}
 	if opts.MaxEntries > 0 {
 		m.bounded = true
-		m.reserve = func() bool {
-			if m.total.Add(1) > int64(m.maxEntries) {
-				m.total.Add(-1)
-				return false
-			}
-			return true
-		}
+		m.reserve = m.reserveEntry
 	}
 	m.table.Store(newETable[V](minG))
 	return m, nil
@@ -188,7 +190,7 @@ func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 }
 
 // Insert stores v for t if t is absent. It returns ErrExists if t is
-// present (a duplicate SYN racing the first), ErrFull past MaxEntries,
+// present (a duplicate SYN racing the first), ErrTableFull at MaxEntries,
 // ErrInvalidAddr or ErrPort if t is not a valid connection key, and
 // ErrClosed after Close. It allocates nothing except when it grows the
 // table.
@@ -219,11 +221,36 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 			runtime.Gosched()
 		case wait:
 			m.waitResize()
+		case waitLimit:
+			if m.hook != nil {
+				m.hook(hookLimitWait)
+			}
+			m.limit.wait(uint64(m.maxEntries))
 		case grow:
 			m.resize(tb)
 		}
 	}
 }
+
+// reserveEntry counts an entry an Insert is about to make visible, for
+// etable.put: putPlaced if it may go on, putFull or putBusy if the table
+// is at MaxEntries (see entryLimit).
+func (m *Established[V]) reserveEntry() putResult {
+	r := m.limit.reserve(uint64(m.maxEntries))
+	if r == putPlaced && m.hook != nil {
+		m.hook(hookInsertReserved)
+	}
+	return r
+}
+
+// hookPoint names a moment a test hook runs at (export_test.go).
+type hookPoint uint8
+
+const (
+	hookInsertReserved  hookPoint = iota // an Insert counted its entry, which is not visible yet
+	hookDeleteUncounted                  // a Delete removed its entry, which is still counted
+	hookLimitWait                        // an Insert at MaxEntries waits for a write in flight
+)
 
 // unchanged: a write that will change nothing (an Insert of a present key,
 // a Delete of an absent one, a compare that fails) is decided by a
@@ -241,11 +268,12 @@ const smallTableGroups = 64
 type attempt uint8
 
 const (
-	done  attempt = iota // finished, with the returned result
-	grown                // inserted, filling a group's last empty slot: check the load
-	wait                 // the table is frozen: wait for the resize, then reload it
-	yield                // a second lock was busy: let its holder run, then retry
-	grow                 // no free slot in the chain: resize, then retry
+	done      attempt = iota // finished, with the returned result
+	grown                    // inserted, filling a group's last empty slot: check the load
+	wait                     // the table is frozen: wait for the resize, then reload it
+	yield                    // a second lock was busy: let its holder run, then retry
+	waitLimit                // at MaxEntries with writes in flight: wait for them, then retry
+	grow                     // no free slot in the chain: resize, then retry
 )
 
 // insert runs one attempt of Insert on tb.
@@ -268,13 +296,18 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (at
 		tb.unlockOther(home, g)
 		switch res {
 		case putFull:
-			return done, ErrFull
-		case putPlaced:
+			return done, ErrTableFull
+		case putBusy:
+			return waitLimit, nil
+		case putPlaced, putFilled:
+			if m.bounded {
+				m.limit.commit()
+			}
 			m.noteProbe(f.depth)
+			if res == putFilled {
+				return grown, nil
+			}
 			return done, nil
-		case putFilled:
-			m.noteProbe(f.depth)
-			return grown, nil
 		}
 		// Another writer took the group's last free slot: look further.
 	}
@@ -356,10 +389,16 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond fun
 		var zero V
 		return zero, false, false, done
 	}
-	emptied = tb.remove(m.mode, home, g, f.depth, i)
-	if m.bounded {
-		m.total.Add(-1)
+	if !m.bounded {
+		emptied = tb.remove(m.mode, home, g, f.depth, i)
+		return v, true, emptied, done
 	}
+	m.limit.enter()
+	emptied = tb.remove(m.mode, home, g, f.depth, i)
+	if m.hook != nil {
+		m.hook(hookDeleteUncounted)
+	}
+	m.limit.release()
 	return v, true, emptied, done
 }
 

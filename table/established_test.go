@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -224,12 +225,100 @@ func TestMaxEntries(t *testing.T) {
 	for i := range 100 {
 		require.NoError(t, m.Insert(key(i), i))
 	}
-	require.ErrorIs(t, m.Insert(key(100), 100), table.ErrFull)
+	require.ErrorIs(t, m.Insert(key(100), 100), table.ErrTableFull)
 	require.ErrorIs(t, m.Insert(key(0), 0), table.ErrExists, "an existing key is reported as such, not as full")
 	require.Equal(t, 100, m.Len())
 	m.Delete(key(5))
 	require.NoError(t, m.Insert(key(100), 100))
 	require.Equal(t, 100, m.Stats().Capacity)
+}
+
+// TestMaxEntriesRefusesOnlyWhenFull stalls a Delete between the moment its
+// entry vanishes and the moment the limit's count gives the entry back. An
+// Insert of another key meanwhile must not report the limit: a Lookup has
+// just seen the table hold nothing. It waits for the Delete instead, then
+// succeeds.
+func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
+	m := newTable[int](t, table.Options{MaxEntries: 1})
+	k0, k1 := key(0), key(1)
+	require.NoError(t, m.Insert(k1, 1))
+	stalled, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{})
+	var once sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookDeleteUncounted:
+			close(stalled)
+			<-release
+		case table.HookLimitWait:
+			once.Do(func() { close(waiting) })
+		}
+	})
+	deleted := make(chan bool)
+	go func() {
+		_, ok := m.Delete(k1)
+		deleted <- ok
+	}()
+	<-stalled
+	_, ok := m.Lookup(k1)
+	require.False(t, ok, "the Delete has taken effect: the table holds nothing")
+	res := make(chan error)
+	go func() { res <- m.Insert(k0, 0) }()
+	select {
+	case err := <-res:
+		close(release)
+		<-deleted
+		t.Fatalf("Insert into a table seen empty returned %v before the Delete finished", err)
+	case <-waiting:
+	}
+	close(release)
+	require.True(t, <-deleted)
+	require.NoError(t, <-res)
+	v, ok := m.Lookup(k0)
+	require.True(t, ok)
+	require.Equal(t, 0, v)
+}
+
+// TestMaxEntriesCountsOnlyVisibleEntries stalls an Insert after it has
+// counted its entry and before the entry is visible. An Insert of another
+// key must not report the limit while a Lookup still misses the first
+// entry: it waits, and reports the limit once the first entry is there.
+func TestMaxEntriesCountsOnlyVisibleEntries(t *testing.T) {
+	m := newTable[int](t, table.Options{MaxEntries: 1})
+	k0, k2 := key(0), key(2)
+	stalled, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{})
+	var stallOnce, waitOnce sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookInsertReserved:
+			stallOnce.Do(func() {
+				close(stalled)
+				<-release
+			})
+		case table.HookLimitWait:
+			waitOnce.Do(func() { close(waiting) })
+		}
+	})
+	inserted := make(chan error)
+	go func() { inserted <- m.Insert(k0, 0) }()
+	<-stalled
+	res := make(chan error)
+	go func() { res <- m.Insert(k2, 2) }()
+	select {
+	case err := <-res:
+		_, ok := m.Lookup(k0)
+		close(release)
+		<-inserted
+		t.Fatalf("Insert returned %v while the only counted entry was not visible (a Lookup after it: found=%v)", err, ok)
+	case <-waiting:
+	}
+	_, ok := m.Lookup(k0)
+	require.False(t, ok, "the first Insert has not taken effect")
+	close(release)
+	require.NoError(t, <-inserted)
+	require.ErrorIs(t, <-res, table.ErrTableFull)
+	require.Equal(t, 1, m.Len())
 }
 
 func TestTombstonesAreReclaimed(t *testing.T) {

@@ -284,7 +284,8 @@ type putResult uint8
 
 const (
 	putNoRoom putResult = iota // g had no free slot left (another writer took it)
-	putFull                    // reserve refused the entry: the table is at MaxEntries
+	putFull                    // reserve refused the entry: the table holds MaxEntries
+	putBusy                    // reserve found the table at MaxEntries with writes in flight
 	putPlaced                  // stored
 	// putFilled: stored in g's last empty slot. The group now extends
 	// every probe chain that reaches it, and the used count grew: the
@@ -295,7 +296,7 @@ const (
 // put writes k and v into a free slot of group g, depth groups along the
 // chain from home; the caller has locked both. Before the entry becomes
 // visible, home's reach is extended to cover it.
-func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
+func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, reserve func() putResult) putResult {
 	m := &tb.meta[g].tags
 	w := m.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
@@ -309,8 +310,10 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 		delta += usedOne
 	}
 	i := firstByte(marks)
-	if reserve != nil && !reserve() {
-		return putFull
+	if reserve != nil {
+		if r := reserve(); r != putPlaced {
+			return r
+		}
 	}
 	tb.count.add(delta)
 	if depth > 1 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/internal/porctest"
@@ -193,4 +194,139 @@ func TestLinearizabilityCheckerCatchesBugs(t *testing.T) {
 		{ClientId: 1, Input: kvInput{op: opInsert, key: 1, v: 2}, Output: kvOutput{}, Call: 3, Return: 4}, // duplicate SYN accepted twice
 	}
 	require.False(t, porcupine.CheckOperations(kvModel, lost), "two inserts of one tuple both accepted")
+}
+
+// The porcupine model of a whole table bounded by MaxEntries: whether an
+// Insert may report the limit depends on every key, so this history is
+// checked in one piece. Few keys and a limit below their number keep the
+// table at its limit most of the time.
+
+const limitKeys, limitMax = 4, 2
+
+type limitInput struct {
+	op  opKind // opInsert, opDelete or opLookup
+	key int
+	v   uint8
+}
+
+type limitOutput struct {
+	v            uint8
+	ok           bool
+	exists, full bool // Insert returned ErrExists, ErrTableFull
+}
+
+// limitState holds each key's value plus one, 0 for absent.
+type limitState [limitKeys]uint8
+
+func (s limitState) entries() int {
+	n := 0
+	for _, v := range s {
+		if v != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+var limitModel = porcupine.Model{
+	Init: func() any { return limitState{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(limitState), input.(limitInput), output.(limitOutput)
+		switch in.op {
+		case opInsert:
+			switch {
+			case s[in.key] != 0:
+				return out.exists, s
+			case s.entries() >= limitMax:
+				return out.full, s
+			}
+			if out.exists || out.full {
+				return false, s
+			}
+			s[in.key] = in.v + 1
+			return true, s
+		case opDelete:
+			if s[in.key] == 0 {
+				return !out.ok, s
+			}
+			ok := out.ok && out.v == s[in.key]-1
+			s[in.key] = 0
+			return ok, s
+		case opLookup:
+			if s[in.key] == 0 {
+				return !out.ok, s
+			}
+			return out.ok && out.v == s[in.key]-1, s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(limitInput), output.(limitOutput)
+		return fmt.Sprintf("op%d(k%d v%d) -> v%d ok=%v exists=%v full=%v", in.op, in.key, in.v, out.v, out.ok, out.exists, out.full)
+	},
+}
+
+// TestEstablishedLimitLinearizable checks concurrent Insert, Delete and
+// Lookup on a table with MaxEntries smaller than its key pool: an Insert
+// of an absent key reports ErrTableFull exactly when the table holds
+// MaxEntries entries at some moment of the call. With stall set, a test
+// hook yields the writer's P in the two windows where an entry is counted
+// but not visible (an Insert between its count and its store) or visible
+// no more but still counted (a Delete between its removal and its count),
+// so that the other clients run inside them.
+func TestEstablishedLimitLinearizable(t *testing.T) {
+	for _, stall := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+				rounds := 20
+				if testing.Short() {
+					rounds = 6
+				}
+				for round := range rounds {
+					checkLimitLinearizable(t, uint64(round), stall)
+				}
+			})
+		})
+	}
+}
+
+func checkLimitLinearizable(t *testing.T, seed uint64, stall bool) {
+	const clients, opsPerClient = 4, 60
+	m := newTable[uint8](t, table.Options{MaxEntries: limitMax})
+	if stall {
+		m.SetTestHook(func(p table.HookPoint) {
+			if p != table.HookLimitWait {
+				runtime.Gosched()
+			}
+		})
+	}
+	rec := porctest.NewRecorder(clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := porctest.NewRand(seed*8 + uint64(c))
+			for range opsPerClient {
+				in := limitInput{op: []opKind{opInsert, opInsert, opDelete, opLookup}[r.IntN(4)], key: r.IntN(limitKeys), v: uint8(r.IntN(3))}
+				k := key(in.key)
+				call := rec.Call()
+				var out limitOutput
+				switch in.op {
+				case opInsert:
+					err := m.Insert(k, in.v)
+					out.exists, out.full = err == table.ErrExists, err == table.ErrTableFull
+					assert.True(t, err == nil || out.exists || out.full, "Insert: %v", err)
+				case opDelete:
+					out.v, out.ok = m.Delete(k)
+				case opLookup:
+					out.v, out.ok = m.Lookup(k)
+				}
+				rec.Return(c, call, in, out)
+			}
+		}()
+	}
+	wg.Wait()
+	porctest.Check(t, limitModel, rec.History(), 10*time.Second)
+	require.LessOrEqual(t, m.Len(), limitMax)
 }

@@ -17,6 +17,32 @@ type establishedModel struct {
 	m     *table.Established[uint32]
 	model map[tuple.Tuple]uint32
 	pool  []tuple.Tuple
+	max   int // MaxEntries; 0 for none
+}
+
+// full reports whether the model holds MaxEntries entries.
+func (s *establishedModel) full() bool { return s.max > 0 && len(s.model) >= s.max }
+
+// insert inserts k=v into the table and checks the result against the
+// model: ErrExists for a present key, else ErrTableFull at the limit.
+func (s *establishedModel) insert(t *rapid.T, k tuple.Tuple, v uint32) {
+	err := s.m.Insert(k, v)
+	if _, present := s.model[k]; present {
+		if err != table.ErrExists {
+			t.Fatalf("Insert of a present key: %v", err)
+		}
+		return
+	}
+	if s.full() {
+		if err != table.ErrTableFull {
+			t.Fatalf("Insert into a table at MaxEntries=%d: %v", s.max, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	s.model[k] = v
 }
 
 func (s *establishedModel) key(t *rapid.T) tuple.Tuple {
@@ -26,28 +52,11 @@ func (s *establishedModel) key(t *rapid.T) tuple.Tuple {
 func (s *establishedModel) actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
 		"Insert": func(t *rapid.T) {
-			k, v := s.key(t), rapid.Uint32Range(0, 3).Draw(t, "v")
-			err := s.m.Insert(k, v)
-			if _, present := s.model[k]; present {
-				if err != table.ErrExists {
-					t.Fatalf("Insert of a present key: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Insert: %v", err)
-			}
-			s.model[k] = v
+			s.insert(t, s.key(t), rapid.Uint32Range(0, 3).Draw(t, "v"))
 		},
-		"InsertMany": func(t *rapid.T) { // grow past a resize in one step
+		"InsertMany": func(t *rapid.T) { // grow past a resize (or up to the limit) in one step
 			for range rapid.IntRange(1, 40).Draw(t, "n") {
-				k := s.key(t)
-				if _, present := s.model[k]; !present {
-					if err := s.m.Insert(k, 9); err != nil {
-						t.Fatalf("Insert: %v", err)
-					}
-					s.model[k] = 9
-				}
+				s.insert(t, s.key(t), 9)
 			}
 		},
 		"Delete": func(t *rapid.T) {
@@ -136,13 +145,20 @@ func (s *establishedModel) actions() map[string]func(*rapid.T) {
 			if n := s.m.Len(); n != len(s.model) {
 				t.Fatalf("Len = %d, model %d", n, len(s.model))
 			}
+			if s.max > 0 && len(s.model) > s.max {
+				t.Fatalf("the model holds %d entries past MaxEntries=%d", len(s.model), s.max)
+			}
 		},
 	}
 }
 
-func testEstablishedModel(t *testing.T, mask uint64) {
+func testEstablishedModel(t *testing.T, mask uint64, bounded bool) {
 	rapid.Check(t, func(t *rapid.T) {
-		m, err := table.New[uint32](table.Options{Capacity: rapid.IntRange(0, 64).Draw(t, "capacity")})
+		max := 0
+		if bounded {
+			max = rapid.IntRange(1, 100).Draw(t, "maxEntries")
+		}
+		m, err := table.New[uint32](table.Options{Capacity: rapid.IntRange(0, 64).Draw(t, "capacity"), MaxEntries: max})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,13 +171,20 @@ func testEstablishedModel(t *testing.T, mask uint64) {
 				pool[i] = key6(i)
 			}
 		}
-		s := &establishedModel{m: m, model: map[tuple.Tuple]uint32{}, pool: pool}
+		s := &establishedModel{m: m, model: map[tuple.Tuple]uint32{}, pool: pool, max: max}
 		t.Repeat(s.actions())
 	})
 }
 
-func TestEstablishedModel(t *testing.T) { testEstablishedModel(t, ^uint64(0)) }
+func TestEstablishedModel(t *testing.T) { testEstablishedModel(t, ^uint64(0), false) }
 
 // TestEstablishedModelCollisions runs the model with a hash of 4 bits:
 // few home groups and few tags, so chains are long and tags collide.
-func TestEstablishedModelCollisions(t *testing.T) { testEstablishedModel(t, 0xf000_0000_0000_000f) }
+func TestEstablishedModelCollisions(t *testing.T) {
+	testEstablishedModel(t, 0xf000_0000_0000_000f, false)
+}
+
+// TestEstablishedModelMaxEntries runs the model on a table with a limit,
+// often below the key pool: inserts at the limit report ErrTableFull, and
+// deletes make room again.
+func TestEstablishedModelMaxEntries(t *testing.T) { testEstablishedModel(t, ^uint64(0), true) }
