@@ -48,11 +48,11 @@ func build(b *testing.B, impl string, f *fixture, n int) *tables {
 	t := &tables{}
 	switch impl {
 	case "socktable", "socktable-max":
-		opts := table.Options{Capacity: n}
+		opts := table.EstablishedOptions{Capacity: n}
 		if impl == "socktable-max" {
 			opts.MaxEntries = 2 * n
 		}
-		st, err := table.New[*sock](opts)
+		st, err := table.NewEstablished[*sock](opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -465,7 +465,7 @@ func BenchmarkEstablishedResize(b *testing.B) {
 	b.Run("n=1e6/impl=socktable", func(b *testing.B) {
 		var total time.Duration
 		for range b.N {
-			st, err := table.New[*sock](table.Options{Capacity: n})
+			st, err := table.NewEstablished[*sock](table.EstablishedOptions{Capacity: n})
 			if err != nil {
 				b.Fatal(err)
 			}

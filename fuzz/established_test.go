@@ -23,7 +23,7 @@ func FuzzEstablished(f *testing.F) {
 		if len(program) == 0 {
 			return
 		}
-		m, err := table.New[uint16](table.Options{Capacity: int(program[0] % 8)})
+		m, err := table.NewEstablished[uint16](table.EstablishedOptions{Capacity: int(program[0] % 8)})
 		if err != nil {
 			t.Fatal(err)
 		}

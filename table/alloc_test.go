@@ -12,7 +12,7 @@ import (
 )
 
 func TestLookupAllocatesNothing(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
+	m := newTable[*sock](t, table.EstablishedOptions{})
 	s := &sock{}
 	for i := range 1000 {
 		require.NoError(t, m.Insert(key(i), s))
@@ -32,8 +32,8 @@ func TestLookupAllocatesNothing(t *testing.T) {
 func TestWritesAllocateNothingInSteadyState(t *testing.T) {
 	for _, name := range []string{"pointer", "word"} {
 		t.Run(name, func(t *testing.T) {
-			m := newTable[uint64](t, table.Options{Capacity: 2000})
-			ms := newTable[*sock](t, table.Options{Capacity: 2000})
+			m := newTable[uint64](t, table.EstablishedOptions{Capacity: 2000})
+			ms := newTable[*sock](t, table.EstablishedOptions{Capacity: 2000})
 			s1, s2 := &sock{1}, &sock{2}
 			for i := range 1000 {
 				require.NoError(t, m.Insert(key(i), uint64(i)))

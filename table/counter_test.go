@@ -29,7 +29,7 @@ func TestCountersSumAcrossStripes(t *testing.T) {
 // land in different stripes whenever they run on different Ps, and Len
 // and the grow and shrink decisions must not drift.
 func TestLenExactWhenInsertsAndDeletesRunApart(t *testing.T) {
-	m, err := New[uint64](Options{})
+	m, err := NewEstablished[uint64](EstablishedOptions{})
 	require.NoError(t, err)
 	const n = 20000
 	inserted := make(chan int, 64)

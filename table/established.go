@@ -9,8 +9,8 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-// Options configures an Established table.
-type Options struct {
+// EstablishedOptions configures an Established table.
+type EstablishedOptions struct {
 	// Capacity is the number of entries the table holds before its first
 	// resize; the table never shrinks below it. 0 means a small default.
 	// Negative is ErrCapacity.
@@ -51,7 +51,7 @@ type Options struct {
 // V is the caller's socket handle. Readers load it with one atomic
 // operation, so V must be pointer-shaped (a pointer, map, chan or func) or
 // a pointer-free type of at most 8 bytes (an index, a handle with a
-// generation); New returns ErrValueType for any other V. A pointer V keeps
+// generation); NewEstablished returns ErrValueType for any other V. A pointer V keeps
 // its socket reachable while it is in the table; Delete drops the
 // reference.
 //
@@ -59,14 +59,14 @@ type Options struct {
 //
 // 48 bytes of slot and 1.7 of metadata per slot (8 bytes of tags and 4 of
 // displaced-entry count per group of 7): about 57 bytes per entry in
-// a table presized with Options.Capacity and filled, 85 right after a grow
+// a table presized with EstablishedOptions.Capacity and filled, 85 right after a grow
 // (new tables are sized for 3/5 load). Inserts allocate nothing; only a
 // resize allocates, the new table's three arrays. The old ones are left to
 // the garbage collector rather than recycled through rcu.Recycler: reusing
 // them would need every lookup to announce itself to an rcu.Domain (a
 // shared write per lookup, which this table exists to avoid), while the
 // collector already knows when the last reader has let go, at no cost to
-// readers. The table is bounded by Options.MaxEntries; without it, it
+// readers. The table is bounded by EstablishedOptions.MaxEntries; without it, it
 // grows with its live entries (up to 2^31-1) and shrinks when they leave.
 //
 // # Concurrency
@@ -97,24 +97,24 @@ type Options struct {
 // writer.
 //
 // The table grows when 7/8 of its slots are used and shrinks below 1/8
-// live (never below Options.Capacity). A resize copies the entries into a
+// live (never below EstablishedOptions.Capacity). A resize copies the entries into a
 // new table while writers wait and readers go on reading the old one, then
 // publishes the new table with one atomic store; the old one is left to the
 // garbage collector. Readers are never blocked; writers wait for the copy
 // (as they do in xsync's maps). The copy is a software pipeline that
 // prefetches each entry's new place: 55 to 125 ns per entry on this
 // project's 2-vCPU reference machine (BenchmarkEstablishedResize), about
-// 0.1 s for a million entries. Presize with Options.Capacity where that
+// 0.1 s for a million entries. Presize with EstablishedOptions.Capacity where that
 // pause matters.
 //
-// An Established must not be copied; create it with New.
+// An Established must not be copied; create it with NewEstablished.
 type Established[V comparable] struct {
 	table      atomic.Pointer[etable[V]]
 	hasher     *tuple.Hasher // immutable
 	hashMask   uint64        // immutable; all ones except in degenerate-hash tests
 	mode       valueMode     // immutable
 	maxEntries int           // immutable
-	minGroups  int           // immutable: from Options.Capacity
+	minGroups  int           // immutable: from EstablishedOptions.Capacity
 
 	resizeMu sync.Mutex    // serializes resizes and Close
 	resizes  atomic.Uint64 // completed resizes
@@ -129,14 +129,14 @@ type Established[V comparable] struct {
 	limit   entryLimit
 }
 
-// Stats describes an Established table at one moment; fields are read
+// EstablishedStats describes an Established table at one moment; fields are read
 // separately and may be mutually inconsistent under concurrent writes.
-type Stats struct {
+type EstablishedStats struct {
 	Entries    int     // live entries
 	Capacity   int     // entries it holds before the next resize (at least Entries)
 	Slots      int     // allocated slots
 	LoadFactor float64 // Entries / Slots
-	Resizes    uint64  // completed resizes since New
+	Resizes    uint64  // completed resizes since NewEstablished
 	// LongestProbe is the longest probe chain, in groups of 7 slots, that
 	// an insert or a rehash has walked: a lookup reads at most this many
 	// groups' metadata (and, for a hit, one slot).
@@ -146,10 +146,10 @@ type Stats struct {
 	BytesPerEntry float64
 }
 
-// New returns an empty table. It returns ErrCapacity for a negative
+// NewEstablished returns an empty table. It returns ErrCapacity for a negative
 // Capacity or MaxEntries, and ErrValueType for a V it cannot store
 // atomically (see Established).
-func New[V comparable](opts Options) (*Established[V], error) {
+func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], error) {
 	if opts.Capacity < 0 || opts.MaxEntries < 0 {
 		return nil, ErrCapacity
 	}
@@ -514,7 +514,7 @@ func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
 }
 
 // collectHome appends the entries whose home group is home, walking its
-// chain (chains are short: Stats.LongestProbe).
+// chain (chains are short: EstablishedStats.LongestProbe).
 func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals []V) ([]key, []V) {
 	if tb.lock(home) {
 		defer tb.unlock(home)
@@ -570,11 +570,11 @@ func (m *Established[V]) Close() error {
 }
 
 // Stats returns the table's size and shape. It is wait-free.
-func (m *Established[V]) Stats() Stats {
+func (m *Established[V]) Stats() EstablishedStats {
 	tb := m.table.Load()
 	n := tb.live()
 	slots := tb.groups * groupSlots
-	s := Stats{
+	s := EstablishedStats{
 		Entries:      n,
 		Capacity:     min(max(tb.maxUsed, n), m.maxEntries), // the grow check runs when a group fills: a few more may fit
 		Slots:        slots,

@@ -36,14 +36,14 @@ func key6(i int) tuple.Tuple {
 	}
 }
 
-func newTable[V comparable](t testing.TB, opts table.Options) *table.Established[V] {
-	m, err := table.New[V](opts)
+func newTable[V comparable](t testing.TB, opts table.EstablishedOptions) *table.Established[V] {
+	m, err := table.NewEstablished[V](opts)
 	require.NoError(t, err)
 	return m
 }
 
 func TestInsertLookupDelete(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
+	m := newTable[*sock](t, table.EstablishedOptions{})
 	a, b := &sock{1}, &sock{2}
 	k := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
 
@@ -86,7 +86,7 @@ func TestInsertLookupDelete(t *testing.T) {
 }
 
 func TestInsertRejectsBadKeys(t *testing.T) {
-	m := newTable[uint32](t, table.Options{})
+	m := newTable[uint32](t, table.EstablishedOptions{})
 	good := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
 	noPort := good
 	noPort.Remote.Port = 0
@@ -101,27 +101,27 @@ func TestInsertRejectsBadKeys(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	_, err := table.New[*sock](table.Options{Capacity: -1})
+	_, err := table.NewEstablished[*sock](table.EstablishedOptions{Capacity: -1})
 	require.ErrorIs(t, err, table.ErrCapacity)
-	_, err = table.New[*sock](table.Options{MaxEntries: -1})
+	_, err = table.NewEstablished[*sock](table.EstablishedOptions{MaxEntries: -1})
 	require.ErrorIs(t, err, table.ErrCapacity)
 	// Values a reader cannot load in one atomic operation.
-	_, err = table.New[string](table.Options{})
+	_, err = table.NewEstablished[string](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[any](table.Options{})
+	_, err = table.NewEstablished[any](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[[2]uint64](table.Options{})
+	_, err = table.NewEstablished[[2]uint64](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[struct {
+	_, err = table.NewEstablished[struct {
 		p  *sock
 		id uint32
-	}](table.Options{})
+	}](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
 }
 
 // testValueKind runs the basic operations with one value type.
 func testValueKind[V comparable](t *testing.T, vals func(i int) V) {
-	m := newTable[V](t, table.Options{})
+	m := newTable[V](t, table.EstablishedOptions{})
 	const n = 500
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), vals(i)))
@@ -170,7 +170,7 @@ func TestValueKinds(t *testing.T) {
 }
 
 func TestGrowAndShrink(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	g0 := m.Groups()
 	n := 20000
 	if testing.Short() {
@@ -206,7 +206,7 @@ func TestGrowAndShrink(t *testing.T) {
 
 func TestCapacityAvoidsResizes(t *testing.T) {
 	n := 10000
-	m := newTable[int](t, table.Options{Capacity: n})
+	m := newTable[int](t, table.EstablishedOptions{Capacity: n})
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), i))
 	}
@@ -221,7 +221,7 @@ func TestCapacityAvoidsResizes(t *testing.T) {
 }
 
 func TestMaxEntries(t *testing.T) {
-	m := newTable[int](t, table.Options{MaxEntries: 100})
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 100})
 	for i := range 100 {
 		require.NoError(t, m.Insert(key(i), i))
 	}
@@ -239,7 +239,7 @@ func TestMaxEntries(t *testing.T) {
 // just seen the table hold nothing. It waits for the Delete instead, then
 // succeeds.
 func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
-	m := newTable[int](t, table.Options{MaxEntries: 1})
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
 	k0, k1 := key(0), key(1)
 	require.NoError(t, m.Insert(k1, 1))
 	stalled, release := make(chan struct{}), make(chan struct{})
@@ -284,7 +284,7 @@ func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
 // key must not report the limit while a Lookup still misses the first
 // entry: it waits, and reports the limit once the first entry is there.
 func TestMaxEntriesCountsOnlyVisibleEntries(t *testing.T) {
-	m := newTable[int](t, table.Options{MaxEntries: 1})
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
 	k0, k2 := key(0), key(2)
 	stalled, release := make(chan struct{}), make(chan struct{})
 	waiting := make(chan struct{})
@@ -324,7 +324,7 @@ func TestMaxEntriesCountsOnlyVisibleEntries(t *testing.T) {
 func TestTombstonesAreReclaimed(t *testing.T) {
 	// Churn (the nginx pattern): many short-lived connections through a
 	// table of constant size. Tombstones must not make it grow for ever.
-	m := newTable[int](t, table.Options{Capacity: 1000})
+	m := newTable[int](t, table.EstablishedOptions{Capacity: 1000})
 	for i := range 200000 {
 		require.NoError(t, m.Insert(key(i), i))
 		if i >= 500 {
@@ -339,7 +339,7 @@ func TestTombstonesAreReclaimed(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
+	m := newTable[*sock](t, table.EstablishedOptions{})
 	k := key(1)
 	s := &sock{1}
 	require.NoError(t, m.Insert(k, s))
@@ -361,7 +361,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestLookupBatch(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	for i := range 1000 {
 		require.NoError(t, m.Insert(key(i), i))
 	}
@@ -383,7 +383,7 @@ func TestLookupBatch(t *testing.T) {
 }
 
 func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	n := 3000
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), i))
@@ -420,7 +420,7 @@ func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
 func TestDegenerateHash(t *testing.T) {
 	for _, mask := range []uint64{0, 0xff, 0xf000_0000_0000_0000} {
 		t.Run(fmt.Sprintf("mask=%#x", mask), func(t *testing.T) {
-			m := newTable[int](t, table.Options{})
+			m := newTable[int](t, table.EstablishedOptions{})
 			m.SetHashMask(mask)
 			n := 1200 // with one home: 150 groups deep, past the reach a state word records (127)
 			for i := range n {
@@ -453,7 +453,7 @@ func TestHashFloodProbeBound(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		n = 1 << 16
 	}
-	m := newTable[uint32](t, table.Options{})
+	m := newTable[uint32](t, table.EstablishedOptions{})
 	local := tuple.MustEndpoint("192.0.2.1:443")
 	for i := range n {
 		k := tuple.Tuple{Local: local, Remote: tuple.Endpoint{
@@ -479,14 +479,14 @@ func TestMemoryPerEntry(t *testing.T) {
 	if raceEnabled {
 		n = 1 << 14
 	}
-	m := newTable[*sock](t, table.Options{Capacity: n})
+	m := newTable[*sock](t, table.EstablishedOptions{Capacity: n})
 	s := &sock{}
 	for i := range n {
 		require.NoError(t, m.Insert(key6(i), s))
 	}
 	st := m.Stats()
 	require.LessOrEqual(t, st.BytesPerEntry, 64.0, "presized: %+v", st)
-	grown := newTable[*sock](t, table.Options{})
+	grown := newTable[*sock](t, table.EstablishedOptions{})
 	for i := range n {
 		require.NoError(t, grown.Insert(key6(i), s))
 	}
@@ -495,7 +495,7 @@ func TestMemoryPerEntry(t *testing.T) {
 }
 
 func TestIPv4AndIPv6Together(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	for i := range 2000 {
 		require.NoError(t, m.Insert(key(i), i))
 		require.NoError(t, m.Insert(key6(i), -i-1))

@@ -13,7 +13,7 @@ import (
 func ExampleEstablished() {
 	type conn struct{ name string }
 	hasher := tuple.NewHasher() // one per stack, shared by all its tables
-	est, err := table.New[*conn](table.Options{Capacity: 1 << 16, MaxEntries: 1 << 20, Hasher: hasher})
+	est, err := table.NewEstablished[*conn](table.EstablishedOptions{Capacity: 1 << 16, MaxEntries: 1 << 20, Hasher: hasher})
 	if err != nil {
 		panic(err)
 	}
@@ -42,7 +42,7 @@ func ExampleEstablished() {
 
 // Look up a burst of segments at once so their memory misses overlap.
 func ExampleEstablished_LookupBatch() {
-	est, _ := table.New[uint32](table.Options{})
+	est, _ := table.NewEstablished[uint32](table.EstablishedOptions{})
 	_ = est.Insert(tuple.MustNew("10.0.0.1:80", "10.0.0.2:1000"), 1)
 	_ = est.Insert(tuple.MustNew("10.0.0.1:80", "10.0.0.2:1001"), 2)
 	burst := []tuple.Tuple{

@@ -106,7 +106,7 @@ func TestEstablishedLinearizable(t *testing.T) {
 
 func checkLinearizable(t *testing.T, seed int64) {
 	const clients, opsPerClient, keys = 4, 150, 6
-	m := newTable[uint64](t, table.Options{})
+	m := newTable[uint64](t, table.EstablishedOptions{})
 	var clock atomic.Int64
 	histories := make([][]porcupine.Operation, clients)
 	var wg sync.WaitGroup
@@ -292,7 +292,7 @@ func TestEstablishedLimitLinearizable(t *testing.T) {
 
 func checkLimitLinearizable(t *testing.T, seed uint64, stall bool) {
 	const clients, opsPerClient = 4, 60
-	m := newTable[uint8](t, table.Options{MaxEntries: limitMax})
+	m := newTable[uint8](t, table.EstablishedOptions{MaxEntries: limitMax})
 	if stall {
 		m.SetTestHook(func(p table.HookPoint) {
 			if p != table.HookLimitWait {

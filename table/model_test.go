@@ -158,7 +158,7 @@ func testEstablishedModel(t *testing.T, mask uint64, bounded bool) {
 		if bounded {
 			max = rapid.IntRange(1, 100).Draw(t, "maxEntries")
 		}
-		m, err := table.New[uint32](table.Options{Capacity: rapid.IntRange(0, 64).Draw(t, "capacity"), MaxEntries: max})
+		m, err := table.NewEstablished[uint32](table.EstablishedOptions{Capacity: rapid.IntRange(0, 64).Draw(t, "capacity"), MaxEntries: max})
 		if err != nil {
 			t.Fatal(err)
 		}

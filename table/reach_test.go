@@ -50,7 +50,7 @@ func TestTagBytesIgnoreControl(t *testing.T) {
 // covers the farthest of them and returns to 1 once only the home's own
 // entries are left.
 func TestReachFollowsDisplacedEntries(t *testing.T) {
-	m, err := New[int](Options{Capacity: 200})
+	m, err := NewEstablished[int](EstablishedOptions{Capacity: 200})
 	require.NoError(t, err)
 	m.hashMask = 0
 	key := func(i int) tuple.Tuple {

@@ -26,7 +26,7 @@ func TestLookupNeverMissesAStableEntry(t *testing.T) {
 			if testing.Short() {
 				churn, rounds = 1500, 2
 			}
-			m := newTable[uint64](t, table.Options{})
+			m := newTable[uint64](t, table.EstablishedOptions{})
 			for i := range stable {
 				require.NoError(t, m.Insert(key(i), uint64(i)))
 			}
@@ -96,7 +96,7 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 			if testing.Short() {
 				ops = 5000
 			}
-			m := newTable[uint64](t, table.Options{})
+			m := newTable[uint64](t, table.EstablishedOptions{})
 			var inserted, deleted [keys]atomic.Int64
 			var wg sync.WaitGroup
 			for w := range writers {
@@ -155,7 +155,7 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 // TestCloseDuringWrites closes the table while writers and readers run:
 // every write either completes before Close or fails with ErrClosed.
 func TestCloseDuringWrites(t *testing.T) {
-	m := newTable[uint64](t, table.Options{})
+	m := newTable[uint64](t, table.EstablishedOptions{})
 	var wg sync.WaitGroup
 	var ok atomic.Int64
 	start := make(chan struct{})
