@@ -22,7 +22,32 @@ type EstablishedOptions struct {
 	// Hasher is the stack's shared keyed hasher. nil means a new one, keyed
 	// from crypto/rand.
 	Hasher *tuple.Hasher
+	// CheckHashes makes every Hashed call verify its hash, at the cost of
+	// hashing again: a debug aid for a caller's tests. A wrong hash then
+	// makes InsertHashed and InsertHashedKind return ErrInvalid, and every
+	// other Hashed call find nothing (a miss, no change), every time.
+	CheckHashes bool
 }
+
+// Kind is a small tag an entry of an Established table carries beside its
+// value, in the slot itself: a lookup that returns it (LookupKind) costs
+// no more memory misses than one that does not, so a stack can tell a
+// request entry from a connection without loading the value's pointee.
+// Insert stores KindConn; InsertKind stores any Kind up to MaxKind;
+// CompareAndSwapKind changes it together with the value.
+type Kind uint8
+
+const (
+	// KindConn is a full connection: the kind Insert stores.
+	KindConn Kind = 0
+	// KindRequest is a request entry: a connection still in its
+	// handshake, its SYN answered (Linux's TCP_NEW_SYN_RECV request
+	// socket, in the established hash).
+	KindRequest Kind = 1
+	// MaxKind is the largest Kind an entry can carry: kinds 2 and 3 are
+	// the caller's to name.
+	MaxKind Kind = 3
+)
 
 // Established maps connection four-tuples to the caller's socket handles:
 // the table every arriving segment is looked up in first.
@@ -123,10 +148,11 @@ type Established[V comparable] struct {
 	// bounded is set when MaxEntries is: then limit counts the entries
 	// exactly (one shared word, the price of an exact limit). Unbounded
 	// tables count only per stripe.
-	bounded bool             // immutable
-	reserve func() putResult // immutable: reserveEntry when bounded, else nil
-	hook    func(hookPoint)  // tests only (export_test.go); set before use
-	limit   entryLimit
+	bounded     bool             // immutable
+	reserve     func() putResult // immutable: reserveEntry when bounded, else nil
+	checkHashes bool             // immutable: EstablishedOptions.CheckHashes
+	hook        func(hookPoint)  // tests only (export_test.go); set before use
+	limit       entryLimit
 }
 
 // EstablishedStats describes an Established table at one moment; fields are read
@@ -146,9 +172,9 @@ type EstablishedStats struct {
 	BytesPerEntry float64
 }
 
-// NewEstablished returns an empty table. It returns ErrCapacity for a negative
-// Capacity or MaxEntries, and ErrValueType for a V it cannot store
-// atomically (see Established).
+// NewEstablished returns an empty table. It returns ErrCapacity for a
+// negative Capacity or MaxEntries, and ErrValueType for a V it cannot
+// store atomically (see Established).
 func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], error) {
 	if opts.Capacity < 0 || opts.MaxEntries < 0 {
 		return nil, ErrCapacity
@@ -168,7 +194,8 @@ func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], err
 	// Capacity entries must fit under the resize threshold (7/8).
 	slots := (opts.Capacity*maxLoadDen + maxLoadNum - 1) / maxLoadNum
 	minG := tableGroups((slots + groupSlots - 1) / groupSlots)
-	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries, minGroups: minG}
+	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries,
+		minGroups: minG, checkHashes: opts.CheckHashes}
 	if opts.MaxEntries > 0 {
 		m.bounded = true
 		m.reserve = m.reserveEntry
@@ -177,20 +204,80 @@ func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], err
 	return m, nil
 }
 
+// Hasher returns the table's keyed hasher (EstablishedOptions.Hasher, or
+// the one NewEstablished made): the hash the Hashed calls take is
+// Hasher().Hash(t). A stack checks that all its tables share one, so that
+// one hash of a flow serves them all.
+func (m *Established[V]) Hasher() *tuple.Hasher { return m.hasher }
+
+// hash returns t's hash as the table uses it.
+func (m *Established[V]) hash(t tuple.Tuple) uint64 { return m.hasher.Hash(t) & m.hashMask }
+
+// wrongHash reports whether CheckHashes is set and h is not t's hash.
+func (m *Established[V]) wrongHash(h uint64, t tuple.Tuple) bool {
+	return m.checkHashes && h&m.hashMask != m.hash(t)
+}
+
 // Lookup returns the value stored for t. It is lock-free and allocates
 // nothing. After Close it returns false.
 func (m *Established[V]) Lookup(t tuple.Tuple) (V, bool) {
-	return m.LookupHashed(m.hasher.Hash(t), t)
+	v, _, ok := m.table.Load().lookup(m.mode, m.hash(t), t)
+	return v, ok
 }
 
-// LookupHashed is Lookup for a caller that already hashed t with the
-// table's Hasher (h must be Hasher.Hash(t): a wrong h reports a miss).
+// LookupHashed is Lookup for a caller that has hashed t already: h must
+// be Hasher().Hash(t) (see Established, "Hashed calls").
 func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
-	return m.table.Load().lookup(m.mode, h&m.hashMask, t)
+	if m.wrongHash(h, t) {
+		var zero V
+		return zero, false
+	}
+	v, _, ok := m.table.Load().lookup(m.mode, h&m.hashMask, t)
+	return v, ok
 }
 
-// Insert stores v for t if t is absent. It returns ErrExists if t is
-// present (a duplicate SYN racing the first), ErrTableFull at MaxEntries,
+// LookupKind is Lookup that also returns the entry's Kind. The value and
+// the kind are one pair the entry held at one moment of the call, even
+// while a CompareAndSwapKind changes both. It allocates nothing, and is
+// lock-free except in one case: while a CompareAndSwapKind of the same
+// entry is between its stores it waits for it, spinning and then yielding
+// its P, so it may wait for that writer if it is preempted there (see
+// Established, "Request entries").
+func (m *Established[V]) LookupKind(t tuple.Tuple) (V, Kind, bool) {
+	return m.lookupKind(m.table.Load(), m.hash(t), t)
+}
+
+// LookupHashedKind is LookupKind for a caller that has hashed t already:
+// h must be Hasher().Hash(t).
+func (m *Established[V]) LookupHashedKind(h uint64, t tuple.Tuple) (V, Kind, bool) {
+	if m.wrongHash(h, t) {
+		var zero V
+		return zero, KindConn, false
+	}
+	return m.lookupKind(m.table.Load(), h&m.hashMask, t)
+}
+
+// lookupKind looks t up in tb and returns its value and kind as one pair:
+// it looks again while the entry's kind change is between its stores (see
+// slot.beginKindChange).
+func (m *Established[V]) lookupKind(tb *etable[V], h uint64, t tuple.Tuple) (V, Kind, bool) {
+	for spins := 0; ; spins++ {
+		v, w, ok := tb.lookup(m.mode, h, t)
+		if w&slotChanging == 0 {
+			return v, kindOf(w), ok
+		}
+		if m.hook != nil {
+			m.hook(hookKindWait)
+		}
+		if spins > 16 {
+			runtime.Gosched() // the writer may have been preempted
+		}
+	}
+}
+
+// Insert stores v for t, as a KindConn entry, if t is absent. It returns
+// ErrExists if t is present (a duplicate SYN racing the first),
+// ErrTableFull if the table holds EstablishedOptions.MaxEntries entries,
 // ErrInvalidAddr or ErrPort if t is not a valid connection key, and
 // ErrClosed after Close. It allocates nothing except when it grows the
 // table.
@@ -198,7 +285,43 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	h := m.hasher.Hash(t) & m.hashMask
+	return m.insert(m.hash(t), t, v, KindConn)
+}
+
+// InsertHashed is Insert for a caller that has hashed t already: h must
+// be Hasher().Hash(t). With EstablishedOptions.CheckHashes it returns
+// ErrInvalid for a wrong h; without, a wrong h stores an entry that calls
+// with the right hash will not find (see Established, "Hashed calls").
+func (m *Established[V]) InsertHashed(h uint64, t tuple.Tuple, v V) error {
+	return m.InsertHashedKind(h, t, v, KindConn)
+}
+
+// InsertKind is Insert of an entry of kind k (a request entry, say). It
+// returns ErrInvalid for a k above MaxKind.
+func (m *Established[V]) InsertKind(t tuple.Tuple, v V, k Kind) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if k > MaxKind {
+		return ErrInvalid
+	}
+	return m.insert(m.hash(t), t, v, k)
+}
+
+// InsertHashedKind is InsertKind for a caller that has hashed t already,
+// as InsertHashed.
+func (m *Established[V]) InsertHashedKind(h uint64, t tuple.Tuple, v V, k Kind) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if k > MaxKind || m.wrongHash(h, t) {
+		return ErrInvalid
+	}
+	return m.insert(h&m.hashMask, t, v, k)
+}
+
+// insert is the Insert of a valid key, hashed (h), of kind k.
+func (m *Established[V]) insert(h uint64, t tuple.Tuple, v V, k Kind) error {
 	for {
 		tb := m.table.Load()
 		if tb.closed {
@@ -206,10 +329,10 @@ func (m *Established[V]) Insert(t tuple.Tuple, v V) error {
 		}
 		// A failed insert is a read: decide it without the lock (see
 		// unchanged).
-		if _, ok := tb.lookup(m.mode, h, t); ok {
+		if _, _, ok := tb.lookup(m.mode, h, t); ok {
 			return ErrExists
 		}
-		switch next, err := m.insert(tb, h, t, v); next {
+		switch next, err := m.tryInsert(tb, h, t, v, k); next {
 		case done:
 			return err
 		case grown:
@@ -250,6 +373,8 @@ const (
 	hookInsertReserved  hookPoint = iota // an Insert counted its entry, which is not visible yet
 	hookDeleteUncounted                  // a Delete removed its entry, which is still counted
 	hookLimitWait                        // an Insert at MaxEntries waits for a write in flight
+	hookKindChanging                     // a CompareAndSwapKind stored the value, not yet the kind
+	hookKindWait                         // a LookupKind waits for a kind change
 )
 
 // unchanged: a write that will change nothing (an Insert of a present key,
@@ -276,8 +401,8 @@ const (
 	grow                     // no free slot in the chain: resize, then retry
 )
 
-// insert runs one attempt of Insert on tb.
-func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (attempt, error) {
+// tryInsert runs one attempt of insert on tb.
+func (m *Established[V]) tryInsert(tb *etable[V], h uint64, t tuple.Tuple, v V, k Kind) (attempt, error) {
 	home, tag := tb.home(h)
 	if !tb.lock(home) {
 		return wait, nil
@@ -292,7 +417,7 @@ func (m *Established[V]) insert(tb *etable[V], h uint64, t tuple.Tuple, v V) (at
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		res := tb.put(m.mode, home, g, f.depth, tag, t, v, m.reserve)
+		res := tb.put(m.mode, home, g, f.depth, tag, t, v, k, m.reserve)
 		tb.unlockOther(home, g)
 		switch res {
 		case putFull:
@@ -326,26 +451,48 @@ func (m *Established[V]) noteProbe(probes int) {
 // Delete removes t and returns the value it had. It is linearizable and
 // allocates nothing; after Close it returns false.
 func (m *Established[V]) Delete(t tuple.Tuple) (V, bool) {
-	return m.deleteIf(t, func(V) bool { return true })
+	var zero V
+	return m.deleteIf(m.hash(t), t, zero, false)
+}
+
+// DeleteHashed is Delete for a caller that has hashed t already: h must
+// be Hasher().Hash(t); a wrong h finds nothing to delete.
+func (m *Established[V]) DeleteHashed(h uint64, t tuple.Tuple) (V, bool) {
+	var zero V
+	if m.wrongHash(h, t) {
+		return zero, false
+	}
+	return m.deleteIf(h&m.hashMask, t, zero, false)
 }
 
 // CompareAndDelete removes t only if it still maps to v, and reports
 // whether it did: a late close of an old connection must not remove a
 // newer connection that took over the same tuple.
 func (m *Established[V]) CompareAndDelete(t tuple.Tuple, v V) bool {
-	_, ok := m.deleteIf(t, func(cur V) bool { return cur == v })
+	_, ok := m.deleteIf(m.hash(t), t, v, true)
 	return ok
 }
 
-func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
-	h := m.hasher.Hash(t) & m.hashMask
+// CompareAndDeleteHashed is CompareAndDelete for a caller that has hashed
+// t already: h must be Hasher().Hash(t); a wrong h deletes nothing.
+func (m *Established[V]) CompareAndDeleteHashed(h uint64, t tuple.Tuple, v V) bool {
+	if m.wrongHash(h, t) {
+		return false
+	}
+	_, ok := m.deleteIf(h&m.hashMask, t, v, true)
+	return ok
+}
+
+// deleteIf deletes t (hash h) if it is present and, if compare is set,
+// maps to want.
+func (m *Established[V]) deleteIf(h uint64, t tuple.Tuple, want V, compare bool) (V, bool) {
 	for {
 		tb := m.table.Load()
-		if cur, ok := tb.lookup(m.mode, h, t); !ok || !cond(cur) {
+		if cur, _, ok := tb.lookup(m.mode, h, t); !ok || compare && cur != want {
 			var zero V
 			return zero, false // nothing to delete: a read (see unchanged)
 		}
-		v, ok, emptied, next := m.delete(tb, h, t, cond)
+		v, ok, emptied, next := m.tryDelete(tb, h, t, want, compare)
 		switch next {
 		case yield:
 			runtime.Gosched()
@@ -364,9 +511,9 @@ func (m *Established[V]) deleteIf(t tuple.Tuple, cond func(V) bool) (V, bool) {
 	}
 }
 
-// delete runs one attempt of deleteIf on tb. emptied reports that the
+// tryDelete runs one attempt of deleteIf on tb. emptied reports that the
 // entry's group is now empty (see etable.remove).
-func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond func(V) bool) (v V, ok, emptied bool, next attempt) {
+func (m *Established[V]) tryDelete(tb *etable[V], h uint64, t tuple.Tuple, want V, compare bool) (v V, ok, emptied bool, next attempt) {
 	if tb.closed {
 		return v, false, false, done
 	}
@@ -385,7 +532,7 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond fun
 	}
 	defer tb.unlockOther(home, g)
 	v = loadValue(m.mode, &tb.slots[g*groupSlots+i])
-	if !cond(v) {
+	if compare && v != want {
 		var zero V
 		return zero, false, false, done
 	}
@@ -404,15 +551,52 @@ func (m *Established[V]) delete(tb *etable[V], h uint64, t tuple.Tuple, cond fun
 
 // CompareAndSwap replaces the value of t with new only if it is old, and
 // reports whether it did (a TIME_WAIT entry handing its tuple to a new
-// connection). It is linearizable and allocates nothing.
+// connection). The entry keeps its kind. It is linearizable and allocates
+// nothing.
 func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
-	h := m.hasher.Hash(t) & m.hashMask
+	return m.swap(m.hash(t), t, old, new, KindConn, false)
+}
+
+// CompareAndSwapHashed is CompareAndSwap for a caller that has hashed t
+// already: h must be Hasher().Hash(t); a wrong h swaps nothing.
+func (m *Established[V]) CompareAndSwapHashed(h uint64, t tuple.Tuple, old, new V) bool {
+	if m.wrongHash(h, t) {
+		return false
+	}
+	return m.swap(h&m.hashMask, t, old, new, KindConn, false)
+}
+
+// CompareAndSwapKind replaces the value of t with new and its kind with
+// newKind, in one step, only if its value is old, and reports whether it
+// did: a request entry becoming a connection at the handshake's final
+// ACK. A LookupKind sees the old pair or the new one, never a mix; a
+// Lookup sees the old value or the new one. It returns false for a
+// newKind above MaxKind. It is linearizable and allocates nothing.
+func (m *Established[V]) CompareAndSwapKind(t tuple.Tuple, old, new V, newKind Kind) bool {
+	if newKind > MaxKind {
+		return false
+	}
+	return m.swap(m.hash(t), t, old, new, newKind, true)
+}
+
+// CompareAndSwapHashedKind is CompareAndSwapKind for a caller that has
+// hashed t already: h must be Hasher().Hash(t); a wrong h swaps nothing.
+func (m *Established[V]) CompareAndSwapHashedKind(h uint64, t tuple.Tuple, old, new V, newKind Kind) bool {
+	if newKind > MaxKind || m.wrongHash(h, t) {
+		return false
+	}
+	return m.swap(h&m.hashMask, t, old, new, newKind, true)
+}
+
+// swap replaces t's value (hash h) with new if it is old, and its kind
+// with k if setKind.
+func (m *Established[V]) swap(h uint64, t tuple.Tuple, old, new V, k Kind, setKind bool) bool {
 	for {
 		tb := m.table.Load()
-		if cur, ok := tb.lookup(m.mode, h, t); !ok || cur != old {
+		if cur, _, ok := tb.lookup(m.mode, h, t); !ok || cur != old {
 			return false // nothing to swap: a read (see unchanged)
 		}
-		ok, next := m.swap(tb, h, t, old, new)
+		ok, next := m.trySwap(tb, h, t, old, new, k, setKind)
 		switch next {
 		case done:
 			return ok
@@ -424,7 +608,7 @@ func (m *Established[V]) CompareAndSwap(t tuple.Tuple, old, new V) bool {
 	}
 }
 
-func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V) (bool, attempt) {
+func (m *Established[V]) trySwap(tb *etable[V], h uint64, t tuple.Tuple, old, new V, k Kind, setKind bool) (bool, attempt) {
 	if tb.closed {
 		return false, done
 	}
@@ -445,6 +629,15 @@ func (m *Established[V]) swap(tb *etable[V], h uint64, t tuple.Tuple, old, new V
 	s := &tb.slots[g*groupSlots+i]
 	if loadValue(m.mode, s) != old {
 		return false, done
+	}
+	if w := s.k[4].Load(); setKind && kindOf(w) != k {
+		s.beginKindChange(w)
+		storeValue(m.mode, s, new)
+		if m.hook != nil {
+			m.hook(hookKindChanging)
+		}
+		s.endKindChange(w, k)
+		return true, done
 	}
 	storeValue(m.mode, s, new) // one atomic word: no new version (see slot)
 	return true, done

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,27 +15,32 @@ import (
 	"github.com/socktable/socktable/table"
 )
 
-// The porcupine model of one key of the table. Histories are partitioned
-// by key, so each check is small.
+// The porcupine model of one key of the table, its value and its kind.
+// Histories are partitioned by key, so each check is small.
 
 type opKind uint8
 
 const (
-	opInsert opKind = iota
+	opInsert opKind = iota // Insert, or InsertKind with kind
 	opDelete
 	opLookup
 	opCompareAndDelete
 	opCompareAndSwap
+	opLookupKind
+	opCompareAndSwapKind // to kind
+	numOps
 )
 
 type kvInput struct {
 	op     opKind
 	key    int
 	v, old uint64
+	kind   table.Kind
 }
 
 type kvOutput struct {
 	v      uint64
+	kind   table.Kind
 	ok     bool
 	exists bool // Insert returned ErrExists
 }
@@ -44,6 +48,7 @@ type kvOutput struct {
 type kvState struct {
 	present bool
 	v       uint64
+	kind    table.Kind
 }
 
 var kvModel = porcupine.Model{
@@ -58,7 +63,7 @@ var kvModel = porcupine.Model{
 			if s.present {
 				return out.exists, s
 			}
-			return !out.exists, kvState{present: true, v: in.v}
+			return !out.exists, kvState{present: true, v: in.v, kind: in.kind}
 		case opDelete:
 			if !s.present {
 				return !out.ok, s
@@ -66,14 +71,20 @@ var kvModel = porcupine.Model{
 			return out.ok && out.v == s.v, kvState{}
 		case opLookup:
 			return out.ok == s.present && (!s.present || out.v == s.v), s
+		case opLookupKind:
+			return out.ok == s.present && (!s.present || out.v == s.v && out.kind == s.kind), s
 		case opCompareAndDelete:
 			if s.present && s.v == in.v {
 				return out.ok, kvState{}
 			}
 			return !out.ok, s
-		case opCompareAndSwap:
+		case opCompareAndSwap, opCompareAndSwapKind:
 			if s.present && s.v == in.old {
-				return out.ok, kvState{present: true, v: in.v}
+				next := kvState{present: true, v: in.v, kind: s.kind}
+				if in.op == opCompareAndSwapKind {
+					next.kind = in.kind
+				}
+				return out.ok, next
 			}
 			return !out.ok, s
 		}
@@ -81,34 +92,45 @@ var kvModel = porcupine.Model{
 	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(kvInput), output.(kvOutput)
-		return fmt.Sprintf("op%d(k%d v%d old%d) -> v%d ok=%v exists=%v", in.op, in.key, in.v, in.old, out.v, out.ok, out.exists)
+		return fmt.Sprintf("op%d(k%d v%d old%d kind%d) -> v%d kind%d ok=%v exists=%v",
+			in.op, in.key, in.v, in.old, in.kind, out.v, out.kind, out.ok, out.exists)
 	},
 }
 
 // TestEstablishedLinearizable records concurrent histories of Insert,
-// Delete, Lookup, CompareAndDelete and CompareAndSwap on a few keys, while
-// a filler goroutine grows and shrinks the table so that the histories
-// span resizes, and checks them with porcupine.
+// Delete, Lookup, CompareAndDelete and CompareAndSwap, and of their Kind
+// and Hashed forms, on a few keys, while a filler goroutine grows and
+// shrinks the table so that the histories span resizes, and checks them
+// with porcupine. With stall set, a test hook yields the P of a
+// CompareAndSwapKind between its value store and its kind store, so that
+// LookupKind calls run inside the change.
 func TestEstablishedLinearizable(t *testing.T) {
-	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("gomaxprocs=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			rounds := 10
-			if testing.Short() {
-				rounds = 4
-			}
-			for round := range rounds {
-				checkLinearizable(t, int64(round))
-			}
+	for _, stall := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+				rounds := 6
+				if testing.Short() {
+					rounds = 2
+				}
+				for round := range rounds {
+					checkLinearizable(t, uint64(round), stall)
+				}
+			})
 		})
 	}
 }
 
-func checkLinearizable(t *testing.T, seed int64) {
+func checkLinearizable(t *testing.T, seed uint64, stall bool) {
 	const clients, opsPerClient, keys = 4, 150, 6
 	m := newTable[uint64](t, table.EstablishedOptions{})
-	var clock atomic.Int64
-	histories := make([][]porcupine.Operation, clients)
+	if stall {
+		m.SetTestHook(func(p table.HookPoint) {
+			if p == table.HookKindChanging {
+				runtime.Gosched()
+			}
+		})
+	}
+	rec := porctest.NewRecorder(clients)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	fillerDone := make(chan int)
@@ -132,37 +154,76 @@ func checkLinearizable(t *testing.T, seed int64) {
 		}
 	}()
 	before := m.Stats().Resizes
+	h := m.Hasher()
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			x := uint64(seed*131+int64(c)) | 1
+			r := porctest.NewRand(seed*16 + uint64(c))
 			// opsPerClient operations, and more (within a bound) until the
 			// filler has resized the table at least once meanwhile.
 			for i := 0; i < opsPerClient || m.Stats().Resizes == before && i < 20*opsPerClient; i++ {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
-				in := kvInput{op: opKind(x % 5), key: int(x >> 8 % keys), v: x >> 20 % 3, old: x >> 24 % 3}
+				in := kvInput{op: opKind(r.IntN(int(numOps))), key: r.IntN(keys),
+					v: uint64(r.IntN(3)), old: uint64(r.IntN(3)), kind: table.Kind(r.IntN(2))}
+				hashed := r.IntN(2) == 0 // the Hashed form of the call
 				k := key(in.key)
-				call := clock.Add(1)
+				hk := h.Hash(k)
+				call := rec.Call()
 				var out kvOutput
 				switch in.op {
 				case opInsert:
-					out.exists = m.Insert(k, in.v) == table.ErrExists
+					var err error
+					switch {
+					case in.kind == table.KindConn && hashed:
+						err = m.InsertHashed(hk, k, in.v)
+					case in.kind == table.KindConn:
+						err = m.Insert(k, in.v)
+					case hashed:
+						err = m.InsertHashedKind(hk, k, in.v, in.kind)
+					default:
+						err = m.InsertKind(k, in.v, in.kind)
+					}
+					out.exists = err == table.ErrExists
+					assert.True(t, err == nil || out.exists, "Insert: %v", err)
 				case opDelete:
-					out.v, out.ok = m.Delete(k)
+					if hashed {
+						out.v, out.ok = m.DeleteHashed(hk, k)
+					} else {
+						out.v, out.ok = m.Delete(k)
+					}
 				case opLookup:
-					out.v, out.ok = m.Lookup(k)
+					if hashed {
+						out.v, out.ok = m.LookupHashed(hk, k)
+					} else {
+						out.v, out.ok = m.Lookup(k)
+					}
+				case opLookupKind:
+					if hashed {
+						out.v, out.kind, out.ok = m.LookupHashedKind(hk, k)
+					} else {
+						out.v, out.kind, out.ok = m.LookupKind(k)
+					}
 				case opCompareAndDelete:
-					out.ok = m.CompareAndDelete(k, in.v)
+					if hashed {
+						out.ok = m.CompareAndDeleteHashed(hk, k, in.v)
+					} else {
+						out.ok = m.CompareAndDelete(k, in.v)
+					}
 				case opCompareAndSwap:
-					out.ok = m.CompareAndSwap(k, in.old, in.v)
+					if hashed {
+						out.ok = m.CompareAndSwapHashed(hk, k, in.old, in.v)
+					} else {
+						out.ok = m.CompareAndSwap(k, in.old, in.v)
+					}
+				case opCompareAndSwapKind:
+					if hashed {
+						out.ok = m.CompareAndSwapHashedKind(hk, k, in.old, in.v, in.kind)
+					} else {
+						out.ok = m.CompareAndSwapKind(k, in.old, in.v, in.kind)
+					}
 				}
-				ret := clock.Add(1)
-				histories[c] = append(histories[c], porcupine.Operation{
-					ClientId: c, Input: in, Output: out, Call: call, Return: ret})
-				if x&7 == 0 {
+				rec.Return(c, call, in, out)
+				if r.IntN(8) == 0 {
 					runtime.Gosched()
 				}
 			}
@@ -173,16 +234,12 @@ func checkLinearizable(t *testing.T, seed int64) {
 	close(stop)
 	<-fillerDone
 	require.Positive(t, during, "no resize ran under the recorded history")
-	var all []porcupine.Operation
-	for _, h := range histories {
-		all = append(all, h...)
-	}
-	res := porcupine.CheckOperationsTimeout(kvModel, all, 10*time.Second)
-	require.Equal(t, porcupine.Ok, res, "history of round %d is not linearizable", seed)
+	porctest.Check(t, kvModel, rec.History(), 10*time.Second)
 }
 
-// TestLinearizabilityCheckerCatchesBugs feeds the model a history no map
-// can produce, so the check above is known to be able to fail.
+// TestLinearizabilityCheckerCatchesBugs feeds the models histories no
+// correct table can produce, so the checks above are known to be able to
+// fail.
 func TestLinearizabilityCheckerCatchesBugs(t *testing.T) {
 	bad := []porcupine.Operation{
 		{ClientId: 0, Input: kvInput{op: opInsert, key: 1, v: 1}, Output: kvOutput{}, Call: 1, Return: 2},
@@ -194,6 +251,23 @@ func TestLinearizabilityCheckerCatchesBugs(t *testing.T) {
 		{ClientId: 1, Input: kvInput{op: opInsert, key: 1, v: 2}, Output: kvOutput{}, Call: 3, Return: 4}, // duplicate SYN accepted twice
 	}
 	require.False(t, porcupine.CheckOperations(kvModel, lost), "two inserts of one tuple both accepted")
+	// A request entry becoming a connection, read half-changed: the new
+	// value with the old kind, by a LookupKind overlapping the swap.
+	torn := []porcupine.Operation{
+		{ClientId: 0, Input: kvInput{op: opInsert, key: 1, v: 1, kind: table.KindRequest}, Output: kvOutput{}, Call: 1, Return: 2},
+		{ClientId: 0, Input: kvInput{op: opCompareAndSwapKind, key: 1, old: 1, v: 2, kind: table.KindConn}, Output: kvOutput{ok: true}, Call: 3, Return: 6},
+		{ClientId: 1, Input: kvInput{op: opLookupKind, key: 1}, Output: kvOutput{ok: true, v: 2, kind: table.KindRequest}, Call: 4, Return: 5},
+	}
+	require.False(t, porcupine.CheckOperations(kvModel, torn), "a value and a kind from either side of a swap")
+	// Refused at the limit while a Lookup had just seen the table empty.
+	refused := []porcupine.Operation{
+		{ClientId: 0, Input: limitInput{op: opInsert, key: 0}, Output: limitOutput{}, Call: 1, Return: 2},
+		{ClientId: 0, Input: limitInput{op: opInsert, key: 1}, Output: limitOutput{}, Call: 3, Return: 4},
+		{ClientId: 1, Input: limitInput{op: opDelete, key: 1}, Output: limitOutput{ok: true}, Call: 5, Return: 10},
+		{ClientId: 2, Input: limitInput{op: opLookup, key: 1}, Output: limitOutput{}, Call: 6, Return: 7},
+		{ClientId: 2, Input: limitInput{op: opInsert, key: 2}, Output: limitOutput{full: true}, Call: 8, Return: 9},
+	}
+	require.False(t, porcupine.CheckOperations(limitModel, refused), "ErrTableFull below the limit")
 }
 
 // The porcupine model of a whole table bounded by MaxEntries: whether an

@@ -9,13 +9,21 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
+// modelEntry is what the model holds for a key.
+type modelEntry struct {
+	v    uint32
+	kind table.Kind
+}
+
 // establishedModel runs random operations against the table and a plain
 // map, comparing every result. Keys come from a small pool so that
 // re-inserts, deletes of absent keys and CAS races on one key are common;
 // the pool is larger than the initial table, so it resizes both ways.
+// Each call is made in its plain or its Hashed form at random, and with
+// kinds where it has a Kind form.
 type establishedModel struct {
 	m     *table.Established[uint32]
-	model map[tuple.Tuple]uint32
+	model map[tuple.Tuple]modelEntry
 	pool  []tuple.Tuple
 	max   int // MaxEntries; 0 for none
 }
@@ -23,10 +31,30 @@ type establishedModel struct {
 // full reports whether the model holds MaxEntries entries.
 func (s *establishedModel) full() bool { return s.max > 0 && len(s.model) >= s.max }
 
-// insert inserts k=v into the table and checks the result against the
-// model: ErrExists for a present key, else ErrTableFull at the limit.
-func (s *establishedModel) insert(t *rapid.T, k tuple.Tuple, v uint32) {
-	err := s.m.Insert(k, v)
+func (s *establishedModel) hashed(t *rapid.T) bool { return rapid.Bool().Draw(t, "hashed") }
+
+func (s *establishedModel) kind(t *rapid.T) table.Kind {
+	return table.Kind(rapid.IntRange(0, int(table.MaxKind)).Draw(t, "kind"))
+}
+
+// insert inserts k=v of kind kind into the table, by one of the four
+// forms, and checks the result against the model: ErrExists for a present
+// key, else ErrTableFull at the limit.
+func (s *establishedModel) insert(t *rapid.T, k tuple.Tuple, v uint32, kind table.Kind) {
+	h := s.m.Hasher().Hash(k)
+	var err error
+	switch hashed := s.hashed(t); {
+	case kind == table.KindConn && rapid.Bool().Draw(t, "plain"):
+		if hashed {
+			err = s.m.InsertHashed(h, k, v)
+		} else {
+			err = s.m.Insert(k, v)
+		}
+	case hashed:
+		err = s.m.InsertHashedKind(h, k, v, kind)
+	default:
+		err = s.m.InsertKind(k, v, kind)
+	}
 	if _, present := s.model[k]; present {
 		if err != table.ErrExists {
 			t.Fatalf("Insert of a present key: %v", err)
@@ -42,7 +70,7 @@ func (s *establishedModel) insert(t *rapid.T, k tuple.Tuple, v uint32) {
 	if err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
-	s.model[k] = v
+	s.model[k] = modelEntry{v, kind}
 }
 
 func (s *establishedModel) key(t *rapid.T) tuple.Tuple {
@@ -52,18 +80,24 @@ func (s *establishedModel) key(t *rapid.T) tuple.Tuple {
 func (s *establishedModel) actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
 		"Insert": func(t *rapid.T) {
-			s.insert(t, s.key(t), rapid.Uint32Range(0, 3).Draw(t, "v"))
+			s.insert(t, s.key(t), rapid.Uint32Range(0, 3).Draw(t, "v"), s.kind(t))
 		},
 		"InsertMany": func(t *rapid.T) { // grow past a resize (or up to the limit) in one step
 			for range rapid.IntRange(1, 40).Draw(t, "n") {
-				s.insert(t, s.key(t), 9)
+				s.insert(t, s.key(t), 9, table.KindRequest)
 			}
 		},
 		"Delete": func(t *rapid.T) {
 			k := s.key(t)
-			v, ok := s.m.Delete(k)
+			var v uint32
+			var ok bool
+			if s.hashed(t) {
+				v, ok = s.m.DeleteHashed(s.m.Hasher().Hash(k), k)
+			} else {
+				v, ok = s.m.Delete(k)
+			}
 			want, present := s.model[k]
-			if ok != present || (ok && v != want) {
+			if ok != present || (ok && v != want.v) {
 				t.Fatalf("Delete = %v, %v; model %v, %v", v, ok, want, present)
 			}
 			delete(s.model, k)
@@ -80,9 +114,14 @@ func (s *establishedModel) actions() map[string]func(*rapid.T) {
 		},
 		"CompareAndDelete": func(t *rapid.T) {
 			k, v := s.key(t), rapid.Uint32Range(0, 3).Draw(t, "v")
-			ok := s.m.CompareAndDelete(k, v)
+			var ok bool
+			if s.hashed(t) {
+				ok = s.m.CompareAndDeleteHashed(s.m.Hasher().Hash(k), k, v)
+			} else {
+				ok = s.m.CompareAndDelete(k, v)
+			}
 			want, present := s.model[k]
-			if ok != (present && want == v) {
+			if ok != (present && want.v == v) {
 				t.Fatalf("CompareAndDelete = %v; model %v, %v", ok, want, present)
 			}
 			if ok {
@@ -92,37 +131,95 @@ func (s *establishedModel) actions() map[string]func(*rapid.T) {
 		"CompareAndSwap": func(t *rapid.T) {
 			k := s.key(t)
 			old, new := rapid.Uint32Range(0, 3).Draw(t, "old"), rapid.Uint32Range(0, 3).Draw(t, "new")
-			ok := s.m.CompareAndSwap(k, old, new)
+			var ok bool
+			if s.hashed(t) {
+				ok = s.m.CompareAndSwapHashed(s.m.Hasher().Hash(k), k, old, new)
+			} else {
+				ok = s.m.CompareAndSwap(k, old, new)
+			}
 			want, present := s.model[k]
-			if ok != (present && want == old) {
+			if ok != (present && want.v == old) {
 				t.Fatalf("CompareAndSwap = %v; model %v, %v", ok, want, present)
 			}
 			if ok {
-				s.model[k] = new
+				s.model[k] = modelEntry{new, want.kind} // the kind stays
+			}
+		},
+		"CompareAndSwapKind": func(t *rapid.T) {
+			k := s.key(t)
+			old, new := rapid.Uint32Range(0, 3).Draw(t, "old"), rapid.Uint32Range(0, 3).Draw(t, "new")
+			kind := s.kind(t)
+			var ok bool
+			if s.hashed(t) {
+				ok = s.m.CompareAndSwapHashedKind(s.m.Hasher().Hash(k), k, old, new, kind)
+			} else {
+				ok = s.m.CompareAndSwapKind(k, old, new, kind)
+			}
+			want, present := s.model[k]
+			if ok != (present && want.v == old) {
+				t.Fatalf("CompareAndSwapKind = %v; model %v, %v", ok, want, present)
+			}
+			if ok {
+				s.model[k] = modelEntry{new, kind}
 			}
 		},
 		"Lookup": func(t *rapid.T) {
 			k := s.key(t)
-			v, ok := s.m.Lookup(k)
+			var v uint32
+			var ok bool
+			if s.hashed(t) {
+				v, ok = s.m.LookupHashed(s.m.Hasher().Hash(k), k)
+			} else {
+				v, ok = s.m.Lookup(k)
+			}
 			want, present := s.model[k]
-			if ok != present || v != want {
+			if ok != present || v != want.v {
 				t.Fatalf("Lookup = %v, %v; model %v, %v", v, ok, want, present)
+			}
+		},
+		"LookupKind": func(t *rapid.T) {
+			k := s.key(t)
+			var got modelEntry
+			var ok bool
+			if s.hashed(t) {
+				got.v, got.kind, ok = s.m.LookupHashedKind(s.m.Hasher().Hash(k), k)
+			} else {
+				got.v, got.kind, ok = s.m.LookupKind(k)
+			}
+			want, present := s.model[k]
+			if ok != present || got != want {
+				t.Fatalf("LookupKind = %v, %v; model %v, %v", got, ok, want, present)
 			}
 		},
 		"LookupBatch": func(t *rapid.T) {
 			n := rapid.IntRange(0, 40).Draw(t, "n")
-			keys := make([]tuple.Tuple, n)
+			keys, hashes := make([]tuple.Tuple, n), make([]uint64, n)
 			for i := range keys {
 				keys[i] = s.key(t)
+				hashes[i] = s.m.Hasher().Hash(keys[i])
 			}
 			vals, found := make([]uint32, n), make([]bool, n)
-			if got := s.m.LookupBatch(keys, vals, found); got != n {
+			var kinds []table.Kind
+			var got int
+			switch rapid.IntRange(0, 2).Draw(t, "form") {
+			case 0:
+				got = s.m.LookupBatch(keys, vals, found)
+			case 1:
+				got = s.m.LookupBatchHashed(hashes, keys, vals, nil, found)
+			default:
+				kinds = make([]table.Kind, n)
+				got = s.m.LookupBatchHashed(hashes, keys, vals, kinds, found)
+			}
+			if got != n {
 				t.Fatalf("LookupBatch = %d, want %d", got, n)
 			}
 			for i, k := range keys {
 				want, present := s.model[k]
-				if found[i] != present || vals[i] != want {
+				if found[i] != present || vals[i] != want.v {
 					t.Fatalf("LookupBatch[%d] = %v, %v; model %v, %v", i, vals[i], found[i], want, present)
+				}
+				if kinds != nil && kinds[i] != want.kind {
+					t.Fatalf("LookupBatchHashed kinds[%d] = %v; model %v", i, kinds[i], want)
 				}
 			}
 		},
@@ -133,7 +230,7 @@ func (s *establishedModel) actions() map[string]func(*rapid.T) {
 					t.Fatalf("All visited %v twice", k)
 				}
 				seen[k] = true
-				if want, present := s.model[k]; !present || want != v {
+				if want, present := s.model[k]; !present || want.v != v {
 					t.Fatalf("All yielded %v=%v; model %v, %v", k, v, want, present)
 				}
 			}
@@ -158,7 +255,11 @@ func testEstablishedModel(t *testing.T, mask uint64, bounded bool) {
 		if bounded {
 			max = rapid.IntRange(1, 100).Draw(t, "maxEntries")
 		}
-		m, err := table.NewEstablished[uint32](table.EstablishedOptions{Capacity: rapid.IntRange(0, 64).Draw(t, "capacity"), MaxEntries: max})
+		m, err := table.NewEstablished[uint32](table.EstablishedOptions{
+			Capacity:    rapid.IntRange(0, 64).Draw(t, "capacity"),
+			MaxEntries:  max,
+			CheckHashes: rapid.Bool().Draw(t, "checkHashes"),
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +272,7 @@ func testEstablishedModel(t *testing.T, mask uint64, bounded bool) {
 				pool[i] = key6(i)
 			}
 		}
-		s := &establishedModel{m: m, model: map[tuple.Tuple]uint32{}, pool: pool, max: max}
+		s := &establishedModel{m: m, model: map[tuple.Tuple]modelEntry{}, pool: pool, max: max}
 		t.Repeat(s.actions())
 	})
 }

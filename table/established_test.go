@@ -85,6 +85,209 @@ func TestInsertLookupDelete(t *testing.T) {
 	require.True(t, m.CompareAndDelete(k, a))
 }
 
+// TestKinds: an entry's kind is stored at insert, returned by the Kind
+// lookups and the batch lookup, kept by CompareAndSwap, changed with the
+// value by CompareAndSwapKind, and kept by resizes.
+func TestKinds(t *testing.T) {
+	m := newTable[*sock](t, table.EstablishedOptions{})
+	req, conn := &sock{1}, &sock{2}
+	k := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
+	_, kind, ok := m.LookupKind(k)
+	require.False(t, ok)
+	require.Equal(t, table.KindConn, kind, "a miss reports the zero kind")
+
+	require.NoError(t, m.InsertKind(k, req, table.KindRequest))
+	require.ErrorIs(t, m.InsertKind(k, conn, table.KindConn), table.ErrExists)
+	v, kind, ok := m.LookupKind(k)
+	require.True(t, ok)
+	require.Same(t, req, v)
+	require.Equal(t, table.KindRequest, kind)
+	v, ok = m.Lookup(k)
+	require.True(t, ok, "a plain Lookup finds a request entry too")
+	require.Same(t, req, v)
+
+	require.False(t, m.CompareAndSwapKind(k, conn, conn, table.KindConn), "the value is compared")
+	require.True(t, m.CompareAndSwapKind(k, req, conn, table.KindConn), "the final ACK: one step")
+	v, kind, ok = m.LookupKind(k)
+	require.True(t, ok)
+	require.Same(t, conn, v)
+	require.Equal(t, table.KindConn, kind)
+
+	require.True(t, m.CompareAndSwapKind(k, conn, req, 3), "a caller-named kind")
+	require.True(t, m.CompareAndSwap(k, req, conn))
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.Kind(3), kind, "CompareAndSwap keeps the kind")
+	require.True(t, m.CompareAndSwapKind(k, conn, conn, 3), "same value, same kind")
+
+	require.ErrorIs(t, m.InsertKind(key(1), req, table.MaxKind+1), table.ErrInvalid)
+	require.ErrorIs(t, m.InsertHashedKind(m.Hasher().Hash(key(1)), key(1), req, table.MaxKind+1), table.ErrInvalid)
+	require.False(t, m.CompareAndSwapKind(k, conn, req, table.MaxKind+1))
+	require.False(t, m.CompareAndSwapHashedKind(m.Hasher().Hash(k), k, conn, req, 7))
+	_, ok = m.Lookup(key(1))
+	require.False(t, ok)
+	v, kind, _ = m.LookupKind(k)
+	require.Same(t, conn, v, "a refused kind changes nothing")
+	require.Equal(t, table.Kind(3), kind)
+
+	// Kinds survive a grow and a shrink.
+	n := 3000
+	for i := range n {
+		require.NoError(t, m.InsertKind(key(100+i), &sock{i}, table.Kind(i%4)))
+	}
+	for i := range n - 10 {
+		_, ok := m.Delete(key(100 + i))
+		require.True(t, ok)
+	}
+	require.Greater(t, m.Stats().Resizes, uint64(2))
+	for i := n - 10; i < n; i++ {
+		v, kind, ok := m.LookupKind(key(100 + i))
+		require.True(t, ok)
+		require.Equal(t, i, v.id)
+		require.Equal(t, table.Kind(i%4), kind, "key %d", i)
+	}
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.Kind(3), kind)
+}
+
+// TestHashedCalls: every Hashed form, given Hasher().Hash(t), does what
+// the plain form does; the table's Hasher is the one it was given.
+func TestHashedCalls(t *testing.T) {
+	h := tuple.NewHasher()
+	m := newTable[int](t, table.EstablishedOptions{Hasher: h})
+	require.Same(t, h, m.Hasher())
+	require.NotNil(t, newTable[int](t, table.EstablishedOptions{}).Hasher(), "a table makes its own hasher")
+	k := key(1)
+	hk := h.Hash(k)
+	require.NoError(t, m.InsertHashed(hk, k, 1))
+	require.ErrorIs(t, m.InsertHashed(hk, k, 2), table.ErrExists)
+	require.ErrorIs(t, m.InsertHashed(hk, tuple.Tuple{}, 2), table.ErrInvalidAddr, "the key is validated")
+	v, ok := m.LookupHashed(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	v, kind, ok := m.LookupHashedKind(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	require.Equal(t, table.KindConn, kind)
+	require.True(t, m.CompareAndSwapHashed(hk, k, 1, 2))
+	require.True(t, m.CompareAndSwapHashedKind(hk, k, 2, 3, table.KindRequest))
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.KindRequest, kind)
+	require.False(t, m.CompareAndDeleteHashed(hk, k, 2))
+	require.True(t, m.CompareAndDeleteHashed(hk, k, 3))
+	require.NoError(t, m.InsertHashedKind(hk, k, 4, table.KindRequest))
+	v, ok = m.DeleteHashed(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 4, v)
+	_, ok = m.DeleteHashed(hk, k)
+	require.False(t, ok)
+
+	// The batch, with and without kinds; like copy, it stops at the
+	// shortest slice, kinds included when given.
+	var keys []tuple.Tuple
+	var hashes []uint64
+	for i := range 40 {
+		keys = append(keys, key(i))
+		hashes = append(hashes, h.Hash(key(i)))
+		if i%2 == 0 {
+			require.NoError(t, m.InsertKind(key(i), i, table.Kind(i/2%2)))
+		}
+	}
+	vals, kinds, found := make([]int, 40), make([]table.Kind, 40), make([]bool, 40)
+	require.Equal(t, 40, m.LookupBatchHashed(hashes, keys, vals, kinds, found))
+	for i := range 40 {
+		require.Equal(t, i%2 == 0, found[i], "key %d", i)
+		if found[i] {
+			require.Equal(t, i, vals[i])
+			require.Equal(t, table.Kind(i/2%2), kinds[i], "key %d", i)
+		}
+	}
+	clear(found)
+	require.Equal(t, 40, m.LookupBatchHashed(hashes, keys, vals, nil, found))
+	require.True(t, found[38])
+	require.Equal(t, 5, m.LookupBatchHashed(hashes, keys, vals, kinds[:5], found))
+	require.Equal(t, 7, m.LookupBatchHashed(hashes[:7], keys, vals, nil, found))
+}
+
+// TestCheckHashes: with CheckHashes, a wrong hash is refused by the
+// inserts and finds nothing elsewhere, every time; a right one works.
+func TestCheckHashes(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{CheckHashes: true})
+	k := key(1)
+	hk := m.Hasher().Hash(k)
+	bad := m.Hasher().Hash(k.Reverse())
+	require.ErrorIs(t, m.InsertHashed(bad, k, 1), table.ErrInvalid)
+	require.ErrorIs(t, m.InsertHashedKind(bad, k, 1, table.KindRequest), table.ErrInvalid)
+	require.Zero(t, m.Len())
+	require.NoError(t, m.InsertHashed(hk, k, 1))
+	for _, wrong := range []uint64{bad, hk ^ 1, hk ^ 1<<63} { // another home, another tag
+		_, ok := m.LookupHashed(wrong, k)
+		require.False(t, ok)
+		_, _, ok = m.LookupHashedKind(wrong, k)
+		require.False(t, ok)
+		require.False(t, m.CompareAndSwapHashed(wrong, k, 1, 2))
+		require.False(t, m.CompareAndSwapHashedKind(wrong, k, 1, 2, table.KindRequest))
+		require.False(t, m.CompareAndDeleteHashed(wrong, k, 1))
+		_, ok = m.DeleteHashed(wrong, k)
+		require.False(t, ok)
+		vals, found := make([]int, 2), make([]bool, 2)
+		m.LookupBatchHashed([]uint64{wrong, hk}, []tuple.Tuple{k, k}, vals, nil, found)
+		require.Equal(t, []bool{false, true}, found)
+	}
+	v, kind, ok := m.LookupKind(k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	require.Equal(t, table.KindConn, kind)
+}
+
+// TestLookupKindWaitsOutAKindChange stalls a CompareAndSwapKind between
+// its value store and its kind store. A Lookup meanwhile returns the new
+// value at once (the value word alone is atomic); a LookupKind waits, and
+// returns the new pair once the change is complete, never the new value
+// with the old kind.
+func TestLookupKindWaitsOutAKindChange(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{})
+	k := key(1)
+	require.NoError(t, m.InsertKind(k, 1, table.KindRequest))
+	stalled, release, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookKindChanging:
+			close(stalled)
+			<-release
+		case table.HookKindWait:
+			once.Do(func() { close(waiting) })
+		}
+	})
+	swapped := make(chan bool)
+	go func() { swapped <- m.CompareAndSwapKind(k, 1, 2, table.KindConn) }()
+	<-stalled
+	v, ok := m.Lookup(k)
+	require.True(t, ok)
+	require.Equal(t, 2, v, "the change has taken effect for the value")
+	type pair struct {
+		v    int
+		kind table.Kind
+		ok   bool
+	}
+	res := make(chan pair)
+	go func() {
+		var p pair
+		p.v, p.kind, p.ok = m.LookupKind(k)
+		res <- p
+	}()
+	select {
+	case p := <-res:
+		close(release)
+		<-swapped
+		t.Fatalf("LookupKind returned %+v in the middle of a kind change", p)
+	case <-waiting:
+	}
+	close(release)
+	require.True(t, <-swapped)
+	require.Equal(t, pair{2, table.KindConn, true}, <-res)
+}
+
 func TestInsertRejectsBadKeys(t *testing.T) {
 	m := newTable[uint32](t, table.EstablishedOptions{})
 	good := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")

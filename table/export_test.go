@@ -14,6 +14,8 @@ const (
 	HookInsertReserved  = hookInsertReserved  // with MaxEntries: counted, not yet visible
 	HookDeleteUncounted = hookDeleteUncounted // with MaxEntries: invisible, still counted
 	HookLimitWait       = hookLimitWait       // an Insert at MaxEntries waits for a write in flight
+	HookKindChanging    = hookKindChanging    // a CompareAndSwapKind stored the value, not yet the kind
+	HookKindWait        = hookKindWait        // a LookupKind waits for a kind change
 )
 
 // SetTestHook makes the table call f at each HookPoint (f may block, to
