@@ -3,6 +3,7 @@ package table
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/tuple"
@@ -38,9 +39,7 @@ func TestLenExactWhenInsertsAndDeletesRunApart(t *testing.T) {
 		defer close(done)
 		for i := range inserted {
 			_, ok := m.Delete(testKey(i))
-			if !ok {
-				panic("inserted key missing")
-			}
+			assert.True(t, ok, "inserted key %d missing", i)
 		}
 	}()
 	for i := range n {

@@ -50,7 +50,9 @@ const (
 )
 
 // Established maps connection four-tuples to the caller's socket handles:
-// the table every arriving segment is looked up in first.
+// the table every arriving segment is looked up in first. Beside full
+// connections it holds the SYN queue's request entries, told apart by a
+// Kind kept in the entry itself (see Request entries).
 //
 // # Layout
 //
@@ -59,78 +61,168 @@ const (
 // word, in a dense array that mostly stays in cache: 7 tag bytes and a
 // control byte holding the writers' lock and the group's reach. Keys are
 // stored inline, packed into five words, with the value, in a 48-byte
-// slot whose fifth word also carries the slot's version (a per-slot
-// seqlock). A hit costs one cache-miss to memory (the slot) instead of the
-// two of node-based maps (bucket, then entry). A probe chain visits the
-// eight groups of its home metadata line before it jumps to another line
-// by double hashing. A miss usually costs one metadata line, decided by
-// the tags alone: it walks no farther than its home group's reach, the
-// distance of the farthest entry that overflowed from that home, rather
-// than to the first group with an empty slot as a Swiss table does (at
-// 7/8 load that halved the groups a miss visits and the slots it reads in
-// vain, and made misses in a million-entry table twice as fast). Keys hold
-// no pointers, so the garbage collector never scans them.
+// slot whose fifth word also carries the entry's kind and the slot's
+// version (a per-slot seqlock). A hit costs one cache-miss to memory (the
+// slot) instead of the two of node-based maps (bucket, then entry). A
+// probe chain visits the eight groups of its home metadata line before it
+// jumps to another line by double hashing. A miss usually costs one
+// metadata line, decided by the tags alone: it walks no farther than its
+// home group's reach, the distance of the farthest entry that overflowed
+// from that home, rather than to the first group with an empty slot as a
+// Swiss table does (at 7/8 load that halves the groups a miss visits and
+// the slots it reads in vain). Keys hold no pointers, so the garbage
+// collector never scans them.
+//
+// # Keys
+//
+// The key is the four-tuple alone, with no device. A connection bound to
+// a device (SO_BINDTODEVICE) or to a VRF is keyed by its four-tuple, and
+// the caller checks the device on the handle a lookup returns. Linux's
+// inet_match compares the bound device too, but two connections with one
+// four-tuple can coexist only in different VRFs (different routing
+// domains), and here each routing domain has tables of its own: one
+// Established per network namespace or VRF, as one per protocol. Within
+// one table a four-tuple names at most one connection, so a device in the
+// key would widen every lookup's comparison for a distinction the table
+// never has to make.
 //
 // # Values
 //
 // V is the caller's socket handle. Readers load it with one atomic
 // operation, so V must be pointer-shaped (a pointer, map, chan or func) or
 // a pointer-free type of at most 8 bytes (an index, a handle with a
-// generation); NewEstablished returns ErrValueType for any other V. A pointer V keeps
-// its socket reachable while it is in the table; Delete drops the
-// reference.
+// generation); NewEstablished returns ErrValueType for any other V. A
+// pointer V keeps its socket reachable while it is in the table; Delete
+// drops the reference.
+//
+// # Request entries
+//
+// How the established table holds the SYN queue's request entries: a
+// stack keeps the connections whose SYN it has answered and whose final
+// ACK it awaits (Linux's TCP_NEW_SYN_RECV request sockets, which Linux
+// keeps in its established hash too) in this table, beside its full
+// connections, so an arriving segment takes one lookup whatever its
+// connection's state. Each entry carries a Kind, two bits in the slot's
+// fifth word next to the ports: a lookup that returns it reads no more
+// memory than one that does not, and the stack tells a request from a
+// connection without loading the value's pointee, so a hit stays one
+// memory miss. InsertKind(t, req, KindRequest) enters a request;
+// CompareAndSwapKind(t, req, conn, KindConn) makes it a connection at the
+// final ACK, the value and the kind in one step; LookupKind,
+// LookupHashedKind and LookupBatchHashed (given a kinds slice) return the
+// value and the kind as one pair. Lookup, LookupHashed and LookupBatch do
+// not read kinds and cost what they cost without them; Insert stores
+// KindConn and CompareAndSwap keeps an entry's kind.
+//
+// The value and the kind are two words, so a kind change is not one
+// atomic store: it marks the slot changing, stores the value, then stores
+// the kind with a new version (see the slot type). A LookupKind that
+// meets a changing slot looks again, so it waits for those two stores, by
+// a writer that holds the group's locks and waits for nothing itself; it
+// may wait for that writer if it is preempted between them. A Lookup
+// never waits: the value alone is one atomic word.
+//
+// # Hashed calls
+//
+// Every call keyed by a tuple has a Hashed form taking the tuple's hash,
+// Hasher().Hash(t), from a caller that has computed it already: a
+// demultiplexer hashes each segment once and uses the hash for this table,
+// the TIME_WAIT table, the SO_REUSEPORT member choice and steering. The
+// plain forms hash, then do what the Hashed forms do.
+//
+//	            plain             Hashed                  with a Kind
+//	lookup      Lookup            LookupHashed            LookupKind, LookupHashedKind
+//	batch       LookupBatch       LookupBatchHashed       LookupBatchHashed with kinds
+//	insert      Insert            InsertHashed            InsertKind, InsertHashedKind
+//	delete      Delete            DeleteHashed
+//	            CompareAndDelete  CompareAndDeleteHashed
+//	swap        CompareAndSwap    CompareAndSwapHashed    CompareAndSwapKind, CompareAndSwapHashedKind
+//
+// A wrong hash is the caller's bug, which the table cannot see without
+// hashing again. A Hashed lookup, delete or compare given a wrong hash
+// misses (or, if the wrong hash leads to t's group and tag, finds t
+// anyway; it never returns another tuple's entry). A Hashed insert given
+// a wrong hash stores an entry that calls with the right hash do not find:
+// an Insert with the right hash then adds t a second time, All yields it
+// twice and Len counts it twice, until it is deleted with the same wrong
+// hash. EstablishedOptions.CheckHashes makes every Hashed call check its
+// hash (a debug aid for tests, at the cost of a second hash), so that a
+// wrong hash is refused every time.
 //
 // # Memory
 //
 // 48 bytes of slot and 1.7 of metadata per slot (8 bytes of tags and 4 of
-// displaced-entry count per group of 7): about 57 bytes per entry in
-// a table presized with EstablishedOptions.Capacity and filled, 85 right after a grow
-// (new tables are sized for 3/5 load). Inserts allocate nothing; only a
-// resize allocates, the new table's three arrays. The old ones are left to
-// the garbage collector rather than recycled through rcu.Recycler: reusing
-// them would need every lookup to announce itself to an rcu.Domain (a
-// shared write per lookup, which this table exists to avoid), while the
-// collector already knows when the last reader has let go, at no cost to
-// readers. The table is bounded by EstablishedOptions.MaxEntries; without it, it
-// grows with its live entries (up to 2^31-1) and shrinks when they leave.
+// displaced-entry count per group of 7): about 57 bytes per entry in a
+// table presized with EstablishedOptions.Capacity and filled, 85 right
+// after a grow (new tables are sized for 3/5 load). Inserts allocate
+// nothing; only a resize allocates, the new table's three arrays. The old
+// ones are left to the garbage collector rather than recycled through
+// rcu.Recycler: reusing them would need every lookup to announce itself to
+// an rcu.Domain (a shared write per lookup, which this table exists to
+// avoid), while the collector already knows when the last reader has let
+// go, at no cost to readers. The table is bounded by
+// EstablishedOptions.MaxEntries; without it, it grows with its live
+// entries (up to 2^31-1) and shrinks when they leave.
 //
 // # Concurrency
 //
-// Lookup, LookupHashed and LookupBatch are lock-free: they take no lock,
-// write no shared memory (so lookups scale with cores) and retry only while
-// a writer is changing the group they are reading. They never block, not
-// even during a resize, and allocate nothing.
+// Lookup, LookupHashed, LookupBatch and LookupBatchHashed without kinds
+// are lock-free: they take no lock, write no shared memory (so lookups
+// scale with cores) and retry only while a writer is changing the slot
+// they are reading. They never block, not even during a resize, and
+// allocate nothing. LookupKind, LookupHashedKind and LookupBatchHashed
+// with kinds are the same, except that they wait out a kind change of the
+// entry they read (see Request entries).
 //
-// Insert, Delete, CompareAndDelete and CompareAndSwap lock the key's home
-// group (and, briefly, the group they write to, if different): writers of
-// different groups do not contend. Each write counts itself in a counter
-// stripe of the P it runs on, so writers on different cores share no
-// counter line (with MaxEntries set, they also share one exact counter:
-// the price of an exact limit). A write that will change nothing (an
-// Insert of a present key, a Delete of an absent one, a failed compare)
-// takes no lock: a lock-free lookup decides it. All are linearizable with
-// each other and with lookups: a write "synchronizes before" any lookup
-// that observes it. They allocate nothing.
+// Insert, Delete, CompareAndDelete, CompareAndSwap and their Hashed and
+// Kind forms lock the key's home group (and, briefly, the group they write
+// to, if different), so they may block: writers of one group wait for each
+// other, and every writer waits for a resize. Writers of different groups
+// do not contend. Each write counts itself in a counter stripe of the P it
+// runs on, so writers on different cores share no counter line (with
+// MaxEntries set, they also share one exact count: the price of an exact
+// limit). A write that will change nothing (an Insert of a present key, a
+// Delete of an absent one, a failed compare) takes no lock: a lock-free
+// lookup decides it. All are linearizable with each other and with
+// lookups: a write "synchronizes before" any lookup that observes it.
+// They allocate nothing, except an Insert that grows the table.
 //
 // With MaxEntries set, Insert returns ErrTableFull only if the table held
 // MaxEntries entries at one instant of the call, as lookups saw it: the
 // limit's count and the number of writes between changing the count and
-// changing what lookups see share one atomic word, and an Insert that finds
-// the count at the limit while such a write is in flight waits for it (a
-// few stores under that writer's group locks; it spins, then yields its
-// P) and tries again. So at the limit an Insert may wait for a preempted
-// writer.
+// changing what lookups see share one atomic word, and an Insert that
+// finds the count at the limit while such a write is in flight waits for
+// it (a few stores under that writer's group locks; it spins, then yields
+// its P) and tries again. So at the limit an Insert may wait for a
+// preempted writer.
 //
 // The table grows when 7/8 of its slots are used and shrinks below 1/8
-// live (never below EstablishedOptions.Capacity). A resize copies the entries into a
-// new table while writers wait and readers go on reading the old one, then
-// publishes the new table with one atomic store; the old one is left to the
-// garbage collector. Readers are never blocked; writers wait for the copy
-// (as they do in xsync's maps). The copy is a software pipeline that
-// prefetches each entry's new place: 55 to 125 ns per entry on this
-// project's 2-vCPU reference machine (BenchmarkEstablishedResize), about
-// 0.1 s for a million entries. Presize with EstablishedOptions.Capacity where that
-// pause matters.
+// live (never below EstablishedOptions.Capacity). A resize copies the
+// entries into a new table while writers wait and readers go on reading
+// the old one, then publishes the new table with one atomic store; the
+// old one is left to the garbage collector. Readers are never blocked;
+// writers wait for the copy (as they do in xsync's maps). The copy is a
+// software pipeline that prefetches each entry's new place, and its pause
+// grows with the number of entries (BenchmarkEstablishedResize measures
+// it). Presize with EstablishedOptions.Capacity where that pause matters.
+//
+// All is weakly consistent, in the iter.Seq2[tuple.Tuple, V] form every
+// socktable table's All takes: it does not see a consistent snapshot, it
+// yields no tuple twice, and its body may call back into the table (see
+// All).
+//
+// Established does not use rcu.SeqCount, the library's sequence count.
+// A SeqCount guards a whole structure (or a bucket) with one count that
+// readers load besides the data, and a reader waits while the count is
+// odd, that is while any writer of the structure is preempted in the
+// middle of a change. Here each slot is its own seqlock: its version sits
+// in the key word a lookup compares anyway (no extra cache line, and no
+// count shared by the readers of different slots), and a change in
+// progress is a state lookups can decide without waiting (a slot being
+// filled is not yet live, one being emptied is no longer live: both are
+// misses, linearized before the insert or after the delete). Only a kind
+// change has an in-between state, and only the lookups that return kinds
+// wait it out.
 //
 // An Established must not be copied; create it with NewEstablished.
 type Established[V comparable] struct {
@@ -683,10 +775,13 @@ func (m *Established[V]) Len() int { return m.table.Load().live() }
 // table is resized meanwhile, the iteration goes on over the table as it
 // was when the resize began.
 //
-// All never blocks lookups; it takes each group's writer lock briefly (not
+// All yields values, not kinds (LookupKind reads an entry's kind). It
+// never blocks lookups; it takes each group's writer lock briefly (not
 // while calling the body), so it delays writers of that group for a few
-// loads. It allocates a small buffer per call, grown only for a group
-// with more entries homed at it than a few groups hold.
+// loads, and it may block itself: it waits for a writer holding a group's
+// lock, and for a resize in progress. It allocates a small buffer per
+// call, grown only for a group with more entries homed at it than a few
+// groups hold.
 func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
 	return func(yield func(tuple.Tuple, V) bool) {
 		tb := m.table.Load()

@@ -24,8 +24,7 @@ import (
 // and lock: on this project's reference VM, where little beyond a core's
 // 1 MB L2 cache stays resident while lookups stream slots from memory, a
 // hit whose metadata missed the cache cost two memory latencies instead of
-// one (400 ns rather than 220 in a lookup-only benchmark), and half the
-// footprint misses half as often.
+// one, and half the footprint misses half as often.
 const (
 	groupSlots = 7
 
@@ -60,8 +59,8 @@ const (
 // chain to the first group with an empty slot, and at 7/8 load most
 // groups are full: a million-entry table's misses visited four groups and
 // matched a tag (a wasted slot read from memory) in one lookup of eight.
-// Bounded by the reach, they visit two groups and match half as often,
-// and took half the time. The reach only grows while entries homed here
+// Bounded by the reach, they visit two groups and match half as often.
+// The reach only grows while entries homed here
 // lie outside the group (counted in etable.displaced); it falls to 0 with
 // the last of them, and a resize recomputes it. Only a writer holding the
 // home group's lock changes it, before it publishes an entry and after it
@@ -169,8 +168,8 @@ type slot[V comparable] struct {
 // fifth key word it read, which the caller compares after reading the
 // value. It compares with t's own fields rather than with a packed key:
 // Tuple is small enough for the compiler to keep in registers, while the
-// five-word key array goes through the stack (a hit in a small table took
-// 25 ns that way, against 17 ns for a Go map).
+// five-word key array goes through the stack (which made a cache-resident
+// hit slower than a Go map's).
 func (s *slot[V]) holds(t *tuple.Tuple) (uint64, bool) {
 	w := s.k[4].Load()
 	lh, ll := t.Local.Addr.Words()
