@@ -15,9 +15,10 @@ type EstablishedOptions struct {
 	// resize; the table never shrinks below it. 0 means a small default.
 	// Negative is ErrCapacity.
 	Capacity int
-	// MaxEntries, if positive, is a hard limit: Insert past it returns
-	// ErrTableFull, so memory stays bounded under a SYN flood. 0 means no limit
-	// beyond 2^31-1 entries. Negative is ErrCapacity.
+	// MaxEntries, if positive, is a hard limit: an Insert into a table
+	// holding MaxEntries entries returns ErrTableFull, so memory stays
+	// bounded under a SYN flood. 0 means no limit beyond 2^31-1 entries.
+	// Negative is ErrCapacity.
 	MaxEntries int
 	// Hasher is the stack's shared keyed hasher. nil means a new one, keyed
 	// from crypto/rand.
@@ -214,15 +215,15 @@ const (
 // Established does not use rcu.SeqCount, the library's sequence count.
 // A SeqCount guards a whole structure (or a bucket) with one count that
 // readers load besides the data, and a reader waits while the count is
-// odd, that is while any writer of the structure is preempted in the
-// middle of a change. Here each slot is its own seqlock: its version sits
-// in the key word a lookup compares anyway (no extra cache line, and no
-// count shared by the readers of different slots), and a change in
-// progress is a state lookups can decide without waiting (a slot being
-// filled is not yet live, one being emptied is no longer live: both are
-// misses, linearized before the insert or after the delete). Only a kind
-// change has an in-between state, and only the lookups that return kinds
-// wait it out.
+// odd: while any writer of the structure is in the middle of a change, for
+// as long as a preempted one stays there. Here each slot is its own
+// seqlock: its version sits in the key word a lookup compares anyway (no
+// extra cache line, and no count shared by the readers of different
+// slots), and a change in progress is a state lookups can decide without
+// waiting (a slot being filled is not yet live, one being emptied is no
+// longer live: both are misses, linearized before the insert or after the
+// delete). Only a kind change has an in-between state, and only the
+// lookups that return kinds wait it out.
 //
 // An Established must not be copied; create it with NewEstablished.
 type Established[V comparable] struct {
@@ -247,8 +248,9 @@ type Established[V comparable] struct {
 	limit       entryLimit
 }
 
-// EstablishedStats describes an Established table at one moment; fields are read
-// separately and may be mutually inconsistent under concurrent writes.
+// EstablishedStats describes an Established table at one moment; fields
+// are read separately and may be mutually inconsistent under concurrent
+// writes.
 type EstablishedStats struct {
 	Entries    int     // live entries
 	Capacity   int     // entries it holds before the next resize (at least Entries)
