@@ -70,13 +70,14 @@ func (m *Established[V]) lookupBatch(hashes []uint64, keys []tuple.Tuple, vals [
 		p.hashChunk(base + 2*batchWidth)
 		p.slotChunk(base + batchWidth)
 		hs := &p.hashes[base/batchWidth%3]
-		for i := range min(batchWidth, n-base) {
-			j := base + i
-			if kinds == nil {
-				vals[j], _, found[j] = p.tb.lookup(m.mode, hs[i], keys[j])
-			} else {
-				vals[j], kinds[j], found[j] = m.lookupKind(p.tb, hs[i], keys[j])
+		if kinds == nil {
+			for i := range min(batchWidth, n-base) {
+				vals[base+i], _, found[base+i] = p.tb.lookup(m.mode, hs[i], keys[base+i])
 			}
+			continue
+		}
+		for i := range min(batchWidth, n-base) {
+			vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(p.tb, hs[i], keys[base+i])
 		}
 	}
 }

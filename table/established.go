@@ -315,8 +315,7 @@ func (m *Established[V]) wrongHash(h uint64, t tuple.Tuple) bool {
 // Lookup returns the value stored for t. It is lock-free and allocates
 // nothing. After Close it returns false.
 func (m *Established[V]) Lookup(t tuple.Tuple) (V, bool) {
-	v, _, ok := m.table.Load().lookup(m.mode, m.hash(t), t)
-	return v, ok
+	return m.lookupHashed(m.hasher.Hash(t), t)
 }
 
 // LookupHashed is Lookup for a caller that has hashed t already: h must
@@ -326,6 +325,14 @@ func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 		var zero V
 		return zero, false
 	}
+	return m.lookupHashed(h, t)
+}
+
+// lookupHashed is Lookup given t's hash. Lookup calls it with the hash
+// just computed, as its one call: t then goes from registers to the
+// stack once, where computing the hash and loading the table in one
+// expression made the compiler copy it twice, and a plain Lookup slower.
+func (m *Established[V]) lookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 	v, _, ok := m.table.Load().lookup(m.mode, h&m.hashMask, t)
 	return v, ok
 }
@@ -338,7 +345,7 @@ func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 // its P, so it may wait for that writer if it is preempted there (see
 // Established, "Request entries").
 func (m *Established[V]) LookupKind(t tuple.Tuple) (V, Kind, bool) {
-	return m.lookupKind(m.table.Load(), m.hash(t), t)
+	return m.lookupKindHashed(m.hasher.Hash(t), t)
 }
 
 // LookupHashedKind is LookupKind for a caller that has hashed t already:
@@ -348,6 +355,11 @@ func (m *Established[V]) LookupHashedKind(h uint64, t tuple.Tuple) (V, Kind, boo
 		var zero V
 		return zero, KindConn, false
 	}
+	return m.lookupKindHashed(h, t)
+}
+
+// lookupKindHashed is LookupKind given t's hash (see lookupHashed).
+func (m *Established[V]) lookupKindHashed(h uint64, t tuple.Tuple) (V, Kind, bool) {
 	return m.lookupKind(m.table.Load(), h&m.hashMask, t)
 }
 
