@@ -328,10 +328,9 @@ func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 	return m.lookupHashed(h, t)
 }
 
-// lookupHashed is Lookup given t's hash. Lookup calls it with the hash
-// just computed, as its one call: t then goes from registers to the
-// stack once, where computing the hash and loading the table in one
-// expression made the compiler copy it twice, and a plain Lookup slower.
+// lookupHashed is Lookup given t's hash. Lookup makes it its only call
+// after the hash: hashing and loading the table in one expression made the
+// compiler copy t through the stack twice, and a plain Lookup slower.
 func (m *Established[V]) lookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 	v, _, ok := m.table.Load().lookup(m.mode, h&m.hashMask, t)
 	return v, ok
