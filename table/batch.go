@@ -26,7 +26,43 @@ const batchWidth = 16
 // the purego build tag) it is a plain loop of lookups.
 func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool) int {
 	n := min(len(keys), len(vals), len(found))
-	p := batchPipeline[V]{m: m, tb: m.table.Load(), keys: keys[:n]}
+	m.lookupBatch(nil, keys[:n], vals, nil, found)
+	return n
+}
+
+// LookupBatchHashed is LookupBatch for a caller that has hashed the keys
+// already (the demultiplexer, which uses each segment's hash for every
+// table it consults): hashes[i] must be Hasher().Hash(keys[i]) (see
+// Established, "Hashed calls"). If kinds is not nil it also stores each
+// entry's Kind in kinds[i], as LookupKind would return it, and n is
+// bounded by len(kinds) too; otherwise n = min(len(hashes), len(keys),
+// len(vals), len(found)). It returns n. With kinds nil it is lock-free;
+// with kinds, each lookup is as LookupKind's.
+func (m *Established[V]) LookupBatchHashed(hashes []uint64, keys []tuple.Tuple, vals []V, kinds []Kind, found []bool) int {
+	n := min(len(hashes), len(keys), len(vals), len(found))
+	if kinds != nil {
+		n = min(n, len(kinds))
+	}
+	m.lookupBatch(hashes[:n], keys[:n], vals, kinds, found)
+	if m.checkHashes {
+		for i := range n {
+			if m.wrongHash(hashes[i], keys[i]) {
+				var zero V
+				vals[i], found[i] = zero, false
+				if kinds != nil {
+					kinds[i] = KindConn
+				}
+			}
+		}
+	}
+	return n
+}
+
+// lookupBatch runs the pipeline over keys, with their hashes if hashes
+// is not nil and their kinds if kinds is not nil.
+func (m *Established[V]) lookupBatch(hashes []uint64, keys []tuple.Tuple, vals []V, kinds []Kind, found []bool) {
+	n := len(keys)
+	p := batchPipeline[V]{m: m, tb: m.table.Load(), keys: keys, given: hashes}
 	p.hashChunk(0)
 	p.hashChunk(batchWidth)
 	p.slotChunk(0)
@@ -34,11 +70,16 @@ func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool)
 		p.hashChunk(base + 2*batchWidth)
 		p.slotChunk(base + batchWidth)
 		hs := &p.hashes[base/batchWidth%3]
+		if kinds == nil {
+			for i := range min(batchWidth, n-base) {
+				vals[base+i], _, found[base+i] = p.tb.lookup(m.mode, hs[i], keys[base+i])
+			}
+			continue
+		}
 		for i := range min(batchWidth, n-base) {
-			vals[base+i], found[base+i] = p.tb.lookup(m.mode, hs[i], keys[base+i])
+			vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(p.tb, hs[i], keys[base+i])
 		}
 	}
-	return n
 }
 
 // batchPipeline is LookupBatch's state, on its stack.
@@ -46,12 +87,13 @@ type batchPipeline[V comparable] struct {
 	m      *Established[V]
 	tb     *etable[V]
 	keys   []tuple.Tuple
+	given  []uint64                // the keys' hashes, if the caller gave them
 	hashes [3][batchWidth]uint64   // by chunk number mod 3
 	addrs  [2 * batchWidth]uintptr // lines to prefetch
 }
 
-// hashChunk hashes the chunk at base and prefetches its home groups'
-// metadata. Chunks past the end are ignored.
+// hashChunk hashes the chunk at base (or takes the hashes given) and
+// prefetches its home groups' metadata. Chunks past the end are ignored.
 func (p *batchPipeline[V]) hashChunk(base int) {
 	if base >= len(p.keys) {
 		return
@@ -59,7 +101,12 @@ func (p *batchPipeline[V]) hashChunk(base int) {
 	hs := &p.hashes[base/batchWidth%3]
 	cnt := min(batchWidth, len(p.keys)-base)
 	for i := range cnt {
-		h := p.m.hasher.Hash(p.keys[base+i]) & p.m.hashMask
+		var h uint64
+		if p.given != nil {
+			h = p.given[base+i] & p.m.hashMask
+		} else {
+			h = p.m.hasher.Hash(p.keys[base+i]) & p.m.hashMask
+		}
 		hs[i] = h
 		g, _ := p.tb.home(h)
 		p.addrs[i] = uintptr(unsafe.Pointer(&p.tb.meta[g]))

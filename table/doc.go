@@ -25,8 +25,9 @@ import "github.com/socktable/socktable/internal/errs"
 var (
 	// ErrExists: Insert of a tuple that is already in the table.
 	ErrExists = errs.ErrExists
-	// ErrFull: Insert past Options.MaxEntries.
-	ErrFull = errs.ErrFull
+	// ErrTableFull: Insert into an Established table holding
+	// EstablishedOptions.MaxEntries entries.
+	ErrTableFull = errs.ErrTableFull
 	// ErrClosed: a write after Close.
 	ErrClosed = errs.ErrClosed
 	// ErrCapacity: a negative Capacity or MaxEntries.

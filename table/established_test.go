@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,14 +36,14 @@ func key6(i int) tuple.Tuple {
 	}
 }
 
-func newTable[V comparable](t testing.TB, opts table.Options) *table.Established[V] {
-	m, err := table.New[V](opts)
+func newTable[V comparable](t testing.TB, opts table.EstablishedOptions) *table.Established[V] {
+	m, err := table.NewEstablished[V](opts)
 	require.NoError(t, err)
 	return m
 }
 
 func TestInsertLookupDelete(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
+	m := newTable[*sock](t, table.EstablishedOptions{})
 	a, b := &sock{1}, &sock{2}
 	k := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
 
@@ -84,8 +85,211 @@ func TestInsertLookupDelete(t *testing.T) {
 	require.True(t, m.CompareAndDelete(k, a))
 }
 
+// TestKinds: an entry's kind is stored at insert, returned by the Kind
+// lookups and the batch lookup, kept by CompareAndSwap, changed with the
+// value by CompareAndSwapKind, and kept by resizes.
+func TestKinds(t *testing.T) {
+	m := newTable[*sock](t, table.EstablishedOptions{})
+	req, conn := &sock{1}, &sock{2}
+	k := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
+	_, kind, ok := m.LookupKind(k)
+	require.False(t, ok)
+	require.Equal(t, table.KindConn, kind, "a miss reports the zero kind")
+
+	require.NoError(t, m.InsertKind(k, req, table.KindRequest))
+	require.ErrorIs(t, m.InsertKind(k, conn, table.KindConn), table.ErrExists)
+	v, kind, ok := m.LookupKind(k)
+	require.True(t, ok)
+	require.Same(t, req, v)
+	require.Equal(t, table.KindRequest, kind)
+	v, ok = m.Lookup(k)
+	require.True(t, ok, "a plain Lookup finds a request entry too")
+	require.Same(t, req, v)
+
+	require.False(t, m.CompareAndSwapKind(k, conn, conn, table.KindConn), "the value is compared")
+	require.True(t, m.CompareAndSwapKind(k, req, conn, table.KindConn), "the final ACK: one step")
+	v, kind, ok = m.LookupKind(k)
+	require.True(t, ok)
+	require.Same(t, conn, v)
+	require.Equal(t, table.KindConn, kind)
+
+	require.True(t, m.CompareAndSwapKind(k, conn, req, 3), "a caller-named kind")
+	require.True(t, m.CompareAndSwap(k, req, conn))
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.Kind(3), kind, "CompareAndSwap keeps the kind")
+	require.True(t, m.CompareAndSwapKind(k, conn, conn, 3), "same value, same kind")
+
+	require.ErrorIs(t, m.InsertKind(key(1), req, table.MaxKind+1), table.ErrInvalid)
+	require.ErrorIs(t, m.InsertHashedKind(m.Hasher().Hash(key(1)), key(1), req, table.MaxKind+1), table.ErrInvalid)
+	require.False(t, m.CompareAndSwapKind(k, conn, req, table.MaxKind+1))
+	require.False(t, m.CompareAndSwapHashedKind(m.Hasher().Hash(k), k, conn, req, 7))
+	_, ok = m.Lookup(key(1))
+	require.False(t, ok)
+	v, kind, _ = m.LookupKind(k)
+	require.Same(t, conn, v, "a refused kind changes nothing")
+	require.Equal(t, table.Kind(3), kind)
+
+	// Kinds survive a grow and a shrink.
+	n := 3000
+	for i := range n {
+		require.NoError(t, m.InsertKind(key(100+i), &sock{i}, table.Kind(i%4)))
+	}
+	for i := range n - 10 {
+		_, ok := m.Delete(key(100 + i))
+		require.True(t, ok)
+	}
+	require.Greater(t, m.Stats().Resizes, uint64(2))
+	for i := n - 10; i < n; i++ {
+		v, kind, ok := m.LookupKind(key(100 + i))
+		require.True(t, ok)
+		require.Equal(t, i, v.id)
+		require.Equal(t, table.Kind(i%4), kind, "key %d", i)
+	}
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.Kind(3), kind)
+}
+
+// TestHashedCalls: every Hashed form, given Hasher().Hash(t), does what
+// the plain form does; the table's Hasher is the one it was given.
+func TestHashedCalls(t *testing.T) {
+	h := tuple.NewHasher()
+	m := newTable[int](t, table.EstablishedOptions{Hasher: h})
+	require.Same(t, h, m.Hasher())
+	require.NotNil(t, newTable[int](t, table.EstablishedOptions{}).Hasher(), "a table makes its own hasher")
+	k := key(1)
+	hk := h.Hash(k)
+	require.NoError(t, m.InsertHashed(hk, k, 1))
+	require.ErrorIs(t, m.InsertHashed(hk, k, 2), table.ErrExists)
+	require.ErrorIs(t, m.InsertHashed(hk, tuple.Tuple{}, 2), table.ErrInvalidAddr, "the key is validated")
+	v, ok := m.LookupHashed(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	v, kind, ok := m.LookupHashedKind(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	require.Equal(t, table.KindConn, kind)
+	require.True(t, m.CompareAndSwapHashed(hk, k, 1, 2))
+	require.True(t, m.CompareAndSwapHashedKind(hk, k, 2, 3, table.KindRequest))
+	_, kind, _ = m.LookupKind(k)
+	require.Equal(t, table.KindRequest, kind)
+	require.False(t, m.CompareAndDeleteHashed(hk, k, 2))
+	require.True(t, m.CompareAndDeleteHashed(hk, k, 3))
+	require.NoError(t, m.InsertHashedKind(hk, k, 4, table.KindRequest))
+	v, ok = m.DeleteHashed(hk, k)
+	require.True(t, ok)
+	require.Equal(t, 4, v)
+	_, ok = m.DeleteHashed(hk, k)
+	require.False(t, ok)
+
+	// The batch, with and without kinds; like copy, it stops at the
+	// shortest slice, kinds included when given.
+	var keys []tuple.Tuple
+	var hashes []uint64
+	for i := range 40 {
+		keys = append(keys, key(i))
+		hashes = append(hashes, h.Hash(key(i)))
+		if i%2 == 0 {
+			require.NoError(t, m.InsertKind(key(i), i, table.Kind(i/2%2)))
+		}
+	}
+	vals, kinds, found := make([]int, 40), make([]table.Kind, 40), make([]bool, 40)
+	require.Equal(t, 40, m.LookupBatchHashed(hashes, keys, vals, kinds, found))
+	for i := range 40 {
+		require.Equal(t, i%2 == 0, found[i], "key %d", i)
+		if found[i] {
+			require.Equal(t, i, vals[i])
+			require.Equal(t, table.Kind(i/2%2), kinds[i], "key %d", i)
+		}
+	}
+	clear(found)
+	require.Equal(t, 40, m.LookupBatchHashed(hashes, keys, vals, nil, found))
+	require.True(t, found[38])
+	require.Equal(t, 5, m.LookupBatchHashed(hashes, keys, vals, kinds[:5], found))
+	require.Equal(t, 7, m.LookupBatchHashed(hashes[:7], keys, vals, nil, found))
+}
+
+// TestCheckHashes: with CheckHashes, a wrong hash is refused by the
+// inserts and finds nothing elsewhere, every time; a right one works.
+func TestCheckHashes(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{CheckHashes: true})
+	k := key(1)
+	hk := m.Hasher().Hash(k)
+	bad := m.Hasher().Hash(k.Reverse())
+	require.ErrorIs(t, m.InsertHashed(bad, k, 1), table.ErrInvalid)
+	require.ErrorIs(t, m.InsertHashedKind(bad, k, 1, table.KindRequest), table.ErrInvalid)
+	require.Zero(t, m.Len())
+	require.NoError(t, m.InsertHashed(hk, k, 1))
+	for _, wrong := range []uint64{bad, hk ^ 1, hk ^ 1<<63} { // another home, another tag
+		_, ok := m.LookupHashed(wrong, k)
+		require.False(t, ok)
+		_, _, ok = m.LookupHashedKind(wrong, k)
+		require.False(t, ok)
+		require.False(t, m.CompareAndSwapHashed(wrong, k, 1, 2))
+		require.False(t, m.CompareAndSwapHashedKind(wrong, k, 1, 2, table.KindRequest))
+		require.False(t, m.CompareAndDeleteHashed(wrong, k, 1))
+		_, ok = m.DeleteHashed(wrong, k)
+		require.False(t, ok)
+		vals, found := make([]int, 2), make([]bool, 2)
+		m.LookupBatchHashed([]uint64{wrong, hk}, []tuple.Tuple{k, k}, vals, nil, found)
+		require.Equal(t, []bool{false, true}, found)
+	}
+	v, kind, ok := m.LookupKind(k)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	require.Equal(t, table.KindConn, kind)
+}
+
+// TestLookupKindWaitsOutAKindChange stalls a CompareAndSwapKind between
+// its value store and its kind store. A Lookup meanwhile returns the new
+// value at once (the value word alone is atomic); a LookupKind waits, and
+// returns the new pair once the change is complete, never the new value
+// with the old kind.
+func TestLookupKindWaitsOutAKindChange(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{})
+	k := key(1)
+	require.NoError(t, m.InsertKind(k, 1, table.KindRequest))
+	stalled, release, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookKindChanging:
+			close(stalled)
+			<-release
+		case table.HookKindWait:
+			once.Do(func() { close(waiting) })
+		}
+	})
+	swapped := make(chan bool)
+	go func() { swapped <- m.CompareAndSwapKind(k, 1, 2, table.KindConn) }()
+	<-stalled
+	v, ok := m.Lookup(k)
+	require.True(t, ok)
+	require.Equal(t, 2, v, "the change has taken effect for the value")
+	type pair struct {
+		v    int
+		kind table.Kind
+		ok   bool
+	}
+	res := make(chan pair)
+	go func() {
+		var p pair
+		p.v, p.kind, p.ok = m.LookupKind(k)
+		res <- p
+	}()
+	select {
+	case p := <-res:
+		close(release)
+		<-swapped
+		t.Fatalf("LookupKind returned %+v in the middle of a kind change", p)
+	case <-waiting:
+	}
+	close(release)
+	require.True(t, <-swapped)
+	require.Equal(t, pair{2, table.KindConn, true}, <-res)
+}
+
 func TestInsertRejectsBadKeys(t *testing.T) {
-	m := newTable[uint32](t, table.Options{})
+	m := newTable[uint32](t, table.EstablishedOptions{})
 	good := tuple.MustNew("10.0.0.1:80", "10.0.0.2:40000")
 	noPort := good
 	noPort.Remote.Port = 0
@@ -100,27 +304,27 @@ func TestInsertRejectsBadKeys(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	_, err := table.New[*sock](table.Options{Capacity: -1})
+	_, err := table.NewEstablished[*sock](table.EstablishedOptions{Capacity: -1})
 	require.ErrorIs(t, err, table.ErrCapacity)
-	_, err = table.New[*sock](table.Options{MaxEntries: -1})
+	_, err = table.NewEstablished[*sock](table.EstablishedOptions{MaxEntries: -1})
 	require.ErrorIs(t, err, table.ErrCapacity)
 	// Values a reader cannot load in one atomic operation.
-	_, err = table.New[string](table.Options{})
+	_, err = table.NewEstablished[string](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[any](table.Options{})
+	_, err = table.NewEstablished[any](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[[2]uint64](table.Options{})
+	_, err = table.NewEstablished[[2]uint64](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
-	_, err = table.New[struct {
+	_, err = table.NewEstablished[struct {
 		p  *sock
 		id uint32
-	}](table.Options{})
+	}](table.EstablishedOptions{})
 	require.ErrorIs(t, err, table.ErrValueType)
 }
 
 // testValueKind runs the basic operations with one value type.
 func testValueKind[V comparable](t *testing.T, vals func(i int) V) {
-	m := newTable[V](t, table.Options{})
+	m := newTable[V](t, table.EstablishedOptions{})
 	const n = 500
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), vals(i)))
@@ -169,7 +373,7 @@ func TestValueKinds(t *testing.T) {
 }
 
 func TestGrowAndShrink(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	g0 := m.Groups()
 	n := 20000
 	if testing.Short() {
@@ -205,7 +409,7 @@ func TestGrowAndShrink(t *testing.T) {
 
 func TestCapacityAvoidsResizes(t *testing.T) {
 	n := 10000
-	m := newTable[int](t, table.Options{Capacity: n})
+	m := newTable[int](t, table.EstablishedOptions{Capacity: n})
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), i))
 	}
@@ -220,11 +424,11 @@ func TestCapacityAvoidsResizes(t *testing.T) {
 }
 
 func TestMaxEntries(t *testing.T) {
-	m := newTable[int](t, table.Options{MaxEntries: 100})
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 100})
 	for i := range 100 {
 		require.NoError(t, m.Insert(key(i), i))
 	}
-	require.ErrorIs(t, m.Insert(key(100), 100), table.ErrFull)
+	require.ErrorIs(t, m.Insert(key(100), 100), table.ErrTableFull)
 	require.ErrorIs(t, m.Insert(key(0), 0), table.ErrExists, "an existing key is reported as such, not as full")
 	require.Equal(t, 100, m.Len())
 	m.Delete(key(5))
@@ -232,10 +436,98 @@ func TestMaxEntries(t *testing.T) {
 	require.Equal(t, 100, m.Stats().Capacity)
 }
 
+// TestMaxEntriesRefusesOnlyWhenFull stalls a Delete between the moment its
+// entry vanishes and the moment the limit's count gives the entry back. An
+// Insert of another key meanwhile must not report the limit: a Lookup has
+// just seen the table hold nothing. It waits for the Delete instead, then
+// succeeds.
+func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
+	k0, k1 := key(0), key(1)
+	require.NoError(t, m.Insert(k1, 1))
+	stalled, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{})
+	var once sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookDeleteUncounted:
+			close(stalled)
+			<-release
+		case table.HookLimitWait:
+			once.Do(func() { close(waiting) })
+		}
+	})
+	deleted := make(chan bool)
+	go func() {
+		_, ok := m.Delete(k1)
+		deleted <- ok
+	}()
+	<-stalled
+	_, ok := m.Lookup(k1)
+	require.False(t, ok, "the Delete has taken effect: the table holds nothing")
+	res := make(chan error)
+	go func() { res <- m.Insert(k0, 0) }()
+	select {
+	case err := <-res:
+		close(release)
+		<-deleted
+		t.Fatalf("Insert into a table seen empty returned %v before the Delete finished", err)
+	case <-waiting:
+	}
+	close(release)
+	require.True(t, <-deleted)
+	require.NoError(t, <-res)
+	v, ok := m.Lookup(k0)
+	require.True(t, ok)
+	require.Equal(t, 0, v)
+}
+
+// TestMaxEntriesCountsOnlyVisibleEntries stalls an Insert after it has
+// counted its entry and before the entry is visible. An Insert of another
+// key must not report the limit while a Lookup still misses the first
+// entry: it waits, and reports the limit once the first entry is there.
+func TestMaxEntriesCountsOnlyVisibleEntries(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
+	k0, k2 := key(0), key(2)
+	stalled, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{})
+	var stallOnce, waitOnce sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookInsertReserved:
+			stallOnce.Do(func() {
+				close(stalled)
+				<-release
+			})
+		case table.HookLimitWait:
+			waitOnce.Do(func() { close(waiting) })
+		}
+	})
+	inserted := make(chan error)
+	go func() { inserted <- m.Insert(k0, 0) }()
+	<-stalled
+	res := make(chan error)
+	go func() { res <- m.Insert(k2, 2) }()
+	select {
+	case err := <-res:
+		_, ok := m.Lookup(k0)
+		close(release)
+		<-inserted
+		t.Fatalf("Insert returned %v while the only counted entry was not visible (a Lookup after it: found=%v)", err, ok)
+	case <-waiting:
+	}
+	_, ok := m.Lookup(k0)
+	require.False(t, ok, "the first Insert has not taken effect")
+	close(release)
+	require.NoError(t, <-inserted)
+	require.ErrorIs(t, <-res, table.ErrTableFull)
+	require.Equal(t, 1, m.Len())
+}
+
 func TestTombstonesAreReclaimed(t *testing.T) {
 	// Churn (the nginx pattern): many short-lived connections through a
 	// table of constant size. Tombstones must not make it grow for ever.
-	m := newTable[int](t, table.Options{Capacity: 1000})
+	m := newTable[int](t, table.EstablishedOptions{Capacity: 1000})
 	for i := range 200000 {
 		require.NoError(t, m.Insert(key(i), i))
 		if i >= 500 {
@@ -250,7 +542,7 @@ func TestTombstonesAreReclaimed(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	m := newTable[*sock](t, table.Options{})
+	m := newTable[*sock](t, table.EstablishedOptions{})
 	k := key(1)
 	s := &sock{1}
 	require.NoError(t, m.Insert(k, s))
@@ -272,7 +564,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestLookupBatch(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	for i := range 1000 {
 		require.NoError(t, m.Insert(key(i), i))
 	}
@@ -294,7 +586,7 @@ func TestLookupBatch(t *testing.T) {
 }
 
 func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	n := 3000
 	for i := range n {
 		require.NoError(t, m.Insert(key(i), i))
@@ -331,7 +623,7 @@ func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
 func TestDegenerateHash(t *testing.T) {
 	for _, mask := range []uint64{0, 0xff, 0xf000_0000_0000_0000} {
 		t.Run(fmt.Sprintf("mask=%#x", mask), func(t *testing.T) {
-			m := newTable[int](t, table.Options{})
+			m := newTable[int](t, table.EstablishedOptions{})
 			m.SetHashMask(mask)
 			n := 1200 // with one home: 150 groups deep, past the reach a state word records (127)
 			for i := range n {
@@ -364,7 +656,7 @@ func TestHashFloodProbeBound(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		n = 1 << 16
 	}
-	m := newTable[uint32](t, table.Options{})
+	m := newTable[uint32](t, table.EstablishedOptions{})
 	local := tuple.MustEndpoint("192.0.2.1:443")
 	for i := range n {
 		k := tuple.Tuple{Local: local, Remote: tuple.Endpoint{
@@ -390,14 +682,14 @@ func TestMemoryPerEntry(t *testing.T) {
 	if raceEnabled {
 		n = 1 << 14
 	}
-	m := newTable[*sock](t, table.Options{Capacity: n})
+	m := newTable[*sock](t, table.EstablishedOptions{Capacity: n})
 	s := &sock{}
 	for i := range n {
 		require.NoError(t, m.Insert(key6(i), s))
 	}
 	st := m.Stats()
 	require.LessOrEqual(t, st.BytesPerEntry, 64.0, "presized: %+v", st)
-	grown := newTable[*sock](t, table.Options{})
+	grown := newTable[*sock](t, table.EstablishedOptions{})
 	for i := range n {
 		require.NoError(t, grown.Insert(key6(i), s))
 	}
@@ -406,7 +698,7 @@ func TestMemoryPerEntry(t *testing.T) {
 }
 
 func TestIPv4AndIPv6Together(t *testing.T) {
-	m := newTable[int](t, table.Options{})
+	m := newTable[int](t, table.EstablishedOptions{})
 	for i := range 2000 {
 		require.NoError(t, m.Insert(key(i), i))
 		require.NoError(t, m.Insert(key6(i), -i-1))

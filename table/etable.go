@@ -151,7 +151,10 @@ func (tb *etable[V]) advance(p *probe) {
 // ends at the home group's reach, read once at the start: an entry present
 // then lies within it (see groupMeta), and one published later may be
 // missed, which is a miss linearized at that read.
-func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
+//
+// It also returns the slot's fifth word as read for the hit (its kind and
+// whether a kind change is in progress, see slot), 0 for a miss.
+func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, uint64, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
 	w := tb.meta[home].tags.Load() // the home's tags, and its reach
@@ -167,7 +170,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 					w = tb.meta[g].tags.Load() // the slot changed meanwhile: read the group again
 					goto group
 				}
-				return v, true
+				return v, version, true
 			}
 		}
 		if d >= reach || emptyBytes(w) != 0 {
@@ -177,7 +180,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, bool) {
 		w = tb.meta[p.g].tags.Load()
 	}
 	var zero V
-	return zero, false
+	return zero, 0, false
 }
 
 // found is where find located a key, and where the key's chain first had
@@ -284,7 +287,8 @@ type putResult uint8
 
 const (
 	putNoRoom putResult = iota // g had no free slot left (another writer took it)
-	putFull                    // reserve refused the entry: the table is at MaxEntries
+	putFull                    // reserve refused the entry: the table holds MaxEntries
+	putBusy                    // reserve found the table at MaxEntries with writes in flight
 	putPlaced                  // stored
 	// putFilled: stored in g's last empty slot. The group now extends
 	// every probe chain that reaches it, and the used count grew: the
@@ -292,10 +296,11 @@ const (
 	putFilled
 )
 
-// put writes k and v into a free slot of group g, depth groups along the
-// chain from home; the caller has locked both. Before the entry becomes
-// visible, home's reach is extended to cover it.
-func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, reserve func() bool) putResult {
+// put writes t and v, of kind kind, into a free slot of group g, depth
+// groups along the chain from home; the caller has locked both. Before the
+// entry becomes visible, home's reach is extended to cover it, and reserve
+// (if not nil) has counted it.
+func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, kind Kind, reserve func() putResult) putResult {
 	m := &tb.meta[g].tags
 	w := m.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
@@ -309,8 +314,10 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 		delta += usedOne
 	}
 	i := firstByte(marks)
-	if reserve != nil && !reserve() {
-		return putFull
+	if reserve != nil {
+		if r := reserve(); r != putPlaced {
+			return r
+		}
 	}
 	tb.count.add(delta)
 	if depth > 1 {
@@ -323,7 +330,7 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 	s.fillKey(mode, &k, v)
 	w = setByte(w, i, tag)
 	m.Store(w)
-	s.activate(k[4]) // the insert takes effect
+	s.activate(k[4] | uint64(kind)<<kindShift) // the insert takes effect
 	if delta != 1 && emptyBytes(w) == 0 {
 		return putFilled
 	}

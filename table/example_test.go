@@ -13,7 +13,7 @@ import (
 func ExampleEstablished() {
 	type conn struct{ name string }
 	hasher := tuple.NewHasher() // one per stack, shared by all its tables
-	est, err := table.New[*conn](table.Options{Capacity: 1 << 16, MaxEntries: 1 << 20, Hasher: hasher})
+	est, err := table.NewEstablished[*conn](table.EstablishedOptions{Capacity: 1 << 16, MaxEntries: 1 << 20, Hasher: hasher})
 	if err != nil {
 		panic(err)
 	}
@@ -40,9 +40,34 @@ func ExampleEstablished() {
 	// true 0
 }
 
+// The SYN queue's request entries live in the established table beside
+// the connections: the demultiplexer hashes a segment once, and a single
+// lookup tells it, from the entry's kind, whether the segment belongs to
+// a connection or completes a handshake, without touching the socket.
+func ExampleEstablished_requestEntries() {
+	type sock struct{ state string }
+	est, _ := table.NewEstablished[*sock](table.EstablishedOptions{MaxEntries: 1 << 16})
+	flow := tuple.MustNew("192.0.2.1:443", "198.51.100.7:51000")
+	h := est.Hasher().Hash(flow) // once per segment, for every table
+
+	// SYN: a request entry (Linux's TCP_NEW_SYN_RECV).
+	req := &sock{state: "SYN_RECV"}
+	if err := est.InsertHashedKind(h, flow, req, table.KindRequest); err != nil {
+		panic(err) // ErrExists: a retransmitted SYN; ErrTableFull: a flood
+	}
+
+	// The final ACK: a request becomes a connection, in one step.
+	if v, kind, ok := est.LookupHashedKind(h, flow); ok && kind == table.KindRequest {
+		est.CompareAndSwapHashedKind(h, flow, v, &sock{state: "ESTABLISHED"}, table.KindConn)
+	}
+	v, kind, _ := est.LookupHashedKind(h, flow)
+	fmt.Println(v.state, kind == table.KindConn)
+	// Output: ESTABLISHED true
+}
+
 // Look up a burst of segments at once so their memory misses overlap.
 func ExampleEstablished_LookupBatch() {
-	est, _ := table.New[uint32](table.Options{})
+	est, _ := table.NewEstablished[uint32](table.EstablishedOptions{})
 	_ = est.Insert(tuple.MustNew("10.0.0.1:80", "10.0.0.2:1000"), 1)
 	_ = est.Insert(tuple.MustNew("10.0.0.1:80", "10.0.0.2:1001"), 2)
 	burst := []tuple.Tuple{

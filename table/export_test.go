@@ -7,6 +7,21 @@ import "unsafe"
 // few. Tests only; call before the table is used.
 func (m *Established[V]) SetHashMask(mask uint64) { m.hashMask = mask }
 
+// HookPoint names a moment in a write where SetTestHook's function runs.
+type HookPoint = hookPoint
+
+const (
+	HookInsertReserved  = hookInsertReserved  // with MaxEntries: counted, not yet visible
+	HookDeleteUncounted = hookDeleteUncounted // with MaxEntries: invisible, still counted
+	HookLimitWait       = hookLimitWait       // an Insert at MaxEntries waits for a write in flight
+	HookKindChanging    = hookKindChanging    // a CompareAndSwapKind stored the value, not yet the kind
+	HookKindWait        = hookKindWait        // a LookupKind waits for a kind change
+)
+
+// SetTestHook makes the table call f at each HookPoint (f may block, to
+// stall a writer there). Call before the table is used.
+func (m *Established[V]) SetTestHook(f func(HookPoint)) { m.hook = f }
+
 // Groups returns the number of groups of the current table.
 func (m *Established[V]) Groups() int { return m.table.Load().groups }
 

@@ -24,8 +24,7 @@ import (
 // and lock: on this project's reference VM, where little beyond a core's
 // 1 MB L2 cache stays resident while lookups stream slots from memory, a
 // hit whose metadata missed the cache cost two memory latencies instead of
-// one (400 ns rather than 220 in a lookup-only benchmark), and half the
-// footprint misses half as often.
+// one, and half the footprint misses half as often.
 const (
 	groupSlots = 7
 
@@ -60,8 +59,8 @@ const (
 // chain to the first group with an empty slot, and at 7/8 load most
 // groups are full: a million-entry table's misses visited four groups and
 // matched a tag (a wasted slot read from memory) in one lookup of eight.
-// Bounded by the reach, they visit two groups and match half as often,
-// and took half the time. The reach only grows while entries homed here
+// Bounded by the reach, they visit two groups and match half as often.
+// The reach only grows while entries homed here
 // lie outside the group (counted in etable.displaced); it falls to 0 with
 // the last of them, and a resize recomputes it. Only a writer holding the
 // home group's lock changes it, before it publishes an entry and after it
@@ -93,16 +92,29 @@ func withReach(w uint64, depth int) uint64 {
 func withoutReach(w uint64) uint64 { return w & (1<<reachShift - 1) }
 
 // key is a tuple packed into five words: the four address words and, in
-// the fifth, both ports in the low 32 bits; a slot also keeps its live bit
-// and version in the fifth word's high bits (see slot). Lookups compare
-// with the Tuple itself, see holds.
+// the fifth, both ports in the low 32 bits; a slot also keeps its live bit,
+// its entry's kind and its version in the fifth word's high bits (see
+// slot). Lookups compare with the Tuple itself, see holds.
 type key [5]uint64
 
+// The fifth word of a slot:
+//
+//   - bits 0-31: the ports (local << 16 | remote);
+//   - bit 32: live, the slot holds an entry;
+//   - bits 33-34: the entry's Kind;
+//   - bit 35: changing, a kind change is between its stores;
+//   - bits 36-63: the version, 28 bits, wrapping.
 const (
 	portsMask      = 1<<32 - 1
-	slotLive       = 1 << 32 // the slot holds an entry
-	slotVersionOne = 1 << 33 // versions count in bits 33-63, wrapping
+	slotLive       = 1 << 32
+	kindShift      = 33
+	slotKind       = uint64(MaxKind) << kindShift
+	slotChanging   = 1 << 35
+	slotVersionOne = 1 << 36
 )
+
+// kindOf returns the Kind in a slot's fifth word.
+func kindOf(w uint64) Kind { return Kind(w & slotKind >> kindShift) }
 
 func packKey(t tuple.Tuple) key {
 	lh, ll := t.Local.Addr.Words()
@@ -121,14 +133,32 @@ func (k *key) tuple() tuple.Tuple {
 // access is atomic; v is accessed through loadValue and storeValue.
 //
 // The fifth key word is also the slot's seqlock: besides the ports it has
-// a live bit and a version, and every change of the slot's entry
-// (activate, retire) rewrites it with the next version. A reader loads it first,
-// then the key and the value, then loads it again: if it did not move and
-// was live, the key and value it read belonged together while the entry
-// was present. A replaced value (CompareAndSwap) needs no new version: it
+// a live bit, the entry's kind and a version, and every change of the
+// slot's entry (activate, retire, a kind change) rewrites it with the next
+// version. A reader loads it first, then the key and the value, then loads
+// it again: if it did not move and was live, the key, the kind and the
+// value it read belonged together while the entry was present. A replaced
+// value with its kind unchanged (CompareAndSwap) needs no new version: it
 // is one atomic word, and either value was the entry's at the time read.
-// The version has 31 bits: a reader would have to stall for 2^30 reuses
-// of one slot within one lookup to be fooled.
+//
+// A kind change replaces two words, the value and the kind, and readers
+// of the pair must never see one without the other. The writer first sets
+// the changing bit, then stores the value, then stores the word with the
+// new kind, the changing bit clear and the next version
+// (beginKindChange, endKindChange). A reader that wants the kind
+// (LookupKind) and read the changing bit looks again, so it waits out the
+// change: two stores by a writer that holds the group's locks, and never
+// waits for anything itself. A reader that wants only the value (Lookup)
+// ignores the bit: the value word alone is atomic, old or new. No reader
+// could decide the pair without waiting: whatever order the two words are
+// stored in, a reader between the stores finds one old and one new.
+//
+// The version has 28 bits. Every step of it is a write made under the
+// group's lock (an insert, a delete or a kind change of this one slot), and
+// a reader compares two loads of the word a few instructions apart: to be
+// fooled it would have to stall between them while 2^28 such writes, a
+// quarter of a billion, hit that one slot, and then find the word at the
+// very value it left.
 type slot[V comparable] struct {
 	k [5]atomic.Uint64
 	v V
@@ -138,8 +168,8 @@ type slot[V comparable] struct {
 // fifth key word it read, which the caller compares after reading the
 // value. It compares with t's own fields rather than with a packed key:
 // Tuple is small enough for the compiler to keep in registers, while the
-// five-word key array goes through the stack (a hit in a small table took
-// 25 ns that way, against 17 ns for a Go map).
+// five-word key array goes through the stack (which made a cache-resident
+// hit slower than a Go map's).
 func (s *slot[V]) holds(t *tuple.Tuple) (uint64, bool) {
 	w := s.k[4].Load()
 	lh, ll := t.Local.Addr.Words()
@@ -149,11 +179,12 @@ func (s *slot[V]) holds(t *tuple.Tuple) (uint64, bool) {
 }
 
 // loadLive reads the slot's entry for a reader that is not looking for a
-// particular key (All). It reports false if the slot held no entry or
-// changed while it read.
+// particular key (All, a resize). It reports false if the slot held no
+// entry or changed while it read. The key's fifth word keeps the ports
+// and the entry's kind.
 func (s *slot[V]) loadLive(mode valueMode) (key, V, bool) {
 	w := s.k[4].Load()
-	k := key{s.k[0].Load(), s.k[1].Load(), s.k[2].Load(), s.k[3].Load(), w & portsMask}
+	k := key{s.k[0].Load(), s.k[1].Load(), s.k[2].Load(), s.k[3].Load(), w & (portsMask | slotKind)}
 	v := loadValue(mode, s)
 	return k, v, w&slotLive != 0 && s.k[4].Load() == w
 }
@@ -172,14 +203,15 @@ func (s *slot[V]) fillKey(mode valueMode, k *key, v V) {
 	storeValue(mode, s, v)
 }
 
-// activate makes the entry fillKey stored live, with the next version:
-// the moment an insert takes effect. The writer stores the slot's tag
-// before it, so a lookup that finds the slot live also finds its tag (a
-// live slot without its tag would be seen by a reader holding an older
-// tags word, whose hit a later reader's miss would contradict).
-func (s *slot[V]) activate(ports uint64) {
+// activate makes the entry fillKey stored live, with the next version,
+// the ports and the kind in word: the moment an insert takes effect. The
+// writer stores the slot's tag before it, so a lookup that finds the slot
+// live also finds its tag (a live slot without its tag would be seen by a
+// reader holding an older tags word, whose hit a later reader's miss
+// would contradict).
+func (s *slot[V]) activate(word uint64) {
 	w := s.k[4].Load()
-	s.k[4].Store(w&^(slotVersionOne-1) + slotVersionOne | slotLive | ports&portsMask)
+	s.k[4].Store(w&^(slotVersionOne-1) + slotVersionOne | slotLive | word&(portsMask|slotKind))
 }
 
 // retire ends the slot's entry: a new version without the live bit, then
@@ -193,13 +225,29 @@ func (s *slot[V]) retire(mode valueMode) {
 	storeValue(mode, s, zero)
 }
 
+// beginKindChange marks the live slot, whose fifth word is w, as changing
+// its value and kind: readers of the pair wait until endKindChange. The
+// writer holds the slot's group locks and stores the new value between
+// the two.
+func (s *slot[V]) beginKindChange(w uint64) { s.k[4].Store(w | slotChanging) }
+
+// endKindChange publishes kind k with the next version and ends the
+// change begun from word w. The value stored just before is the moment the
+// change takes effect: a reader of the value alone sees it from then on,
+// and a reader of the pair sees it only with k.
+func (s *slot[V]) endKindChange(w uint64, k Kind) {
+	// w has no changing bit; the version is the word's top field, so it
+	// wraps by itself.
+	s.k[4].Store((w+slotVersionOne)&^slotKind | uint64(k)<<kindShift)
+}
+
 // fill writes an entry into a slot of a table no reader can see yet (a
 // resize's new table): plain stores, ordered before any reader's loads by
 // the atomic store that publishes the table.
 func (s *slot[V]) fill(k *key, v V) {
 	words := (*key)(unsafe.Pointer(&s.k))
 	*words = *k
-	words[4] = k[4]&portsMask | slotLive
+	words[4] = k[4]&(portsMask|slotKind) | slotLive
 	s.v = v
 }
 

@@ -27,7 +27,7 @@ var designs = []string{"socktable", "linear", "rwmutex", "syncmap", "xsync"}
 func newDesign(name string, n int, h *tuple.Hasher) owners {
 	switch name {
 	case "socktable":
-		m, err := table.New[*sock](table.Options{Capacity: n, Hasher: h})
+		m, err := table.NewEstablished[*sock](table.EstablishedOptions{Capacity: n, Hasher: h})
 		if err != nil {
 			panic(err) // Capacity is never negative here
 		}

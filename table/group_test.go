@@ -1,6 +1,7 @@
 package table
 
 import (
+	"math/bits"
 	"testing"
 
 	"github.com/socktable/socktable/tuple"
@@ -50,7 +51,7 @@ func TestTagBytesIgnoreControl(t *testing.T) {
 // covers the farthest of them and returns to 1 once only the home's own
 // entries are left.
 func TestReachFollowsDisplacedEntries(t *testing.T) {
-	m, err := New[int](Options{Capacity: 200})
+	m, err := NewEstablished[int](EstablishedOptions{Capacity: 200})
 	require.NoError(t, err)
 	m.hashMask = 0
 	key := func(i int) tuple.Tuple {
@@ -82,4 +83,55 @@ func TestReachFollowsDisplacedEntries(t *testing.T) {
 	}
 	_, ok := m.Lookup(key(n))
 	require.False(t, ok)
+}
+
+// TestSlotWord: the fifth key word keeps the ports, the live bit, the
+// kind and the version apart. Every change of the entry moves the
+// version, a kind change moves it once it ends, and the version wraps
+// at the top of the word without touching the fields below.
+func TestSlotWord(t *testing.T) {
+	var s slot[uint64]
+	const ports = 443<<16 | 40000
+	s.fillKey(valueWord, &key{1, 2, 3, 4, ports}, 7)
+	s.activate(ports | uint64(KindRequest)<<kindShift)
+	w := s.k[4].Load()
+	require.Equal(t, uint64(ports), w&portsMask)
+	require.NotZero(t, w&slotLive)
+	require.Equal(t, KindRequest, kindOf(w))
+	require.Zero(t, w&slotChanging)
+	require.Equal(t, uint64(1), w/slotVersionOne)
+	k, v, ok := s.loadLive(valueWord)
+	require.True(t, ok)
+	require.Equal(t, uint64(7), v)
+	require.Equal(t, KindRequest, kindOf(k[4]), "a resize copies the kind")
+	require.Zero(t, k[4]&^(portsMask|slotKind), "but not the version")
+
+	s.beginKindChange(w)
+	require.Equal(t, w|slotChanging, s.k[4].Load(), "the version holds until the change ends")
+	storeValue(valueWord, &s, 8)
+	s.endKindChange(w, KindConn)
+	w2 := s.k[4].Load()
+	require.Equal(t, w&(portsMask|slotLive), w2&(portsMask|slotLive))
+	require.Equal(t, KindConn, kindOf(w2))
+	require.Zero(t, w2&slotChanging)
+	require.Equal(t, uint64(2), w2/slotVersionOne)
+
+	s.retire(valueWord)
+	w3 := s.k[4].Load()
+	require.Zero(t, w3&slotLive)
+	require.Equal(t, KindConn, kindOf(w3))
+	require.Equal(t, uint64(ports), w3&portsMask)
+	require.Equal(t, uint64(3), w3/slotVersionOne)
+	_, _, ok = s.loadLive(valueWord)
+	require.False(t, ok)
+
+	// The last version wraps to 0, the fields below intact.
+	top := uint64(1<<64-slotVersionOne) | slotLive | 3<<kindShift | ports
+	s.k[4].Store(top)
+	s.endKindChange(top, KindRequest)
+	require.Equal(t, slotLive|uint64(KindRequest)<<kindShift|ports, s.k[4].Load())
+	s.k[4].Store(top)
+	s.activate(ports)
+	require.Equal(t, slotLive|uint64(ports), s.k[4].Load())
+	require.Equal(t, 28, 64-bits.TrailingZeros64(slotVersionOne), "version bits")
 }
