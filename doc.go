@@ -19,33 +19,86 @@
 // __inet_lookup_skb):
 //
 //  1. the established table, by exact four-tuple: a full connection, or a
-//     TIME_WAIT entry whose segment rules decide what happens
-//     (RST, re-ACK, or a new SYN taking over the tuple);
-//  2. the listener table, by (destination address, port) and then by
+//     request entry of the SYN queue (table.Established keeps both, told
+//     apart by a kind stored in the slot, so a hit stays one memory miss);
+//  2. the TIME_WAIT table, whose segment rules decide what happens (a
+//     re-ACK, an RST, or a new SYN that a listener takes over in one step:
+//     timewait.Table.Replace);
+//  3. the listener index, by (destination address, port) and then by
 //     (wildcard, port): an exact-address listener beats a wildcard one,
 //     then Linux's score orders the candidates, and a SO_REUSEPORT group
 //     picks a member by flow hash;
-//  3. after the handshake, the listener's accept queue, split per shard
+//  4. after the handshake, the listener's accept queue, split per shard
 //     with a global fallback (fastsocket's local and global queues).
 //
-// The tables are per protocol and per network namespace: a stack keeps one
-// set for TCP and one for UDP in each namespace; the protocol is not part of
-// the key.
+// The tables are per protocol and per network namespace (or VRF): a stack
+// keeps one set for TCP and one for UDP in each; neither the protocol nor
+// the device is part of a four-tuple key (the listener index, which
+// matches SO_BINDTODEVICE, takes the receiving device as an argument).
+//
+// # Composing the parts
+//
+// A stack composes the packages with three things shared:
+//
+//   - One tuple.Hasher, its secret from crypto/rand, given to every table.
+//     The stack hashes each segment's flow once and passes the hash to the
+//     …Hashed calls of the established table, the TIME_WAIT table and the
+//     listener index (which also draws the SO_REUSEPORT member from it),
+//     and to accept.Sharded.Steer, whose choice (tuple.Steer) is
+//     independent of the member's (tuple.Shard). Every table exposes its
+//     Hasher; constructors that take tables together (NewFlows,
+//     table.NewListenerIndex) refuse tables with different ones.
+//   - One clock, a timewait.Clock, given to every part that needs time.
+//   - One registry of ports: table.Ports holds every socket's port from
+//     bind() until it and its TIME_WAIT are gone. The listener index is
+//     attached to it; a TIME_WAIT entry owns its connection's Binding
+//     (timewait.Table[*table.Binding]), and whoever removes the entry —
+//     its expiry (OnExpire), a segment, Kill, a takeover — receives the
+//     Binding and releases it, exactly once. Flows is connect()'s question
+//     to the established and TIME_WAIT tables, through which Ports takes a
+//     TIME_WAIT tuple over (tcp_tw_reuse) in the same call that picks the
+//     port.
+//
+// # Lock order
+//
+// The library's locks are taken in this order, never the reverse:
+//
+//  1. the listener index's mutex (table.ListenerIndex: Listen, Close);
+//  2. the TIME_WAIT table's expiry mutex (held while OnExpire runs);
+//  3. a port stripe of table.Ports (every Ports method; Connect and
+//     ConnectAny call the FlowChecker with it held);
+//  4. what a FlowChecker takes: the established table's group locks, a
+//     TIME_WAIT shard's lock.
+//
+// Nothing that holds a TIME_WAIT shard's lock takes a port stripe: the
+// TIME_WAIT table collects expired entries under the shard's lock and
+// hands their owners to OnExpire after dropping it, and a takeover hands
+// the owner back to Ports, which releases it under the stripe it already
+// holds. A TIME_WAIT shard's lock may be held while the established
+// table's group locks are taken (Replace runs the caller's insert under
+// it). Helpers that run with a lock held are named …Locked.
 //
 // # Packages
 //
 //   - tuple: the four-tuple key (Addr, Endpoint, Tuple: pointer-free
-//     values, IPv4 held v4-mapped), packet header parsing (Parse), and the
-//     keyed Hasher one stack shares across all its tables.
-//   - rcu: read-copy-update for Go: Pointer snapshots, a Domain of reader
+//     values, IPv4 held v4-mapped), packet header parsing (Parse,
+//     ParseHeaders; TCP, UDP, ICMP errors and echo), and the keyed Hasher
+//     one stack shares across all its tables.
+//   - rcu: read-copy-update for Go: Pointer snapshots, SeqCount (the
+//     sequence count the tables' read sides stand on), a Domain of reader
 //     critical sections with grace periods, and a Recycler for memory that
 //     is reused rather than left to the garbage collector.
-//   - table: Established, the four-tuple map (lock-free lookups, batch
-//     lookups, online resize); Ports, the bind table (Linux's bind and
-//     listen conflict rules, bind() and connect() port choice); Listeners,
-//     the listener index (Linux's listener choice, SO_REUSEPORT groups).
-//   - timewait: the hierarchical timer wheel and the TIME_WAIT table.
-//   - accept: bounded MPMC queues and per-shard accept queues.
+//   - table: Established, the four-tuple map (lock-free and batch lookups,
+//     online resize, a kind per entry); Ports, the bind table (Linux's bind
+//     and listen conflict rules, bind() and connect() port choice);
+//     ListenerIndex, the listener index (Linux's listener choice,
+//     SO_REUSEPORT groups).
+//   - timewait: the hierarchical timer wheel (Wheel), the clocks, and the
+//     TIME_WAIT table (Table).
+//   - accept: bounded MPMC queues (Queue) and per-shard accept queues
+//     (Sharded, Acceptor).
+//   - this package: the shared sentinel errors, and Flows, connect()'s
+//     FlowChecker over the established and TIME_WAIT tables.
 //   - fuzz and bench: fuzz targets and comparative benchmarks.
 //
 // # Concurrency vocabulary
@@ -57,6 +110,10 @@
 //   - Lock-free: some goroutine always makes progress; a single call may
 //     retry, but only because another call made progress (a writer changed
 //     what it was reading).
+//   - Retries and yields (readers under an rcu.SeqCount): takes no lock
+//     and writes no shared memory, but a writer preempted in the middle of
+//     a change holds it back until the writer runs again: not lock-free in
+//     the strict sense.
 //   - Blocking ("may block"): may wait for another goroutine (a mutex, a
 //     grace period, an empty queue).
 //   - Linearizable: each call appears to take effect at one instant between
@@ -67,6 +124,14 @@
 //   - Grace period: an interval in which every read-side critical section
 //     that had begun before it has ended; memory may be reused only after
 //     one (package rcu). Memory the garbage collector reclaims needs none.
+//
+// Every structure has a Close: after it, calls return ErrClosed (lookups
+// report a miss), and a second Close returns ErrClosed. Queued items come
+// back through a documented call (accept's Drain; a TIME_WAIT table's
+// owners through OnExpire), never through Close's result. A non-blocking
+// call is named Try…. Iterators are iter.Seq2 over a table's key and
+// value (All): none sees a consistent snapshot, none yields an item
+// twice, and yield may call back into the table.
 //
 // # Errors
 //
@@ -81,17 +146,21 @@
 //	ErrTruncated      socktable, tuple                   packet shorter than its headers
 //	ErrMalformed      socktable, tuple                   inconsistent header fields, v4-mapped IPv6 header address
 //	ErrFragment       socktable, tuple                   non-first IP fragment (no transport header)
-//	ErrProtocol       socktable, tuple                   neither TCP nor UDP, nor an ICMP error about them
+//	ErrProtocol       socktable, tuple                   neither TCP nor UDP, an ICMP error about them, nor an echo
 //	ErrCapacity       socktable, rcu, table, timewait,   capacity or limit out of range
 //	                  accept
-//	ErrClosed         socktable, table, timewait, accept use after Close
+//	ErrClosed         socktable, table, timewait, accept use after Close, a second Close
 //	ErrExists         socktable, table, timewait         insert of a key already present (the duplicate-SYN race)
-//	ErrFull           socktable, table, timewait, accept insert past a table's MaxEntries, a full queue or wheel shard
+//	ErrTableFull      socktable, table                   insert into an established table at its MaxEntries
+//	ErrQueueFull      socktable, accept                  non-blocking enqueue on a full Queue
+//	ErrWheelFull      socktable, timewait                timer on a wheel shard holding 2^24 timers
+//	ErrTimeWaitFull   socktable, timewait                TIME_WAIT table at MaxBuckets (tcp_max_tw_buckets)
+//	ErrBacklog        socktable, accept                  accept backlog full (drop or reset per tcp_abort_on_overflow)
+//	ErrEmpty          socktable, accept                  non-blocking accept with nothing queued (EAGAIN)
 //	ErrValueType      socktable, table                   a value type that cannot be stored atomically
 //	ErrAddrInUse      socktable, table                   bind or listen conflicts with a holder of the port (EADDRINUSE)
 //	ErrAddrNotAvail   socktable, table                   non-local bind address, or no free four-tuple (EADDRNOTAVAIL)
-//	ErrInvalid        socktable, table, accept           a request Linux refuses with EINVAL, a shard out of range
-//	ErrNoPorts        socktable, table                   no free port in the range
-//	ErrOverflow       socktable, timewait                TIME_WAIT table at MaxBuckets (tcp_max_tw_buckets)
-//	ErrBacklog        socktable, accept                  accept backlog full (drop or reset per tcp_abort_on_overflow)
+//	ErrInvalid        socktable, table, accept           a request Linux refuses with EINVAL; another table's binding or
+//	                                                     shard; an entry kind out of range; tables with different Hashers
+//	ErrNoPorts        socktable, table                   no free port in the range for bind(0)
 package socktable

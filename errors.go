@@ -24,16 +24,23 @@ var (
 	ErrProtocol = errs.ErrProtocol
 	// ErrCapacity: a capacity or limit out of range.
 	ErrCapacity = errs.ErrCapacity
-	// ErrOverflow: a TIME_WAIT table at its MaxBuckets cap; close at once.
-	ErrOverflow = errs.ErrOverflow
+	// ErrTimeWaitFull: a TIME_WAIT table at its MaxBuckets cap
+	// (tcp_max_tw_buckets); close at once, with no TIME_WAIT.
+	ErrTimeWaitFull = errs.ErrTimeWaitFull
 	// ErrBacklog: a listener's accept backlog is full.
 	ErrBacklog = errs.ErrBacklog
 	// ErrClosed: use of a structure after its Close.
 	ErrClosed = errs.ErrClosed
 	// ErrExists: an insert of a key already present.
 	ErrExists = errs.ErrExists
-	// ErrFull: an insert past a table's configured maximum.
-	ErrFull = errs.ErrFull
+	// ErrTableFull: an insert into a table at its MaxEntries.
+	ErrTableFull = errs.ErrTableFull
+	// ErrQueueFull: a non-blocking enqueue on a full queue.
+	ErrQueueFull = errs.ErrQueueFull
+	// ErrWheelFull: a timer on a wheel shard holding its 2^24 timers.
+	ErrWheelFull = errs.ErrWheelFull
+	// ErrEmpty: a non-blocking accept with nothing queued.
+	ErrEmpty = errs.ErrEmpty
 	// ErrAddrInUse: a bind or listen conflicting with a holder of the port.
 	ErrAddrInUse = errs.ErrAddrInUse
 	// ErrAddrNotAvail: a non-local bind address, or no free four-tuple.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/accept"
-	"github.com/socktable/socktable/internal/errs"
 	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/timewait"
@@ -32,7 +31,7 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrCapacity, table.ErrCapacity},
 		{socktable.ErrClosed, table.ErrClosed},
 		{socktable.ErrExists, table.ErrExists},
-		{errs.ErrTableFull, table.ErrTableFull}, // socktable.ErrTableFull once errors.go has it
+		{socktable.ErrTableFull, table.ErrTableFull},
 		{socktable.ErrValueType, table.ErrValueType},
 		{socktable.ErrPort, table.ErrPort},
 		{socktable.ErrInvalidAddr, table.ErrInvalidAddr},
@@ -40,7 +39,10 @@ func TestSentinelsAreShared(t *testing.T) {
 		{socktable.ErrAddrNotAvail, table.ErrAddrNotAvail},
 		{socktable.ErrInvalid, table.ErrInvalid},
 		{socktable.ErrNoPorts, table.ErrNoPorts},
-		{socktable.ErrOverflow, timewait.ErrTimeWaitFull},
+		{socktable.ErrTimeWaitFull, timewait.ErrTimeWaitFull},
+		{socktable.ErrWheelFull, timewait.ErrWheelFull},
+		{socktable.ErrQueueFull, accept.ErrQueueFull},
+		{socktable.ErrEmpty, accept.ErrEmpty},
 		{socktable.ErrClosed, timewait.ErrClosed},
 		{socktable.ErrCapacity, timewait.ErrCapacity},
 		{socktable.ErrExists, timewait.ErrExists},
@@ -55,9 +57,9 @@ func TestSentinelsAreShared(t *testing.T) {
 	}
 	all := []error{socktable.ErrInvalidAddr, socktable.ErrZone, socktable.ErrPort, socktable.ErrTruncated,
 		socktable.ErrMalformed, socktable.ErrFragment, socktable.ErrProtocol, socktable.ErrCapacity, socktable.ErrClosed,
-		socktable.ErrExists, socktable.ErrFull, socktable.ErrValueType, socktable.ErrAddrInUse,
-		socktable.ErrAddrNotAvail, socktable.ErrInvalid, socktable.ErrNoPorts, socktable.ErrOverflow,
-		socktable.ErrBacklog}
+		socktable.ErrExists, socktable.ErrTableFull, socktable.ErrQueueFull, socktable.ErrWheelFull,
+		socktable.ErrTimeWaitFull, socktable.ErrEmpty, socktable.ErrValueType, socktable.ErrAddrInUse,
+		socktable.ErrAddrNotAvail, socktable.ErrInvalid, socktable.ErrNoPorts, socktable.ErrBacklog}
 	for i, a := range all {
 		require.True(t, strings.HasPrefix(a.Error(), "socktable: "), a.Error())
 		for _, b := range all[i+1:] {

@@ -71,8 +71,6 @@
 package accept
 
 import (
-	"errors"
-
 	"github.com/socktable/socktable/internal/errs"
 )
 
@@ -94,5 +92,4 @@ var (
 // ErrEmpty is Acceptor.TryAccept's answer when no connection is queued
 // for it on an open listener (a non-blocking accept()'s EAGAIN): not a
 // failure, but a result to poll again on, or to block in Accept instead.
-// Only this package returns it.
-var ErrEmpty = errors.New("socktable: no connection queued")
+var ErrEmpty = errs.ErrEmpty

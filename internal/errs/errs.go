@@ -33,15 +33,11 @@ var (
 	// header, so it has no four-tuple until reassembled.
 	ErrFragment = errors.New("socktable: non-first fragment")
 	// ErrProtocol reports a packet of a protocol socktable does not demultiplex
-	// (neither TCP nor UDP, nor an ICMP error about one).
+	// (neither TCP nor UDP, nor an ICMP error about one, nor an ICMP echo).
 	ErrProtocol = errors.New("socktable: protocol not handled")
 
 	// ErrExists reports an insert of a key that is already present.
 	ErrExists = errors.New("socktable: key exists")
-	// ErrFull reports an insert past a table's configured maximum, or an
-	// enqueue on a full queue. Deprecated: being split into the sentinels
-	// below, one per condition.
-	ErrFull = errors.New("socktable: table or queue full")
 	// ErrTableFull reports an insert into a table holding its configured
 	// MaxEntries (table.Established).
 	ErrTableFull = errors.New("socktable: table at its entry limit")
@@ -65,9 +61,11 @@ var (
 	// ErrAddrNotAvail reports a bind to an address that is not local, or a
 	// connect with no free four-tuple (EADDRNOTAVAIL).
 	ErrAddrNotAvail = errors.New("socktable: address not available")
-	// ErrInvalid reports a request Linux refuses with EINVAL: a v4-mapped
+	// ErrInvalid reports a request Linux refuses with EINVAL (a v4-mapped
 	// address on a v6only socket, an address of the wrong family, listen on
-	// a connected socket.
+	// a connected socket) and other calls the library cannot carry out as
+	// asked: a binding or shard of another table, an entry kind out of
+	// range, tables that do not share one Hasher.
 	ErrInvalid = errors.New("socktable: invalid argument")
 	// ErrNoPorts reports an exhausted port range: no port could be picked.
 	ErrNoPorts = errors.New("socktable: no free port in range")
@@ -75,9 +73,10 @@ var (
 	// ErrCapacity reports a capacity or size argument out of range.
 	ErrCapacity = errors.New("socktable: capacity out of range")
 
-	// ErrOverflow is ErrTimeWaitFull's old name. Deprecated: being
-	// replaced by ErrTimeWaitFull.
-	ErrOverflow = ErrTimeWaitFull
+	// ErrEmpty reports a non-blocking accept with no connection queued (a
+	// non-blocking accept()'s EAGAIN): a result to poll again on, not a
+	// failure (accept.Acceptor.TryAccept).
+	ErrEmpty = errors.New("socktable: no connection queued")
 	// ErrBacklog reports a listener whose accept backlog is full: the stack
 	// drops the final ACK or resets, per tcp_abort_on_overflow.
 	ErrBacklog = errors.New("socktable: accept backlog full")
