@@ -12,11 +12,8 @@ import "sync/atomic"
 // The two words sit on different lines, so a connection's two steps touch
 // the line of the core that queued it and the line of the core that
 // accepted it, and the pool once per batch. One shared counter took two
-// atomic adds per connection on a line every core wrote: against it the
-// credits take BenchmarkAccept at -cpu 2 from 129.8 to 90.7 ns a
-// connection with bound acceptors, and from 128.9 to 108.9 with unbound
-// ones (ten interleaved rounds, bench/accept-credits-ab.txt). Near the
-// limit some of the cost comes back: there a TryEnqueue finds its credit in
+// atomic adds per connection on a line every core wrote (the A/B is in
+// BENCHMARKS.md). Near the limit some of the cost comes back: there a TryEnqueue finds its credit in
 // the word an acceptor gave it back to.
 //
 // The limit stays exact: every queued connection holds a credit (or, if

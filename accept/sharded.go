@@ -244,7 +244,7 @@ func (s *Sharded[T]) TryEnqueue(shard int, item T) error {
 // Steer returns the shard for a flow: a flow's packets (the SYN, the final
 // ACK) must reach the same shard, so that the connection is queued where
 // its handshake ran. flowHash is the flow's keyed hash (tuple.Hasher.Hash),
-// the one table.Listeners also picks the flow's SO_REUSEPORT member from
+// the one table.ListenerIndex also picks the flow's SO_REUSEPORT member from
 // (with tuple.Shard, from its high bits); Steer uses tuple.Steer, which
 // reads other bits, so that the shard is independent of the member: each
 // member's flows spread over all of its shards. It is wait-free.

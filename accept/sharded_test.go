@@ -269,7 +269,7 @@ func chiSquareOK(counts []int, total int) (stat, lo, hi float64, ok bool) {
 }
 
 // Steer and the SO_REUSEPORT member choice are made from the same flow
-// hash (table.Listeners picks the member with tuple.Shard), so Steer must
+// hash (table.ListenerIndex picks the member with tuple.Shard), so Steer must
 // not read the bits the member choice reads: over every (member, shard)
 // cell the flows spread evenly. With Steer on the same top bits, member i
 // of 4 on 2 shards would only ever reach shard i/2. (Before the fix, this

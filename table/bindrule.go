@@ -3,7 +3,7 @@ package table
 import "github.com/socktable/socktable/tuple"
 
 // This file transcribes Linux's bind-conflict rules (net/ipv4/
-// inet_connection_sock.c, 6.x, with bhash2; ../shared/DESIGN.md §2) as pure
+// inet_connection_sock.c, 6.x, with bhash2) as pure
 // functions over bindOwner records, so they can be read against the kernel
 // line by line and tested without any table around them. Ports applies
 // them under its port locks.

@@ -1,17 +1,22 @@
 // Package table holds socktable's tables: Established, the four-tuple map
-// every arriving segment is looked up in first; Ports, the bind table that
-// decides port sharing as Linux does; and Listeners, the listener index
-// with Linux's scoring and SO_REUSEPORT groups.
+// every arriving segment is looked up in first (full connections and the
+// SYN queue's request entries, told apart by a kind per entry); Ports, the
+// bind table that decides port sharing as Linux does; and ListenerIndex,
+// the listener index with Linux's scoring and SO_REUSEPORT groups, whose
+// entries are Listeners.
 //
-// Ports and Listeners form one registry: NewListenerIndex attaches the index
-// to its Ports, and from then on a socket listens only through
-// Listeners.Listen, in one step for both, and stops only through its
-// Listener's Close (gVisor's separate port manager and endpoint table
-// drifted apart: gvisor#7428).
+// Ports and ListenerIndex form one registry: NewListenerIndex attaches the
+// index to its Ports, and from then on a socket listens only through
+// ListenerIndex.Listen, in one step for both, and stops only through its
+// Listener's Close (a port manager and an endpoint table kept apart drift
+// apart, as gVisor's did).
 //
-// All tables are keyed by tuple values, hashed with the stack's shared
-// keyed tuple.Hasher, read lock-free and written under fine-grained locks
-// that writers to different buckets do not share.
+// All tables are keyed by tuple values, hashed with the stack's one keyed
+// tuple.Hasher (each exposes it: Hasher), read without locks and written
+// under fine-grained locks that writers to different buckets do not share.
+// Their lookups take a hash the stack computed once per segment (the
+// …Hashed forms). The lock order they follow with the other packages is
+// written once, in the root package's documentation.
 //
 // LookupBatch and the rehash prefetch with one small assembly routine on
 // amd64 and arm64; elsewhere, or with the purego build tag, they run

@@ -569,8 +569,7 @@ func (p *Ports) lockFor(b *Binding) (*portStripe, error) {
 // A table with a listener index (NewListenerIndex) has one registry of
 // listeners, the index: there Listen returns ErrInvalid, and a socket
 // listens through ListenerIndex.Listen, whose handle's Close removes it
-// from both (two registries that each track listeners drift apart, as
-// gVisor's did).
+// from both (two registries that each track listeners drift apart).
 func (p *Ports) Listen(b *Binding) error {
 	if p.listeners.Load() != nil {
 		return ErrInvalid

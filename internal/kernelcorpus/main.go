@@ -6,7 +6,7 @@
 // which listener does a new connection reach, and how does a TIME_WAIT
 // socket answer the segments that reach it. The answers go to
 // testdata/kernel, where the replay tests hold the tables to them; where
-// they and DESIGN.md disagree, the kernel is right.
+// they and any written account of Linux disagree, the kernel is right.
 //
 // It is run by hand, as root, on Linux, and never by CI (it needs root and
 // changes uids):
