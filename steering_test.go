@@ -2,12 +2,12 @@ package socktable_test
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/internal/stattest"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/tuple"
 )
@@ -45,16 +45,8 @@ func TestReuseportMemberAndShardIndependent(t *testing.T) {
 				require.True(t, ok)
 				counts[l.Value()*c.shards+q.Steer(h)]++
 			}
-			expected := float64(flows) / float64(len(counts))
-			chi := 0.0
-			for _, n := range counts {
-				chi += (float64(n) - expected) * (float64(n) - expected) / expected
-			}
-			// Wilson–Hilferty: the chi-square quantile at p = 0.999.
-			df := float64(len(counts) - 1)
-			k := 2 / (9 * df)
-			limit := df * math.Pow(1-k+3.0902*math.Sqrt(k), 3)
-			require.Less(t, chi, limit, "joint counts %v", counts)
+			stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
+			require.True(t, ok, "chi-square %.1f outside [%.1f, %.1f]: joint counts %v", stat, lo, hi, counts)
 		})
 	}
 }

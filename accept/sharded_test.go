@@ -3,13 +3,13 @@ package accept
 import (
 	"context"
 	"fmt"
-	"math"
 	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/socktable/socktable/internal/porctest"
+	"github.com/socktable/socktable/internal/stattest"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -249,25 +249,6 @@ func TestShardedSteer(t *testing.T) {
 	}
 }
 
-// chiSquareOK tests counts against the uniform distribution, two-sided, at
-// significance p = 0.001 in each tail (Wilson–Hilferty approximation of
-// the chi-square quantile; tuple/hasher_test.go has the same test).
-func chiSquareOK(counts []int, total int) (stat, lo, hi float64, ok bool) {
-	expected := float64(total) / float64(len(counts))
-	for _, c := range counts {
-		d := float64(c) - expected
-		stat += d * d / expected
-	}
-	const z = 3.0902 // standard normal quantile for p = 0.001
-	df := float64(len(counts) - 1)
-	q := func(z float64) float64 {
-		c := 2 / (9 * df)
-		return df * math.Pow(1-c+z*math.Sqrt(c), 3)
-	}
-	lo, hi = q(-z), q(z)
-	return stat, lo, hi, stat >= lo && stat <= hi
-}
-
 // Steer and the SO_REUSEPORT member choice are made from the same flow
 // hash (table.ListenerIndex picks the member with tuple.Shard), so Steer must
 // not read the bits the member choice reads: over every (member, shard)
@@ -285,7 +266,7 @@ func TestShardedSteerIndependentOfReuseport(t *testing.T) {
 				h := r.Next()
 				counts[tuple.Shard(h, c.members)*c.shards+s.Steer(h)]++
 			}
-			stat, lo, hi, ok := chiSquareOK(counts, flows)
+			stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
 			require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]: %v", stat, lo, hi, counts)
 		})
 	}
@@ -296,6 +277,6 @@ func TestShardedSteerIndependentOfReuseport(t *testing.T) {
 		h := r.Next()
 		counts[tuple.Shard(h, 4)*2+tuple.Shard(h, 2)]++
 	}
-	_, _, _, ok := chiSquareOK(counts, flows)
+	_, _, _, ok := stattest.ChiSquareUniform(counts)
 	require.False(t, ok, "correlated choices must fail the test: %v", counts)
 }

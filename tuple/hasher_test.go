@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/stattest"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -82,28 +83,6 @@ var bucketings = map[string]func(h uint64, n int) int{
 	"shard":         tuple.Shard,
 }
 
-// chiSquareOK tests counts against the uniform distribution, two-sided, at
-// significance p = 0.001 in each tail. It uses the Wilson–Hilferty
-// approximation of the chi-square quantile (accurate to a fraction of a
-// percent for the hundreds of degrees of freedom used here). The lower
-// tail matters: a structured hash (port mod n) spreads sequential ports
-// *too* evenly, which a random function would not.
-func chiSquareOK(counts []int, total int) (stat, lo, hi float64, ok bool) {
-	expected := float64(total) / float64(len(counts))
-	for _, c := range counts {
-		d := float64(c) - expected
-		stat += d * d / expected
-	}
-	const z = 3.0902 // standard normal quantile for p = 0.001
-	df := float64(len(counts) - 1)
-	q := func(z float64) float64 {
-		c := 2 / (9 * df)
-		return df * math.Pow(1-c+z*math.Sqrt(c), 3)
-	}
-	lo, hi = q(-z), q(z)
-	return stat, lo, hi, stat >= lo && stat <= hi
-}
-
 func TestHashDistribution(t *testing.T) {
 	n := 1 << 16
 	if testing.Short() {
@@ -119,7 +98,7 @@ func TestHashDistribution(t *testing.T) {
 				for _, k := range keys {
 					counts[bucket(h.Hash(k), buckets)]++
 				}
-				stat, lo, hi, ok := chiSquareOK(counts, len(keys))
+				stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
 				require.Truef(t, ok, "%s/%s/seed=%d: chi-square %.1f outside [%.1f, %.1f] (p=0.001 each tail, df=%d)",
 					name, bname, seed, stat, lo, hi, buckets-1)
 			}
@@ -140,7 +119,7 @@ func TestChiSquareRejectsWeakHashes(t *testing.T) {
 		for _, k := range keys {
 			counts[weak(k)&255]++
 		}
-		_, _, _, ok := chiSquareOK(counts, len(keys))
+		_, _, _, ok := stattest.ChiSquareUniform(counts)
 		require.Falsef(t, ok, "%s should fail the distribution test", name)
 	}
 }
@@ -214,7 +193,7 @@ func TestHashEndpointDistribution(t *testing.T) {
 			total++
 		}
 	}
-	stat, lo, hi, ok := chiSquareOK(counts, total)
+	stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
 	require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]", stat, lo, hi)
 }
 
@@ -238,7 +217,7 @@ func TestShard(t *testing.T) {
 		for _, k := range keys {
 			counts[tuple.Shard(h.Hash(k), 3)]++
 		}
-		stat, lo, hi, ok := chiSquareOK(counts, len(keys))
+		stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
 		require.True(t, ok, fmt.Sprintf("chi-square %.2f outside [%.2f, %.2f]", stat, lo, hi))
 	})
 }
@@ -271,7 +250,7 @@ func TestShardSteerIndependent(t *testing.T) {
 				f := h.Hash(k)
 				counts[tuple.Shard(f, c.members)*c.shards+tuple.Steer(f, c.shards)]++
 			}
-			stat, lo, hi, ok := chiSquareOK(counts, len(keys))
+			stat, lo, hi, ok := stattest.ChiSquareUniform(counts)
 			require.Truef(t, ok, "chi-square %.1f outside [%.1f, %.1f]: %v", stat, lo, hi, counts)
 		})
 	}
@@ -282,6 +261,6 @@ func TestShardSteerIndependent(t *testing.T) {
 		f := h.Hash(k)
 		counts[tuple.Shard(f, 4)*2+tuple.Shard(f, 2)]++
 	}
-	_, _, _, ok := chiSquareOK(counts, len(keys))
+	_, _, _, ok := stattest.ChiSquareUniform(counts)
 	require.False(t, ok, "correlated choices must fail the test: %v", counts)
 }
