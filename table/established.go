@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/tuple"
 )
 
@@ -227,12 +228,12 @@ const (
 //
 // An Established must not be copied; create it with NewEstablished.
 type Established[V comparable] struct {
-	table      atomic.Pointer[etable[V]]
-	hasher     *tuple.Hasher // immutable
-	hashMask   uint64        // immutable; all ones except in degenerate-hash tests
-	mode       valueMode     // immutable
-	maxEntries int           // immutable
-	minGroups  int           // immutable: from EstablishedOptions.Capacity
+	table      rcu.Pointer[etable[V]] // the current version, published whole by a resize or Close
+	hasher     *tuple.Hasher          // immutable
+	hashMask   uint64                 // immutable; all ones except in degenerate-hash tests
+	mode       valueMode              // immutable
+	maxEntries int                    // immutable
+	minGroups  int                    // immutable: from EstablishedOptions.Capacity
 
 	resizeMu sync.Mutex    // serializes resizes and Close
 	resizes  atomic.Uint64 // completed resizes
@@ -294,7 +295,7 @@ func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], err
 		m.bounded = true
 		m.reserve = m.reserveEntry
 	}
-	m.table.Store(newETable[V](minG))
+	m.table.Publish(newETable[V](minG))
 	return m, nil
 }
 
@@ -761,7 +762,7 @@ func (m *Established[V]) resize(tb *etable[V]) {
 	nt := newETable[V](max(groupsFor(tb.live()), m.minGroups))
 	longest := nt.copyFrom(tb, m.mode, m.hashKey)
 	m.longest.Store(int64(longest))
-	m.table.Store(nt)
+	m.table.Publish(nt)
 	m.resizes.Add(1)
 }
 
@@ -866,7 +867,7 @@ func (m *Established[V]) Close() error {
 	tb.freeze()
 	closed := newETable[V](minGroups)
 	closed.closed = true
-	m.table.Store(closed)
+	m.table.Publish(closed)
 	return nil
 }
 

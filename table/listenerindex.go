@@ -3,7 +3,6 @@ package table
 import (
 	"iter"
 	"sync"
-	"sync/atomic"
 
 	"github.com/socktable/socktable/rcu"
 	"github.com/socktable/socktable/tuple"
@@ -59,7 +58,7 @@ import (
 type ListenerIndex[V comparable] struct {
 	ports  *Ports        // immutable
 	hasher *tuple.Hasher // immutable: the Ports' hasher
-	slots  atomic.Pointer[listenSlots[V]]
+	slots  rcu.Pointer[listenSlots[V]]
 	mu     sync.Mutex // serializes Listen, Close, growth and policy changes
 	closed bool       // guarded by mu: the Ports closed
 	// buckets counts the non-empty (address, port) buckets; guarded by mu.
@@ -67,7 +66,7 @@ type ListenerIndex[V comparable] struct {
 	// seq brackets each publication (written under mu): a lookup sees the
 	// exact and wildcard buckets and the groups of one moment.
 	seq    rcu.SeqCount
-	policy atomic.Pointer[policy[V]] // nil: the flow hash alone
+	policy rcu.Pointer[policy[V]] // nil: the flow hash alone
 }
 
 // listenSlots is the index's hash array: a power-of-two number of slots,
@@ -76,7 +75,7 @@ type ListenerIndex[V comparable] struct {
 // old array finishes on it, consistent if stale, as with any bucket
 // snapshot.
 type listenSlots[V comparable] struct {
-	slots []atomic.Pointer[listenBucket[V]] // immutable header
+	slots []rcu.Pointer[listenBucket[V]] // immutable header
 }
 
 // SetSelector installs a member chooser for SO_REUSEPORT groups, the
@@ -111,7 +110,7 @@ func (l *ListenerIndex[V]) updatePolicy(change func(*policy[V])) {
 		p = *old
 	}
 	change(&p)
-	l.policy.Store(&p)
+	l.policy.Publish(&p)
 }
 
 // listenBucket holds the listeners of one (address, port), or of the
@@ -174,7 +173,7 @@ type Listener[V comparable] struct {
 
 // listenGroup is a SO_REUSEPORT group: members in join order.
 type listenGroup[V comparable] struct {
-	members atomic.Pointer[groupMembers[V]] // immutable snapshots, replaced under ListenerIndex.mu
+	members rcu.Pointer[groupMembers[V]] // immutable snapshots, replaced under ListenerIndex.mu
 }
 
 // groupMembers is a snapshot of a group: its listeners and their values
@@ -222,7 +221,7 @@ func NewListenerIndex[V comparable](ports *Ports, opts ListenerIndexOptions) (*L
 		n *= 2
 	}
 	l := &ListenerIndex[V]{ports: ports, hasher: ports.hasher}
-	l.slots.Store(&listenSlots[V]{slots: make([]atomic.Pointer[listenBucket[V]], n)})
+	l.slots.Publish(&listenSlots[V]{slots: make([]rcu.Pointer[listenBucket[V]], n)})
 	if !ports.listeners.CompareAndSwap(nil, &attachedIndex{clear: l.clear}) {
 		return nil, ErrInvalid
 	}
@@ -253,7 +252,7 @@ func (l *ListenerIndex[V]) clear() {
 				b.rest[j].l.index = false
 			}
 		}
-		slots[i].Store(nil)
+		slots[i].Publish(nil)
 	}
 }
 
@@ -269,11 +268,11 @@ func (l *ListenerIndex[V]) hashKey(k listenKey) uint64 {
 	return l.hasher.HashEndpoint(tuple.Endpoint{Addr: k.addr, Port: k.port})
 }
 
-func (l *ListenerIndex[V]) slot(k listenKey) *atomic.Pointer[listenBucket[V]] {
+func (l *ListenerIndex[V]) slot(k listenKey) *rcu.Pointer[listenBucket[V]] {
 	return l.slots.Load().slotOf(l.hashKey(k))
 }
 
-func (t *listenSlots[V]) slotOf(keyHash uint64) *atomic.Pointer[listenBucket[V]] {
+func (t *listenSlots[V]) slotOf(keyHash uint64) *rcu.Pointer[listenBucket[V]] {
 	return &t.slots[keyHash&uint64(len(t.slots)-1)]
 }
 
@@ -286,14 +285,14 @@ func (l *ListenerIndex[V]) growLocked() {
 	if l.buckets <= len(old.slots) {
 		return
 	}
-	t := &listenSlots[V]{slots: make([]atomic.Pointer[listenBucket[V]], 2*len(old.slots))}
+	t := &listenSlots[V]{slots: make([]rcu.Pointer[listenBucket[V]], 2*len(old.slots))}
 	for i := range old.slots {
 		for b := old.slots[i].Load(); b != nil; b = b.next {
 			sp := t.slotOf(l.hashKey(b.key))
-			sp.Store(&listenBucket[V]{key: b.key, first: b.first, rest: b.rest, next: sp.Load()})
+			sp.Publish(&listenBucket[V]{key: b.key, first: b.first, rest: b.rest, next: sp.Load()})
 		}
 	}
-	l.slots.Store(t)
+	l.slots.Publish(t)
 }
 
 // find returns the bucket of k in the chain starting at b.
@@ -343,10 +342,10 @@ func (l *ListenerIndex[V]) Listen(b *Binding, v V) (*Listener[V], error) {
 		}
 		if h.group == nil {
 			h.group = &listenGroup[V]{}
-			h.group.members.Store(&groupMembers[V]{})
+			h.group.members.Publish(&groupMembers[V]{})
 		}
 		old := h.group.members.Load()
-		h.group.members.Store(&groupMembers[V]{
+		h.group.members.Publish(&groupMembers[V]{
 			ls:   append(append([]*Listener[V](nil), old.ls...), h),
 			vals: append(append([]V(nil), old.vals...), v),
 		})
@@ -375,7 +374,7 @@ func sameGroup(a, b *bindOwner) bool {
 // by entries (none: the bucket goes), then grows the slot array if the
 // buckets now outnumber its slots. The caller holds mu and is inside a
 // write section of seq.
-func (l *ListenerIndex[V]) publishLocked(sp *atomic.Pointer[listenBucket[V]], old *listenBucket[V], k listenKey, entries []listenEntry[V]) {
+func (l *ListenerIndex[V]) publishLocked(sp *rcu.Pointer[listenBucket[V]], old *listenBucket[V], k listenKey, entries []listenEntry[V]) {
 	var chain *listenBucket[V]
 	if len(entries) > 0 {
 		chain = &listenBucket[V]{key: k, first: entries[0], rest: entries[1:]}
@@ -392,7 +391,7 @@ func (l *ListenerIndex[V]) publishLocked(sp *atomic.Pointer[listenBucket[V]], ol
 			chain = &listenBucket[V]{key: b.key, first: b.first, rest: b.rest, next: chain}
 		}
 	}
-	sp.Store(chain)
+	sp.Publish(chain)
 }
 
 // Close removes the listener from the index and its group (the others go
@@ -426,7 +425,7 @@ func (h *Listener[V]) Close() error {
 				next.ls, next.vals = append(next.ls, m), append(next.vals, m.value)
 			}
 		}
-		h.group.members.Store(next)
+		h.group.members.Publish(next)
 	}
 	l.publishLocked(sp, old, k, entries)
 	l.seq.EndWrite()
@@ -560,7 +559,7 @@ func (l *ListenerIndex[V]) lookup(flowHash uint64, exact listenKey, exactHash ui
 	return l.lookupIn(slots.slotOf(wildHash), wild, flowHash, dst, src, device)
 }
 
-func (l *ListenerIndex[V]) lookupIn(sp *atomic.Pointer[listenBucket[V]], k listenKey, flowHash uint64,
+func (l *ListenerIndex[V]) lookupIn(sp *rcu.Pointer[listenBucket[V]], k listenKey, flowHash uint64,
 	dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
 	var best *listenEntry[V]
 	hiscore := 0
