@@ -3,6 +3,7 @@ package accept
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -98,6 +99,41 @@ func TestAcceptorListenerCloseDuringTake(t *testing.T) {
 	require.ErrorIs(t, r.err, ErrClosed, "Accept returned %d after the listener's Close", r.v)
 	require.NoError(t, <-closed)
 	require.Equal(t, []int{8, 7}, s.Drain(), "the global queue's, then the one put back")
+}
+
+// A second Close of the listener returns only once the first has
+// finished, so a Drain after it finds the connection a racing take put
+// back. (It used to return ErrClosed at once, and a Drain then missed it.)
+func TestShardedSecondCloseWaitsForTheFirst(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 4})
+	a, err := s.Register(1)
+	require.NoError(t, err)
+	require.NoError(t, s.TryEnqueue(1, 7))
+	taken, release := holdTakes(a)
+	res := acceptAsync(context.Background(), a)
+	<-taken
+	first := make(chan error, 1)
+	go func() { first <- s.Close() }()
+	<-s.closedCh
+	second := make(chan []int, 1)
+	go func() {
+		if err := s.Close(); !errors.Is(err, ErrClosed) {
+			t.Errorf("second Close: %v", err)
+		}
+		second <- s.Drain()
+	}()
+	for range 100 { // give the second Close every chance to return early
+		runtime.Gosched()
+	}
+	select {
+	case d := <-second:
+		t.Fatalf("the second Close returned (Drain %v) while the first waited", d)
+	default:
+	}
+	close(release)
+	require.ErrorIs(t, (<-res).err, ErrClosed)
+	require.NoError(t, <-first)
+	require.Equal(t, []int{7}, <-second)
 }
 
 // TryAccept tells an empty listener from a closed one, and after Close

@@ -110,6 +110,9 @@ type Queue[T any] struct {
 	// while no one parks.
 	consumers, producers sleepers
 	mu                   sync.Mutex // guards both waiter lists and the waiters in them
+	// closeDone is closed when the first Close has finished, so that a
+	// second one returns only then; immutable header after NewQueue.
+	closeDone chan struct{}
 
 	// Test hooks (export_test.go); nil otherwise. enrollHook runs when a
 	// Dequeue that found the queue empty, or an Enqueue that found it full,
@@ -150,7 +153,7 @@ func NewQueue[T any](capacity int) (*Queue[T], error) {
 	// At least 2 cells: with one, the seq of a published cell (p+1) would
 	// equal that of the cell freed for the next lap (p+Cap).
 	n := max(uint64(1)<<bits.Len64(uint64(capacity-1)), 2)
-	q := &Queue[T]{cells: make([]cell[T], n), mask: n - 1}
+	q := &Queue[T]{cells: make([]cell[T], n), mask: n - 1, closeDone: make(chan struct{})}
 	for i := range q.cells {
 		q.cells[i].seq.Store(uint64(i))
 	}
@@ -677,7 +680,7 @@ func (q *Queue[T]) wakeOne(s *sleepers) {
 // with items left in the queue: those are for Drain, which hands them
 // back (a closing listener resets them, or migrates them). Goroutines
 // parked in Dequeue or Enqueue are woken and return ErrClosed. A second
-// Close returns ErrClosed.
+// Close waits for the first to finish, then returns ErrClosed.
 //
 // Nothing is lost: an enqueue that claimed its position before Close set
 // the closed bit returns nil, and Close waits (yielding its P) until it
@@ -690,8 +693,10 @@ func (q *Queue[T]) wakeOne(s *sleepers) {
 func (q *Queue[T]) Close() error {
 	end := q.tail.Or(closedBit)
 	if end&closedBit != 0 {
+		<-q.closeDone // the first Close's guarantees hold when this one returns
 		return ErrClosed
 	}
+	defer close(q.closeDone)
 	h := q.head.Or(closedBit) // dequeues stop at h
 	// Wait for the enqueues that claimed positions h to end-1 before the
 	// closed bit to publish: each cell's seq is p while claimed, p+1 once

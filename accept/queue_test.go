@@ -2,6 +2,7 @@ package accept_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -748,6 +749,43 @@ func TestCloseWaitsForInFlightEnqueue(t *testing.T) {
 	publish(2)
 	require.NoError(t, within(t, closed, "Close"))
 	require.Equal(t, []int{1, 2}, q.Drain())
+}
+
+// A second Close returns only once the first has finished waiting for the
+// enqueue in flight, so a Drain after it finds that enqueue's item. (It
+// used to return ErrClosed at once, and a Drain then could miss the item.)
+func TestSecondCloseWaitsForTheFirst(t *testing.T) {
+	q := newQueue(t, 4)
+	publish, err := q.Claim()
+	require.NoError(t, err)
+	waiting := make(chan struct{}, 1)
+	q.SetHooks(accept.Hooks{CloseWait: func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}})
+	first := make(chan error, 1)
+	go func() { first <- q.Close() }()
+	within(t, waiting, "the first Close to wait for the in-flight enqueue")
+	second := make(chan []int, 1)
+	go func() {
+		if err := q.Close(); !errors.Is(err, accept.ErrClosed) {
+			t.Errorf("second Close: %v", err)
+		}
+		second <- q.Drain()
+	}()
+	for range 100 { // give the second Close every chance to return early
+		runtime.Gosched()
+	}
+	select {
+	case d := <-second:
+		t.Fatalf("the second Close returned (Drain %v) while the first waited", d)
+	default:
+	}
+	publish(5)
+	require.NoError(t, within(t, first, "the first Close"))
+	require.Equal(t, []int{5}, within(t, second, "the second Close and its Drain"))
 }
 
 // The sentinels are socktable's, so errors.Is matches either name.

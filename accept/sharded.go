@@ -109,7 +109,11 @@ type Sharded[T any] struct {
 	limit    int64 // Backlog + 1
 	closed   atomic.Bool
 	closedCh chan struct{}
-	_        [cacheLinePad - 56]byte // the fields above take 56 bytes
+	// closeDone is closed when the first Close has finished waiting, so
+	// that a second Close returns only then (and a Drain after either
+	// sees every connection left).
+	closeDone chan struct{}
+	_         [cacheLinePad - 56]byte // the fields above take 56 bytes
 
 	backlog backlog // the limit, as credits the shards draw and give back
 
@@ -164,7 +168,8 @@ func NewSharded[T any](opts ShardedOptions) (*Sharded[T], error) {
 	if backlog < 0 || backlog > somax {
 		backlog = somax
 	}
-	s := &Sharded[T]{shards: make([]localShard[T], n), limit: int64(backlog) + 1, closedCh: make(chan struct{})}
+	s := &Sharded[T]{shards: make([]localShard[T], n), limit: int64(backlog) + 1, closedCh: make(chan struct{}),
+		closeDone: make(chan struct{})}
 	// The global queue can hold two backlogs: the listener's own, and one
 	// migrated in from a closing member of its group (which Linux does
 	// not count against the backlog). A local queue holds twice a shard's
@@ -342,13 +347,17 @@ func (s *Sharded[T]) Overflows() uint64 { return s.overflows.Load() }
 // and takes in flight: an enqueue that claimed its place in a queue
 // before Close publishes its connection, and an acceptor's take that
 // raced with Close puts its connection back (see Acceptor), before Close
-// returns. A second Close returns ErrClosed.
+// returns. A second Close waits for the first to finish, then returns
+// ErrClosed, so that a Drain after either Close finds every connection
+// left.
 func (s *Sharded[T]) Close() error {
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
+		<-s.closeDone // the first Close's guarantees hold when this one returns
 		return ErrClosed
 	}
+	defer close(s.closeDone)
 	close(s.closedCh)
 	_ = s.global.Close() // cannot fail: only Close closes the queues, once
 	for i := range s.shards {
