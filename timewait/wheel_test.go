@@ -2,6 +2,7 @@ package timewait
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"testing"
@@ -309,12 +310,14 @@ func TestWheelBatchesBursts(t *testing.T) {
 	require.Equal(t, len(sizes), w.Len(), "the handler's own timers")
 }
 
-// A pending timer costs 28 bytes of slab: a 16-byte link and a 12-byte
-// payload, in chunks that are exact size classes (no rounding up).
+// A pending timer costs 32 bytes of slab: its 16-byte link and its
+// payload in one node, half a cache line, in chunks that are exact size
+// classes (no rounding up); a Table's timer is the bare link.
 func TestWheelNodeSize(t *testing.T) {
-	require.Equal(t, uintptr(28), unsafe.Sizeof(link{})+unsafe.Sizeof(meta{}))
+	require.Equal(t, uintptr(32), unsafe.Sizeof(timerNode{}))
+	require.Equal(t, uintptr(16), unsafe.Sizeof(link{}))
+	require.Equal(t, 8192, int(unsafe.Sizeof([linkChunk]timerNode{})))
 	require.Equal(t, 4096, int(unsafe.Sizeof([linkChunk]link{})))
-	require.Equal(t, 3072, int(unsafe.Sizeof([linkChunk]meta{})))
 }
 
 // A timer scheduled on a shard that has been idle (no timers, no Advance)
@@ -334,4 +337,31 @@ func TestWheelIdleShardCatchesUp(t *testing.T) {
 	at, ok := rec.when(1)
 	require.True(t, ok)
 	require.Equal(t, time.Hour+60*time.Millisecond, at)
+}
+
+// Times near the end of the clock's range do not wrap around into the
+// past: a timer at (or after) the largest time never fires early, with a
+// 1 ms tick (where rounding the time up to ticks could overflow) and with
+// a 1 ns tick (where rounding the tick up to a level's granularity could).
+func TestWheelFarFutureNeverEarly(t *testing.T) {
+	for _, tick := range []time.Duration{time.Millisecond, time.Nanosecond} {
+		t.Run(fmt.Sprintf("tick=%v", tick), func(t *testing.T) {
+			w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1, Tick: tick})
+			clock.Set(time.Second)
+			for i, at := range []time.Duration{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 - time.Millisecond/2} {
+				_, err := w.Schedule(at, uint64(i))
+				require.NoError(t, err)
+			}
+			_, err := w.ScheduleAfter(math.MaxInt64, 10) // past the end: saturates
+			require.NoError(t, err)
+			// (A timer beyond the top level's reach is placed again once per
+			// reach, about a second of 1 ns ticks: jumps stay within hours.)
+			for _, now := range []time.Duration{time.Second + tick, 2 * time.Second, time.Hour, 3 * time.Hour} {
+				clock.Set(now)
+				w.Advance()
+				require.Empty(t, rec.fired, "fired early, at %v", now)
+			}
+			require.Equal(t, 4, w.Len())
+		})
+	}
 }
