@@ -97,11 +97,15 @@ func (c *wheelCore[N]) schedule(i int32, expires, now int64) {
 	c.add(i, c.link(i), expires)
 }
 
-// catchUp moves an empty wheel's clock to tick now (see schedule); it
-// does nothing if a node is pending or now is not later.
+// catchUp moves an empty wheel's clock to the tick before tick now (see
+// schedule); it does nothing if a node is pending or the clock is there
+// already. Not to now itself: the next Advance, reading now, has yet to
+// process that tick, and must fire a timer due at or before it, as it
+// would in a wheel that was not empty (where such a timer goes to the
+// bucket of clk+1).
 func (c *wheelCore[N]) catchUp(now int64) {
-	if c.n == 0 && now > c.clk {
-		c.clk, c.cursor = now, c.levels
+	if c.n == 0 && now-1 > c.clk {
+		c.clk, c.cursor = now-1, c.levels
 	}
 }
 

@@ -140,7 +140,9 @@ func (w *Wheel) shardHere() (*shard, uint8) {
 
 // Schedule starts a timer due at time at on the wheel's clock, carrying
 // data (the handler's only clue: an index, a handle), and returns its
-// handle. A time already past fires at the next tick. It returns ErrClosed
+// handle. A time already past is due at once: the next Advance fires it
+// if the clock has moved on since the last Advance (if not, the first
+// Advance after the clock moves does). It returns ErrClosed
 // after Close and ErrWheelFull if the calling P's shard holds 2^24 timers.
 func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
 	return w.schedule(w.drv.ticks(at), -1, data)

@@ -365,3 +365,28 @@ func TestWheelFarFutureNeverEarly(t *testing.T) {
 		})
 	}
 }
+
+// A timer already due when it is scheduled fires at the next Advance,
+// whether or not its shard was empty: an empty shard catches its clock up
+// to the tick before the clock's, not to the clock's, which the next
+// Advance has yet to process.
+func TestWheelPastTimerFiresAtNextAdvance(t *testing.T) {
+	for _, empty := range []bool{true, false} {
+		t.Run(fmt.Sprintf("empty=%v", empty), func(t *testing.T) {
+			w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1})
+			clock.Set(10 * time.Millisecond)
+			w.Advance()
+			if !empty {
+				_, err := w.ScheduleAfter(time.Hour, 1)
+				require.NoError(t, err)
+			}
+			clock.Set(15 * time.Millisecond) // no Advance yet at 15
+			_, err := w.Schedule(12*time.Millisecond, 2)
+			require.NoError(t, err)
+			require.Equal(t, 1, w.Advance(), "due at 12, advanced to 15")
+			at, ok := rec.when(2)
+			require.True(t, ok)
+			require.Equal(t, 15*time.Millisecond, at)
+		})
+	}
+}
