@@ -390,3 +390,33 @@ func TestWheelPastTimerFiresAtNextAdvance(t *testing.T) {
 		})
 	}
 }
+
+// Cancel, then a schedule that reuses the cancelled timer's node, then a
+// reschedule of the new timer, then expiry: only the new timer fires,
+// once, at its new time, and the old handle never reaches it.
+func TestWheelCancelReuseRescheduleExpire(t *testing.T) {
+	w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1})
+	a, err := w.ScheduleAfter(5*time.Millisecond, 1)
+	require.NoError(t, err)
+	require.True(t, w.Cancel(a))
+	b, err := w.ScheduleAfter(5*time.Millisecond, 2) // the free list hands out a's node
+	require.NoError(t, err)
+	require.Equal(t, a.index(), b.index(), "the node is reused")
+	require.NotEqual(t, a, b)
+	require.False(t, w.Reschedule(a, time.Millisecond), "a stale handle moves nothing")
+	require.True(t, w.Reschedule(b, 9*time.Millisecond))
+	require.True(t, w.Reschedule(b, 7*time.Millisecond), "twice, earlier")
+	for ms := 1; ms <= 20; ms++ {
+		clock.Set(time.Duration(ms) * time.Millisecond)
+		w.Advance()
+	}
+	_, fired := rec.when(1)
+	require.False(t, fired, "cancelled")
+	at, fired := rec.when(2)
+	require.True(t, fired)
+	require.Equal(t, 7*time.Millisecond, at)
+	require.Empty(t, rec.twice)
+	require.False(t, w.Cancel(a))
+	require.False(t, w.Cancel(b), "fired")
+	require.Zero(t, w.Len())
+}
