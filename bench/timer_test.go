@@ -143,6 +143,59 @@ func BenchmarkTimerScheduleCancel(b *testing.B) {
 	}
 }
 
+// BenchmarkTimerScheduleCancelOldest: the retransmission timers of many
+// flows, on one goroutine: every op starts a timer and stops the oldest
+// one, started 1e6 ops earlier, so that 1e6 timers stay pending and the
+// one stopped is cold, as is its neighbour in its bucket (a wheel's
+// doubly linked list) or its place in the heap (time.AfterFunc).
+func BenchmarkTimerScheduleCancelOldest(b *testing.B) {
+	n := size(1000000)
+	for _, impl := range []string{"socktable", "afterfunc"} {
+		b.Run(fmt.Sprintf("pending=1e6/impl=%s", impl), func(b *testing.B) {
+			far := 30 * time.Minute
+			var op func(i int)
+			switch impl {
+			case "socktable":
+				w, err := timewait.NewWheel(timewait.WheelOptions{Clock: &timewait.ManualClock{}, Expire: func([]timewait.Expired) {}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Close()
+				ring := make([]timewait.Timer, n)
+				op = func(i int) {
+					k := i % n
+					w.Cancel(ring[k])
+					ring[k], _ = w.ScheduleAfter(far+time.Duration(i%1000)*time.Millisecond, uint64(i))
+				}
+			case "afterfunc":
+				f := func() {}
+				ring := make([]*time.Timer, n)
+				defer func() {
+					for _, t := range ring {
+						t.Stop()
+					}
+				}()
+				op = func(i int) {
+					k := i % n
+					if ring[k] != nil {
+						ring[k].Stop()
+					}
+					ring[k] = time.AfterFunc(far+time.Duration(i%1000)*time.Millisecond, f)
+				}
+			}
+			for i := range n { // fill the ring, untimed
+				op(i)
+			}
+			startTiming(b)
+			i := n
+			for b.Loop() {
+				op(i)
+				i++
+			}
+		})
+	}
+}
+
 // BenchmarkTimerExpire: one op is the expiry of 1e6 timers all due at the
 // same moment, from that moment until the last one's handler has run. For
 // time.AfterFunc each timer runs its function in a goroutine of its own;

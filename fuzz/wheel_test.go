@@ -12,14 +12,19 @@ import (
 // a manual clock, and checks every firing: never before its due time on
 // the clock's latest reading, never twice, never after a Cancel that
 // reported true, with Len equal to the timers scheduled and not yet ended.
+// Handles of ended timers stay stale, even once their nodes are reused
+// (a cancel immediately followed by a schedule takes the freed node):
+// Cancel and Reschedule with them report false.
 func FuzzWheel(f *testing.F) {
 	f.Add([]byte{0, 5, 0, 200, 3, 10, 1, 0, 3, 255})
 	f.Add([]byte{0, 1, 2, 0, 9, 3, 40, 3, 200, 4, 30, 3, 250})
+	f.Add([]byte{0, 9, 0, 30, 6, 0, 5, 0, 2, 1, 3, 40, 5, 1, 3, 255})
 	f.Fuzz(func(t *testing.T, program []byte) {
 		clock := &timewait.ManualClock{}
 		due := map[uint64]time.Duration{} // pending timers by data
 		handles := map[uint64]timewait.Timer{}
-		var high time.Duration // the clock's latest reading
+		var ended []timewait.Timer // handles of timers that fired or were cancelled
+		var high time.Duration     // the clock's latest reading
 		var next uint64
 		w, err := timewait.NewWheel(timewait.WheelOptions{Clock: clock, Levels: 1 + int(len(program)%9), Shards: 2,
 			Expire: func(batch []timewait.Expired) {
@@ -31,8 +36,12 @@ func FuzzWheel(f *testing.F) {
 					if at > high {
 						t.Fatalf("timer %d fired early: due %v, clock %v", e.Data, at, high)
 					}
+					if e.Timer != handles[e.Data] {
+						t.Fatalf("timer %d fired with handle %x, scheduled as %x", e.Data, e.Timer, handles[e.Data])
+					}
 					delete(due, e.Data)
 					delete(handles, e.Data)
+					ended = append(ended, e.Timer)
 				}
 			}})
 		if err != nil {
@@ -53,7 +62,7 @@ func FuzzWheel(f *testing.F) {
 			return 0, false
 		}
 		for i := 0; i+1 < len(program); i += 2 {
-			op, arg := program[i]%5, program[i+1]
+			op, arg := program[i]%7, program[i+1]
 			delay := time.Duration(arg) * time.Duration(arg) * time.Millisecond * 7 // 0 to 7.6 min
 			switch op {
 			case 0:
@@ -64,13 +73,23 @@ func FuzzWheel(f *testing.F) {
 					t.Fatal(err)
 				}
 				due[next], handles[next] = at, tm
-			case 1:
+			case 1, 6: // 6: cancel, then schedule a timer that takes the node
 				if d, ok := pick(arg); ok {
 					if !w.Cancel(handles[d]) {
 						t.Fatalf("Cancel of pending timer %d failed", d)
 					}
+					ended = append(ended, handles[d])
 					delete(due, d)
 					delete(handles, d)
+					if op == 6 {
+						next++
+						at := high + delay/5
+						tm, err := w.Schedule(at, next)
+						if err != nil {
+							t.Fatal(err)
+						}
+						due[next], handles[next] = at, tm
+					}
 				}
 			case 2:
 				if d, ok := pick(arg); ok {
@@ -86,6 +105,16 @@ func FuzzWheel(f *testing.F) {
 			case 4:
 				clock.Advance(-delay) // backwards: nothing may fire early
 				w.Advance()
+			case 5: // a stale handle
+				if len(ended) > 0 {
+					h := ended[int(arg)%len(ended)]
+					if w.Reschedule(h, high) {
+						t.Fatalf("Reschedule of ended timer %x succeeded", h)
+					}
+					if w.Cancel(h) {
+						t.Fatalf("Cancel of ended timer %x succeeded", h)
+					}
+				}
 			}
 			if w.Len() != len(due) {
 				t.Fatalf("Len %d, pending %d", w.Len(), len(due))

@@ -261,12 +261,15 @@ type entryShard struct {
 	index  atomic.Pointer[entryIndex]
 	chunks atomic.Pointer[[]*[slotChunk]slot]
 
-	mu    sync.Mutex // writers
-	wheel wheelCore  // the entries' timers, node i for slot i
-	free  []int32    // free slot numbers below used
-	used  int32      // slots handed out so far (the slab's high-water mark)
-	n     int        // live entries
-	due   []int32    // expiry's buffer
+	mu    sync.Mutex      // writers
+	wheel wheelCore[link] // the entries' timers, node i for slot i
+	// timers mirrors the wheel's pending count (written under mu) for
+	// Advance's lock-free skip of idle shards and for Stats.
+	timers atomic.Int64
+	free   []int32 // free slot numbers below used
+	used   int32   // slots handed out so far (the slab's high-water mark)
+	n      int     // live entries
+	due    []int32 // expiry's buffer
 
 	_ [64]byte // keep neighbouring shards' locks and sequence words apart
 }
@@ -380,7 +383,7 @@ func (s *entryShard) alloc() (uint32, bool) {
 		// rather than written, so the list grows in amortized O(1).
 		grown := append(chunks, new([slotChunk]slot))
 		s.chunks.Store(&grown)
-		s.wheel.addLinkChunk()
+		s.wheel.addChunk()
 	}
 	s.used++
 	return uint32(s.used - 1), true

@@ -435,6 +435,7 @@ func (t *Table[V]) EnterHashed(h uint64, tp tuple.Tuple, s State, owner V) error
 		life = t.finWait2
 	}
 	sh.wheel.schedule(int32(i), t.drv.ticks(time.Duration(nowNS)+life), now)
+	sh.timers.Add(1)
 	r := newRecord(&s, fromMS(now))
 	sl := slotAt(*sh.chunks.Load(), i)
 	sh.beginWrite()
@@ -570,6 +571,7 @@ func (sh *entryShard) slotNumber(pos uint64) uint32 {
 func (t *Table[V]) removeLocked(si int, sh *entryShard, pos uint64) V {
 	i := sh.slotNumber(pos)
 	sh.wheel.cancel(int32(i))
+	sh.timers.Add(-1)
 	owner := t.owners[si].take(i)
 	t.unhashLocked(sh, pos)
 	return owner
@@ -737,7 +739,7 @@ func (t *Table[V]) Advance() int {
 	fired := 0
 	for si := range t.shards {
 		sh := &t.shards[si]
-		if sh.wheel.count.Load() == 0 {
+		if sh.timers.Load() == 0 {
 			continue // its clock catches up when an entry comes
 		}
 		for more := true; more; {
@@ -745,6 +747,7 @@ func (t *Table[V]) Advance() int {
 			sh.mu.Lock()
 			var due []int32
 			due, more = sh.wheel.collect(to, sh.due[:0], expiryBatch)
+			sh.timers.Add(-int64(len(due)))
 			sh.due = due[:0]
 			chunks := *sh.chunks.Load()
 			for _, j := range due {
@@ -823,7 +826,7 @@ func (t *Table[V]) Len() int { return int(t.count.Load()) }
 func (t *Table[V]) Stats() Stats {
 	timers := int64(0)
 	for i := range t.shards {
-		timers += t.shards[i].wheel.count.Load()
+		timers += t.shards[i].timers.Load()
 	}
 	return Stats{Entries: t.Len(), Timers: int(timers), Overflows: t.overflows.Load(), Expired: t.expired.Load(),
 		Killed: t.killed.Load()}
@@ -864,6 +867,7 @@ func (t *Table[V]) Close() error {
 		sh.chunks.Store(&empty)
 		sh.free, sh.used = nil, 0
 		sh.wheel.reset(true)
+		sh.timers.Store(0)
 		t.count.Add(int64(-sh.n))
 		sh.n = 0
 		sh.endWrite()

@@ -72,21 +72,27 @@ type WheelOptions struct {
 // cancel and reschedule in O(1), expiry in batches handed to one handler.
 //
 // Concurrency: every method is safe for concurrent use. Schedule, Cancel
-// and Reschedule lock one shard for a few loads and stores (they may block
-// briefly behind another caller on the same shard, never on a handler) and
-// allocate nothing once the shard's slab has grown to the most timers
-// pending at once. Advance fires each shard's due timers in order of
-// shards, in batches of at most 512 (the shard's lock is released while
-// Expire runs, so a burst of expiries does not stall schedules); calls to
-// Advance on the same shard are serialized. A timer never fires before
+// and Reschedule are linearizable; they lock one shard for a few loads and
+// stores (they may block briefly behind another caller on the same shard,
+// never on a handler) and allocate nothing once the shard's slab has grown
+// to the most timers pending at once. Advance fires each shard's due
+// timers in order of shards, in batches of at most 512, each taken off the
+// wheel under the shard's lock (which is released while Expire runs, so a
+// burst of expiries does not stall schedules); calls to Advance on the
+// same shard are serialized. So on a one-shard wheel an Advance that finds
+// at most 512 timers due is linearizable too: it takes exactly the timers
+// due at the clock's reading, as of one instant; otherwise it is a
+// sequence of such steps, a batch at a time. A timer never fires before
 // its due time on the wheel's clock, and at most one granularity of its
 // level after the first Advance that reaches it.
 //
-// Memory: 28 bytes per timer in each shard's slab, grown 512 timers at a
-// time and never shrunk (its size is that of the most timers ever pending
-// in the shard), plus about 3 KiB per shard.
+// Memory: 32 bytes per timer in each shard's slab (its bucket links, due
+// tick, value and generation in one node), grown 256 timers at a time and
+// never shrunk (its size is that of the most timers ever pending in the
+// shard), plus about 3 KiB per shard.
 type Wheel struct {
 	shards  []shard
+	shardOf [pshard.Max]uint8 // by pshard.Current: its number modulo len(shards), without a division
 	drv     driver
 	expire  func([]Expired)
 	closed  atomic.Bool
@@ -110,8 +116,11 @@ func NewWheel(opts WheelOptions) (*Wheel, error) {
 		opts.Shards = min(4*runtime.GOMAXPROCS(0), 128)
 	}
 	w := &Wheel{shards: make([]shard, opts.Shards), expire: opts.Expire}
+	for p := range w.shardOf {
+		w.shardOf[p] = uint8(p % opts.Shards)
+	}
 	w.drv.init(opts.Clock, opts.Tick, w.Advance, w.Len)
-	now := w.drv.seen.Load() / int64(opts.Tick)
+	now, _ := w.drv.nowTicks()
 	for i := range w.shards {
 		w.shards[i].init(opts.Levels, now)
 	}
@@ -121,73 +130,87 @@ func NewWheel(opts WheelOptions) (*Wheel, error) {
 // shardHere returns the shard of the calling P: timers scheduled on one
 // core stay in that core's shard (and are cancelled there, wherever the
 // canceller runs), so cores scheduling at once do not pull each other's
-// shard lines. Choosing by data instead cost three times as much per
-// schedule and cancel at 2 cores as at 1.
+// shard lines, as they would if the shard were chosen by the timer's data:
+// then every shard's lock and buckets would be written by every core in
+// turn.
 func (w *Wheel) shardHere() (*shard, uint8) {
-	i := int(pshard.Current()) % len(w.shards)
-	return &w.shards[i], uint8(i)
+	i := w.shardOf[pshard.Current()%pshard.Max]
+	return &w.shards[i], i
 }
 
 // Schedule starts a timer due at time at on the wheel's clock, carrying
 // data (the handler's only clue: an index, a handle), and returns its
-// handle. A time already past fires at the next tick. It returns ErrClosed
+// handle. A time already past is due at once: the next Advance fires it
+// if the clock has moved on since the last Advance (if not, the first
+// Advance after the clock moves does). It returns ErrClosed
 // after Close and ErrWheelFull if the calling P's shard holds 2^24 timers.
 func (w *Wheel) Schedule(at time.Duration, data uint64) (Timer, error) {
-	if w.closed.Load() {
-		return 0, ErrClosed
-	}
+	return w.schedule(w.drv.ticks(at), -1, data)
+}
+
+// ScheduleAfter is Schedule at d after the clock's current time (or after
+// its latest reading, if it went back); a time past the clock's range
+// saturates at its end.
+func (w *Wheel) ScheduleAfter(d time.Duration, data uint64) (Timer, error) {
+	now, ns := w.drv.nowTicks()
+	return w.schedule(w.drv.ticks(after(ns, d)), now, data)
+}
+
+// schedule starts a timer due at tick due; now is the current tick, or
+// -1 if the caller has not read the clock (it is needed only if the shard
+// is empty: see wheelCore.schedule).
+func (w *Wheel) schedule(due, now int64, data uint64) (Timer, error) {
 	s, id := w.shardHere()
 	s.mu.Lock()
-	if w.closed.Load() { // Close ran meanwhile: it clears each shard under its lock
+	if w.closed.Load() { // checked under the lock: Close clears each shard under it
 		s.mu.Unlock()
 		return 0, ErrClosed
 	}
-	i := s.alloc()
-	if i == nilNode {
+	i, n := s.alloc()
+	if n == nil {
 		s.mu.Unlock()
 		return 0, ErrWheelFull
 	}
-	m := s.meta(i)
-	m.setData(data)
-	s.core.schedule(i, w.drv.ticks(at), w.drv.now()/int64(w.drv.tick))
-	t := makeTimer(id, i, m.gen)
+	if s.core.pendingCount() == 0 {
+		if now < 0 {
+			now, _ = w.drv.nowTicks()
+		}
+		s.core.catchUp(now)
+	}
+	n.setData(data)
+	s.core.add(i, &n.link, due)
+	t := makeTimer(id, i, n.gen)
 	s.mu.Unlock()
 	w.drv.scheduled()
 	return t, nil
 }
 
-// ScheduleAfter is Schedule at d after the clock's current time (or after
-// its latest reading, if it went back).
-func (w *Wheel) ScheduleAfter(d time.Duration, data uint64) (Timer, error) {
-	return w.Schedule(time.Duration(w.drv.now())+d, data)
-}
-
-// lookup returns t's shard and node index, locked, if t is pending; the
-// caller unlocks.
-func (w *Wheel) lookup(t Timer) (*shard, int32, bool) {
+// lookup returns t's shard, locked, and its node, if t is pending (the
+// caller unlocks), or nil.
+func (w *Wheel) lookup(t Timer) (*shard, *timerNode) {
 	id := t.shard()
 	if t == 0 || id >= len(w.shards) {
-		return nil, 0, false
+		return nil, nil
 	}
 	s := &w.shards[id]
 	s.mu.Lock()
-	i := t.index()
-	if !s.pending(i, t.gen()) {
+	n := s.pending(t.index(), t.gen())
+	if n == nil {
 		s.mu.Unlock()
-		return nil, 0, false
+		return nil, nil
 	}
-	return s, i, true
+	return s, n
 }
 
 // Cancel stops t and reports whether it was pending (false if it fired,
 // was cancelled, or is not a timer of this wheel).
 func (w *Wheel) Cancel(t Timer) bool {
-	s, i, ok := w.lookup(t)
-	if !ok {
+	s, n := w.lookup(t)
+	if n == nil {
 		return false
 	}
-	s.core.cancel(i)
-	s.release(i)
+	s.core.remove(&n.link)
+	s.release(t.index(), n)
 	s.mu.Unlock()
 	return true
 }
@@ -195,11 +218,13 @@ func (w *Wheel) Cancel(t Timer) bool {
 // Reschedule moves pending timer t to time at, keeping its handle and
 // data, and reports whether t was pending (if not, nothing is scheduled).
 func (w *Wheel) Reschedule(t Timer, at time.Duration) bool {
-	s, i, ok := w.lookup(t)
-	if !ok {
+	due := w.drv.ticks(at)
+	s, n := w.lookup(t)
+	if n == nil {
 		return false
 	}
-	s.core.reschedule(i, w.drv.ticks(at))
+	s.core.unlink(&n.link)
+	s.core.place(t.index(), &n.link, due)
 	s.mu.Unlock()
 	return true
 }
@@ -212,7 +237,7 @@ func (w *Wheel) Advance() int {
 	if w.closed.Load() {
 		return 0
 	}
-	to := w.drv.now() / int64(w.drv.tick)
+	to, _ := w.drv.nowTicks()
 	fired := 0
 	for id := range w.shards {
 		s := &w.shards[id]
@@ -237,16 +262,20 @@ func (w *Wheel) Advance() int {
 // WheelOptions.Clock was nil), on which Schedule's times are read.
 func (w *Wheel) Clock() Clock { return w.drv.clock }
 
-// Len returns the number of pending timers. It is wait-free: it sums the
-// shards' counts (kept per shard, so that schedules on different cores
-// share no counter line); under concurrent calls each shard is read at a
-// different moment.
+// Len returns the number of pending timers. It sums the shards' counts,
+// locking each shard in turn (it may block briefly, as Schedule may; the
+// counts are plain fields under the shards' locks, so that Schedule and
+// Cancel do no atomic update besides the lock's); under concurrent calls
+// each shard is read at a different moment.
 func (w *Wheel) Len() int {
-	n := int64(0)
+	n := 0
 	for i := range w.shards {
-		n += w.shards[i].core.count.Load()
+		s := &w.shards[i]
+		s.mu.Lock()
+		n += s.core.pendingCount()
+		s.mu.Unlock()
 	}
-	return int(n)
+	return n
 }
 
 // Close stops the wheel: pending timers never fire, the ticker goroutine
@@ -263,7 +292,7 @@ func (w *Wheel) Close() error {
 		s := &w.shards[i]
 		s.mu.Lock()
 		for j := range s.core.pending() {
-			s.release(j)
+			s.release(j, s.core.node(j))
 		}
 		s.core.reset(false)
 		s.mu.Unlock()

@@ -13,7 +13,10 @@ import (
 // tick, nothing fired twice or after being cancelled, and every timer
 // whose due tick plus its lateness bound has passed has fired. The bound
 // is the package doc's, computed from the distance at scheduling: less
-// than 8^k ticks for the first level k with distance ≤ 62·8^k.
+// than 8^k ticks for the first level k with distance ≤ 62·8^k. Handles of
+// timers that ended (fired or cancelled) stay stale even after their node
+// is reused: Cancel and Reschedule with them report false and change
+// nothing.
 type wheelModel struct {
 	w       *Wheel
 	clock   *ManualClock
@@ -22,6 +25,7 @@ type wheelModel struct {
 	high    int64 // latest clock reading, ms (= ticks)
 	top     int64 // granularity of the top level: the lateness of timers past the reach
 	fired   []Expired
+	ended   []Timer // handles of timers that fired or were cancelled
 }
 
 type modelTimer struct {
@@ -103,6 +107,42 @@ func (m *wheelModel) actions() map[string]func(*rapid.T) {
 				t.Fatalf("second Cancel of %d succeeded", data)
 			}
 			delete(m.pending, data)
+			m.ended = append(m.ended, mt.handle)
+		},
+		// Cancel a timer, schedule another (which takes the freed node)
+		// and move it: the old handle must not reach the new timer.
+		"CancelReuse": func(t *rapid.T) {
+			data, mt, ok := m.anyPending(t)
+			if !ok {
+				t.Skip("nothing pending")
+			}
+			if !m.w.Cancel(mt.handle) {
+				t.Fatalf("Cancel of pending timer %d failed", data)
+			}
+			delete(m.pending, data)
+			m.ended = append(m.ended, mt.handle)
+			m.next++
+			m.schedule(t, m.next, m.high+distance(t, "delay"))
+			if m.w.Reschedule(mt.handle, 0) || m.w.Cancel(mt.handle) {
+				t.Fatalf("the cancelled handle of %d reached the timer that reused its node", data)
+			}
+			due := m.high + distance(t, "newDelay")
+			if !m.w.Reschedule(m.pending[m.next].handle, time.Duration(due)*time.Millisecond) {
+				t.Fatalf("Reschedule of pending timer %d failed", m.next)
+			}
+			m.pending[m.next] = timerAt(m.pending[m.next].handle, due, m.high, m.top)
+		},
+		"Stale": func(t *rapid.T) {
+			if len(m.ended) == 0 {
+				t.Skip("no timer ended yet")
+			}
+			h := rapid.SampledFrom(m.ended).Draw(t, "stale")
+			if m.w.Reschedule(h, time.Duration(m.high)*time.Millisecond) {
+				t.Fatalf("Reschedule of ended timer %x succeeded", h)
+			}
+			if m.w.Cancel(h) {
+				t.Fatalf("Cancel of ended timer %x succeeded", h)
+			}
 		},
 		"Reschedule": func(t *rapid.T) {
 			data, mt, ok := m.anyPending(t)
@@ -136,6 +176,7 @@ func (m *wheelModel) actions() map[string]func(*rapid.T) {
 					t.Fatalf("timer %d fired early: due %d, clock %d", e.Data, mt.due, m.high)
 				}
 				delete(m.pending, e.Data)
+				m.ended = append(m.ended, e.Timer)
 			}
 			for data, mt := range m.pending {
 				if m.high >= mt.deadline {

@@ -2,6 +2,7 @@ package timewait
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"testing"
@@ -309,12 +310,14 @@ func TestWheelBatchesBursts(t *testing.T) {
 	require.Equal(t, len(sizes), w.Len(), "the handler's own timers")
 }
 
-// A pending timer costs 28 bytes of slab: a 16-byte link and a 12-byte
-// payload, in chunks that are exact size classes (no rounding up).
+// A pending timer costs 32 bytes of slab: its 16-byte link and its
+// payload in one node, half a cache line, in chunks that are exact size
+// classes (no rounding up); a Table's timer is the bare link.
 func TestWheelNodeSize(t *testing.T) {
-	require.Equal(t, uintptr(28), unsafe.Sizeof(link{})+unsafe.Sizeof(meta{}))
+	require.Equal(t, uintptr(32), unsafe.Sizeof(timerNode{}))
+	require.Equal(t, uintptr(16), unsafe.Sizeof(link{}))
+	require.Equal(t, 8192, int(unsafe.Sizeof([linkChunk]timerNode{})))
 	require.Equal(t, 4096, int(unsafe.Sizeof([linkChunk]link{})))
-	require.Equal(t, 3072, int(unsafe.Sizeof([linkChunk]meta{})))
 }
 
 // A timer scheduled on a shard that has been idle (no timers, no Advance)
@@ -334,4 +337,86 @@ func TestWheelIdleShardCatchesUp(t *testing.T) {
 	at, ok := rec.when(1)
 	require.True(t, ok)
 	require.Equal(t, time.Hour+60*time.Millisecond, at)
+}
+
+// Times near the end of the clock's range do not wrap around into the
+// past: a timer at (or after) the largest time never fires early, with a
+// 1 ms tick (where rounding the time up to ticks could overflow) and with
+// a 1 ns tick (where rounding the tick up to a level's granularity could).
+func TestWheelFarFutureNeverEarly(t *testing.T) {
+	for _, tick := range []time.Duration{time.Millisecond, time.Nanosecond} {
+		t.Run(fmt.Sprintf("tick=%v", tick), func(t *testing.T) {
+			w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1, Tick: tick})
+			clock.Set(time.Second)
+			for i, at := range []time.Duration{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 - time.Millisecond/2} {
+				_, err := w.Schedule(at, uint64(i))
+				require.NoError(t, err)
+			}
+			_, err := w.ScheduleAfter(math.MaxInt64, 10) // past the end: saturates
+			require.NoError(t, err)
+			// (A timer beyond the top level's reach is placed again once per
+			// reach, about a second of 1 ns ticks: jumps stay within hours.)
+			for _, now := range []time.Duration{time.Second + tick, 2 * time.Second, time.Hour, 3 * time.Hour} {
+				clock.Set(now)
+				w.Advance()
+				require.Empty(t, rec.fired, "fired early, at %v", now)
+			}
+			require.Equal(t, 4, w.Len())
+		})
+	}
+}
+
+// A timer already due when it is scheduled fires at the next Advance,
+// whether or not its shard was empty: an empty shard catches its clock up
+// to the tick before the clock's, not to the clock's, which the next
+// Advance has yet to process.
+func TestWheelPastTimerFiresAtNextAdvance(t *testing.T) {
+	for _, empty := range []bool{true, false} {
+		t.Run(fmt.Sprintf("empty=%v", empty), func(t *testing.T) {
+			w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1})
+			clock.Set(10 * time.Millisecond)
+			w.Advance()
+			if !empty {
+				_, err := w.ScheduleAfter(time.Hour, 1)
+				require.NoError(t, err)
+			}
+			clock.Set(15 * time.Millisecond) // no Advance yet at 15
+			_, err := w.Schedule(12*time.Millisecond, 2)
+			require.NoError(t, err)
+			require.Equal(t, 1, w.Advance(), "due at 12, advanced to 15")
+			at, ok := rec.when(2)
+			require.True(t, ok)
+			require.Equal(t, 15*time.Millisecond, at)
+		})
+	}
+}
+
+// Cancel, then a schedule that reuses the cancelled timer's node, then a
+// reschedule of the new timer, then expiry: only the new timer fires,
+// once, at its new time, and the old handle never reaches it.
+func TestWheelCancelReuseRescheduleExpire(t *testing.T) {
+	w, clock, rec := newManualWheel(t, WheelOptions{Shards: 1})
+	a, err := w.ScheduleAfter(5*time.Millisecond, 1)
+	require.NoError(t, err)
+	require.True(t, w.Cancel(a))
+	b, err := w.ScheduleAfter(5*time.Millisecond, 2) // the free list hands out a's node
+	require.NoError(t, err)
+	require.Equal(t, a.index(), b.index(), "the node is reused")
+	require.NotEqual(t, a, b)
+	require.False(t, w.Reschedule(a, time.Millisecond), "a stale handle moves nothing")
+	require.True(t, w.Reschedule(b, 9*time.Millisecond))
+	require.True(t, w.Reschedule(b, 7*time.Millisecond), "twice, earlier")
+	for ms := 1; ms <= 20; ms++ {
+		clock.Set(time.Duration(ms) * time.Millisecond)
+		w.Advance()
+	}
+	_, fired := rec.when(1)
+	require.False(t, fired, "cancelled")
+	at, fired := rec.when(2)
+	require.True(t, fired)
+	require.Equal(t, 7*time.Millisecond, at)
+	require.Empty(t, rec.twice)
+	require.False(t, w.Cancel(a))
+	require.False(t, w.Cancel(b), "fired")
+	require.Zero(t, w.Len())
 }
