@@ -9,8 +9,7 @@ import (
 
 // NotAccepted is the LookupResult.Err of a connection that connect(2)
 // reported made but that no listener's accept(2) returned within the
-// recorder's wait. It has never been recorded: the kernel queues a
-// loopback connection before connect(2) returns.
+// recorder's wait. It should never appear.
 const NotAccepted = "NOT_ACCEPTED"
 
 // LookupListener is one listener of a LookupCase: an AF_INET or AF_INET6
