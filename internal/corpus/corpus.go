@@ -81,11 +81,7 @@ func readLines[C any](path string, check func(*C) error) ([]C, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for line := 1; sc.Scan(); line++ {
-		var c C
-		err := decodeStrict(sc.Bytes(), &c)
-		if err == nil && check != nil {
-			err = check(&c)
-		}
+		c, err := parseLine(sc.Bytes(), check)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s:%d: %w", ErrMalformed, path, line, err)
 		}
@@ -95,6 +91,17 @@ func readLines[C any](path string, check func(*C) error) ([]C, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cases, nil
+}
+
+// parseLine decodes one line strictly and checks it with check (nil for
+// none).
+func parseLine[C any](b []byte, check func(*C) error) (C, error) {
+	var c C
+	err := decodeStrict(b, &c)
+	if err == nil && check != nil {
+		err = check(&c)
+	}
+	return c, err
 }
 
 // decodeStrict decodes the one JSON value in b into v, refusing unknown
