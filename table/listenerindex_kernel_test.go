@@ -8,39 +8,20 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/corpus"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/tuple"
 )
 
-// The lookup corpus (see internal/kernelcorpus): which listener the kernel
-// delivered each connection to. Extra corpora: SOCKTABLE_LOOKUP_CORPUS.
-
-type lookupCase struct {
-	ID        string `json:"id"`
-	Listeners []struct {
-		Family    int    `json:"family"`
-		V6Only    *bool  `json:"v6only"`
-		Addr      string `json:"addr"`
-		Port      int    `json:"port"`
-		ReusePort bool   `json:"reuseport"`
-		ReuseAddr bool   `json:"reuseaddr"`
-	} `json:"listeners"`
-	ClientFamily int    `json:"client_family"`
-	DstAddr      string `json:"dst_addr"`
-	DstPort      int    `json:"dst_port"`
-	Connects     []struct {
-		SrcAddr string `json:"src_addr"`
-		SrcPort int    `json:"src_port"`
-		Result  any    `json:"result"` // listener index (float64) or "ECONNREFUSED"
-	} `json:"connects"`
-	Kernel string `json:"kernel"`
-}
+// The lookup corpus (see internal/kernelcorpus, and internal/corpus for
+// the format): which listener the kernel delivered each connection to.
+// Extra corpora: SOCKTABLE_LOOKUP_CORPUS.
 
 // replayLookup checks every connection of a case: refused ones must find
 // no listener; delivered ones must reach the listener the kernel chose or,
 // when that one is in a SO_REUSEPORT group (whose member choice depends on
 // the kernel's secret hash), a member of the same group.
-func replayLookup(t *testing.T, c *lookupCase) []string {
+func replayLookup(t *testing.T, c *corpus.LookupCase) []string {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
 	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
@@ -68,25 +49,23 @@ func replayLookup(t *testing.T, c *lookupCase) []string {
 	for i, conn := range c.Connects {
 		src := tuple.Endpoint{Addr: corpusAddr(t, conn.SrcAddr), Port: uint16(conn.SrcPort)}
 		got, ok := lookupValue(idx, dst, src, 0)
-		switch want := conn.Result.(type) {
-		case string:
+		if want := conn.Result; want.Err != "" {
 			if ok {
-				diffs = append(diffs, fmt.Sprintf("%s connect %d: got listener %d, kernel %s", c.ID, i, got, want))
+				diffs = append(diffs, fmt.Sprintf("%s connect %d: got listener %d, kernel %s", c.ID, i, got, want.Err))
 			}
-		case float64:
-			w := int(want)
-			if !ok || group[got] != group[w] {
-				diffs = append(diffs, fmt.Sprintf("%s connect %d: got %d (found %v), kernel %d", c.ID, i, got, ok, w))
-			}
+		} else if w := want.Listener; !ok || group[got] != group[w] {
+			diffs = append(diffs, fmt.Sprintf("%s connect %d: got %d (found %v), kernel %d", c.ID, i, got, ok, w))
 		}
 	}
 	return diffs
 }
 
 func TestListenerIndexAgreeWithKernel(t *testing.T) {
-	for _, path := range corpusFiles(t, "lookup.jsonl", "SOCKTABLE_LOOKUP_CORPUS") {
+	for _, path := range corpus.LookupFiles(kernelCorpusDir) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			cases := readCorpus[lookupCase](t, path)
+			cases, err := corpus.ReadLookupCases(path)
+			require.NoError(t, err)
+			require.NotEmpty(t, cases, path)
 			var diffs []string
 			for i := range cases {
 				diffs = append(diffs, replayLookup(t, &cases[i])...)

@@ -1,88 +1,34 @@
 package table_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socktable/socktable/internal/corpus"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/tuple"
 )
 
 // The bind corpus: answers recorded from the real kernel by
-// internal/kernelcorpus (see its doc comment for the format). Extra
-// corpora in the same format, from other kernels, are named in
+// internal/kernelcorpus (see its doc comment for how the cases were made,
+// and internal/corpus, which both import, for the format). Extra corpora
+// in the same format, from other kernels, are named in
 // SOCKTABLE_BIND_CORPUS (colon-separated paths).
 
-type corpusSock struct {
-	Family    int    `json:"family"`
-	V6Only    *bool  `json:"v6only"`
-	Addr      string `json:"addr"`
-	Port      int    `json:"port"`
-	ReuseAddr bool   `json:"reuseaddr"`
-	ReusePort bool   `json:"reuseport"`
-	UID       uint32 `json:"uid"`
-	Action    string `json:"action"`
-	ConnectTo []any  `json:"connect_to"`
-	Result    string `json:"result"`
-	Stage     string `json:"stage"`
-	BoundPort int    `json:"bound_port"`
-	Target    *int   `json:"target"`
-}
-
-type bindCase struct {
-	ID      string       `json:"id"`
-	Kind    string       `json:"kind"`
-	Port    int          `json:"port"`
-	Ops     []corpusSock `json:"ops"`
-	Prelude *struct {
-		Listener       corpusSock `json:"listener"`
-		ClientDst      string     `json:"client_dst"`
-		WhoClosedFirst string     `json:"who_closed_first"`
-	} `json:"prelude"`
-	PortRange []int  `json:"port_range"`
-	Kernel    string `json:"kernel"`
-}
-
-// corpusFiles returns the committed corpus file and those named in env.
-func corpusFiles(t *testing.T, committed, env string) []string {
-	files := []string{filepath.Join("..", "testdata", "kernel", committed)}
-	if extra := os.Getenv(env); extra != "" {
-		files = append(files, strings.Split(extra, ":")...)
-	}
-	return files
-}
-
-func readCorpus[C any](t *testing.T, path string) []C {
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	var cases []C
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var c C
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &c), "%s: %s", path, sc.Text())
-		cases = append(cases, c)
-	}
-	require.NoError(t, sc.Err())
-	require.NotEmpty(t, cases, path)
-	return cases
-}
+// kernelCorpusDir is testdata/kernel, from this package's directory.
+var kernelCorpusDir = filepath.Join("..", "testdata", "kernel")
 
 // errnoName is the kernel's name for a Ports error.
 func errnoName(err error) string {
 	switch {
 	case err == nil:
-		return "ok"
+		return corpus.ResultOK
 	case errors.Is(err, table.ErrAddrInUse):
 		return "EADDRINUSE"
 	case errors.Is(err, table.ErrInvalid):
@@ -93,25 +39,22 @@ func errnoName(err error) string {
 	return err.Error()
 }
 
+// corpusAddr is a corpus address (one the reader has checked) as a
+// tuple.Addr.
 func corpusAddr(t *testing.T, s string) tuple.Addr {
-	a, err := tuple.AddrFromNetIP(netip.MustParseAddr(s))
+	ip, err := netip.ParseAddr(s)
+	require.NoError(t, err)
+	a, err := tuple.AddrFromNetIP(ip)
 	require.NoError(t, err)
 	return a
 }
 
-func (s *corpusSock) request(t *testing.T) table.BindRequest {
+// bindRequest is the bind(2) the socket s made.
+func bindRequest(t *testing.T, s *corpus.BindSock) table.BindRequest {
 	return table.BindRequest{
 		Family: s.Family, V6Only: s.V6Only != nil && *s.V6Only, Addr: corpusAddr(t, s.Addr),
-		Port: uint16(s.Port), ReuseAddr: s.ReuseAddr, ReusePort: s.ReusePort, Owner: s.UID,
+		Port: uint16(s.Port), ReuseAddr: s.ReuseAddr, ReusePort: s.ReusePort, Owner: uint32(s.UID),
 	}
-}
-
-// expect is what the kernel answered at stage.
-func (s *corpusSock) expect(stage string) string {
-	if s.Stage == stage {
-		return s.Result
-	}
-	return "ok"
 }
 
 // flowSet is a FlowChecker over the connections a replay has made.
@@ -126,7 +69,7 @@ func (f flowSet) ClaimFlow(t tuple.Tuple, _ bool) table.FlowClaim {
 
 // replayBind runs one recorded case against a fresh Ports and returns the
 // disagreements.
-func replayBind(t *testing.T, c *bindCase) []string {
+func replayBind(t *testing.T, c *corpus.BindCase) []string {
 	flows := flowSet{}
 	ports, err := table.NewPorts(table.PortsOptions{Flows: flows})
 	require.NoError(t, err)
@@ -135,12 +78,12 @@ func replayBind(t *testing.T, c *bindCase) []string {
 		diffs = append(diffs, fmt.Sprintf("%s op %d %s: got %s, kernel %s", c.ID, i, what, got, want))
 	}
 	if pre := c.Prelude; pre != nil {
-		l, err := ports.Bind(pre.Listener.request(t))
+		l, err := ports.Bind(bindRequest(t, &pre.Listener))
 		require.NoError(t, err, c.ID)
 		require.NoError(t, ports.Listen(l), c.ID)
 		child, err := ports.Inherit(l, corpusAddr(t, pre.ClientDst))
 		require.NoError(t, err, c.ID)
-		if pre.WhoClosedFirst == "server" {
+		if pre.WhoClosedFirst == corpus.ClosedByServer {
 			require.NoError(t, ports.TimeWait(child))
 		} else {
 			require.NoError(t, ports.Release(child))
@@ -148,12 +91,13 @@ func replayBind(t *testing.T, c *bindCase) []string {
 		require.NoError(t, ports.Release(l))
 	}
 	bindings := make([]*table.Binding, len(c.Ops))
+	picked := map[int]int{} // port 0 binds: the port Ports picked → the op
 	for i := range c.Ops {
 		op := &c.Ops[i]
-		if op.Action == "listen" {
-			b := bindings[*op.Target]
+		if op.Action == corpus.ActionListen {
+			b := bindings[op.Target]
 			if b == nil {
-				if op.Result != "SKIPPED_TARGET_NOT_BOUND" {
+				if op.Result != corpus.ResultSkippedNotBound {
 					differ(i, "late listen", "target not bound", op.Result)
 				}
 				continue
@@ -163,8 +107,8 @@ func replayBind(t *testing.T, c *bindCase) []string {
 			}
 			continue
 		}
-		b, err := ports.Bind(op.request(t))
-		if got, want := errnoName(err), op.expect("bind"); got != want {
+		b, err := ports.Bind(bindRequest(t, &op.BindSock))
+		if got, want := errnoName(err), op.ResultAt(corpus.StageBind); got != want {
 			differ(i, "bind", got, want)
 		}
 		if err != nil {
@@ -172,24 +116,31 @@ func replayBind(t *testing.T, c *bindCase) []string {
 		}
 		bindings[i] = b
 		if op.Port == 0 {
-			if p := int(b.Port()); len(c.PortRange) == 2 && (p < c.PortRange[0] || p > c.PortRange[1]) {
+			p := int(b.Port())
+			if len(c.PortRange) == 2 && (p < c.PortRange[0] || p > c.PortRange[1]) {
 				differ(i, "picked port", fmt.Sprint(p), fmt.Sprint(c.PortRange))
 			}
+			// The kernel never hands a port 0 bind a port another
+			// socket of the case holds, whatever the flags.
+			if j, ok := picked[p]; ok {
+				differ(i, "picked port", fmt.Sprintf("%d, op %d's too", p, j), "a port of its own")
+			}
+			picked[p] = i
 		}
 		switch op.Action {
-		case "bind+listen":
-			if got, want := errnoName(ports.Listen(b)), op.expect("listen"); got != want {
+		case corpus.ActionBindListen:
+			if got, want := errnoName(ports.Listen(b)), op.ResultAt(corpus.StageListen); got != want {
 				differ(i, "listen", got, want)
 			}
-		case "bind+connect":
-			dst := corpusAddr(t, op.ConnectTo[0].(string))
-			remote := tuple.Endpoint{Addr: dst, Port: uint16(op.ConnectTo[1].(float64))}
+		case corpus.ActionBindConnect:
+			dst := corpusAddr(t, op.ConnectAddr)
+			remote := tuple.Endpoint{Addr: dst, Port: uint16(op.ConnectPort)}
 			local := b.Addr()
 			if local.IsUnspecified() {
 				local = dst // loopback: the kernel routes from the destination address
 			}
 			_, err := ports.Connect(b, local, remote)
-			if got, want := errnoName(err), op.expect("connect"); got != want {
+			if got, want := errnoName(err), op.ResultAt(corpus.StageConnect); got != want {
 				differ(i, "connect", got, want)
 			}
 			if err == nil {
@@ -201,9 +152,11 @@ func replayBind(t *testing.T, c *bindCase) []string {
 }
 
 func TestPortsAgreeWithKernel(t *testing.T) {
-	for _, path := range corpusFiles(t, "bind.jsonl", "SOCKTABLE_BIND_CORPUS") {
+	for _, path := range corpus.BindFiles(kernelCorpusDir) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			cases := readCorpus[bindCase](t, path)
+			cases, err := corpus.ReadBindCases(path)
+			require.NoError(t, err)
+			require.NotEmpty(t, cases, path)
 			var diffs []string
 			kinds := map[string]int{}
 			for i := range cases {

@@ -1,16 +1,8 @@
-// Package corpus is the schema of the kernel corpora in testdata/kernel:
-// the JSON lines internal/kernelcorpus records and the replay tests read,
-// declared once so that the two cannot drift apart. It holds the
-// TIME_WAIT segment corpus, timewait-segments.jsonl (one SegmentCase a
-// line). Only the recorder and tests import it.
 package corpus
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/socktable/socktable/tuple"
@@ -120,25 +112,8 @@ type SegmentCase struct {
 	Kernel string   `json:"kernel"`
 }
 
-// ReadSegmentCases reads a timewait-segments.jsonl file.
+// ReadSegmentCases reads a timewait-segments.jsonl file. A line that is
+// not a SegmentCase gives an error wrapping ErrMalformed.
 func ReadSegmentCases(path string) ([]SegmentCase, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var cases []SegmentCase
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		var c SegmentCase
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		cases = append(cases, c)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cases, nil
+	return readLines[SegmentCase](path, nil)
 }

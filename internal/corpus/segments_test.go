@@ -1,9 +1,6 @@
 package corpus
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -27,25 +24,22 @@ func TestFlagBits(t *testing.T) {
 // recorder does gives back its line byte for byte: the schema is the one
 // the corpus was recorded with.
 func TestReadSegmentCasesRoundTrip(t *testing.T) {
-	path := filepath.Join("..", "..", "testdata", "kernel", "timewait-segments.jsonl")
-	cases, err := ReadSegmentCases(path)
-	require.NoError(t, err)
-	raw, err := os.ReadFile(path)
-	require.NoError(t, err)
-	lines := bytes.SplitAfter(raw, []byte("\n"))
-	if len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	require.Len(t, cases, len(lines))
-	for i, c := range cases {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		require.NoError(t, enc.Encode(c))
-		require.Equal(t, string(lines[i]), b.String(), c.ID)
+	cases := requireRoundTrip(t, filepath.Join(kernelDir, SegmentsFile), ReadSegmentCases)
+	for _, c := range cases {
 		for _, p := range c.Setup {
 			_, err := p.FlagBits()
 			require.NoError(t, err, c.ID)
 		}
 	}
+}
+
+func TestReadSegmentCasesMalformed(t *testing.T) {
+	good := `{"id":"x","substate":"TIME_WAIT","close":"fin-ack","sysctls":{"tcp_rfc1337":0},"listener":true,"local":"10.77.0.1:10000","remote":"10.77.0.2:20000","setup":[],"probes":[],"kernel":"k"}`
+	requireMalformed(t, ReadSegmentCases, good, map[string]string{
+		"not json":      `{"id":`,
+		"empty line":    ``,
+		"unknown field": edit(t, good, `"listener":true`, `"listener":true,"listner":false`),
+		"trailing data": good + ` {}`,
+		"wrong type":    edit(t, good, `"listener":true`, `"listener":"yes"`),
+	})
 }

@@ -3,104 +3,26 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"syscall"
+
+	"github.com/socktable/socktable/internal/corpus"
 )
 
-// Op actions, verbatim as in bind.jsonl.
-const (
-	actBind        = "bind"
-	actBindListen  = "bind+listen"
-	actBindConnect = "bind+connect"
-	actListen      = "listen" // a late listen(2) on an earlier op's socket
-)
-
-// Results and stages that are not errno names.
-const (
-	resultOK           = "ok"
-	resultSkipNotBound = "SKIPPED_TARGET_NOT_BOUND"
-	stageBind          = "bind"
-	stageListen        = "listen"
-	stageConnect       = "connect"
-)
-
-// Case kinds, verbatim as in bind.jsonl.
-const (
-	kindPair     = "pair"
-	kindSequence = "sequence"
-	kindTimewait = "timewait"
-	kindPort0    = "port0"
-)
-
-// bindOp is one op of a bind case: either a fresh socket (sockSpec plus an
-// action), or a late listen on the socket of op Target. The runner fills
-// in Result, Stage and BoundPort.
-type bindOp struct {
-	sockSpec
-	Action      string
-	ConnectAddr string // bind+connect only: where to connect (a helper listener)
-	ConnectPort int
-	Target      int // listen only: 0-based index of the op whose socket listens
-
-	Result    string
-	Stage     string // the failing syscall; empty when Result is ok
-	BoundPort int    // port getsockname reports after a successful bind
-}
-
-// MarshalJSON writes the two op shapes of bind.jsonl. A late listen has no
-// socket fields at all, while a socket op must carry "v6only" even when it
-// is null, so one struct with omitempty cannot express both.
-func (o bindOp) MarshalJSON() ([]byte, error) {
-	if o.Action == actListen {
-		return json.Marshal(struct {
-			Action string `json:"action"`
-			Target int    `json:"target"`
-			Result string `json:"result"`
-			Stage  string `json:"stage,omitempty"`
-		}{o.Action, o.Target, o.Result, o.Stage})
-	}
-	var to []any
-	if o.Action == actBindConnect {
-		to = []any{o.ConnectAddr, o.ConnectPort}
-	}
-	return json.Marshal(struct {
-		sockSpec
-		Action    string `json:"action"`
-		ConnectTo []any  `json:"connect_to,omitempty"`
-		Result    string `json:"result"`
-		Stage     string `json:"stage,omitempty"`
-		BoundPort int    `json:"bound_port,omitempty"`
-	}{o.sockSpec, o.Action, to, o.Result, o.Stage, o.BoundPort})
-}
+// The cases are corpus.BindCase values, their ops corpus.BindOp (socket
+// ops made from corpus.BindSock, and late listens): internal/corpus
+// declares the schema of bind.jsonl, which the replay test reads with it.
+// The runner fills in each op's Result, Stage and BoundPort.
 
 // setResult records err as the op's result, failing at stage.
-func (o *bindOp) setResult(err error, stage string) {
+func setResult(o *corpus.BindOp, err error, stage string) {
 	if err == nil {
-		o.Result, o.Stage = resultOK, ""
+		o.Result, o.Stage = corpus.ResultOK, ""
 		return
 	}
 	o.Result, o.Stage = errName(err), stage
-}
-
-// prelude is how a timewait case made its TIME_WAIT socket before the ops.
-type prelude struct {
-	Listener       sockSpec `json:"listener"`
-	ClientDst      string   `json:"client_dst"`
-	WhoClosedFirst string   `json:"who_closed_first"` // "server" or "client"
-}
-
-// bindCase is one line of bind.jsonl.
-type bindCase struct {
-	ID        string   `json:"id"`
-	Kind      string   `json:"kind"`
-	Port      int      `json:"port"` // the port every op binds; 0 for kind port0
-	Ops       []bindOp `json:"ops"`
-	Prelude   *prelude `json:"prelude,omitempty"`
-	PortRange []int    `json:"port_range,omitempty"` // port0 only: ip_local_port_range
-	Kernel    string   `json:"kernel"`
 }
 
 // addrSpec is a family, IPV6_V6ONLY setting and bind address: the part of
@@ -163,15 +85,15 @@ type sockKind struct {
 // op returns the op for k with the given owner and action. For
 // bind+connect, alt picks the IPv4 helper for a dual-stack wildcard, which
 // can reach either helper.
-func (k sockKind) op(uid int, action string, alt bool) bindOp {
-	o := bindOp{
-		sockSpec: sockSpec{
+func (k sockKind) op(uid int, action string, alt bool) corpus.BindOp {
+	o := corpus.BindOp{
+		BindSock: corpus.BindSock{
 			Family: k.family, V6Only: k.v6only, Addr: k.addr,
 			ReuseAddr: k.reuseAddr, ReusePort: k.reusePort, UID: uid,
 		},
 		Action: action,
 	}
-	if action == actBindConnect {
+	if action == corpus.ActionBindConnect {
 		o.ConnectAddr, o.ConnectPort = connectTarget(k.addrSpec, alt), helperPort
 	}
 	return o
@@ -194,7 +116,9 @@ func connectTarget(a addrSpec, alt bool) string {
 }
 
 // listenOp returns a late listen on op target.
-func listenOp(target int) bindOp { return bindOp{Action: actListen, Target: target} }
+func listenOp(target int) corpus.BindOp {
+	return corpus.BindOp{Action: corpus.ActionListen, Target: target}
+}
 
 // sockKinds returns the 52 grid points, address-major.
 func sockKinds() []sockKind {
@@ -210,27 +134,27 @@ func sockKinds() []sockKind {
 // pairCases returns the pair grid described in the package comment. The
 // second socket always does bind+listen: it is the last op, so its bind
 // answer is the bind-only answer, and the listen answer comes for free.
-func pairCases() []bindCase {
-	var cases []bindCase
+func pairCases() []corpus.BindCase {
+	var cases []corpus.BindCase
 	add := func(a, b sockKind, uidA, uidB int, actA string) {
 		alt := len(cases)%2 == 1
-		cases = append(cases, bindCase{
+		cases = append(cases, corpus.BindCase{
 			ID:   fmt.Sprintf("pair-%05d", len(cases)),
-			Kind: kindPair,
-			Ops:  []bindOp{a.op(uidA, actA, alt), b.op(uidB, actBindListen, false)},
+			Kind: corpus.KindPair,
+			Ops:  []corpus.BindOp{a.op(uidA, actA, alt), b.op(uidB, corpus.ActionBindListen, false)},
 		})
 	}
 	uidPairs := [][2]int{{0, 1000}, {1000, 0}, {1000, 1000}}
-	firstActs := []string{actBind, actBindListen, actBindConnect}
+	firstActs := []string{corpus.ActionBind, corpus.ActionBindListen, corpus.ActionBindConnect}
 	cycle := 0
 	ks := sockKinds()
 	for _, a := range ks {
 		for _, b := range ks {
 			switch {
 			case !a.valid():
-				add(a, b, 0, 0, actBind)
+				add(a, b, 0, 0, corpus.ActionBind)
 			case !b.valid():
-				add(a, b, 0, 0, actBindListen)
+				add(a, b, 0, 0, corpus.ActionBindListen)
 			default:
 				for _, act := range firstActs {
 					add(a, b, 0, 0, act)
@@ -239,11 +163,11 @@ func pairCases() []bindCase {
 					// The owner rule lives here: every owner pair
 					// against a bound and a listening first socket.
 					for _, u := range uidPairs[:2] {
-						add(a, b, u[0], u[1], actBind)
-						add(a, b, u[0], u[1], actBindListen)
+						add(a, b, u[0], u[1], corpus.ActionBind)
+						add(a, b, u[0], u[1], corpus.ActionBindListen)
 					}
-					add(a, b, 1000, 1000, actBindListen)
-					add(a, b, 0, 1000, actBindConnect)
+					add(a, b, 1000, 1000, corpus.ActionBindListen)
+					add(a, b, 0, 1000, corpus.ActionBindConnect)
 				} else {
 					// Owners should not matter here; one line per
 					// grid point, cycling through owner pairs and
@@ -263,22 +187,22 @@ func pairCases() []bindCase {
 // re-check (two SO_REUSEADDR binds succeed, the second listen fails),
 // which a pair cannot show because its first socket listens before the
 // second binds.
-func fixedSequences() []bindCase {
+func fixedSequences() []corpus.BindCase {
 	addrPairs := [][2]addrSpec{
 		{v4Lo, v4Lo}, {v4Any, v4Lo}, {v4Lo, v4Any}, {dualAny, v4Any}, {dualLo, dualAny},
 	}
-	var cases []bindCase
+	var cases []corpus.BindCase
 	for _, ap := range addrPairs {
 		for _, fa := range flagSets {
 			for _, fb := range flagSets {
 				for _, u := range [][2]int{{0, 0}, {0, 1000}} {
 					for _, order := range [][2]int{{0, 1}, {1, 0}} {
 						a, b := sockKind{ap[0], fa}, sockKind{ap[1], fb}
-						cases = append(cases, bindCase{
+						cases = append(cases, corpus.BindCase{
 							ID:   fmt.Sprintf("seq-fixed-%03d", len(cases)),
-							Kind: kindSequence,
-							Ops: []bindOp{
-								a.op(u[0], actBind, false), b.op(u[1], actBind, false),
+							Kind: corpus.KindSequence,
+							Ops: []corpus.BindOp{
+								a.op(u[0], corpus.ActionBind, false), b.op(u[1], corpus.ActionBind, false),
 								listenOp(order[0]), listenOp(order[1]),
 							},
 						})
@@ -294,19 +218,19 @@ func fixedSequences() []bindCase {
 // from a generator seeded with seed, so a seed always gives the same
 // cases. Sockets that can never bind (v6only with a v4-mapped address) are
 // kept rare, since their answer is always the same.
-func randomSequences(n int, seed uint64) []bindCase {
+func randomSequences(n int, seed uint64) []corpus.BindCase {
 	r := rand.New(rand.NewPCG(seed, 0x6b65726e656c)) // "kernel"
 	ks := sockKinds()
-	cases := make([]bindCase, 0, n)
+	cases := make([]corpus.BindCase, 0, n)
 	for i := 0; i < n; i++ {
 		nops := 3 + r.IntN(2)
-		ops := make([]bindOp, 0, nops)
+		ops := make([]corpus.BindOp, 0, nops)
 		listened := map[int]bool{} // a second late listen on one socket says nothing new
 		for len(ops) < nops {
 			if len(ops) > 0 && r.IntN(4) == 0 {
 				var targets []int
 				for j, o := range ops {
-					if (o.Action == actBind || o.Action == actBindConnect) && !listened[j] {
+					if (o.Action == corpus.ActionBind || o.Action == corpus.ActionBindConnect) && !listened[j] {
 						targets = append(targets, j)
 					}
 				}
@@ -325,18 +249,18 @@ func randomSequences(n int, seed uint64) []bindCase {
 			if r.IntN(3) == 0 {
 				uid = 1000
 			}
-			act := actBind
+			act := corpus.ActionBind
 			switch x := r.IntN(10); {
 			case x >= 8:
-				act = actBindConnect
+				act = corpus.ActionBindConnect
 			case x >= 4:
-				act = actBindListen
+				act = corpus.ActionBindListen
 			}
 			ops = append(ops, k.op(uid, act, r.IntN(2) == 0))
 		}
-		cases = append(cases, bindCase{
+		cases = append(cases, corpus.BindCase{
 			ID:   fmt.Sprintf("seq-rand-%04d", i),
-			Kind: kindSequence,
+			Kind: corpus.KindSequence,
 			Ops:  ops,
 		})
 	}
@@ -347,29 +271,29 @@ func randomSequences(n int, seed uint64) []bindCase {
 // at random, so a replayer can check only the results, that each
 // bound_port is inside port_range, and that no two sockets of a case got
 // the same port.
-func port0Cases() []bindCase {
+func port0Cases() []corpus.BindCase {
 	k := func(a addrSpec, ra, rp bool) sockKind { return sockKind{a, flagSet{ra, rp}} }
-	seqs := [][]bindOp{
-		{k(v4Any, false, false).op(0, actBind, false)},
-		{k(v4Any, true, false).op(0, actBind, false)},
-		{k(v4Any, false, true).op(0, actBind, false)},
-		{k(v4Any, true, false).op(1000, actBind, false)},
-		{k(v4Lo, false, false).op(0, actBindListen, false)},
-		{k(v4Lo, false, false).op(0, actBindConnect, false)},
-		{k(dualAny, false, false).op(0, actBind, false)},
-		{k(v6Lo, false, false).op(0, actBindListen, false)},
-		{k(dualMapLo, false, false).op(0, actBind, false)},
-		{k(v6MapLo, false, false).op(0, actBind, false)},
+	seqs := [][]corpus.BindOp{
+		{k(v4Any, false, false).op(0, corpus.ActionBind, false)},
+		{k(v4Any, true, false).op(0, corpus.ActionBind, false)},
+		{k(v4Any, false, true).op(0, corpus.ActionBind, false)},
+		{k(v4Any, true, false).op(1000, corpus.ActionBind, false)},
+		{k(v4Lo, false, false).op(0, corpus.ActionBindListen, false)},
+		{k(v4Lo, false, false).op(0, corpus.ActionBindConnect, false)},
+		{k(dualAny, false, false).op(0, corpus.ActionBind, false)},
+		{k(v6Lo, false, false).op(0, corpus.ActionBindListen, false)},
+		{k(dualMapLo, false, false).op(0, corpus.ActionBind, false)},
+		{k(v6MapLo, false, false).op(0, corpus.ActionBind, false)},
 		// Port 0 never shares a port, whatever the flags.
-		{k(v4Lo, true, false).op(0, actBind, false), k(v4Lo, true, false).op(0, actBind, false)},
-		{k(v4Any, false, true).op(0, actBind, false), k(v4Any, false, true).op(0, actBind, false)},
-		{k(v4Any, true, true).op(0, actBindListen, false), k(v4Any, true, true).op(0, actBindListen, false)},
-		{k(dualAny, true, false).op(0, actBind, false), k(v4Any, true, false).op(0, actBind, false)},
-		{k(v4Any, true, true).op(0, actBind, false), k(v4Lo, true, true).op(0, actBind, false), k(v4Other, true, true).op(0, actBind, false)},
+		{k(v4Lo, true, false).op(0, corpus.ActionBind, false), k(v4Lo, true, false).op(0, corpus.ActionBind, false)},
+		{k(v4Any, false, true).op(0, corpus.ActionBind, false), k(v4Any, false, true).op(0, corpus.ActionBind, false)},
+		{k(v4Any, true, true).op(0, corpus.ActionBindListen, false), k(v4Any, true, true).op(0, corpus.ActionBindListen, false)},
+		{k(dualAny, true, false).op(0, corpus.ActionBind, false), k(v4Any, true, false).op(0, corpus.ActionBind, false)},
+		{k(v4Any, true, true).op(0, corpus.ActionBind, false), k(v4Lo, true, true).op(0, corpus.ActionBind, false), k(v4Other, true, true).op(0, corpus.ActionBind, false)},
 	}
-	cases := make([]bindCase, len(seqs))
+	cases := make([]corpus.BindCase, len(seqs))
 	for i, ops := range seqs {
-		cases[i] = bindCase{ID: fmt.Sprintf("port0-%02d", i), Kind: kindPort0, Ops: ops}
+		cases[i] = corpus.BindCase{ID: fmt.Sprintf("port0-%02d", i), Kind: corpus.KindPort0, Ops: ops}
 	}
 	return cases
 }
@@ -379,7 +303,7 @@ func port0Cases() []bindCase {
 // across ops, because each later op must meet the earlier ones; a socket
 // whose listen or connect failed stays open too, still bound, as it would
 // in a program that ignored the error.
-func (r *runner) runOps(ops []bindOp, port int) {
+func (r *runner) runOps(ops []corpus.BindOp, port int) {
 	fds := make([]int, len(ops))  // -1 where there is no socket
 	rst := make([]bool, len(ops)) // connected: close with a RST
 	var accepted []int            // the helper's ends of those connections
@@ -400,32 +324,32 @@ func (r *runner) runOps(ops []bindOp, port int) {
 	for i := range ops {
 		op := &ops[i]
 		fds[i] = -1
-		if op.Action == actListen {
+		if op.Action == corpus.ActionListen {
 			t := op.Target
 			if fds[t] < 0 {
-				op.Result = resultSkipNotBound
+				op.Result = corpus.ResultSkippedNotBound
 				continue
 			}
 			var err error
 			asUID(ops[t].UID, func() { err = syscall.Listen(fds[t], backlog) })
-			op.setResult(err, stageListen)
+			setResult(op, err, corpus.StageListen)
 			continue
 		}
 		op.Port = port
-		fd, err := openBound(op.sockSpec, false)
+		fd, err := openBound(op.BindSock, false)
 		if err != nil {
-			op.setResult(err, stageBind)
+			setResult(op, err, corpus.StageBind)
 			continue
 		}
 		fds[i] = fd
 		op.BoundPort = localPort(fd)
 		switch op.Action {
-		case actBindListen:
+		case corpus.ActionBindListen:
 			asUID(op.UID, func() { err = syscall.Listen(fd, backlog) })
-			op.setResult(err, stageListen)
-		case actBindConnect:
+			setResult(op, err, corpus.StageListen)
+		case corpus.ActionBindConnect:
 			asUID(op.UID, func() { err = syscall.Connect(fd, sockaddr(op.Family, op.ConnectAddr, op.ConnectPort)) })
-			op.setResult(err, stageConnect)
+			setResult(op, err, corpus.StageConnect)
 			if err == nil {
 				// The accepted end leaves the helper's queue now, so
 				// that the queue never fills.
@@ -433,7 +357,7 @@ func (r *runner) runOps(ops []bindOp, port int) {
 				accepted = append(accepted, r.acceptHelper(op.ConnectAddr))
 			}
 		default:
-			op.setResult(nil, "")
+			setResult(op, nil, "")
 		}
 	}
 }

@@ -6,42 +6,12 @@ import (
 	"fmt"
 	"log"
 	"syscall"
+
+	"github.com/socktable/socktable/internal/corpus"
 )
 
-// lookupListener is one listener of a lookup case, in creation order.
-type lookupListener struct {
-	Family    int    `json:"family"`
-	V6Only    *bool  `json:"v6only"` // nil (JSON null) for family 4
-	Addr      string `json:"addr"`
-	Port      int    `json:"port"`
-	ReusePort bool   `json:"reuseport"`
-	ReuseAddr bool   `json:"reuseaddr"`
-}
-
-// lookupConnect is one connection of a lookup case and where it went.
-type lookupConnect struct {
-	SrcAddr string `json:"src_addr"`
-	SrcPort int    `json:"src_port"`
-	// Result is the index of the listener whose accept(2) returned the
-	// connection, or the connect(2) error's name ("ECONNREFUSED"), or
-	// resultNotAccepted.
-	Result any `json:"result"`
-}
-
-// resultNotAccepted marks a connection that connect(2) reported made but
-// that no listener's accept(2) returned in time. It should never appear.
-const resultNotAccepted = "NOT_ACCEPTED"
-
-// lookupCase is one line of lookup.jsonl.
-type lookupCase struct {
-	ID           string           `json:"id"`
-	Listeners    []lookupListener `json:"listeners"`
-	ClientFamily int              `json:"client_family"`
-	DstAddr      string           `json:"dst_addr"`
-	DstPort      int              `json:"dst_port"`
-	Connects     []lookupConnect  `json:"connects"`
-	Kernel       string           `json:"kernel"`
-}
+// The cases are corpus.LookupCase values: internal/corpus declares the
+// schema of lookup.jsonl, which the replay test reads with it.
 
 // probe is a kind of client: its family, where it connects, and the source
 // addresses it binds in turn.
@@ -73,18 +43,18 @@ const (
 // probe becomes one lookup case, with fresh listeners on a fresh port.
 type scenario struct {
 	name      string
-	listeners []lookupListener
+	listeners []corpus.LookupListener
 	probes    []probe
 }
 
 // ln returns a listener on a, with SO_REUSEPORT set as rp.
-func ln(a addrSpec, rp bool) lookupListener {
-	return lookupListener{Family: a.family, V6Only: a.v6only, Addr: a.addr, ReusePort: rp}
+func ln(a addrSpec, rp bool) corpus.LookupListener {
+	return corpus.LookupListener{Family: a.family, V6Only: a.v6only, Addr: a.addr, ReusePort: rp}
 }
 
 // group returns n SO_REUSEPORT listeners on a: one reuseport group.
-func group(a addrSpec, n int) []lookupListener {
-	ls := make([]lookupListener, n)
+func group(a addrSpec, n int) []corpus.LookupListener {
+	ls := make([]corpus.LookupListener, n)
 	for i := range ls {
 		ls[i] = ln(a, true)
 	}
@@ -92,8 +62,8 @@ func group(a addrSpec, n int) []lookupListener {
 }
 
 // cat concatenates listener lists, to spell creation orders.
-func cat(lists ...[]lookupListener) []lookupListener {
-	var ls []lookupListener
+func cat(lists ...[]corpus.LookupListener) []corpus.LookupListener {
+	var ls []corpus.LookupListener
 	for _, l := range lists {
 		ls = append(ls, l...)
 	}
@@ -101,7 +71,7 @@ func cat(lists ...[]lookupListener) []lookupListener {
 }
 
 // one wraps a single listener as a list.
-func one(l lookupListener) []lookupListener { return []lookupListener{l} }
+func one(l corpus.LookupListener) []corpus.LookupListener { return []corpus.LookupListener{l} }
 
 // scenarios lists the listener-choice questions, in a fixed order. Pairs
 // of listeners that could not both listen without SO_REUSEPORT (a
@@ -150,7 +120,7 @@ func scenarios() []scenario {
 		{"group3-v6only-any", group(v6Any, 3), []probe{probe6Lo}},
 		{"group2-v6-exact", group(dualLo, 2), []probe{probe6Lo}},
 		{"group2-mapped-any", group(dualMapAny, 2), []probe{probe4Lo}},
-		{"group2-v4-any-reuseaddr", []lookupListener{
+		{"group2-v4-any-reuseaddr", []corpus.LookupListener{
 			{Family: 4, Addr: "0.0.0.0", ReusePort: true, ReuseAddr: true},
 			{Family: 4, Addr: "0.0.0.0", ReusePort: true, ReuseAddr: true},
 		}, []probe{probe4Lo}},
@@ -170,18 +140,18 @@ func scenarios() []scenario {
 }
 
 // lookupCases expands the scenarios into cases, one per probe.
-func lookupCases() []lookupCase {
-	var cases []lookupCase
+func lookupCases() []corpus.LookupCase {
+	var cases []corpus.LookupCase
 	for _, s := range scenarios() {
 		for _, p := range s.probes {
-			ls := make([]lookupListener, len(s.listeners))
+			ls := make([]corpus.LookupListener, len(s.listeners))
 			copy(ls, s.listeners)
-			cases = append(cases, lookupCase{
+			cases = append(cases, corpus.LookupCase{
 				ID:           fmt.Sprintf("%s/v%d-%s", s.name, p.family, p.dst),
 				Listeners:    ls,
 				ClientFamily: p.family,
 				DstAddr:      p.dst,
-				Connects:     make([]lookupConnect, connectsFor(ls)),
+				Connects:     make([]corpus.LookupConnect, connectsFor(ls)),
 			})
 		}
 	}
@@ -189,7 +159,7 @@ func lookupCases() []lookupCase {
 }
 
 // connectsFor returns how many connections a case with listeners ls makes.
-func connectsFor(ls []lookupListener) int {
+func connectsFor(ls []corpus.LookupListener) int {
 	for _, l := range ls {
 		if l.ReusePort {
 			return connectsReusePort
@@ -199,7 +169,7 @@ func connectsFor(ls []lookupListener) int {
 }
 
 // srcsFor returns the source addresses of the probe a case was made from.
-func srcsFor(c *lookupCase) []string {
+func srcsFor(c *corpus.LookupCase) []string {
 	for _, p := range []probe{probe4Lo, probe4Other, probe6Lo, probe6Other, probe6Mapped} {
 		if p.family == c.ClientFamily && p.dst == c.DstAddr {
 			return p.srcs
@@ -213,7 +183,7 @@ func srcsFor(c *lookupCase) []string {
 // connections from fresh source ports, and records where each went. It
 // reports the error of the first listener that could not bind or listen,
 // having recorded nothing; the caller skips the case.
-func (r *runner) runLookup(c *lookupCase) error {
+func (r *runner) runLookup(c *corpus.LookupCase) error {
 	port := r.port()
 	c.DstPort = port
 	var fds []int
@@ -225,7 +195,7 @@ func (r *runner) runLookup(c *lookupCase) error {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Port = port
-		s := sockSpec{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+		s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
 		fd, err := openBound(s, true)
 		if err != nil {
 			return fmt.Errorf("listener %d (%s) bind: %s", i, l.Addr, errName(err))
@@ -246,24 +216,24 @@ func (r *runner) runLookup(c *lookupCase) error {
 
 // connectOnce connects from src:sport to dst:dport and returns the index
 // of the listener (among fds) that accepted the connection, or the name of
-// the connect error. Both ends are closed with a RST, leaving no
+// the connect error, as a corpus.LookupResult. Both ends are closed with a RST, leaving no
 // TIME_WAIT: the next connection must find the listeners as the case
 // built them and nothing else.
-func connectOnce(family int, src string, sport int, dst string, dport int, fds []int) any {
+func connectOnce(family int, src string, sport int, dst string, dport int, fds []int) corpus.LookupResult {
 	cfd := newSocket(family, false)
 	if err := syscall.Bind(cfd, sockaddr(family, src, sport)); err != nil {
 		log.Fatalf("client bind %s:%d: %v", src, sport, err)
 	}
 	if err := syscall.Connect(cfd, sockaddr(family, dst, dport)); err != nil {
 		closeFD(cfd)
-		return errName(err)
+		return corpus.LookupResult{Err: errName(err)}
 	}
 	a, ok := acceptWait(fds)
 	if !ok {
 		closeRST(cfd)
-		return resultNotAccepted
+		return corpus.LookupResult{Err: corpus.NotAccepted}
 	}
 	closeRST(a.fd)
 	closeRST(cfd)
-	return a.index
+	return corpus.LookupResult{Listener: a.index}
 }

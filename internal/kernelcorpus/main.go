@@ -34,6 +34,10 @@
 // with euid 1000 and saved uid 0 (setresuid(-1, 1000, 0)); the euid goes
 // back to 0 at once after.
 //
+// The three formats below are declared once, as Go types, in
+// internal/corpus (BindCase, LookupCase and SegmentCase, one a line),
+// which this command writes and the replay tests read.
+//
 // # bind.jsonl
 //
 // One case per line: {"id","kind","port","ops",["prelude"],["port_range"],
@@ -187,6 +191,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/socktable/socktable/internal/corpus"
 )
 
 // nsEnv marks the re-executed child and carries the parent's network
@@ -283,8 +289,8 @@ func run(cfg config, parentNS string) {
 	defer r.close()
 
 	var sum summary
-	writeJSONL(filepath.Join(cfg.out, "bind.jsonl"), func(emit func(any)) {
-		var cases []bindCase
+	writeJSONL(filepath.Join(cfg.out, corpus.BindFile), func(emit func(any)) {
+		var cases []corpus.BindCase
 		cases = append(cases, pairCases()...)
 		cases = append(cases, fixedSequences()...)
 		cases = append(cases, randomSequences(cfg.random, cfg.seed)...)
@@ -294,10 +300,10 @@ func run(cfg config, parentNS string) {
 			c := &cases[i]
 			c.Kernel = kernel
 			switch c.Kind {
-			case kindPort0:
+			case corpus.KindPort0:
 				c.PortRange = []int{lo, hi}
 				r.runOps(c.Ops, 0)
-			case kindTimewait:
+			case corpus.KindTimewait:
 				c.Port = r.port()
 				if !r.runTimewait(c, c.Port) {
 					sum.twSkipped++
@@ -311,7 +317,7 @@ func run(cfg config, parentNS string) {
 			emit(c)
 		}
 	})
-	writeJSONL(filepath.Join(cfg.out, "lookup.jsonl"), func(emit func(any)) {
+	writeJSONL(filepath.Join(cfg.out, corpus.LookupFile), func(emit func(any)) {
 		cases := lookupCases()
 		for i := range cases {
 			c := &cases[i]
@@ -400,7 +406,7 @@ type summary struct {
 }
 
 // addBind counts a recorded bind case.
-func (s *summary) addBind(c *bindCase) {
+func (s *summary) addBind(c *corpus.BindCase) {
 	if s.bindCases == nil {
 		s.bindCases, s.results = map[string]int{}, map[string]int{}
 	}
@@ -415,15 +421,15 @@ func (s *summary) addBind(c *bindCase) {
 }
 
 // addLookup counts a recorded lookup case.
-func (s *summary) addLookup(c *lookupCase) {
+func (s *summary) addLookup(c *corpus.LookupCase) {
 	if s.lookupResults == nil {
 		s.lookupResults = map[string]int{}
 	}
 	s.lookupCases++
 	for _, cn := range c.Connects {
-		k := fmt.Sprint(cn.Result)
-		if _, ok := cn.Result.(int); ok {
-			k = "listener " + k
+		k := cn.Result.Err
+		if k == "" {
+			k = "listener " + strconv.Itoa(cn.Result.Listener)
 		}
 		s.lookupResults[k]++
 	}

@@ -7,6 +7,8 @@ import (
 	"log"
 	"syscall"
 	"time"
+
+	"github.com/socktable/socktable/internal/corpus"
 )
 
 // Port plan. Every case gets ports of its own, counted up from firstPort,
@@ -35,13 +37,13 @@ type runner struct {
 // ephemeral range; case ports must stay below it.
 func newRunner(portEnd int) *runner {
 	r := &runner{nextPort: firstPort, portEnd: portEnd}
-	r.helper4 = openHelper(sockSpec{Family: 4, Addr: "127.0.0.1", Port: helperPort})
-	r.helper6 = openHelper(sockSpec{Family: 6, V6Only: boolPtr(true), Addr: "::1", Port: helperPort})
+	r.helper4 = openHelper(corpus.BindSock{Family: 4, Addr: "127.0.0.1", Port: helperPort})
+	r.helper6 = openHelper(corpus.BindSock{Family: 6, V6Only: boolPtr(true), Addr: "::1", Port: helperPort})
 	return r
 }
 
 // openHelper opens a non-blocking listener for the generator's own use.
-func openHelper(s sockSpec) int {
+func openHelper(s corpus.BindSock) int {
 	fd, err := openBound(s, true)
 	if err != nil {
 		log.Fatalf("helper listener %s:%d: %v", s.Addr, s.Port, err)

@@ -683,7 +683,7 @@ func runSegment(tun *tunDev, s *segSpec, lport int, kernel string) (corpus.Segme
 		c.Sysctls[n] = readSysctl(n)
 	}
 
-	lfd, err := openBound(sockSpec{Family: 4, Addr: tunLocal, Port: lport}, true)
+	lfd, err := openBound(corpus.BindSock{Family: 4, Addr: tunLocal, Port: lport}, true)
 	if err != nil {
 		log.Fatalf("%s: listener bind: %v", s.id, err)
 	}
@@ -811,7 +811,7 @@ func runSegments(dir, kernel string) {
 	seen := map[string]bool{}
 	counts := map[string]int{}
 	var skipped []string
-	writeJSONL(filepath.Join(dir, "timewait-segments.jsonl"), func(emit func(any)) {
+	writeJSONL(filepath.Join(dir, corpus.SegmentsFile), func(emit func(any)) {
 		for i := range specs {
 			s := &specs[i]
 			if seen[s.id] {

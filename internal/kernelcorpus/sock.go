@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/netip"
 	"syscall"
+
+	"github.com/socktable/socktable/internal/corpus"
 )
 
 // soReusePort is SO_REUSEPORT, which package syscall does not define. 15 is
@@ -20,20 +22,7 @@ const soReusePort = 0xf
 // case makes would do.
 const backlog = 128
 
-// sockSpec describes one socket of a case: how it is made and where it is
-// bound. It is the op shape of bind.jsonl (and of a timewait prelude's
-// listener), so its field names are the corpus's.
-type sockSpec struct {
-	Family    int    `json:"family"`    // 4 (AF_INET) or 6 (AF_INET6)
-	V6Only    *bool  `json:"v6only"`    // IPV6_V6ONLY; nil (JSON null) for family 4
-	Addr      string `json:"addr"`      // address passed to bind(2), in the family's own form
-	Port      int    `json:"port"`      // port passed to bind(2)
-	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR before bind
-	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT before bind
-	UID       int    `json:"uid"`       // owner: the euid the socket is created (and used) under
-}
-
-// boolPtr returns a pointer to a fresh copy of b, for sockSpec.V6Only.
+// boolPtr returns a pointer to a fresh copy of b, for corpus.BindSock.V6Only.
 func boolPtr(b bool) *bool { return &b }
 
 // asUID runs f with the effective uid set to uid, and restores euid 0
@@ -115,7 +104,7 @@ func setFlag(fd, level, opt int, on bool) {
 // openBound creates the socket s describes, as s.UID, and binds it. It
 // returns the socket, or -1 and the kernel's bind error, having closed the
 // socket: a failed bind leaves nothing a later op could see.
-func openBound(s sockSpec, nonblock bool) (fd int, bindErr error) {
+func openBound(s corpus.BindSock, nonblock bool) (fd int, bindErr error) {
 	asUID(s.UID, func() {
 		fd = newSocket(s.Family, nonblock)
 		setFlag(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, s.ReuseAddr)

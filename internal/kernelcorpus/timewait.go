@@ -11,12 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// Who closes a timewait case's connection first.
-const (
-	closedByServer = "server" // the accepted socket, bound to P, ends in TIME_WAIT
-	closedByClient = "client" // the client, on an ephemeral port, does; P has none
+	"github.com/socktable/socktable/internal/corpus"
 )
 
 // twVariant is where a timewait case's listener sits, where the client
@@ -43,21 +39,21 @@ var twVariants = []twVariant{
 // listener owner × who closes first × op address × op flags × op owner,
 // each case a single bind+listen op (its bind answer is the bind-only
 // answer).
-func timewaitCases() []bindCase {
-	var cases []bindCase
+func timewaitCases() []corpus.BindCase {
+	var cases []corpus.BindCase
 	for _, v := range twVariants {
 		for _, lf := range flagSets {
 			for _, luid := range []int{0, 1000} {
-				for _, who := range []string{closedByServer, closedByClient} {
+				for _, who := range []string{corpus.ClosedByServer, corpus.ClosedByClient} {
 					for _, oa := range v.opAddrs {
 						for _, of := range flagSets {
 							for _, ouid := range []int{0, 1000} {
-								l := sockKind{v.listener, lf}.op(luid, actBindListen, false).sockSpec
-								cases = append(cases, bindCase{
+								l := sockKind{v.listener, lf}.op(luid, corpus.ActionBindListen, false).BindSock
+								cases = append(cases, corpus.BindCase{
 									ID:      fmt.Sprintf("tw-%04d", len(cases)),
-									Kind:    kindTimewait,
-									Prelude: &prelude{Listener: l, ClientDst: v.dst, WhoClosedFirst: who},
-									Ops:     []bindOp{sockKind{oa, of}.op(ouid, actBindListen, false)},
+									Kind:    corpus.KindTimewait,
+									Prelude: &corpus.Prelude{Listener: l, ClientDst: v.dst, WhoClosedFirst: who},
+									Ops:     []corpus.BindOp{sockKind{oa, of}.op(ouid, corpus.ActionBindListen, false)},
 								})
 							}
 						}
@@ -72,7 +68,7 @@ func timewaitCases() []bindCase {
 // runTimewait makes the prelude's TIME_WAIT on port, checks that it is
 // there, and runs the ops against it. It reports false, having run no op,
 // when the expected TIME_WAIT did not show up.
-func (r *runner) runTimewait(c *bindCase, port int) bool {
+func (r *runner) runTimewait(c *corpus.BindCase, port int) bool {
 	p := c.Prelude
 	p.Listener.Port = port
 	lfd, err := openBound(p.Listener, true)
@@ -97,7 +93,7 @@ func (r *runner) runTimewait(c *bindCase, port int) bool {
 	}
 	// A plain close by the side that closes first is what leaves the
 	// TIME_WAIT; the other side's close completes the handshake.
-	if p.WhoClosedFirst == closedByServer {
+	if p.WhoClosedFirst == corpus.ClosedByServer {
 		closeFD(a.fd)
 		closeFD(cfd)
 	} else {
@@ -127,11 +123,11 @@ func waitTimeWait(port int, who string) bool {
 			if e.state != tcpTimeWait {
 				continue
 			}
-			if (who == closedByServer && e.local == port) || (who == closedByClient && e.remote == port) {
+			if (who == corpus.ClosedByServer && e.local == port) || (who == corpus.ClosedByClient && e.remote == port) {
 				found = true
 			}
 		}
-		if found && (who == closedByServer || !busy) {
+		if found && (who == corpus.ClosedByServer || !busy) {
 			return true
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -1,0 +1,154 @@
+package corpus
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// NotAccepted is the LookupResult.Err of a connection that connect(2)
+// reported made but that no listener's accept(2) returned within the
+// recorder's wait. It should never appear.
+const NotAccepted = "NOT_ACCEPTED"
+
+// LookupListener is one listener of a LookupCase: an AF_INET or AF_INET6
+// socket of uid 0, bound to Addr:Port with the flags shown, listening.
+type LookupListener struct {
+	Family    int    `json:"family"`    // 4 (AF_INET) or 6 (AF_INET6)
+	V6Only    *bool  `json:"v6only"`    // IPV6_V6ONLY for family 6; nil (JSON null) for family 4
+	Addr      string `json:"addr"`      // the bound address, in the family's own form
+	Port      int    `json:"port"`      // the bound port: the case's DstPort
+	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT, set before bind(2)
+	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR, set before bind(2)
+}
+
+// LookupResult is where a LookupConnect went: to listener Listener, or,
+// when Err is set, to no listener. In JSON it is the listener's index (a
+// number) or Err (a string).
+type LookupResult struct {
+	// Listener is the index into LookupCase.Listeners of the listener
+	// whose accept(2) returned the connection; 0 when Err is set.
+	Listener int
+	// Err is connect(2)'s errno name ("ECONNREFUSED"), or NotAccepted;
+	// empty when a listener accepted the connection.
+	Err string
+}
+
+// MarshalJSON writes Err as a string when it is set, else Listener as a
+// number.
+func (r LookupResult) MarshalJSON() ([]byte, error) {
+	if r.Err != "" {
+		return json.Marshal(r.Err)
+	}
+	return json.Marshal(r.Listener)
+}
+
+// UnmarshalJSON reads an integer listener index or a non-empty error
+// name; anything else (null, a fraction, "") is an error.
+func (r *LookupResult) UnmarshalJSON(b []byte) error {
+	*r = LookupResult{}
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &r.Err); err != nil {
+			return err
+		}
+		if r.Err == "" {
+			return errors.New("empty result")
+		}
+		return nil
+	}
+	if bytes.Equal(b, []byte("null")) {
+		return errors.New("null result")
+	}
+	if err := json.Unmarshal(b, &r.Listener); err != nil {
+		return fmt.Errorf("result %s: %w", b, err)
+	}
+	return nil
+}
+
+// LookupConnect is one connection of a LookupCase: a client of the case's
+// ClientFamily bound to SrcAddr:SrcPort connects to DstAddr:DstPort, and
+// Result says which listener accepted it.
+type LookupConnect struct {
+	SrcAddr string       `json:"src_addr"`
+	SrcPort int          `json:"src_port"`
+	Result  LookupResult `json:"result"`
+}
+
+// LookupCase is one line of lookup.jsonl: listeners created and listening
+// in order on one port, then connections made to it one at a time, each
+// closed with a RST (on both ends) before the next, so that every
+// connection finds the listeners as the case built them and nothing else.
+//
+// Which member of a SO_REUSEPORT group takes a connection depends on a
+// per-boot secret of the kernel's: compare group membership and spread,
+// never which member took which connection.
+type LookupCase struct {
+	ID           string           `json:"id"` // scenario/v<client family>-<dst addr>
+	Listeners    []LookupListener `json:"listeners"`
+	ClientFamily int              `json:"client_family"` // 4 or 6: the clients' socket family
+	DstAddr      string           `json:"dst_addr"`      // in the client family's form ("::ffff:127.0.0.1" for a v4-mapped client)
+	DstPort      int              `json:"dst_port"`
+	Connects     []LookupConnect  `json:"connects"`
+	Kernel       string           `json:"kernel"` // what uname -r printed
+}
+
+// ReadLookupCases reads a lookup.jsonl file. A line that is not a
+// LookupCase, or breaks its rules, gives an error wrapping ErrMalformed.
+func ReadLookupCases(path string) ([]LookupCase, error) {
+	return readLines(path, (*LookupCase).check)
+}
+
+// check checks what decoding does not.
+func (c *LookupCase) check() error {
+	if c.ID == "" {
+		return errors.New("no id")
+	}
+	if c.Kernel == "" {
+		return fmt.Errorf("%s: no kernel", c.ID)
+	}
+	if len(c.Listeners) == 0 {
+		return fmt.Errorf("%s: no listeners", c.ID)
+	}
+	for i, l := range c.Listeners {
+		if err := l.check(); err != nil {
+			return fmt.Errorf("%s listener %d: %w", c.ID, i, err)
+		}
+	}
+	if err := checkFamily(c.ClientFamily); err != nil {
+		return fmt.Errorf("%s: client_family: %w", c.ID, err)
+	}
+	if err := checkAddr(c.ClientFamily, c.DstAddr); err != nil {
+		return fmt.Errorf("%s: dst_addr: %w", c.ID, err)
+	}
+	if err := checkPort("dst_port", c.DstPort); err != nil {
+		return fmt.Errorf("%s: %w", c.ID, err)
+	}
+	for i, cn := range c.Connects {
+		if err := checkAddr(c.ClientFamily, cn.SrcAddr); err != nil {
+			return fmt.Errorf("%s connect %d: src_addr: %w", c.ID, i, err)
+		}
+		if err := checkPort("src_port", cn.SrcPort); err != nil {
+			return fmt.Errorf("%s connect %d: %w", c.ID, i, err)
+		}
+		if r := cn.Result; r.Err == "" && (r.Listener < 0 || r.Listener >= len(c.Listeners)) {
+			return fmt.Errorf("%s connect %d: result %d names no listener", c.ID, i, r.Listener)
+		}
+	}
+	return nil
+}
+
+// check checks a listener's fields.
+func (l *LookupListener) check() error {
+	if err := checkFamily(l.Family); err != nil {
+		return err
+	}
+	if err := checkV6Only(l.Family, l.V6Only); err != nil {
+		return err
+	}
+	if err := checkAddr(l.Family, l.Addr); err != nil {
+		return err
+	}
+	return checkPort("port", l.Port)
+}
