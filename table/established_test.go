@@ -443,7 +443,11 @@ func TestMaxEntries(t *testing.T) {
 // succeeds.
 func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
 	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
-	k0, k1 := key(0), key(1)
+	// The stalled Delete holds its home group's lock: the Insert must have
+	// another home, or it would wait for that lock instead of at the
+	// limit.
+	k1 := key(1)
+	k0 := keyWithOtherHome(m, k1)
 	require.NoError(t, m.Insert(k1, 1))
 	stalled, release := make(chan struct{}), make(chan struct{})
 	waiting := make(chan struct{})
@@ -482,13 +486,25 @@ func TestMaxEntriesRefusesOnlyWhenFull(t *testing.T) {
 	require.Equal(t, 0, v)
 }
 
+// keyWithOtherHome returns a key whose home group in m is not k's, so
+// that its writes never wait for k's home lock.
+func keyWithOtherHome[V comparable](m *table.Established[V], k tuple.Tuple) tuple.Tuple {
+	for i := 1000; ; i++ {
+		if c := key(i); m.HomeGroup(c) != m.HomeGroup(k) {
+			return c
+		}
+	}
+}
+
 // TestMaxEntriesCountsOnlyVisibleEntries stalls an Insert after it has
 // counted its entry and before the entry is visible. An Insert of another
 // key must not report the limit while a Lookup still misses the first
 // entry: it waits, and reports the limit once the first entry is there.
 func TestMaxEntriesCountsOnlyVisibleEntries(t *testing.T) {
 	m := newTable[int](t, table.EstablishedOptions{MaxEntries: 1})
-	k0, k2 := key(0), key(2)
+	k0 := key(0)
+	k2 := keyWithOtherHome(m, k0) // the stalled Insert holds k0's home lock
+
 	stalled, release := make(chan struct{}), make(chan struct{})
 	waiting := make(chan struct{})
 	var stallOnce, waitOnce sync.Once

@@ -1,6 +1,10 @@
 package table
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/socktable/socktable/tuple"
+)
 
 // SetHashMask masks every hash the table computes: 0 sends every key to one
 // home group with one tag (a fully degenerate hasher), a small mask to a
@@ -41,4 +45,11 @@ func (p *Ports) PortClasses(port uint16) int {
 		return len(e.classes)
 	}
 	return 0
+}
+
+// HomeGroup returns the home group of t in the current table: writers of
+// keys with one home share its lock.
+func (m *Established[V]) HomeGroup(t tuple.Tuple) int {
+	g, _ := m.table.Load().home(m.hasher.Hash(t) & m.hashMask)
+	return g
 }
