@@ -44,13 +44,3 @@ func TestPointerAllocatesNothing(t *testing.T) {
 		p.CompareAndPublish(v, v)
 	}))
 }
-
-func TestSeqCountAllocateNothing(t *testing.T) {
-	var s rcu.SeqCount
-	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		e := s.BeginRead()
-		_ = s.ReadOK(e)
-		s.BeginWrite()
-		s.EndWrite()
-	}))
-}

@@ -11,7 +11,7 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-func TestListenersLookupAllocatesNothing(t *testing.T) {
+func TestListenerIndexLookupAllocatesNothing(t *testing.T) {
 	ports, err := table.NewPorts(table.PortsOptions{})
 	require.NoError(t, err)
 	idx, err := table.NewListenerIndex[int](ports, table.ListenerIndexOptions{})
