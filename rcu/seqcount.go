@@ -56,8 +56,20 @@ type SeqEpoch uint64
 const seqSpins = 16
 
 // BeginRead waits until no writer is in the middle of a change and returns
-// the count, for ReadOK. It allocates nothing.
+// the count, for ReadOK. It allocates nothing; its fast path (no writer
+// mid-change) is one atomic load, inlined into the caller.
 func (s *SeqCount) BeginRead() SeqEpoch {
+	if e := s.seq.Load(); e&1 == 0 {
+		return SeqEpoch(e)
+	}
+	return s.beginReadSlow()
+}
+
+// beginReadSlow is BeginRead while a writer is mid-change: it spins a
+// little, then yields its P each time it finds the count still odd.
+//
+//go:noinline
+func (s *SeqCount) beginReadSlow() SeqEpoch {
 	for spins := 0; ; spins++ {
 		if e := s.seq.Load(); e&1 == 0 {
 			return SeqEpoch(e)

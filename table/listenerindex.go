@@ -515,52 +515,73 @@ func (l *ListenerIndex[V]) All() iter.Seq2[tuple.Endpoint, *Listener[V]] {
 // Lookup returns the listener that gets a connection to dst from src
 // arriving on device (0 if unknown), as described on ListenerIndex, or
 // false if none listens (the kernel answers with a RST). It hashes the
-// flow for a SO_REUSEPORT pick; a stack that has already hashed it calls
-// LookupHashed.
+// flow only if a SO_REUSEPORT group must pick a member; a stack that has
+// hashed the flow already calls LookupHashed.
 func (l *ListenerIndex[V]) Lookup(dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
-	return l.LookupHashed(l.hasher.Hash(tuple.Tuple{Local: dst, Remote: src}), dst, src, device)
+	return l.lookupRetry(0, false, dst, src, device)
 }
 
 // LookupHashed is Lookup for a flow the stack has hashed once with its
 // Hasher (flowHash = Hasher.Hash of the tuple {Local: dst, Remote: src}),
 // the hash that picks the SO_REUSEPORT member. A hash from another Hasher
 // picks a member the kernel's rules would not (never a wrong listener).
-// It hashes each of the two buckets' endpoints once, allocates nothing,
-// and is linearizable with Listen and Close: it reads the two buckets
-// under the index's sequence count and runs again if a Listen or Close
-// published meanwhile (without that, a lookup could miss an exact
-// listener added before a wildcard one it then finds, an answer no moment
-// of the index gives).
 func (l *ListenerIndex[V]) LookupHashed(flowHash uint64, dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
-	exact := listenKey{addr: dst.Addr, port: dst.Port}
-	wild := listenKey{port: dst.Port}
-	var exactHash uint64
-	if !dst.Addr.IsUnspecified() {
-		exactHash = l.hashKey(exact)
+	return l.lookupRetry(flowHash, true, dst, src, device)
+}
+
+// lookupRetry runs the lookup under the index's sequence count until it
+// read one moment of the index: it reads two buckets (the address's, then
+// the wildcards'), and without the check it could miss an exact listener
+// added before a wildcard one it then finds, an answer no moment of the
+// index gives. Each hash it needs (a bucket's endpoint, the flow's) is
+// computed once, when first needed, and kept across retries. It allocates
+// nothing.
+func (l *ListenerIndex[V]) lookupRetry(flowHash uint64, hashed bool, dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
+	flow := lazyFlow{h: flowHash, ok: hashed}
+	exact := !dst.Addr.IsUnspecified()
+	var exactHash, wildHash uint64
+	if exact {
+		exactHash = l.hashKey(listenKey{addr: dst.Addr, port: dst.Port})
 	}
-	wildHash := l.hashKey(wild)
+	haveWild := false
 	for {
 		e := l.seq.BeginRead()
-		h, ok := l.lookup(flowHash, exact, exactHash, wild, wildHash, dst, src, device)
+		slots := l.slots.Load()
+		if exact {
+			h, ok := l.lookupIn(slots.slotOf(exactHash), listenKey{addr: dst.Addr, port: dst.Port}, dst, src, device, &flow)
+			if ok {
+				if l.seq.ReadOK(e) {
+					return h, true
+				}
+				continue
+			}
+		}
+		if !haveWild {
+			wildHash, haveWild = l.hashKey(listenKey{port: dst.Port}), true
+		}
+		h, ok := l.lookupIn(slots.slotOf(wildHash), listenKey{port: dst.Port}, dst, src, device, &flow)
 		if l.seq.ReadOK(e) {
 			return h, ok
 		}
 	}
 }
 
-func (l *ListenerIndex[V]) lookup(flowHash uint64, exact listenKey, exactHash uint64, wild listenKey, wildHash uint64,
-	dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
-	slots := l.slots.Load()
-	if !dst.Addr.IsUnspecified() {
-		if h, ok := l.lookupIn(slots.slotOf(exactHash), exact, flowHash, dst, src, device); ok {
-			return h, true
-		}
-	}
-	return l.lookupIn(slots.slotOf(wildHash), wild, flowHash, dst, src, device)
+// lazyFlow is a lookup's flow hash, computed when a SO_REUSEPORT group
+// first needs it.
+type lazyFlow struct {
+	h  uint64
+	ok bool
 }
 
-func (l *ListenerIndex[V]) lookupIn(sp *rcu.Pointer[listenBucket[V]], k listenKey, flowHash uint64,
-	dst, src tuple.Endpoint, device int) (*Listener[V], bool) {
+func (f *lazyFlow) hash(hasher *tuple.Hasher, dst, src tuple.Endpoint) uint64 {
+	if !f.ok {
+		f.h, f.ok = hasher.Hash(tuple.Tuple{Local: dst, Remote: src}), true
+	}
+	return f.h
+}
+
+func (l *ListenerIndex[V]) lookupIn(sp *rcu.Pointer[listenBucket[V]], k listenKey, dst, src tuple.Endpoint,
+	device int, flow *lazyFlow) (*Listener[V], bool) {
 	var best *listenEntry[V]
 	hiscore := 0
 	if bk := find(sp.Load(), k); bk != nil {
@@ -568,7 +589,7 @@ func (l *ListenerIndex[V]) lookupIn(sp *rcu.Pointer[listenBucket[V]], k listenKe
 		for i := 0; ; i++ {
 			if score := e.score(dst.Addr, device); score > hiscore {
 				if e.group != nil {
-					if h, ok := e.group.pick(l, flowHash, dst, src); ok {
+					if h, ok := e.group.pick(l, flow, dst, src); ok {
 						return h, true
 					}
 				}
@@ -615,16 +636,17 @@ func (e *listenEntry[V]) score(daddr tuple.Addr, device int) int {
 	return score
 }
 
-// pick chooses the group member for a flow with hash h: the Selector's
-// choice if one is set and valid, else the less loaded of two hashed
-// members if SetLoad was used, else reciprocal_scale of the flow hash over
-// the members. false if the group is empty.
-func (g *listenGroup[V]) pick(l *ListenerIndex[V], h uint64, dst, src tuple.Endpoint) (*Listener[V], bool) {
+// pick chooses the group member for the flow: the Selector's choice if
+// one is set and valid, else the less loaded of two hashed members if
+// SetLoad was used, else reciprocal_scale of the flow hash over the
+// members. false if the group is empty.
+func (g *listenGroup[V]) pick(l *ListenerIndex[V], flow *lazyFlow, dst, src tuple.Endpoint) (*Listener[V], bool) {
 	m := g.members.Load()
 	n := len(m.ls)
 	if n == 0 {
 		return nil, false
 	}
+	h := flow.hash(l.hasher, dst, src)
 	if p := l.policy.Load(); p != nil {
 		if p.selector != nil {
 			if i := p.selector(dst, src, h, m.vals); i >= 0 && i < n {
