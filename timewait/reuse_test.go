@@ -108,7 +108,7 @@ func TestReusable(t *testing.T) {
 func TestReuseDelayFromTimeWaitEntry(t *testing.T) {
 	r := newRecord(new(fw2State()), ruleT0)
 	fin := seg(tuple.FIN|tuple.ACK, 1000, 0, 150)
-	finAt := ruleT0 + 10*ruleSec
+	finAt := ruleT0 + 10*ruleStep
 	v, _, _ := r.process(&fin, finAt, nil)
 	require.Equal(t, VerdictACK, v)
 	ok, _ := r.reusable(wideTuple, finAt+ReuseDelay, ReuseOn, false)
@@ -119,7 +119,7 @@ func TestReuseDelayFromTimeWaitEntry(t *testing.T) {
 
 	r = newRecord(new(twState()), ruleT0)
 	ack := seg(tuple.ACK, 1000, 0, 200)
-	r.process(&ack, ruleT0+ruleSec, nil)
+	r.process(&ack, ruleT0+ruleStep, nil)
 	require.Equal(t, uint32(200), r.tsRecent, "ts_recent refreshed")
 	ok, _ = r.reusable(wideTuple, ruleT0+ReuseDelay+1, ReuseOn, false)
 	require.True(t, ok, "a refreshed ts_recent does not delay reuse")

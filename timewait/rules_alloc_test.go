@@ -31,7 +31,7 @@ func TestRulesAllocNothing(t *testing.T) {
 				st = fw2State()
 			}
 			r := newRecord(&st, ruleT0)
-			now += ruleMsec
+			now += ruleTick
 			_, _, isn := r.process(&segs[i], now, &rules)
 			_, ws := r.reusable(ruleTuple, now, ReuseOn, false)
 			sink += isn + ws + r.ack().seq

@@ -14,8 +14,8 @@ import (
 // The times the rule tests start from, on the table's clock.
 const (
 	ruleT0   = 1000 * time.Second
-	ruleSec  = time.Second
-	ruleMsec = time.Millisecond
+	ruleStep = time.Second
+	ruleTick = time.Millisecond
 )
 
 var ruleTuple = tuple.Tuple{
@@ -74,7 +74,7 @@ type ruleCase struct {
 func (c *ruleCase) run(t *testing.T) {
 	now := c.now
 	if now == 0 {
-		now = ruleT0 + ruleSec
+		now = ruleT0 + ruleStep
 	}
 	r := newRecord(&c.state, ruleT0)
 	v, act, isn := r.process(&c.seg, now, &c.rules)
@@ -104,7 +104,7 @@ func tsRecentIs(ts uint32, stamp time.Duration) func(*testing.T, *record) {
 var unchangedTS = tsRecentIs(100, ruleT0)
 
 func TestTimeWaitInWindow(t *testing.T) {
-	now := ruleT0 + ruleSec
+	now := ruleT0 + ruleStep
 	runRuleCases(t, []ruleCase{{
 		name:   "bare ACK at rcv_nxt restarts and updates ts_recent",
 		kernel: "seq == rcv_nxt && seq == end_seq: inet_twsk_reschedule, tw_ts_recent = rcv_tsval, TCP_TW_SUCCESS",
@@ -285,7 +285,7 @@ func TestTimeWaitPAWSExceptions(t *testing.T) {
 		kernel: "if (!rx_opt->ts_recent) return true",
 		state:  func() State { s := twState(); s.TSRecent = 0; return s }(),
 		seg:    seg(tuple.ACK, 1000, 0, 0x80000001),
-		v:      VerdictDrop, act: restartTimer, check: tsRecentIs(0x80000001, ruleT0+ruleSec),
+		v:      VerdictDrop, act: restartTimer, check: tsRecentIs(0x80000001, ruleT0+ruleStep),
 	}, {
 		name:   "RST with an old timestamp passes PAWS once ts_recent is TCP_PAWS_MSL old",
 		kernel: "tcp_paws_reject(rst): !time_before32(now, stamp + TCP_PAWS_MSL) -> false; in-window RST kills",
@@ -316,7 +316,7 @@ func TestTimeWaitPAWSExceptions(t *testing.T) {
 }
 
 func TestFinWait2(t *testing.T) {
-	now := ruleT0 + ruleSec
+	now := ruleT0 + ruleStep
 	runRuleCases(t, []ruleCase{{
 		name:   "FIN at rcv_nxt enters TIME_WAIT with a fresh timer",
 		kernel: "FIN, end_seq == rcv_nxt + 1: tw_substate = TCP_TIME_WAIT, rcv_nxt = end_seq, reschedule TCP_TIMEWAIT_LEN, TCP_TW_ACK",
@@ -440,11 +440,11 @@ func TestOutOfWindowACKRateLimit(t *testing.T) {
 		require.Equal(t, act, gotAct)
 	}
 	step(old, ruleT0, VerdictACK, restartTimer)
-	step(old, ruleT0+499*ruleMsec, VerdictDrop, restartTimer) // rate-limited: TCP_TW_SUCCESS, still rescheduled
-	step(seg(tuple.ACK, 900, 10, noTS), ruleT0+499*ruleMsec, VerdictACK, restartTimer)
-	step(seg(tuple.SYN, 900, 10, noTS), ruleT0+499*ruleMsec, VerdictDrop, keepTimer) // a SYN with data is limited
-	step(old, ruleT0+500*ruleMsec, VerdictACK, restartTimer)
-	step(old, ruleT0+400*ruleMsec, VerdictACK, restartTimer) // clock stepped back: elapsed < 0 is not limited
+	step(old, ruleT0+499*ruleTick, VerdictDrop, restartTimer) // rate-limited: TCP_TW_SUCCESS, still rescheduled
+	step(seg(tuple.ACK, 900, 10, noTS), ruleT0+499*ruleTick, VerdictACK, restartTimer)
+	step(seg(tuple.SYN, 900, 10, noTS), ruleT0+499*ruleTick, VerdictDrop, keepTimer) // a SYN with data is limited
+	step(old, ruleT0+500*ruleTick, VerdictACK, restartTimer)
+	step(old, ruleT0+400*ruleTick, VerdictACK, restartTimer) // clock stepped back: elapsed < 0 is not limited
 	// The FIN that ends FIN_WAIT2 is never limited, and the zero Rules
 	// disable the limit.
 	var none Rules

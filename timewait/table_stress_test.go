@@ -30,8 +30,7 @@ func stressTable(t *testing.T) {
 	if testing.Short() {
 		ops = 500
 	}
-	var handed []atomic.Int32 // per owner: how many times it came back
-	handed = make([]atomic.Int32, workers*ops+1)
+	handed := make([]atomic.Int32, workers*ops+1) // per owner: how many times it came back
 	var viaExpiry, viaCall atomic.Int64
 	give := func(owner int, via *atomic.Int64) {
 		if owner <= 0 || owner >= len(handed) {
