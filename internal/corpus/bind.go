@@ -125,8 +125,11 @@ type hostPort struct {
 	port int
 }
 
+// MarshalJSON writes h as the array [addr, port].
 func (h hostPort) MarshalJSON() ([]byte, error) { return json.Marshal([]any{h.addr, h.port}) }
 
+// UnmarshalJSON reads the array [addr, port]: exactly a string and a
+// number.
 func (h *hostPort) UnmarshalJSON(b []byte) error {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
