@@ -31,5 +31,6 @@ func TestListenerIndexLookupAllocatesNothing(t *testing.T) {
 		idx.Lookup(tuple.MustEndpoint("192.0.2.1:80"), src, 0)
 		idx.Lookup(tuple.MustEndpoint("[2001:db8::1]:80"), src, 0)
 		idx.Lookup(tuple.MustEndpoint("192.0.2.1:81"), src, 0)
+		idx.LookupHashed(12345, tuple.MustEndpoint("192.0.2.1:80"), src, 0)
 	}))
 }

@@ -93,6 +93,15 @@ func readLines[C any](path string, check func(*C) error) ([]C, error) {
 	return cases, nil
 }
 
+// ParseBindLine reads one line of the bind corpus as ReadBindCases does
+// (strict decoding, then the schema's rules); its error does not wrap
+// ErrMalformed. For the fuzz targets.
+func ParseBindLine(line []byte) (BindCase, error) { return parseLine(line, (*BindCase).check) }
+
+// ParseLookupLine reads one line of the lookup corpus as ReadLookupCases
+// does. For the fuzz targets.
+func ParseLookupLine(line []byte) (LookupCase, error) { return parseLine(line, (*LookupCase).check) }
+
 // parseLine decodes one line strictly and checks it with check (nil for
 // none).
 func parseLine[C any](b []byte, check func(*C) error) (C, error) {
