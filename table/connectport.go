@@ -153,6 +153,5 @@ func (p *Ports) tryConnectPort(o bindOwner, remote tuple.Endpoint, port uint16) 
 	o.port = port
 	b := &Binding{ports: p, port: port}
 	p.addLocked(s, b, o)
-	p.connectLocked(s, b, t)
-	return ConnectResult{Binding: b, Tuple: t, Reused: claim.Verdict == FlowTakenOver, Reuse: claim.Reuse}, true, nil
+	return p.connectLocked(s, b, t, claim), true, nil
 }

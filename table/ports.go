@@ -645,8 +645,7 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) (Co
 	}
 	o.addr, o.state = local, StateConnected
 	p.moveLocked(s, b, o)
-	p.connectLocked(s, b, t)
-	return ConnectResult{Binding: b, Tuple: t, Reused: claim.Verdict == FlowTakenOver, Reuse: claim.Reuse}, nil
+	return p.connectLocked(s, b, t, claim), nil
 }
 
 // claimLocked decides whether four-tuple t is free for a new connection
@@ -677,11 +676,13 @@ func (p *Ports) claimLocked(s *portStripe, t tuple.Tuple, explicitBind bool) (Fl
 	return claim, true
 }
 
-// connectLocked registers b's connection to t (its stripe s held).
-func (p *Ports) connectLocked(s *portStripe, b *Binding, t tuple.Tuple) {
+// connectLocked registers b's connection to t, granted by claim (its
+// stripe s held), and returns what Connect and ConnectAny report.
+func (p *Ports) connectLocked(s *portStripe, b *Binding, t tuple.Tuple, claim FlowClaim) ConnectResult {
 	b.remote = t.Remote
 	s.flows[t] = b
 	p.noteConnectedLocked(t, true)
+	return ConnectResult{Binding: b, Tuple: t, Reused: claim.Verdict == FlowTakenOver, Reuse: claim.Reuse}
 }
 
 // Inherit adds the connection a listener accepted from local (its
@@ -859,13 +860,6 @@ func (b *Binding) State() BindState {
 		return StateReleased
 	}
 	return o.state
-}
-
-// Released reports whether the binding has been released (or its table
-// closed).
-func (b *Binding) Released() bool {
-	_, ok := b.owner()
-	return !ok
 }
 
 // owner returns b's fields, false once released.
