@@ -724,13 +724,9 @@ func TestEnqueueCancelPassesWakeupOn(t *testing.T) {
 	require.Equal(t, 3, cancelledSeen, "the cancelled case of the select was never taken")
 }
 
-// Close waits for an enqueue that claimed its position before Close and
-// returns its item; an enqueue after Close fails.
-func TestCloseWaitsForInFlightEnqueue(t *testing.T) {
-	q := newQueue(t, 4)
-	require.NoError(t, q.TryEnqueue(1))
-	publish, err := q.Claim()
-	require.NoError(t, err)
+// signalCloseWait returns a channel that receives when q's Close first
+// waits for an enqueue in flight.
+func signalCloseWait(q *accept.Queue[int]) <-chan struct{} {
 	waiting := make(chan struct{}, 1)
 	q.SetHooks(accept.Hooks{CloseWait: func() {
 		select {
@@ -738,6 +734,17 @@ func TestCloseWaitsForInFlightEnqueue(t *testing.T) {
 		default:
 		}
 	}})
+	return waiting
+}
+
+// Close waits for an enqueue that claimed its position before Close and
+// returns its item; an enqueue after Close fails.
+func TestCloseWaitsForInFlightEnqueue(t *testing.T) {
+	q := newQueue(t, 4)
+	require.NoError(t, q.TryEnqueue(1))
+	publish, err := q.Claim()
+	require.NoError(t, err)
+	waiting := signalCloseWait(q)
 	closed := make(chan error, 1)
 	go func() { closed <- q.Close() }()
 	within(t, waiting, "Close to wait for the in-flight enqueue")
@@ -758,13 +765,7 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 	q := newQueue(t, 4)
 	publish, err := q.Claim()
 	require.NoError(t, err)
-	waiting := make(chan struct{}, 1)
-	q.SetHooks(accept.Hooks{CloseWait: func() {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}})
+	waiting := signalCloseWait(q)
 	first := make(chan error, 1)
 	go func() { first <- q.Close() }()
 	within(t, waiting, "the first Close to wait for the in-flight enqueue")
