@@ -59,10 +59,31 @@
 //     TIME_WAIT tuple over (tcp_tw_reuse) in the same call that picks the
 //     port.
 //
+// # The Demux
+//
+// Demux is that composition, done once: a stack builds it from one Options
+// (one Hasher, one clock, each part's limits, Linux's sysctls) and calls
+// Deliver for every arriving segment and the lifecycle calls (Listen,
+// Establish, Connect, TimeWait, Abort, Listener.Close, Shutdown) at every
+// socket transition. Deliver follows the order above, hashing each flow
+// once, keeps the SYN queue as Linux does (request entries in the
+// established table, SYN-ACK timers, SYN cookies when it is full), and
+// answers for the stack where the tables are the whole answer (SYN-ACKs,
+// TIME_WAIT's ACKs and RSTs, the RST for a segment no socket owns). Its
+// Counters carry Linux's MIB names; its dumps (Listeners, Connections,
+// Requests, TimeWaits, Bindings) are what ss shows. The parts stay
+// reachable for what it does not wrap (Ports, ListenerIndex,
+// TimeWaitTable).
+//
 // # Lock order
 //
 // The library's locks are taken in this order, never the reverse:
 //
+//  0. a Demux request entry's lock (Deliver on a request, Establish, the
+//     request timers, Listener.Close), which may be held while any lock
+//     below is taken: a SYN taking a TIME_WAIT tuple over inserts its
+//     request in the TIME_WAIT table's Replace, and Establish takes a
+//     port stripe (Ports.Inherit) and a table group;
 //  1. the listener index's mutex (table.ListenerIndex: Listen, Close);
 //  2. the TIME_WAIT table's expiry mutex (held while OnExpire runs);
 //  3. a port stripe of table.Ports (every Ports method; Connect and
@@ -97,7 +118,8 @@
 //     TIME_WAIT table (Table).
 //   - accept: bounded MPMC queues (Queue) and per-shard accept queues
 //     (Sharded, Acceptor).
-//   - this package: the shared sentinel errors, and Flows, connect()'s
+//   - this package: Demux, the TCP demultiplexer core composed of the
+//     parts; the shared sentinel errors; and Flows, connect()'s
 //     FlowChecker over the established and TIME_WAIT tables.
 //   - fuzz and bench: fuzz targets and comparative benchmarks.
 //

@@ -32,6 +32,12 @@ type ConnectRequest struct {
 	// on Shard, so the replies arrive on the shard that connected
 	// (fastsocket's Receive Flow Deliver).
 	Shards, Shard int
+	// Flows, if set, is asked in place of PortsOptions.Flows whether a
+	// four-tuple is free: a checker for this one connection, which
+	// inserts it into the stack's established table in the same step
+	// (see FlowChecker and ConnectWith). A FlowClaim.Err from it ends the
+	// search with that error.
+	Flows FlowChecker
 }
 
 // ConnectAny picks a local port for a connection and binds it, as
@@ -90,7 +96,7 @@ func (p *Ports) ConnectAny(req ConnectRequest) (ConnectResult, error) {
 				p.isReserved(uint16(port)) || !p.shardOK(&req, uint16(port)) {
 				continue
 			}
-			res, ok, err := p.tryConnectPort(o, req.Remote, uint16(port))
+			res, ok, err := p.tryConnectPort(o, req.Remote, uint16(port), req.Flows)
 			if err != nil {
 				return ConnectResult{}, err
 			}
@@ -135,7 +141,7 @@ func (p *Ports) shardOK(req *ConnectRequest, port uint16) bool {
 // tryConnectPort adds a connection with the fields of o to remote on port
 // if the port's holders were all placed by ConnectAny and the four-tuple
 // is free (see claimLocked).
-func (p *Ports) tryConnectPort(o bindOwner, remote tuple.Endpoint, port uint16) (ConnectResult, bool, error) {
+func (p *Ports) tryConnectPort(o bindOwner, remote tuple.Endpoint, port uint16, flows FlowChecker) (ConnectResult, bool, error) {
 	s := p.stripe(port)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,9 +152,9 @@ func (p *Ports) tryConnectPort(o bindOwner, remote tuple.Endpoint, port uint16) 
 		return ConnectResult{}, false, nil // a bind()-created bucket: connect() skips it
 	}
 	t := tuple.Tuple{Local: tuple.Endpoint{Addr: o.addr, Port: port}, Remote: remote}
-	claim, ok := p.claimLocked(s, t, false)
+	claim, ok := p.claimLocked(s, t, false, flows)
 	if !ok {
-		return ConnectResult{}, false, nil
+		return ConnectResult{}, false, claim.Err
 	}
 	o.port = port
 	b := &Binding{ports: p, port: port}

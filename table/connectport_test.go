@@ -1,6 +1,7 @@
 package table_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -201,4 +202,51 @@ func TestConnectAnyOffsetsHaveTheirOwnSecret(t *testing.T) {
 		}
 	}
 	require.Greater(t, differ, 10, "the port sequence must not follow from the shared Hasher")
+}
+
+// errChecker refuses every tuple with Err set, counting the asks.
+type errChecker struct {
+	err  error
+	asks int
+}
+
+func (c *errChecker) ClaimFlow(tuple.Tuple, bool) table.FlowClaim {
+	c.asks++
+	return table.FlowClaim{Verdict: table.FlowInUse, Err: c.err}
+}
+
+// A connect's own checker (ConnectRequest.Flows, ConnectWith) is asked in
+// place of PortsOptions.Flows, and its FlowClaim.Err ends the connect with
+// that error at once (ConnectAny does not go on to the next port).
+func TestConnectOwnChecker(t *testing.T) {
+	shared := &errChecker{err: table.ErrInvalid}
+	p := newPorts(t, table.PortsOptions{EphemeralLow: 40000, EphemeralHigh: 40100, Flows: shared})
+	full := errors.New("established table full")
+	own := &errChecker{err: full}
+	req := connectReq("192.0.2.1:80")
+	req.Flows = own
+	_, err := p.ConnectAny(req)
+	require.ErrorIs(t, err, full)
+	require.Equal(t, 1, own.asks, "the error ends the search")
+	require.Zero(t, shared.asks, "the table's checker is not asked")
+	held := 0
+	for range p.All() {
+		held++
+	}
+	require.Zero(t, held, "nothing is held after the error")
+
+	b, err := p.Bind(req4("127.0.0.1", 5000))
+	require.NoError(t, err)
+	_, err = p.ConnectWith(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("192.0.2.1:80"), own)
+	require.ErrorIs(t, err, full)
+	require.Equal(t, table.StateBound, b.State(), "a refused connect leaves the socket bound")
+	require.Zero(t, shared.asks)
+
+	own.err = nil
+	_, err = p.ConnectWith(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("192.0.2.1:80"), own)
+	require.ErrorIs(t, err, table.ErrAddrNotAvail, "in use without an error: EADDRNOTAVAIL")
+	ok := &twChecker{entries: map[tuple.Tuple]*table.Binding{}}
+	res, err := p.ConnectWith(b, tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("192.0.2.1:80"), ok)
+	require.NoError(t, err)
+	require.Equal(t, table.StateConnected, res.Binding.State())
 }

@@ -57,7 +57,10 @@ type FlowChecker interface {
 	//
 	// An implementation may also insert the new connection's entry into
 	// its established table, as Linux's __inet_check_established does, so
-	// that the check and the insert are one step.
+	// that the check and the insert are one step (a checker for one
+	// connect: ConnectRequest.Flows, ConnectWith). Ports grants a tuple
+	// the checker granted: Connect and ConnectAny succeed on the first
+	// FlowFree or FlowTakenOver.
 	ClaimFlow(t tuple.Tuple, explicitBind bool) FlowClaim
 }
 
@@ -86,6 +89,10 @@ type FlowClaim struct {
 	// one in this Ports: Ports releases it as it grants the tuple, so the
 	// takeover releases it exactly once. nil if it held none.
 	Owner *Binding
+	// Err, with FlowInUse, ends the connect with this error instead of
+	// trying another port: the checker could not insert the connection
+	// (its established table is full).
+	Err error
 }
 
 // Reuse is what a connection that takes over a TIME_WAIT entry's
@@ -626,6 +633,15 @@ type ConnectResult struct {
 // Linux's EISCONN —, in TIME_WAIT or released), or local is a wildcard or
 // of the wrong family, and ErrClosed after Close.
 func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) (ConnectResult, error) {
+	return p.ConnectWith(b, local, remote, nil)
+}
+
+// ConnectWith is Connect asking flows (if not nil) in place of
+// PortsOptions.Flows whether the four-tuple is free: a checker for this
+// one connection, which inserts it into the stack's established table in
+// the same step (see FlowChecker), so that no segment finds the tuple
+// bound here but owned by no one. A FlowClaim.Err from it is returned.
+func (p *Ports) ConnectWith(b *Binding, local tuple.Addr, remote tuple.Endpoint, flows FlowChecker) (ConnectResult, error) {
 	s, err := p.lockFor(b)
 	if err != nil {
 		return ConnectResult{}, err
@@ -639,8 +655,11 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) (Co
 		return ConnectResult{}, ErrInvalid
 	}
 	t := tuple.Tuple{Local: tuple.Endpoint{Addr: local, Port: b.port}, Remote: remote}
-	claim, ok := p.claimLocked(s, t, true)
+	claim, ok := p.claimLocked(s, t, true, flows)
 	if !ok {
+		if claim.Err != nil {
+			return ConnectResult{}, claim.Err
+		}
 		return ConnectResult{}, ErrAddrNotAvail
 	}
 	o.addr, o.state = local, StateConnected
@@ -652,15 +671,19 @@ func (p *Ports) Connect(b *Binding, local tuple.Addr, remote tuple.Endpoint) (Co
 // on its port (whose stripe s the caller holds): no live connection Ports
 // knows of holds it; a TIME_WAIT one only if the FlowChecker grants the
 // tuple (with no checker, never); and the checker, if any, grants it. A
-// TIME_WAIT owner the checker took over is released here.
-func (p *Ports) claimLocked(s *portStripe, t tuple.Tuple, explicitBind bool) (FlowClaim, bool) {
-	if h := s.flows[t]; h != nil && (h.class.owner.state != StateTimeWait || p.flows == nil) {
+// TIME_WAIT owner the checker took over is released here. flows, if not
+// nil, is the connect's own checker, asked in place of PortsOptions.Flows.
+func (p *Ports) claimLocked(s *portStripe, t tuple.Tuple, explicitBind bool, flows FlowChecker) (FlowClaim, bool) {
+	if flows == nil {
+		flows = p.flows
+	}
+	if h := s.flows[t]; h != nil && (h.class.owner.state != StateTimeWait || flows == nil) {
 		return FlowClaim{}, false
 	}
-	if p.flows == nil {
+	if flows == nil {
 		return FlowClaim{}, true
 	}
-	claim := p.flows.ClaimFlow(t, explicitBind)
+	claim := flows.ClaimFlow(t, explicitBind)
 	switch claim.Verdict {
 	case FlowInUse:
 		return claim, false

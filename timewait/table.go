@@ -673,6 +673,54 @@ func (t *Table[V]) TakeOverHashed(h uint64, tp tuple.Tuple, explicitBind bool) (
 	return reuse, owner, ok
 }
 
+// Claim is connect()'s one-step check and insert for tp, as Linux's
+// __inet_check_established does under the bucket lock: under the lock of
+// tp's shard, if tp has an entry that may not be taken over (see
+// Reusable) it returns ErrExists and install does not run; otherwise
+// install runs (the caller's insert of the new connection into its
+// established table) and, if it succeeds and tp had an entry, the entry
+// is removed in the same step: Claim returns what the connection inherits,
+// the entry's owner and true. If install fails its error is returned and
+// the entry stays. A demux that looks up its established table first and
+// this table second finds the entry or the new connection at every
+// moment, never neither; and an entry entered concurrently (it takes the
+// same lock) is never missed, so the tuple is never in both tables.
+//
+// install runs with the shard's lock held, as Replace's does. Claim is
+// linearizable, may block on tp's shard, and allocates nothing beyond
+// what install does.
+func (t *Table[V]) Claim(tp tuple.Tuple, explicitBind bool, install func() error) (Reuse, V, bool, error) {
+	return t.ClaimHashed(t.hasher.Hash(tp), tp, explicitBind, install)
+}
+
+// ClaimHashed is Claim for a caller that hashed tp with the table's
+// Hasher: h must be Hasher().Hash(tp), or it misses.
+func (t *Table[V]) ClaimHashed(h uint64, tp tuple.Tuple, explicitBind bool, install func() error) (Reuse, V, bool, error) {
+	var owner V
+	si, sh, k := t.locate(h, tp)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	pos, sl := sh.find(h, &k)
+	var reuse Reuse
+	if sl != nil {
+		nowNS := t.drv.now()
+		r := sl.load(nowNS / msNS)
+		ok := false
+		if reuse, ok = t.reuseOf(&r, tp, time.Duration(nowNS), explicitBind); !ok {
+			return Reuse{}, owner, false, ErrExists
+		}
+	}
+	if err := install(); err != nil {
+		return Reuse{}, owner, false, err
+	}
+	if sl == nil {
+		return Reuse{}, owner, false, nil
+	}
+	owner = t.removeLocked(si, sh, pos)
+	t.killed.Add(1)
+	return reuse, owner, true, nil
+}
+
 // Replace is the one-step takeover of tp by a new connection, for a SYN
 // Process answered with VerdictNewSYN that a listener takes: under the
 // lock of tp's shard it runs install (the caller's insert of the new

@@ -350,3 +350,49 @@ func TestTableSystemClockExpires(t *testing.T) {
 		require.NoError(t, tb.Close())
 	}
 }
+
+// Claim is TakeOver with the caller's insert in the same step: refused
+// (ErrExists, install not run) where TakeOver would refuse; install's
+// error leaves the entry; with no entry install runs alone.
+func TestTableClaim(t *testing.T) {
+	tb, clk := newTestTable(t, testOptions{Reuse: ReuseLoopback})
+	lo := tuple.MustNew("127.0.0.1:40000", "127.0.0.1:80")
+	far := flow(1, false)
+	clk.Set(ruleT0)
+	require.NoError(t, tb.Enter(lo, twState(), 1))
+	require.NoError(t, tb.Enter(far, twState(), 2))
+	clk.Set(ruleT0 + ReuseDelay + time.Millisecond)
+	installs := 0
+	install := func() error { installs++; return nil }
+
+	_, owner, taken, err := tb.Claim(far, false, install)
+	require.ErrorIs(t, err, ErrExists, "mode 2 is loopback only")
+	require.False(t, taken)
+	require.Zero(t, owner)
+	require.Zero(t, installs, "a refused claim inserts nothing")
+
+	boom := errors.New("table full")
+	_, _, taken, err = tb.Claim(lo, false, func() error { return boom })
+	require.ErrorIs(t, err, boom)
+	require.False(t, taken)
+	_, ok := tb.Lookup(lo)
+	require.True(t, ok, "a failed install leaves the entry")
+
+	r, owner, taken, err := tb.Claim(lo, false, install)
+	require.NoError(t, err)
+	require.True(t, taken)
+	require.Equal(t, 1, owner)
+	require.Equal(t, Reuse{WriteSeq: 5000 + 65537, TSRecent: 100, TSRecentStamp: ruleT0}, r)
+	require.Equal(t, 1, installs)
+	_, ok = tb.Lookup(lo)
+	require.False(t, ok, "the claim removed the entry")
+
+	_, _, taken, err = tb.Claim(lo, false, install)
+	require.NoError(t, err)
+	require.False(t, taken, "no entry: install alone")
+	require.Equal(t, 2, installs)
+
+	_, _, taken, err = tb.Claim(far, true, install)
+	require.NoError(t, err)
+	require.True(t, taken, "an explicitly bound port may reuse")
+}

@@ -7,6 +7,7 @@ package porctest
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,7 +68,8 @@ func (r *Recorder) History() []porcupine.Operation {
 // Check fails t unless history is linearizable under model, checking for
 // at most timeout (an unfinished check fails too: a history too large to
 // check proves nothing). On failure it writes porcupine's visualization
-// of the history to a file in t's temporary directory and names it.
+// of the history to a file in t's temporary directory and names it, and
+// logs the first failing partition's operations in call order.
 func Check(t testing.TB, model porcupine.Model, history []porcupine.Operation, timeout time.Duration) {
 	t.Helper()
 	res, info := porcupine.CheckOperationsVerbose(model, history, timeout)
@@ -78,8 +80,27 @@ func Check(t testing.TB, model porcupine.Model, history []porcupine.Operation, t
 	if err := porcupine.VisualizePath(model, info, path); err != nil {
 		path = "(not written: " + err.Error() + ")"
 	}
+	// The first partition that fails, in call order: usually enough to
+	// see the interleaving without opening the visualization.
+	for _, part := range model.Partition(history) {
+		if porcupine.CheckOperations(model, part) {
+			continue
+		}
+		sort.Slice(part, func(i, j int) bool { return part[i].Call < part[j].Call })
+		for i, op := range part {
+			if i == maxLoggedOps {
+				t.Logf("... %d more", len(part)-i)
+				break
+			}
+			t.Logf("client %d [%d,%d] %s", op.ClientId, op.Call, op.Return, model.DescribeOperation(op.Input, op.Output))
+		}
+		break
+	}
 	t.Fatalf("history of %d operations is not linearizable (%v); visualization: %s", len(history), res, path)
 }
+
+// maxLoggedOps bounds the operations Check logs of a failing partition.
+const maxLoggedOps = 400
 
 // Procs are the GOMAXPROCS values the concurrency tests run at: one P
 // (every interleaving is a preemption), a few, and more than this
