@@ -356,7 +356,7 @@ func (d *Demux[C]) cookieACK(seg *tuple.Segment, h uint64, l *Listener[C], shard
 	var opts syncookie.Options
 	tsOff := d.jar.TSOffset(t)
 	if ok && seg.HasTimestamps && seg.TSecr != 0 {
-		opts, ok = syncookie.DecodeTS(seg.TSecr - tsOff)
+		opts = syncookie.DecodeTS(seg.TSecr - tsOff)
 	}
 	if !ok {
 		// A request may have entered meanwhile (see afterEstablishedMiss).

@@ -57,3 +57,26 @@ func TestDemuxDeliverAllocatesNothing(t *testing.T) {
 	require.Equal(t, socktable.ToConn, out[5].Outcome)
 	_ = l
 }
+
+// The cookie paths allocate nothing either: the SYN answered with a
+// cookie, the checked final ACK (a Handshake to Establish) and a forged
+// one's RST.
+func TestDemuxCookieAllocatesNothing(t *testing.T) {
+	h := cookieDemux(t)
+	d := h.d
+	syn := seg(server, clientN(1), tuple.SYN, 1000, 0)
+	syn.HasTimestamps, syn.TSval, syn.HasWScale, syn.WScale = true, 99, true, 7
+	res := d.Deliver(&syn, 0, 0)
+	require.Equal(t, socktable.ReasonSynCookie, res.Reason)
+	ack := seg(server, clientN(1), tuple.ACK, 1001, res.Reply.Seq+1)
+	ack.HasTimestamps, ack.TSval, ack.TSecr = true, 100, res.Reply.TSval
+	forged := seg(server, clientN(1), tuple.ACK, 1001, res.Reply.Seq+9)
+	for name, run := range map[string]func(){
+		"cookie": func() { require.Equal(t, socktable.ReasonSynCookie, d.Deliver(&syn, 0, 0).Reason) },
+		"ack":    func() { require.Equal(t, socktable.ReasonCookieACK, d.Deliver(&ack, 0, 0).Reason) },
+		"forged": func() { require.Equal(t, socktable.ReasonBadCookie, d.Deliver(&forged, 0, 0).Reason) },
+	} {
+		run()
+		require.Zero(t, testing.AllocsPerRun(200, run), name)
+	}
+}
