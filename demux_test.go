@@ -142,6 +142,12 @@ func TestDemuxHandshakeToTimeWait(t *testing.T) {
 	require.Equal(t, uint32(1102), res.Reply.Ack)
 	require.Equal(t, 1, countSeq(d.TimeWaits()))
 	require.Equal(t, 0, countSeq2(d.Connections()))
+	h.clock.Advance(20 * time.Second)
+	for tw := range d.TimeWaits() {
+		require.Equal(t, c.flow.Tuple, tw.Tuple)
+		require.Equal(t, uint32(1102), tw.State.RcvNxt)
+		require.Equal(t, timewait.TimeWaitLen-20*time.Second, tw.Remaining, "restarted by the FIN, 20 s ago")
+	}
 
 	// The entry expires and its port goes back.
 	h.clock.Advance(timewait.TimeWaitLen + 5*time.Second)

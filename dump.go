@@ -98,7 +98,7 @@ type TimeWaitInfo struct {
 func (d *Demux[C]) TimeWaits() iter.Seq[TimeWaitInfo] {
 	return func(yield func(TimeWaitInfo) bool) {
 		now := d.clock.Now()
-		for e := range d.timeWaitEntries() {
+		for e := range d.timeWait.Entries() {
 			if !yield(TimeWaitInfo{Tuple: e.Tuple, State: e.State, Remaining: max(e.Expires-now, 0)}) {
 				return
 			}
@@ -109,25 +109,3 @@ func (d *Demux[C]) TimeWaits() iter.Seq[TimeWaitInfo] {
 // Bindings yields every port binding: bound, listening, connected and
 // TIME_WAIT sockets (Ports.All).
 func (d *Demux[C]) Bindings() iter.Seq2[tuple.Endpoint, *table.Binding] { return d.ports.All() }
-
-func (d *Demux[C]) timeWaitEntries() iter.Seq[struct {
-	Tuple   tuple.Tuple
-	State   timewait.State
-	Expires time.Duration
-}] {
-	return func(yield func(struct {
-		Tuple   tuple.Tuple
-		State   timewait.State
-		Expires time.Duration
-	}) bool) {
-		for t, st := range d.timeWait.All() {
-			if !yield(struct {
-				Tuple   tuple.Tuple
-				State   timewait.State
-				Expires time.Duration
-			}{t, st, 0}) {
-				return
-			}
-		}
-	}
-}

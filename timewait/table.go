@@ -825,20 +825,44 @@ func (t *Table[V]) handOut(batch []expiredEntry[V]) {
 	t.batch = batch[:0]
 }
 
-// All yields the four-tuple and state of every entry. It holds each
-// shard's lock while it copies that shard's entries (the shard's writers
-// wait that long), and no lock while it yields, so yield may call any
-// method of the table. It is not a consistent snapshot of the table: each
-// shard is seen at one moment, different shards at different moments, so
-// an entry that enters or leaves during the iteration may or may not be
-// yielded; but no four-tuple is yielded twice, since a four-tuple lives in
-// one shard. It may block on each shard in turn, and allocates a buffer
-// the size of the largest shard.
+// Entry is one TIME_WAIT (or FIN_WAIT2) entry as Entries reports it.
+type Entry struct {
+	Tuple tuple.Tuple
+	State State
+	// Expires is when the entry's timer fires, on the table's clock: the
+	// end of TIME_WAIT (or of the FIN_WAIT2 timeout), restarted by the
+	// segments that restart it (RFC 1337 aside, a retransmitted FIN).
+	Expires time.Duration
+}
+
+// All yields the four-tuple and state of every entry: Entries without the
+// expiry times.
 func (t *Table[V]) All() iter.Seq2[tuple.Tuple, State] {
 	return func(yield func(tuple.Tuple, State) bool) {
+		for e := range t.Entries() {
+			if !yield(e.Tuple, e.State) {
+				return
+			}
+		}
+	}
+}
+
+// Entries yields every entry with its state and expiry (what `ss -to
+// state time-wait` shows). It holds each shard's lock while it copies
+// that shard's entries (the shard's writers wait that long), and no lock
+// while it yields, so yield may call any method of the table. It is not a
+// consistent snapshot of the table: each shard is seen at one moment,
+// different shards at different moments, so an entry that enters or
+// leaves during the iteration may or may not be yielded; but no
+// four-tuple is yielded twice, since a four-tuple lives in one shard. It
+// may block on each shard in turn, and allocates a buffer the size of the
+// largest shard.
+func (t *Table[V]) Entries() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
 		type item struct {
-			k packedKey
-			w slotWords
+			k   packedKey
+			w   slotWords
+			due int64 // the timer's tick
 		}
 		var buf []item
 		for si := range t.shards {
@@ -849,15 +873,17 @@ func (t *Table[V]) All() iter.Seq2[tuple.Tuple, State] {
 			chunks := *sh.chunks.Load()
 			for j := range idx.e {
 				if e := idx.e[j].Load(); e != 0 {
-					sl := slotAt(chunks, e&refMask-1)
-					buf = append(buf, item{k: sl.key(), w: sl.words()})
+					i := e&refMask - 1
+					sl := slotAt(chunks, i)
+					buf = append(buf, item{k: sl.key(), w: sl.words(), due: sh.wheel.link(int32(i)).expires()})
 				}
 			}
 			sh.mu.Unlock()
 			ref := t.drv.seen.Load() / msNS // after the copies: no stored time is later
 			for i := range buf {
 				r := buf[i].w.record(ref)
-				if !yield(buf[i].k.tuple(), r.state()) {
+				e := Entry{Tuple: buf[i].k.tuple(), State: r.state(), Expires: time.Duration(buf[i].due) * t.drv.tick}
+				if !yield(e) {
 					return
 				}
 			}

@@ -396,3 +396,43 @@ func TestTableClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, taken, "an explicitly bound port may reuse")
 }
+
+// Entries reports each entry's expiry: TimeWaitLen after it entered,
+// restarted by a retransmitted FIN (the ACK re-sent for it restarts the
+// timer, as tcp_timewait_state_process does), and All agrees with it.
+func TestTableEntriesExpiry(t *testing.T) {
+	tb, clk := newTestTable(t, testOptions{})
+	clk.Set(ruleT0)
+	a, b := flow(1, false), flow(2, true)
+	require.NoError(t, tb.Enter(a, twState(), 1))
+	clk.Set(ruleT0 + 10*time.Second)
+	require.NoError(t, tb.Enter(b, twState(), 2))
+	want := map[tuple.Tuple]time.Duration{a: ruleT0 + TimeWaitLen, b: ruleT0 + 10*time.Second + TimeWaitLen}
+	entries := func() map[tuple.Tuple]time.Duration {
+		got := map[tuple.Tuple]time.Duration{}
+		for e := range tb.Entries() {
+			require.Equal(t, twState().RcvNxt, e.State.RcvNxt)
+			got[e.Tuple] = e.Expires
+		}
+		n := 0
+		for range tb.All() {
+			n++
+		}
+		require.Equal(t, len(got), n)
+		return got
+	}
+	require.Equal(t, want, entries())
+
+	clk.Set(ruleT0 + 20*time.Second)
+	fin := tuple.Segment{Tuple: a, Proto: tuple.ProtoTCP, Version: 4, Flags: tuple.FIN | tuple.ACK,
+		Seq: twState().RcvNxt - 1, Ack: twState().SndNxt, HasTimestamps: true, TSval: 200}
+	r, _, ok := tb.Process(a, &fin)
+	require.True(t, ok)
+	require.Equal(t, VerdictACK, r.Verdict)
+	want[a] = ruleT0 + 20*time.Second + TimeWaitLen
+	require.Equal(t, want, entries())
+
+	clk.Set(ruleT0 + TimeWaitLen + 15*time.Second)
+	tb.Advance()
+	require.Equal(t, map[tuple.Tuple]time.Duration{a: want[a]}, entries(), "b expired, a was restarted")
+}
