@@ -97,12 +97,10 @@ func (d *Demux[C]) deliverSlow(seg *tuple.Segment, h uint64, p unsafe.Pointer, k
 // again.
 func (d *Demux[C]) afterEstablishedMiss(seg *tuple.Segment, h uint64, device, shard int, res *Result[C]) bool {
 	t := seg.Tuple
-	// Most flows have no TIME_WAIT entry: a lock-free lookup says so
-	// before Process takes the entry's lock.
-	if _, ok := d.timeWait.LookupHashed(h, t); ok {
-		if rep, owner, ok := d.timeWait.ProcessHashed(h, t, seg); ok {
-			return d.fromTimeWait(seg, h, rep, owner, device, shard, res)
-		}
+	// Most flows have no TIME_WAIT entry: Process says so with a
+	// lock-free probe before it takes the entry's lock.
+	if rep, owner, ok := d.timeWait.ProcessHashed(h, t, seg); ok {
+		return d.fromTimeWait(seg, h, rep, owner, device, shard, res)
 	}
 	if hl, ok := d.listeners.LookupHashed(h, t.Local, t.Remote, device); ok {
 		return d.toListener(seg, h, hl.Value(), shard, res)

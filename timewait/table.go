@@ -509,7 +509,9 @@ func (t *Table[V]) read(h uint64, tp tuple.Tuple) (record, bool) {
 // moves a FIN_WAIT2 entry to TIME_WAIT, or removes it (an in-window RST
 // without RFC1337; an RST answer in FIN_WAIT2), and then returns its
 // owner (FateRemoved; otherwise the zero V). It is linearizable, may block
-// on tp's shard (see Table), and allocates nothing.
+// on tp's shard (see Table), and allocates nothing. A tuple with no entry
+// is answered by a lock-free probe, without the lock: a demux may call
+// Process for every segment its established table misses.
 func (t *Table[V]) Process(tp tuple.Tuple, seg *tuple.Segment) (Reply, V, bool) {
 	return t.ProcessHashed(t.hasher.Hash(tp), tp, seg)
 }
@@ -522,6 +524,11 @@ func (t *Table[V]) ProcessHashed(h uint64, tp tuple.Tuple, seg *tuple.Segment) (
 		return Reply{}, owner, false
 	}
 	si, sh, k := t.locate(h, tp)
+	// Most segments a demux brings here have no entry (its established
+	// table missed): a lock-free probe says so without taking the lock.
+	if !sh.read(h, &k, func(*slot) {}) {
+		return Reply{}, owner, false
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	pos, sl := sh.find(h, &k)
