@@ -24,7 +24,10 @@ import (
 // device is the receiving interface (for SO_BINDTODEVICE listeners),
 // shard the receiving shard (core or receive queue), which a connection
 // completed on this segment is queued on for accept (a negative shard:
-// the one the flow hash steers to).
+// the one the flow hash steers to); it also picks the stripe of the
+// counters Deliver bumps, so goroutines that deliver side by side should
+// pass their own shards (or -1: the stripe of the goroutine's P), not
+// one shared number, whose counter line they would then contend for.
 //
 // Deliver is safe for concurrent use and allocates nothing (once the
 // established table is sized and the request slab warm). On an
