@@ -79,7 +79,10 @@
 //
 // The library's locks are taken in this order, never the reverse:
 //
-//  0. a Demux request entry's lock (Deliver on a request, Establish, the
+//  0. a Demux close stripe (TimeWait, Abort and the ends of connections
+//     Listener.Close forgets: one per flow-hash stripe, taken with no
+//     other lock held, so that two ends of one connection serialize), and
+//     a Demux request entry's lock (Deliver on a request, Establish, the
 //     request timers, Listener.Close), which may be held while any lock
 //     below is taken: a SYN taking a TIME_WAIT tuple over inserts its
 //     request in the TIME_WAIT table's Replace, and Establish takes a
@@ -96,8 +99,10 @@
 // hands their owners to OnExpire after dropping it, and a takeover hands
 // the owner back to Ports, which releases it under the stripe it already
 // holds. A TIME_WAIT shard's lock may be held while the established
-// table's group locks are taken (Replace runs the caller's insert under
-// it). Helpers that run with a lock held are named …Locked.
+// table's group locks are taken (Replace and Claim run the caller's
+// insert under it: the Demux's connect inserts its connection that way,
+// under the port stripe and the shard's lock, so the tuple check and the
+// insert are one step). Helpers that run with a lock held are named …Locked.
 //
 // # Packages
 //
