@@ -396,6 +396,26 @@ func (d *Demux[C]) steer(l *Listener[C], h uint64, shard int) int {
 	return shard
 }
 
+// liveListenerLocked returns the listener that request r (locked, flow
+// hash h) belongs to: its own, or, if that one closed, the SO_REUSEPORT
+// member its requests migrate to (tcp_migrate_req; r moves there). With
+// none, r is removed, unlocked and freed, and it returns false.
+func (d *Demux[C]) liveListenerLocked(r *request[C], h uint64) (*Listener[C], bool) {
+	l := r.listener
+	if !l.closed.Load() {
+		return l, true
+	}
+	s, ok := l.successor(h)
+	if !ok {
+		d.removeRequestLocked(r, true)
+		r.mu.Unlock()
+		d.requests.put(r)
+		return nil, false
+	}
+	r.moveLocked(s)
+	return s, true
+}
+
 // toRequest handles a segment that reached request r (Linux's
 // tcp_check_req). It returns false if r no longer holds the flow.
 func (d *Demux[C]) toRequest(seg *tuple.Segment, h uint64, r *request[C], shard int, res *Result[C]) bool {
@@ -404,19 +424,11 @@ func (d *Demux[C]) toRequest(seg *tuple.Segment, h uint64, r *request[C], shard 
 		r.mu.Unlock()
 		return false
 	}
-	l := r.listener
-	if l.closed.Load() {
-		s, ok := l.successor(h)
-		if !ok {
-			// Linux drops the request and looks the segment up again:
-			// with no listener it gets the no-socket RST.
-			d.removeRequestLocked(r, true)
-			r.mu.Unlock()
-			d.requests.put(r)
-			return false
-		}
-		r.moveLocked(s)
-		l = s
+	l, ok := d.liveListenerLocked(r, h)
+	if !ok {
+		// Linux drops the request and looks the segment up again: with no
+		// listener it gets the no-socket RST.
+		return false
 	}
 	res.Reason, res.Listener = ReasonRequest, l
 	f := seg.Flags & (tuple.RST | tuple.SYN | tuple.ACK)

@@ -58,17 +58,9 @@ func (d *Demux[C]) Establish(hs *Handshake[C], c *C) (Flow, error) {
 			r.mu.Unlock()
 			return Flow{}, ErrExists
 		}
-		l = r.listener
-		if l.closed.Load() {
-			s, ok := l.successor(h)
-			if !ok {
-				d.removeRequestLocked(r, true)
-				r.mu.Unlock()
-				d.requests.put(r)
-				return Flow{}, ErrClosed
-			}
-			r.moveLocked(s)
-			l = s
+		var ok bool
+		if l, ok = d.liveListenerLocked(r, h); !ok {
+			return Flow{}, ErrClosed
 		}
 		b, err := d.ports.Inherit(l.binding, t.Local.Addr)
 		if err != nil { // the listener closed after our check
@@ -244,7 +236,7 @@ func (d *Demux[C]) TimeWait(f Flow, c *C, st timewait.State) error {
 	mu.Lock()
 	defer mu.Unlock()
 	cp := unsafe.Pointer(c)
-	if v, k, ok := d.established.LookupHashedKind(f.hash, f.Tuple); !ok || v != cp || k != table.KindConn {
+	if !d.ownsLocked(f, cp) {
 		return ErrInvalid
 	}
 	// From here c is ours to end: every other end takes the same lock.
@@ -283,6 +275,14 @@ func (d *Demux[C]) Abort(f Flow, c *C) error {
 	return nil
 }
 
+// ownsLocked reports whether connection cp owns flow f in the established
+// table; the caller holds f's close stripe, so the answer stands until it
+// lets go.
+func (d *Demux[C]) ownsLocked(f Flow, cp unsafe.Pointer) bool {
+	v, k, ok := d.established.LookupHashedKind(f.hash, f.Tuple)
+	return ok && v == cp && k == table.KindConn
+}
+
 // endConn removes connection c of flow f from the established table and
 // releases its port, if c owns f.
 func (d *Demux[C]) endConn(f Flow, c *C) bool {
@@ -290,7 +290,7 @@ func (d *Demux[C]) endConn(f Flow, c *C) bool {
 	mu.Lock()
 	defer mu.Unlock()
 	cp := unsafe.Pointer(c)
-	if v, k, ok := d.established.LookupHashedKind(f.hash, f.Tuple); !ok || v != cp || k != table.KindConn {
+	if !d.ownsLocked(f, cp) {
 		return false
 	}
 	// The port goes first: while the entry is still there, a connect to
