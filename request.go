@@ -187,9 +187,6 @@ func (s *requestSlab[C]) all() iter.Seq[*request[C]] {
 	}
 }
 
-// size returns the number of requests the slab holds, free or not.
-func (s *requestSlab[C]) size() int { return len(*s.chunks.Load()) * slabChunk }
-
 // timerData packs a request's index and generation into a timer's data,
 // so that a timer that fires after its request was reused is recognized.
 func timerData(index, gen uint32) uint64 { return uint64(index)<<32 | uint64(gen) }

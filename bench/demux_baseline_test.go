@@ -308,12 +308,3 @@ func (d *baseDemux) abort(t tuple.Tuple, c *demuxConn) bool {
 	e, ok := d.established.get(t)
 	return ok && e.conn == c && d.established.remove(t, e)
 }
-
-// enterTimeWait closes connection c of t into TIME_WAIT (Demux.TimeWait).
-func (d *baseDemux) enterTimeWait(t tuple.Tuple, c *demuxConn, tw *baseTimeWait) bool {
-	e, ok := d.established.get(t)
-	if !ok || e.conn != c || !d.timeWait.insert(t, tw) {
-		return false
-	}
-	return d.established.remove(t, e)
-}
