@@ -250,7 +250,10 @@ func (d *Demux[C]) syn(seg *tuple.Segment, h uint64, l *Listener[C], isn uint32,
 	r.mss = peerMSS(seg)
 	r.hasWS, r.wscale = seg.HasWScale, min(seg.WScale, tuple.MaxWindowScale)
 	r.sack, r.ts = seg.SACKPermitted, seg.HasTimestamps
-	r.tsRecent, r.tsOffset = seg.TSval, d.jar.TSOffset(t)
+	r.tsRecent, r.tsOffset = seg.TSval, 0
+	if r.ts { // only a connection with timestamps has an offset (Linux's init_ts_off)
+		r.tsOffset = d.jar.TSOffset(t)
+	}
 	r.acked, r.timeouts = false, 0
 	var err error
 	r.timer, err = d.timers.Schedule(now+synAckTimeoutInit, timerData(r.index, r.gen))
