@@ -316,6 +316,8 @@ func (d *Demux[C]) closeLock(h uint64) *sync.Mutex { return &d.closing[h%closeSt
 // TIME_WAIT entries it takes over (TWRecycled).
 type recycleCounter[C any] struct{ d *Demux[C] }
 
+// ClaimFlow implements table.FlowChecker: Flows.ClaimFlow, counting a
+// takeover.
 func (r recycleCounter[C]) ClaimFlow(t tuple.Tuple, explicitBind bool) table.FlowClaim {
 	c := r.d.flows.ClaimFlow(t, explicitBind)
 	if c.Verdict == table.FlowTakenOver {

@@ -184,6 +184,9 @@ type connectClaim[C any] struct {
 	hash uint64 // of the tuple granted
 }
 
+// ClaimFlow implements table.FlowChecker: it grants t only if no
+// connection holds it and any TIME_WAIT entry may be taken over, and then
+// inserts cc's connection under the TIME_WAIT shard's lock (Claim).
 func (cc *connectClaim[C]) ClaimFlow(t tuple.Tuple, explicitBind bool) table.FlowClaim {
 	d := cc.d
 	h := d.hasher.Hash(t)
