@@ -117,12 +117,13 @@ func (s *stripedCounters) add(c counter, n uint64) {
 // shard (a core or queue, which keeps its stripe's line in its cache
 // without asking the runtime which P it runs on), or of the caller's P
 // for a negative shard.
+// It is small enough to inline into Deliver's established path.
 func (s *stripedCounters) addAt(shard int, c counter, n uint64) {
-	i := uint32(shard)
 	if shard < 0 {
-		i = pshard.Current()
+		s.add(c, n)
+		return
 	}
-	s.stripes[i&s.mask].c[c].Add(n)
+	s.stripes[uint32(shard)&s.mask].c[c].Add(n)
 }
 
 func (s *stripedCounters) sum(c counter) uint64 {

@@ -72,12 +72,12 @@ func (m *Established[V]) lookupBatch(hashes []uint64, keys []tuple.Tuple, vals [
 		hs := &p.hashes[base/batchWidth%3]
 		if kinds == nil {
 			for i := range min(batchWidth, n-base) {
-				vals[base+i], _, found[base+i] = p.tb.lookup(m.mode, hs[i], keys[base+i])
+				vals[base+i], _, found[base+i] = p.tb.lookup(m.mode, hs[i], &keys[base+i])
 			}
 			continue
 		}
 		for i := range min(batchWidth, n-base) {
-			vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(p.tb, hs[i], keys[base+i])
+			vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(p.tb, hs[i], &keys[base+i])
 		}
 	}
 }

@@ -316,7 +316,7 @@ func (m *Established[V]) wrongHash(h uint64, t tuple.Tuple) bool {
 // Lookup returns the value stored for t. It is lock-free and allocates
 // nothing. After Close it returns false.
 func (m *Established[V]) Lookup(t tuple.Tuple) (V, bool) {
-	return m.lookupHashed(m.hasher.Hash(t), t)
+	return m.lookupHashed(m.hasher.Hash(t), &t)
 }
 
 // LookupHashed is Lookup for a caller that has hashed t already: h must
@@ -326,13 +326,13 @@ func (m *Established[V]) LookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	return m.lookupHashed(h, t)
+	return m.lookupHashed(h, &t)
 }
 
 // lookupHashed is Lookup given t's hash. Lookup makes it its only call
 // after the hash: hashing and loading the table in one expression made the
 // compiler copy t through the stack twice, and a plain Lookup slower.
-func (m *Established[V]) lookupHashed(h uint64, t tuple.Tuple) (V, bool) {
+func (m *Established[V]) lookupHashed(h uint64, t *tuple.Tuple) (V, bool) {
 	v, _, ok := m.table.Load().lookup(m.mode, h&m.hashMask, t)
 	return v, ok
 }
@@ -345,28 +345,42 @@ func (m *Established[V]) lookupHashed(h uint64, t tuple.Tuple) (V, bool) {
 // its P, so it may wait for that writer if it is preempted there (see
 // Established, "Request entries").
 func (m *Established[V]) LookupKind(t tuple.Tuple) (V, Kind, bool) {
-	return m.lookupKindHashed(m.hasher.Hash(t), t)
+	return m.lookupKindHashed(m.hasher.Hash(t), &t)
 }
 
 // LookupHashedKind is LookupKind for a caller that has hashed t already:
 // h must be Hasher().Hash(t).
+//
+// It is small enough for the compiler to inline, so that a caller's
+// lookup of an established flow (Demux.Deliver) makes one call, to the
+// table's probe.
 func (m *Established[V]) LookupHashedKind(h uint64, t tuple.Tuple) (V, Kind, bool) {
-	if m.wrongHash(h, t) {
+	if m.checkHashes && m.wrongHash(h, t) {
 		var zero V
 		return zero, KindConn, false
 	}
-	return m.lookupKindHashed(h, t)
+	return m.lookupKind(m.table.Load(), h&m.hashMask, &t)
 }
 
 // lookupKindHashed is LookupKind given t's hash (see lookupHashed).
-func (m *Established[V]) lookupKindHashed(h uint64, t tuple.Tuple) (V, Kind, bool) {
+func (m *Established[V]) lookupKindHashed(h uint64, t *tuple.Tuple) (V, Kind, bool) {
 	return m.lookupKind(m.table.Load(), h&m.hashMask, t)
 }
 
 // lookupKind looks t up in tb and returns its value and kind as one pair:
 // it looks again while the entry's kind change is between its stores (see
 // slot.beginKindChange).
-func (m *Established[V]) lookupKind(tb *etable[V], h uint64, t tuple.Tuple) (V, Kind, bool) {
+func (m *Established[V]) lookupKind(tb *etable[V], h uint64, t *tuple.Tuple) (V, Kind, bool) {
+	v, w, ok := tb.lookup(m.mode, h, t)
+	if w&slotChanging != 0 {
+		return m.lookupKindChanging(tb, h, t)
+	}
+	return v, kindOf(w), ok
+}
+
+// lookupKindChanging is lookupKind after it found the entry between a
+// kind change's stores: it waits for the change to finish.
+func (m *Established[V]) lookupKindChanging(tb *etable[V], h uint64, t *tuple.Tuple) (V, Kind, bool) {
 	for spins := 0; ; spins++ {
 		v, w, ok := tb.lookup(m.mode, h, t)
 		if w&slotChanging == 0 {
@@ -435,7 +449,7 @@ func (m *Established[V]) insert(h uint64, t tuple.Tuple, v V, k Kind) error {
 		}
 		// A failed insert is a read: decide it without the lock (see
 		// unchanged).
-		if _, _, ok := tb.lookup(m.mode, h, t); ok {
+		if _, _, ok := tb.lookup(m.mode, h, &t); ok {
 			return ErrExists
 		}
 		switch next, err := m.tryInsert(tb, h, t, v, k); next {
@@ -594,7 +608,7 @@ func (m *Established[V]) CompareAndDeleteHashed(h uint64, t tuple.Tuple, v V) bo
 func (m *Established[V]) deleteIf(h uint64, t tuple.Tuple, want V, compare bool) (V, bool) {
 	for {
 		tb := m.table.Load()
-		if cur, _, ok := tb.lookup(m.mode, h, t); !ok || compare && cur != want {
+		if cur, _, ok := tb.lookup(m.mode, h, &t); !ok || compare && cur != want {
 			var zero V
 			return zero, false // nothing to delete: a read (see unchanged)
 		}
@@ -699,7 +713,7 @@ func (m *Established[V]) CompareAndSwapHashedKind(h uint64, t tuple.Tuple, old, 
 func (m *Established[V]) swap(h uint64, t tuple.Tuple, old, new V, k Kind, setKind bool) bool {
 	for {
 		tb := m.table.Load()
-		if cur, _, ok := tb.lookup(m.mode, h, t); !ok || cur != old {
+		if cur, _, ok := tb.lookup(m.mode, h, &t); !ok || cur != old {
 			return false // nothing to swap: a read (see unchanged)
 		}
 		ok, next := m.trySwap(tb, h, t, old, new, k, setKind)

@@ -154,7 +154,7 @@ func (tb *etable[V]) advance(p *probe) {
 //
 // It also returns the slot's fifth word as read for the hit (its kind and
 // whether a kind change is in progress, see slot), 0 for a miss.
-func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, uint64, bool) {
+func (tb *etable[V]) lookup(mode valueMode, h uint64, t *tuple.Tuple) (V, uint64, bool) {
 	home, tag := tb.home(h)
 	p := tb.probeFrom(home)
 	w := tb.meta[home].tags.Load() // the home's tags, and its reach
@@ -164,7 +164,7 @@ func (tb *etable[V]) lookup(mode valueMode, h uint64, t tuple.Tuple) (V, uint64,
 	group:
 		for marks := matchTag(w, tag); marks != 0; marks &= marks - 1 {
 			s := &tb.slots[g*groupSlots+firstByte(marks)]
-			if version, ok := s.holds(&t); ok {
+			if version, ok := s.holds(t); ok {
 				v := loadValue(mode, s)
 				if s.k[4].Load() != version {
 					w = tb.meta[g].tags.Load() // the slot changed meanwhile: read the group again
