@@ -146,8 +146,9 @@ func (l *Listener[C]) SynQueueLen() int { return int(l.qlen.Load()) }
 func (l *Listener[C]) Closed() bool { return l.closed.Load() }
 
 // acceptFull reports Linux's sk_acceptq_is_full: more connections queued
-// than the backlog.
-func (l *Listener[C]) acceptFull() bool { return l.queue.Depth() > l.backlog }
+// than the backlog (the queue's limit, backlog+1, reached). One atomic
+// load until the listener is nearly full (Sharded.Full).
+func (l *Listener[C]) acceptFull() bool { return l.queue.Full() }
 
 // synQueueFull reports inet_csk_reqsk_queue_is_full.
 func (l *Listener[C]) synQueueFull() bool { return int(l.qlen.Load()) >= l.backlog }

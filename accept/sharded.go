@@ -309,6 +309,21 @@ func (s *Sharded[T]) Depth() int {
 	return n + s.global.Len()
 }
 
+// Full reports whether the listener holds Backlog+1 connections, its
+// limit (Linux's sk_acceptq_is_full, which a SYN checks before it makes a
+// request). While the credit pool has credits left, which it does until
+// the listener is nearly full (see backlog), it answers with one atomic
+// load: a free credit means room. Past that point, or with connections
+// migrated in over the limit, it counts the queues (Depth: O(Shards)).
+// It is wait-free. While no call runs it is exact; under concurrency it
+// is as approximate as Depth.
+func (s *Sharded[T]) Full() bool {
+	if s.backlog.pool.Load() > 0 && s.backlog.extra.Load() == 0 {
+		return false
+	}
+	return int64(s.Depth()) >= s.limit
+}
+
 // ShardDepth returns the number of connections queued in shard's local
 // queue (0 for a shard out of range), as Queue.Len counts them: what a
 // load-aware choice among a listener's shards compares. It is wait-free

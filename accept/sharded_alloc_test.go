@@ -27,6 +27,7 @@ func TestShardedAllocatesNothing(t *testing.T) {
 			panic("TryAccept found a connection on an empty listener")
 		}
 		_ = s.Depth() + s.ShardDepth(0)
+		_ = s.Full()
 	}))
 	require.Zero(t, s.Len())
 }

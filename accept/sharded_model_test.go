@@ -191,6 +191,7 @@ func TestShardedMatchesModel(t *testing.T) {
 			"": func(t *rapid.T) {
 				require.Equal(t, m.queued(), s.Len())
 				require.Equal(t, m.queued(), s.Depth(), "exact with no call running")
+				require.Equal(t, m.queued() >= m.limit, s.Full(), "exact with no call running")
 				require.Equal(t, m.overflows, s.Overflows())
 				for i := range shards {
 					require.Equal(t, len(m.locals[i]), s.ShardDepth(i))

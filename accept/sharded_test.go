@@ -280,3 +280,42 @@ func TestShardedSteerIndependentOfReuseport(t *testing.T) {
 	_, _, _, ok := stattest.ChiSquareUniform(counts)
 	require.False(t, ok, "correlated choices must fail the test: %v", counts)
 }
+
+// Full is the SYN's check (sk_acceptq_is_full): true once Backlog+1
+// connections are queued, false as soon as one is accepted, and true
+// while connections migrated in over the limit are queued, whatever the
+// pool holds.
+func TestShardedFull(t *testing.T) {
+	s := newSharded(t, ShardedOptions{Shards: 2, Backlog: 3})
+	a, err := s.Register(0)
+	require.NoError(t, err)
+	for i := range 4 {
+		require.False(t, s.Full(), "%d queued", i)
+		require.NoError(t, s.TryEnqueue(i%2, i))
+	}
+	require.True(t, s.Full())
+	require.ErrorIs(t, s.TryEnqueue(0, 9), ErrBacklog)
+	_, err = a.TryAccept()
+	require.NoError(t, err)
+	require.False(t, s.Full())
+
+	// Three connections migrated into an empty listener of backlog 1
+	// (limit 2): one over the limit, held as extra.
+	from := newSharded(t, ShardedOptions{Shards: 2, Backlog: 10})
+	to := newSharded(t, ShardedOptions{Shards: 2, Backlog: 1})
+	ta, err := to.Register(1)
+	require.NoError(t, err)
+	for i := range 3 {
+		require.NoError(t, from.TryEnqueue(0, i))
+	}
+	rest, err := from.Migrate(to)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+	require.True(t, to.Full())
+	for want := 3; want > 0; want-- {
+		require.Equal(t, want >= 2, to.Full(), "%d queued", want)
+		_, err := ta.TryAccept()
+		require.NoError(t, err)
+	}
+	require.False(t, to.Full())
+}
