@@ -13,6 +13,11 @@
 // Usage:
 //
 //	go run ./bench/cmd/socksim [-max-sockets N] [-duration D] [-json] [-out FILE]
+//	go run ./bench/cmd/socksim replay [-json] FILE
+//
+// replay runs a real packet capture through socktable.Demux and checks
+// each segment's verdict against the reply the kernel sent in the capture
+// (see replay.go).
 package main
 
 import (
@@ -53,6 +58,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("socksim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	maxSockets := fs.Int("max-sockets", 1_000_000, "largest socket count (counts go up by powers of ten from 100)")
