@@ -117,7 +117,6 @@ func (s *stripedCounters) add(c counter, n uint64) {
 // shard (a core or queue, which keeps its stripe's line in its cache
 // without asking the runtime which P it runs on), or of the caller's P
 // for a negative shard.
-// It is small enough to inline into Deliver's established path.
 func (s *stripedCounters) addAt(shard int, c counter, n uint64) {
 	if shard < 0 {
 		s.add(c, n)

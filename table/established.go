@@ -350,16 +350,12 @@ func (m *Established[V]) LookupKind(t tuple.Tuple) (V, Kind, bool) {
 
 // LookupHashedKind is LookupKind for a caller that has hashed t already:
 // h must be Hasher().Hash(t).
-//
-// It is small enough for the compiler to inline, so that a caller's
-// lookup of an established flow (Demux.Deliver) makes one call, to the
-// table's probe.
 func (m *Established[V]) LookupHashedKind(h uint64, t tuple.Tuple) (V, Kind, bool) {
-	if m.checkHashes && m.wrongHash(h, t) {
+	if m.wrongHash(h, t) {
 		var zero V
 		return zero, KindConn, false
 	}
-	return m.lookupKind(m.table.Load(), h&m.hashMask, &t)
+	return m.lookupKindHashed(h, &t)
 }
 
 // lookupKindHashed is LookupKind given t's hash (see lookupHashed).
@@ -371,16 +367,6 @@ func (m *Established[V]) lookupKindHashed(h uint64, t *tuple.Tuple) (V, Kind, bo
 // it looks again while the entry's kind change is between its stores (see
 // slot.beginKindChange).
 func (m *Established[V]) lookupKind(tb *etable[V], h uint64, t *tuple.Tuple) (V, Kind, bool) {
-	v, w, ok := tb.lookup(m.mode, h, t)
-	if w&slotChanging != 0 {
-		return m.lookupKindChanging(tb, h, t)
-	}
-	return v, kindOf(w), ok
-}
-
-// lookupKindChanging is lookupKind after it found the entry between a
-// kind change's stores: it waits for the change to finish.
-func (m *Established[V]) lookupKindChanging(tb *etable[V], h uint64, t *tuple.Tuple) (V, Kind, bool) {
 	for spins := 0; ; spins++ {
 		v, w, ok := tb.lookup(m.mode, h, t)
 		if w&slotChanging == 0 {
