@@ -59,17 +59,16 @@ func readCapture(path string) (*capture, error) {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<16)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
+	r := bufio.NewReaderSize(f, 1<<16)
+	if magic, _ := r.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer zr.Close()
 		r = bufio.NewReaderSize(zr, 1<<16)
 	}
-	src, err := openPackets(r.(*bufio.Reader))
+	src, err := openPackets(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

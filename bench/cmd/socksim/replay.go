@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -74,6 +73,7 @@ var verdictNames = [...]string{
 	vTWTakeover: "time-wait-takeover", vNoSocket: "no-socket-rst", vListenerRst: "listener-rst", vDrop: "dropped",
 }
 
+// String names the verdict as the report prints it.
 func (v verdict) String() string { return verdictNames[v] }
 
 // endState is the kernel's socket at one end of a flow, as the trace
@@ -765,13 +765,3 @@ func (r *replayer) timeWait(e *end) {
 
 // seqAfter reports a after b in sequence space.
 func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
-
-// sortedKeys returns m's keys in order, for the report.
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 )
 
 // runReplay is `socksim replay [-json] FILE`: it replays the capture and
@@ -61,12 +63,12 @@ func printReplay(w io.Writer, rep *replayReport) {
 		rep.Frames, rep.Segments, rep.Flows, rep.Seeded, rep.Listeners)
 	fmt.Fprintf(w, "  %d segments agree with the kernel's replies, %d misdirected\n", rep.Agreed, rep.Misdirected)
 	fmt.Fprintf(w, "\n  verdicts the kernel and the Demux agreed on:\n")
-	for _, k := range sortedKeys(rep.Verdicts) {
+	for _, k := range slices.Sorted(maps.Keys(rep.Verdicts)) {
 		fmt.Fprintf(w, "    %-22s %8d\n", k, rep.Verdicts[k])
 	}
 	if len(rep.Skipped) > 0 {
 		fmt.Fprintf(w, "\n  skipped:\n")
-		for _, k := range sortedKeys(rep.Skipped) {
+		for _, k := range slices.Sorted(maps.Keys(rep.Skipped)) {
 			fmt.Fprintf(w, "    %-22s %8d\n", k, rep.Skipped[k])
 		}
 	}
