@@ -9,6 +9,7 @@ import (
 
 	"github.com/socktable/socktable"
 	"github.com/socktable/socktable/accept"
+	"github.com/socktable/socktable/bench/internal/basedemux"
 	"github.com/socktable/socktable/table"
 	"github.com/socktable/socktable/timewait"
 	"github.com/socktable/socktable/tuple"
@@ -18,7 +19,7 @@ import (
 // a few more listeners on other ports) holding n sockets, three quarters
 // established and one quarter in TIME_WAIT, all reached through the
 // listener's handshake. The baselines are the same demux over other
-// designs (see demux_baseline_test.go); floor is the established table's
+// designs (package bench/internal/basedemux); floor is the established table's
 // LookupHashed alone on a table of the established flows, with the hashes
 // computed beforehand (floor-hash computes them in the loop, as Deliver
 // must).
@@ -86,7 +87,7 @@ func getDemuxFixture(n int) *demuxFixture {
 type demuxWorld struct {
 	st            *socktable.Demux[demuxConn]
 	listener      *socktable.Listener[demuxConn]
-	base          *baseDemux
+	base          *basedemux.Demux[demuxConn]
 	floor         *table.Established[*demuxConn]
 	floorHashes   []uint64
 	bytesPerEntry float64
@@ -180,33 +181,20 @@ func (w *demuxWorld) buildSocktable(b *testing.B, f *demuxFixture) {
 // buildBaseline fills a baseline with the same sockets (straight into its
 // tables: a linear scan's inserts would take hours at 1e6).
 func (w *demuxWorld) buildBaseline(b *testing.B, impl string, f *demuxFixture) {
-	d := newBaseDemux(impl, f.n)
-	w.base = d
-	d.listeners.insert(tuple.Endpoint{Port: serverEndpoint.Port}, &baseListener{mss: 1460, window: 65535})
-	for _, p := range otherListeners {
-		d.listeners.insert(tuple.Endpoint{Addr: serverEndpoint.Addr, Port: p}, &baseListener{mss: 1460, window: 65535})
+	d, err := basedemux.New[demuxConn](impl, f.n)
+	if err != nil {
+		b.Fatal(err)
 	}
-	est, lin := d.established, (*linearKV[tuple.Tuple, *baseEntry])(nil)
-	tw, linTW := d.timeWait, (*linearKV[tuple.Tuple, *baseTimeWait])(nil)
-	if impl == "linear" {
-		lin, linTW = est.(*linearKV[tuple.Tuple, *baseEntry]), tw.(*linearKV[tuple.Tuple, *baseTimeWait])
+	w.base = d
+	d.Listen(tuple.Endpoint{Port: serverEndpoint.Port}, 1460, 65535)
+	for _, p := range otherListeners {
+		d.Listen(tuple.Endpoint{Addr: serverEndpoint.Addr, Port: p}, 1460, 65535)
 	}
 	for i := range f.n {
-		t := flowKey(i)
 		if i < f.established {
-			e := &baseEntry{conn: f.conns[i]}
-			if lin != nil {
-				lin.keys, lin.vals = append(lin.keys, t), append(lin.vals, e)
-			} else if !est.insert(t, e) {
-				b.Fatal("duplicate flow")
-			}
-			continue
-		}
-		e := &baseTimeWait{rcvNxt: twRcvNxt, sndNxt: twSndNxt, window: 65535}
-		if linTW != nil {
-			linTW.keys, linTW.vals = append(linTW.keys, t), append(linTW.vals, e)
-		} else if !tw.insert(t, e) {
-			b.Fatal("duplicate flow")
+			d.Fill(flowKey(i), f.conns[i])
+		} else {
+			d.FillTimeWait(flowKey(i), basedemux.TimeWaitState{RcvNxt: twRcvNxt, SndNxt: twSndNxt, Window: 65535}, -1)
 		}
 	}
 }
@@ -218,7 +206,7 @@ func (w *demuxWorld) deliver(seg *tuple.Segment, shard int) socktable.Result[dem
 	if w.st != nil {
 		return w.st.Deliver(seg, 0, shard)
 	}
-	return w.base.deliver(seg)
+	return w.base.Deliver(seg)
 }
 
 // checkSameResult fails b unless the world answers one segment of each
@@ -257,7 +245,7 @@ func (w *demuxWorld) checkSameResult(b *testing.B, f *demuxFixture) {
 // half speed (fresh memory), and whichever run came first paid for it.
 func (w *demuxWorld) warm(f *demuxFixture) {
 	segs := f.estSegs
-	if _, linear := w.established().(*linearKV[tuple.Tuple, *baseEntry]); linear && len(segs) > 100000 {
+	if w.base != nil && w.base.Impl() == "linear" && len(segs) > 100000 {
 		segs = segs[:1000] // a scan of 1e6 flows per segment: a sample is enough
 	}
 	hits := 0
@@ -271,14 +259,6 @@ func (w *demuxWorld) warm(f *demuxFixture) {
 		}
 	}
 	demuxSink.Add(int64(hits))
-}
-
-// established is a baseline world's established table (nil otherwise).
-func (w *demuxWorld) established() kv[tuple.Tuple, *baseEntry] {
-	if w.base == nil {
-		return nil
-	}
-	return w.base.established
 }
 
 // flowIndex inverts flowKey for the flows the fixture holds (below 2^24).
@@ -412,7 +392,7 @@ func runDemuxSegments(b *testing.B, w *demuxWorld, segs []tuple.Segment) {
 	b.RunParallel(func(pb *testing.PB) {
 		i, sent := parallelStart(&start, len(segs)), 0
 		for pb.Next() {
-			if d.deliver(&segs[i]).Outcome != socktable.Dropped {
+			if d.Deliver(&segs[i]).Outcome != socktable.Dropped {
 				sent++
 			}
 			if i++; i == len(segs) {
@@ -539,7 +519,7 @@ func BenchmarkDemuxChurn(b *testing.B) {
 								b.Error(err)
 								return
 							}
-						} else if !w.base.establish(t, c) {
+						} else if !w.base.Establish(t, c) {
 							b.Error("establish failed")
 							return
 						}
@@ -554,7 +534,7 @@ func BenchmarkDemuxChurn(b *testing.B) {
 								b.Error(err)
 								return
 							}
-						} else if !w.base.abort(t, c) {
+						} else if !w.base.Abort(t, c) {
 							b.Error("abort failed")
 							return
 						}
@@ -579,7 +559,7 @@ func BenchmarkDemuxChurn(b *testing.B) {
 				case step > 1 && w.st != nil:
 					_ = w.st.Abort(c.flow, c)
 				case step > 1:
-					w.base.abort(t, c)
+					w.base.Abort(t, c)
 				}
 				demuxSink.Add(int64(done))
 			})
