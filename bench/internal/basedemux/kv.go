@@ -207,7 +207,7 @@ func (m *xsyncKV[K, V]) remove(k K, v V) bool {
 }
 
 func (m *xsyncKV[K, V]) fill(k K, v V) { m.m.Store(k, v) }
-func (m *xsyncKV[K, V]) size() int    { return m.m.Size() }
+func (m *xsyncKV[K, V]) size() int     { return m.m.Size() }
 
 // newKV returns an empty table of design impl, presized for n where the
 // design allows.
