@@ -1,19 +1,37 @@
-// Command socksim shows the problem socktable solves: what it costs to find
-// the owner of an arriving segment as the number of sockets grows from 10²
-// to 10⁶, for socktable and for the designs other stacks use — a linear
-// scan of every socket (smoltcp, early Asterinas), a map behind a RWMutex
-// (gVisor), sync.Map and xsync.MapOf.
-//
-// At each size, half the sockets stay open and the other half churn like
-// TIME_WAIT connections: one goroutine removes and re-adds them for the
-// whole measurement, while a lookup goroutine per core asks for owners of
-// random sockets. It prints a table (ns per lookup, all cores together)
-// and writes a self-contained HTML page with a log-log plot.
+// Command socksim shows what socktable is worth on a server's load: it
+// runs an nginx-like scenario through socktable.Demux and, in the same run,
+// through the designs other stacks use — a linear scan of every socket
+// (smoltcp, early Asterinas), maps behind an RWMutex (gVisor), sync.Map and
+// xsync's MapOf — and reports, per phase, segments per second, the demux
+// cost at p50/p99/p99.9, allocations, memory, and the MIB counters; then
+// the cost of a segment's demux as the socket count grows from 10² to 10⁶.
+// It prints a report and writes a self-contained HTML page with the plots.
 //
 // Usage:
 //
-//	go run ./bench/cmd/socksim [-max-sockets N] [-duration D] [-json] [-out FILE]
+//	go run ./bench/cmd/socksim [-conns N] [-duration D] [-cores N] [-scenario NAME|FILE] [-json] [-report FILE]
 //	go run ./bench/cmd/socksim replay [-json] FILE
+//
+// The phases of the embedded nginx scenario (scenarios/nginx.json):
+//
+//   - open: the server's connections arrive: SYN, final ACK, Establish and
+//     accept, a first request;
+//   - steady: their keep-alive traffic, in DeliverBatch rounds of 16;
+//   - churn: short-lived connections the server closes first, through
+//     ~100,000 TIME_WAIT entries on a simulated clock (60 s lifetimes fit
+//     in seconds), mixed with keep-alive traffic;
+//   - synflood: spoofed SYNs against a full SYN queue and a full accept
+//     queue, mixed with keep-alive traffic;
+//   - connect: the host as a client of one upstream, with 45% of its
+//     ephemeral range in TIME_WAIT (at 50% and above, Linux's search —
+//     even ports first, each TIME_WAIT port probed — walks every even
+//     port on each connect, as socktable's does: milliseconds a connect).
+//
+// Every phase runs on all cores and is time-boxed per implementation, so a
+// linear scan at 10⁵ sockets is sampled (the report says so). Latency is
+// timed per round — a few segments and the lifecycle calls they trigger,
+// timed together, since a 30–80 ns call cannot be timed alone — less the
+// cost of the clock read, divided by the round's segments.
 //
 // replay runs a real packet capture through socktable.Demux and checks
 // each segment's verdict against the reply the kernel sent in the capture
@@ -25,36 +43,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/socktable/socktable/tuple"
 )
-
-// result is one measurement: one design at one socket count.
-type result struct {
-	Design      string  `json:"design"`
-	Sockets     int     `json:"sockets"`
-	Lookups     int64   `json:"lookups"`
-	NsPerLookup float64 `json:"ns_per_lookup"`
-}
-
-// report is what -json prints.
-type report struct {
-	GOMAXPROCS int      `json:"gomaxprocs"`
-	Duration   string   `json:"duration_per_point"`
-	Results    []result `json:"results"`
-	HTML       string   `json:"html,omitempty"`
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command's flags.
+type options struct {
+	conns      int
+	duration   time.Duration
+	cores      int
+	scenario   string
+	asJSON     bool
+	report     string
+	maxSockets int
+	impls      string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -63,14 +73,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("socksim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	maxSockets := fs.Int("max-sockets", 1_000_000, "largest socket count (counts go up by powers of ten from 100)")
-	duration := fs.Duration("duration", 300*time.Millisecond, "measuring time per design and socket count")
-	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
-	out := fs.String("out", filepath.Join(os.TempDir(), "socksim.html"), "where to write the HTML plot (empty: none)")
+	var o options
+	fs.IntVar(&o.conns, "conns", 0, "concurrent connections (0: the scenario's; TIME_WAIT entries scale with them)")
+	fs.DurationVar(&o.duration, "duration", time.Minute, "the run's target length; every phase and scaling point gets its share as a time box")
+	fs.IntVar(&o.cores, "cores", runtime.NumCPU(), "cores to run on (GOMAXPROCS and one worker goroutine each)")
+	fs.StringVar(&o.scenario, "scenario", "nginx", "an embedded scenario ("+strings.Join(embeddedScenarios(), ", ")+") or a scenario JSON file")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON instead of text")
+	fs.StringVar(&o.report, "report", filepath.Join(os.TempDir(), "socksim.html"), "where to write the HTML report (empty: none)")
+	fs.IntVar(&o.maxSockets, "max-sockets", 0, "largest socket count of the scaling picture (0: the scenario's)")
+	fs.StringVar(&o.impls, "impls", "", "comma-separated implementations to run (default: the scenario's; socktable always)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: socksim [flags]\n\n"+
-			"Measures the cost of finding a segment's owner as sockets grow from 100 to -max-sockets,\n"+
-			"half of them churning, for socktable and the designs other stacks use.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: socksim [flags]\n       socksim replay [-json] FILE\n\n"+
+			"Runs a server's load (an nginx-like scenario by default, about a minute) through socktable.Demux\n"+
+			"and through the designs other stacks use, and reports per phase segments/s, p50/p99/p99.9 cost,\n"+
+			"allocations, memory and MIB counters, then the cost per segment from 100 to 1,000,000 sockets.\n"+
+			"replay checks a packet capture against the kernel's own replies in it (socksim replay -h).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -79,167 +96,190 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || *maxSockets < 2 || *duration <= 0 {
-		fmt.Fprintln(stderr, "socksim: -max-sockets must be at least 2, -duration positive, and no arguments")
+	sc, err := loadScenario(o.scenario)
+	if err == nil {
+		err = o.apply(sc, fs.NArg())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "socksim:", err)
 		fs.Usage()
 		return 2
 	}
+	prev := runtime.GOMAXPROCS(o.cores)
+	defer runtime.GOMAXPROCS(prev)
 
-	sizes := socketCounts(*maxSockets)
-	progress := newProgress(stderr, len(sizes)*len(designs))
-	hasher := tuple.NewHasher()
-	var results []result
-	for _, n := range sizes {
-		for _, d := range designs {
-			progress.step(fmt.Sprintf("%s, %d sockets", d, n))
-			results = append(results, measure(d, n, *duration, hasher))
-		}
+	rep, err := simulate(sc, o, newProgress(stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, "socksim:", err)
+		return 1
 	}
-	progress.done()
-
-	rep := report{GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: duration.String(), Results: results}
-	if *out != "" {
-		if err := os.WriteFile(*out, []byte(plotHTML(rep, sizes)), 0o644); err != nil {
+	if o.report != "" {
+		if err := os.WriteFile(o.report, []byte(reportHTML(rep)), 0o644); err != nil {
 			fmt.Fprintln(stderr, "socksim:", err)
 			return 1
 		}
-		rep.HTML = *out
+		rep.HTML = o.report
 	}
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			fmt.Fprintln(stderr, "socksim:", err)
 			return 1
 		}
-		return 0
+	} else {
+		printReport(stdout, rep)
 	}
-	printTable(stdout, rep, sizes)
-	if *out != "" {
-		fmt.Fprintf(stdout, "\nplot: %s\n", *out)
+	if rep.Lost > 0 {
+		return 1
 	}
 	return 0
 }
 
-// socketCounts returns 100, 1000, ... up to max, and max itself.
-func socketCounts(max int) []int {
-	var out []int
-	for n := 100; n < max; n *= 10 {
-		out = append(out, n)
-	}
-	return append(out, max)
-}
-
-// flow returns the i-th connection of a server: one listener, clients
-// spread over a /8 and their ports.
-func flow(i int) tuple.Tuple {
-	return tuple.Tuple{
-		Local: tuple.MustEndpoint("192.0.2.1:443"),
-		Remote: tuple.Endpoint{
-			Addr: tuple.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
-			Port: uint16(1024 + i>>24),
-		},
-	}
-}
-
-// measure fills design d with n sockets, then for the given duration churns
-// half of them on one goroutine while GOMAXPROCS goroutines look up owners
-// of random sockets (stable and churning alike).
-func measure(d string, n int, duration time.Duration, h *tuple.Hasher) result {
-	keys := make([]tuple.Tuple, n)
-	o := newDesign(d, n, h)
-	for i := range keys {
-		keys[i] = flow(i)
-		o.insert(keys[i], &sock{id: i})
-	}
-	stable := max(n/2, 1)
-
-	var stop atomic.Bool
-	var lookups atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // TIME_WAIT-like churn: the second half closes and reopens
-		defer wg.Done()
-		for j := stable; !stop.Load(); j++ {
-			if j == n {
-				j = stable
-				if stable == n {
-					runtime.Gosched()
-					continue
-				}
-			}
-			o.remove(keys[j])
-			o.insert(keys[j], &sock{id: j})
-		}
-	}()
-	workers := runtime.GOMAXPROCS(0)
-	start := time.Now()
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := uint64(w)*0x9e3779b97f4a7c15 | 1
-			var count int64
-			for !stop.Load() {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
-				o.lookup(keys[x%uint64(n)])
-				count++
-			}
-			lookups.Add(count)
-		}()
-	}
-	time.Sleep(duration) // the measuring window itself, not a wait for concurrency
-	stop.Store(true)
-	elapsed := time.Since(start)
-	wg.Wait()
-	total := max(lookups.Load(), 1)
-	return result{Design: d, Sockets: n, Lookups: total, NsPerLookup: float64(elapsed.Nanoseconds()) / float64(total)}
-}
-
-// printTable writes ns per lookup, one row per socket count.
-func printTable(w io.Writer, rep report, sizes []int) {
-	fmt.Fprintf(w, "ns per lookup (all %d cores together; half the sockets churning), lower is better\n\n", rep.GOMAXPROCS)
-	fmt.Fprintf(w, "%10s", "sockets")
-	for _, d := range designs {
-		fmt.Fprintf(w, " %11s", d)
-	}
-	fmt.Fprintln(w)
-	for _, n := range sizes {
-		fmt.Fprintf(w, "%10d", n)
-		for _, d := range designs {
-			fmt.Fprintf(w, " %11s", formatNs(lookupCost(rep.Results, d, n)))
-		}
-		fmt.Fprintln(w)
-	}
-	last := sizes[len(sizes)-1]
-	st := lookupCost(rep.Results, "socktable", last)
-	fmt.Fprintf(w, "\nat %d sockets socktable is", last)
-	for _, d := range designs[1:] {
-		fmt.Fprintf(w, " %.1fx (%s)", lookupCost(rep.Results, d, last)/st, d)
-	}
-	fmt.Fprintln(w, " faster")
-}
-
-func lookupCost(rs []result, d string, n int) float64 {
-	for _, r := range rs {
-		if r.Design == d && r.Sockets == n {
-			return r.NsPerLookup
-		}
-	}
-	return math.NaN()
-}
-
-func formatNs(ns float64) string {
+// apply checks the flags and applies them to sc.
+func (o *options) apply(sc *scenario, args int) error {
 	switch {
-	case ns >= 1e6:
-		return fmt.Sprintf("%.1fms", ns/1e6)
-	case ns >= 1e3:
-		return fmt.Sprintf("%.1fµs", ns/1e3)
-	default:
-		return fmt.Sprintf("%.0fns", ns)
+	case args > 0:
+		return fmt.Errorf("no arguments expected (did you mean socksim replay FILE?)")
+	case o.conns < 0:
+		return fmt.Errorf("-conns must not be negative")
+	case o.duration <= 0:
+		return fmt.Errorf("-duration must be positive")
+	case o.cores < 1:
+		return fmt.Errorf("-cores must be at least 1")
+	case o.maxSockets < 0:
+		return fmt.Errorf("-max-sockets must not be negative")
 	}
+	if o.conns > 0 {
+		sc.TimeWait = int(int64(sc.TimeWait) * int64(o.conns) / int64(sc.Conns))
+		sc.Conns = o.conns
+	}
+	if o.maxSockets > 0 {
+		sc.Scaling = slices.DeleteFunc(sc.Scaling, func(n int) bool { return n > o.maxSockets })
+		if len(sc.Scaling) == 0 || sc.Scaling[len(sc.Scaling)-1] != o.maxSockets {
+			sc.Scaling = append(sc.Scaling, o.maxSockets)
+		}
+	}
+	if o.impls != "" {
+		want := strings.Split(o.impls, ",")
+		for _, impl := range want {
+			if !slices.Contains(knownImpls, impl) {
+				return fmt.Errorf("-impls: unknown implementation %q (%s)", impl, strings.Join(knownImpls, ", "))
+			}
+		}
+		sc.Impls = slices.DeleteFunc(sc.Impls, func(impl string) bool {
+			return impl != "socktable" && !slices.Contains(want, impl)
+		})
+	}
+	return nil
+}
+
+// simReport is what a run found; -json prints it.
+type simReport struct {
+	Scenario    string        `json:"scenario"`
+	Description string        `json:"description"`
+	Cores       int           `json:"cores"`
+	Conns       int           `json:"conns"`
+	TimeWait    int           `json:"timewait_target"`
+	Impls       []string      `json:"impls"`
+	PhaseBox    float64       `json:"phase_time_box_sec"`
+	ScaleBox    float64       `json:"scaling_time_box_sec"`
+	ClockNs     float64       `json:"clock_read_ns"`
+	Phases      []phaseResult `json:"phases"`
+	Scaling     []scalePoint  `json:"scaling"`
+	// Lost counts the connections that a check after some phase found
+	// not reaching their owner (socktable's and the baselines').
+	Lost    int     `json:"lost"`
+	Seconds float64 `json:"seconds"`
+	HTML    string  `json:"html,omitempty"`
+}
+
+// simulate runs sc's phases and scaling points for every implementation.
+func simulate(sc *scenario, o options, prog *progress) (*simReport, error) {
+	start := time.Now()
+	rep := &simReport{Scenario: sc.Name, Description: sc.Description, Cores: o.cores, Conns: sc.Conns,
+		TimeWait: sc.TimeWait, Impls: sc.Impls, ClockNs: clockCost()}
+	// The time boxes: 60% of the duration for the phases, 15% for the
+	// scaling points; the untimed fills take the rest.
+	phaseCells := max(len(sc.Phases)*len(sc.Impls), 1)
+	scaleCells := max(len(sc.Scaling)*len(sc.Impls), 1)
+	phaseBox := o.duration * 60 / 100 / time.Duration(phaseCells)
+	scaleBox := o.duration * 15 / 100 / time.Duration(scaleCells)
+	rep.PhaseBox, rep.ScaleBox = phaseBox.Seconds(), scaleBox.Seconds()
+	prog.start(phaseCells + scaleCells)
+
+	for _, impl := range sc.Impls {
+		w, err := newWorld(impl, sc, o.cores, phaseBox, rep.ClockNs)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range sc.Phases {
+			prog.step(fmt.Sprintf("%s: %s", impl, p))
+			r, err := w.phase(p)
+			if err != nil {
+				w.h.close()
+				return nil, err
+			}
+			rep.Lost += r.Lost
+			rep.Phases = append(rep.Phases, r)
+		}
+		w.h.close()
+	}
+	for _, n := range sc.Scaling {
+		for _, impl := range sc.Impls {
+			prog.step(fmt.Sprintf("scaling: %s, %d sockets", impl, n))
+			p, err := measureScaling(impl, sc, n, o.cores, scaleBox, rep.ClockNs)
+			if err != nil {
+				return nil, err
+			}
+			rep.Lost += p.Lost
+			rep.Scaling = append(rep.Scaling, p)
+		}
+	}
+	prog.done()
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// scalePoint is the steady phase at one socket count.
+type scalePoint struct {
+	Impl    string `json:"impl"`
+	Sockets int    `json:"sockets"`
+	// NsPerSegment is the phase's wall time over its segments: all cores
+	// together, the inverse of throughput.
+	NsPerSegment float64 `json:"ns_per_segment"`
+	// P50 and P99 are one core's cost per segment (rounds of 16).
+	P50          float64 `json:"p50_ns"`
+	P99          float64 `json:"p99_ns"`
+	Segments     int64   `json:"segments"`
+	BytesPerConn float64 `json:"heap_bytes_per_conn"`
+	// Sampled: the time box ended the point (every point is boxed; this
+	// marks one whose handshakes it cut too, filled untimed).
+	Sampled bool `json:"sampled"`
+	Lost    int  `json:"lost"`
+}
+
+// measureScaling builds impl's server with n connections and runs the
+// steady phase on it.
+func measureScaling(impl string, sc *scenario, n, cores int, box time.Duration, clockNs float64) (scalePoint, error) {
+	small := *sc
+	small.Conns, small.TimeWait, small.FloodSources = n, 0, 8
+	w, err := newWorld(impl, &small, cores, box, clockNs)
+	if err != nil {
+		return scalePoint{}, err
+	}
+	defer w.h.close()
+	open, err := w.open()
+	if err != nil {
+		return scalePoint{}, fmt.Errorf("%s, %d sockets: %w", impl, n, err)
+	}
+	r := w.run("steady", "segment", w.steadyRound(), nil)
+	if err := r.errorOf(); err != nil {
+		return scalePoint{}, fmt.Errorf("%s, %d sockets: %w", impl, n, err)
+	}
+	_, lost := w.check()
+	return scalePoint{Impl: impl, Sockets: n, NsPerSegment: r.Seconds * 1e9 / float64(max(r.Segments, 1)),
+		P50: r.P50, P99: r.P99, Segments: r.Segments, BytesPerConn: open.HeapBytesPerConn, Sampled: open.Untimed > 0, Lost: lost}, nil
 }
 
 // progress draws a bar on stderr when it is a terminal, and nothing
@@ -250,16 +290,17 @@ type progress struct {
 	n, of int
 }
 
-func newProgress(w io.Writer, of int) *progress {
-	f, ok := w.(*os.File)
+func newProgress(w io.Writer) *progress {
 	on := false
-	if ok {
+	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			on = true
 		}
 	}
-	return &progress{w: w, on: on, of: of}
+	return &progress{w: w, on: on}
 }
+
+func (p *progress) start(of int) { p.of = of }
 
 func (p *progress) step(what string) {
 	p.n++
@@ -267,12 +308,12 @@ func (p *progress) step(what string) {
 		return
 	}
 	const width = 30
-	filled := width * (p.n - 1) / p.of
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %-32s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), p.n, p.of, what)
+	filled := width * (p.n - 1) / max(p.of, 1)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %-40s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), p.n, p.of, what)
 }
 
 func (p *progress) done() {
 	if p.on {
-		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 80))
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 90))
 	}
 }

@@ -221,9 +221,18 @@ func (d *Demux[C]) Connect(local tuple.Addr, remote tuple.Endpoint, lo, hi uint1
 		if _, ok := d.timeWait.get(t); ok {
 			continue
 		}
-		if d.established.insert(t, &entry[C]{conn: c}) {
-			return t, true
+		e := &entry[C]{conn: c}
+		if !d.established.insert(t, e) {
+			continue
 		}
+		// A connection of t may have gone to TIME_WAIT between the two
+		// looks (TimeWait enters TIME_WAIT, then leaves the established
+		// table): look again, now that t is ours.
+		if _, ok := d.timeWait.get(t); ok {
+			d.established.remove(t, e)
+			continue
+		}
+		return t, true
 	}
 	return tuple.Tuple{}, false
 }
