@@ -7,6 +7,15 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
+// minBatch is the shortest run DeliverBatch looks up together; shorter
+// ones go through Deliver one by one. Measured on a 1,000-connection
+// Demux (established hits, 2 vCPUs): one segment cost 105 ns through the
+// batch path and 42 ns through Deliver, three 157 ns and 113 ns, four
+// about the same, eight 295 ns and 340 ns. Short runs are what a stack
+// delivers between lifecycle calls (a replay of nginx's close-per-request
+// traffic averages two segments a run).
+const minBatch = 4
+
 // batchLen is how many segments DeliverBatch looks up together: enough
 // for the established table's batch lookup to overlap their memory
 // misses, few enough for its arrays to stay on the stack.
@@ -22,10 +31,17 @@ const batchLen = 16
 // that the memory misses of the lookups overlap instead of following one
 // another: at tables larger than the caches, established hits cost a
 // fraction of Deliver's each. Segments that miss, or are not plain TCP,
-// go on as in Deliver, in order. The guarantees are Deliver's, segment by
-// segment; it allocates nothing.
+// go on as in Deliver, in order; a burst of fewer than four segments goes
+// through Deliver itself, which is faster for so few. The guarantees are
+// Deliver's, segment by segment; it allocates nothing.
 func (d *Demux[C]) DeliverBatch(segs []tuple.Segment, device, shard int, out []Result[C]) int {
 	n := min(len(segs), len(out))
+	if n < minBatch {
+		for i := range n {
+			out[i] = d.Deliver(&segs[i], device, shard)
+		}
+		return n
+	}
 	var (
 		hashes [batchLen]uint64
 		keys   [batchLen]tuple.Tuple
