@@ -159,7 +159,13 @@ type replayReport struct {
 	Disagreements  []disagreement `json:"disagreements,omitempty"`
 	SegmentsPerSec float64        `json:"segments_per_sec"`
 	RateNote       string         `json:"rate_note"`
-	Counters       socktable.Counters
+	// Rates is segments/s of the replay's script by implementation
+	// (socktable's is SegmentsPerSec); CheckedPerSec the checked replay's
+	// own pace, its bookkeeping included.
+	Rates         map[string]float64 `json:"rates"`
+	DeliverRates  map[string]float64 `json:"deliver_rates"`
+	CheckedPerSec float64            `json:"checked_per_sec"`
+	Counters      socktable.Counters
 }
 
 // maxDisagreements bounds the report's list (the count is exact).
@@ -177,6 +183,7 @@ type replayer struct {
 	acceptors map[*socktable.Listener[rconn]]*accept.Acceptor[socktable.Accepted[rconn]]
 	conns     int
 	rep       *replayReport
+	script    script // what the replay did, for the rate runs
 }
 
 // replyWindow is how soon after a segment the kernel's answer must come to
@@ -259,8 +266,28 @@ func listenersFromSynAcks(pkts []packet) []listenerSpec {
 }
 
 // replay runs the capture's segments through a fresh Demux holding the
-// manifest's listeners.
+// manifest's listeners, checked against the kernel's replies, then times
+// the replay's script through every implementation.
 func replay(c *capture, specs []listenerSpec) (*replayReport, error) {
+	r, err := newCheckedReplay(c, specs)
+	if err != nil {
+		return nil, err
+	}
+	whole, delivering, err := replayRates(&r.script, specs, r.rep.Counters)
+	if err != nil {
+		return nil, err
+	}
+	r.rep.Rates, r.rep.DeliverRates = whole, delivering
+	r.rep.SegmentsPerSec = whole["socktable"]
+	r.rep.RateNote = "one goroutine, DeliverBatch runs of up to 16 segments and the lifecycle calls between them, " +
+		"replayed from a script of the checked replay on a fresh demux (no checking); rates has the baselines, " +
+		"deliver_rates the same runs counting only the time in DeliverBatch"
+	return r.rep, nil
+}
+
+// newCheckedReplay replays the capture, checking every segment, and
+// returns the replayer with its report and script (its Demux closed).
+func newCheckedReplay(c *capture, specs []listenerSpec) (*replayer, error) {
 	clock := &timewait.ManualClock{}
 	d, err := socktable.NewDemux[rconn](socktable.Options{Clock: clock, Capacity: 1 << 12, AcceptShards: 1})
 	if err != nil {
@@ -287,22 +314,17 @@ func replay(c *capture, specs []listenerSpec) (*replayReport, error) {
 	elapsed := time.Since(start)
 	r.rep.Segments = len(r.pkts)
 	r.rep.Flows = len(r.flows)
-	r.rep.SegmentsPerSec = float64(len(r.pkts)) / elapsed.Seconds()
-	r.rep.RateNote = "one goroutine: Deliver, the lifecycle calls and the replay's own bookkeeping"
 	r.rep.Counters = d.Counters()
-	return r.rep, nil
+	r.rep.CheckedPerSec = float64(len(r.pkts)) / elapsed.Seconds()
+	return r, nil
 }
 
 // listen makes listener group g: s.ReusePort members (one without
 // SO_REUSEPORT), of one owner.
 func (r *replayer) listen(g int, s listenerSpec) error {
-	ip, err := netip.ParseAddr(s.Addr)
+	addr, err := specAddr(s)
 	if err != nil {
-		return fmt.Errorf("listener %q: %w", s.Addr, err)
-	}
-	addr, err := tuple.AddrFromNetIP(ip)
-	if err != nil {
-		return fmt.Errorf("listener %q: %w", s.Addr, err)
+		return err
 	}
 	family := 6
 	if addr.Is4() {
@@ -327,6 +349,19 @@ func (r *replayer) listen(g int, s listenerSpec) error {
 	}
 	r.listeners[tuple.Endpoint{Addr: addr, Port: s.Port}] = g
 	return nil
+}
+
+// specAddr is a manifest listener's address.
+func specAddr(s listenerSpec) (tuple.Addr, error) {
+	ip, err := netip.ParseAddr(s.Addr)
+	if err != nil {
+		return tuple.Addr{}, fmt.Errorf("listener %q: %w", s.Addr, err)
+	}
+	addr, err := tuple.AddrFromNetIP(ip)
+	if err != nil {
+		return tuple.Addr{}, fmt.Errorf("listener %q: %w", s.Addr, err)
+	}
+	return addr, nil
 }
 
 // pairKey names a flow whichever way a packet goes.
@@ -424,9 +459,12 @@ func (r *replayer) step(i int) {
 		return
 	}
 	in := seg
+	op := scriptOp{kind: opDeliver, at: r.pkts[i].at, seg: seg}
 	if dst.server && in.Flags&tuple.ACK != 0 {
 		in.Ack -= dst.offset // acknowledging the Demux's ISN, as the client would have
+		op.rewrite = r.script.endID(dst)
 	}
+	r.script.add(op)
 	res := r.d.Deliver(&in, 0, 0)
 	r.check(i, f, dst, want, res)
 	r.track(i, f, dst, src, &seg, res)
@@ -471,14 +509,20 @@ func (r *replayer) seed(i int, f *rflow, seg *tuple.Segment) {
 	t := tuple.Tuple{Local: f.server.ep, Remote: f.client.ep}
 	syn := tuple.Segment{Tuple: t, Proto: tuple.ProtoTCP, Version: seg.Version, Flags: tuple.SYN, Seq: clientSeq - 1,
 		Window: 65535, HasTimestamps: seg.HasTimestamps, TSval: seg.TSval}
+	s := f.server
+	at := r.pkts[i].at
+	r.script.add(scriptOp{kind: opDeliver, at: at, seg: syn, synOf: r.script.endID(s)})
 	res := r.d.Deliver(&syn, 0, 0)
 	if res.Outcome != socktable.Send || res.Reply.Flags&tuple.SYN == 0 {
 		return
 	}
 	ack := syn
 	ack.Flags, ack.Seq, ack.Ack = tuple.ACK, clientSeq, res.Reply.Seq+1
-	s := f.server
 	s.state, s.ourISS, s.offset = stRequest, res.Reply.Seq, serverSeq-(res.Reply.Seq+1)
+	r.script.add(scriptOp{kind: opOffset, at: at, end: r.script.endID(s), kernelISS: serverSeq - 1})
+	kernelAck := ack
+	kernelAck.Ack = serverSeq
+	r.script.add(scriptOp{kind: opDeliver, at: at, seg: kernelAck, rewrite: r.script.endID(s)})
 	res = r.d.Deliver(&ack, 0, 0)
 	if res.Outcome == socktable.Completed {
 		r.establish(s, res)
@@ -502,6 +546,8 @@ func (r *replayer) connect(i int, f *rflow, e *end, iss uint32) {
 	e.reset()
 	e.state = stSynSent
 	e.sndNxt = iss + 1
+	r.script.add(scriptOp{kind: opConnect, at: r.pkts[i].at, end: r.script.endID(e),
+		t: tuple.Tuple{Local: e.ep, Remote: f.server.ep}, family: family})
 	r.conns++
 	c := &rconn{id: r.conns}
 	b, err := r.d.Bind(table.BindRequest{Family: family, Addr: e.ep.Addr, Port: e.ep.Port, ReuseAddr: true, Owner: 2})
@@ -522,6 +568,7 @@ func (r *replayer) connect(i int, f *rflow, e *end, iss uint32) {
 // passive close's last ACK).
 func (r *replayer) abort(e *end) {
 	if e.conn != nil {
+		r.script.add(scriptOp{kind: opAbort, at: r.clock.Now(), end: r.script.endID(e)})
 		_ = r.d.Abort(e.conn.flow, e.conn)
 	}
 	e.state, e.conn = stNone, nil
@@ -699,12 +746,16 @@ func (r *replayer) track(i int, f *rflow, dst, src *end, seg *tuple.Segment, res
 			dst.rcvNxt = seg.Seq + 1
 			if res.Outcome == socktable.Send && res.Reply.Flags&tuple.SYN != 0 {
 				dst.ourISS = res.Reply.Seq
+				if op := r.script.last(); op != nil {
+					op.synOf = r.script.endID(dst)
+				}
 			}
 		}
 	case fl&(tuple.SYN|tuple.ACK) == tuple.SYN|tuple.ACK && src.server:
 		// The kernel's SYN-ACK: its ISN, against which the client's ACKs
 		// are rewritten.
 		src.offset = seg.Seq - src.ourISS
+		r.script.add(scriptOp{kind: opOffset, at: r.pkts[i].at, end: r.script.endID(src), kernelISS: seg.Seq})
 		if dst.state == stSynSent {
 			dst.state = stOpen
 		}
@@ -738,6 +789,9 @@ func (r *replayer) track(i int, f *rflow, dst, src *end, seg *tuple.Segment, res
 // establish makes the connection a completed handshake yields, and
 // accepts it at once (the trace's server accepted promptly).
 func (r *replayer) establish(e *end, res socktable.Result[rconn]) {
+	if op := r.script.last(); op != nil {
+		op.establishAt = r.script.endID(e)
+	}
 	r.conns++
 	c := &rconn{id: r.conns}
 	fl, err := r.d.Establish(&res.Handshake, c)
@@ -759,6 +813,9 @@ func (r *replayer) timeWait(e *end) {
 	}
 	st := timewait.State{RcvNxt: e.rcvNxt, SndNxt: e.finSeq + 1 - e.offset, RcvWnd: 65535,
 		HasTimestamps: e.hasTS, TSRecent: e.tsRecent, TSRecentStamp: r.clock.Now()}
+	kernel := st
+	kernel.SndNxt = e.finSeq + 1
+	r.script.add(scriptOp{kind: opTimeWait, at: r.clock.Now(), end: r.script.endID(e), st: kernel})
 	_ = r.d.TimeWait(e.conn.flow, e.conn, st)
 	e.conn = nil
 }

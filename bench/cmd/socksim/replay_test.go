@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -134,4 +135,48 @@ func TestReplayWithoutManifest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Listeners, "one per endpoint, no reuseport group known")
 	require.Zero(t, rep.Misdirected, "disagreements: %+v", rep.Disagreements)
+}
+
+// BenchmarkReplay: the committed capture's script (every segment and the
+// lifecycle calls of its checked replay) through a fresh demux per run;
+// one op is one run of the whole script.
+func BenchmarkReplay(b *testing.B) {
+	c, err := readCapture("../../testdata/nginx-wrk.pcap.gz")
+	if err != nil {
+		b.Fatal(err)
+	}
+	specs, err := readManifest("../../testdata/nginx-wrk.listeners.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := newCheckedReplay(c, specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	segments := 0
+	for i := range r.script.ops {
+		if r.script.ops[i].kind == opDeliver {
+			segments++
+		}
+	}
+	for _, impl := range knownImpls {
+		b.Run("impl="+impl, func(b *testing.B) {
+			b.ReportAllocs()
+			var timed time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				h, err := newReplayHost(impl, specs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				t, _ := runScript(r.script.ops, len(r.script.ends), h, 0)
+				timed += t
+				b.StopTimer()
+				h.close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(segments)*float64(b.N)/timed.Seconds(), "segments/s")
+		})
+	}
 }

@@ -81,5 +81,22 @@ func printReplay(w io.Writer, rep *replayReport) {
 	c := rep.Counters
 	fmt.Fprintf(w, "\n  Demux counters: delivered %d, answered %d, resets %d, dropped %d; TW %d, TWKilled %d, TWRecycled %d, SyncookiesSent %d, ListenOverflows %d\n",
 		c.Delivered, c.Answered, c.Resets, c.Dropped, c.TW, c.TWKilled, c.TWRecycled, c.SyncookiesSent, c.ListenOverflows)
-	fmt.Fprintf(w, "  replay rate: %.0f segments/s (%s)\n", rep.SegmentsPerSec, rep.RateNote)
+	fmt.Fprintf(w, "\n  replay rate, segments/s on one goroutine: the whole script (DeliverBatch runs and the lifecycle\n"+
+		"  calls between them: bind, connect, establish, accept, TIME_WAIT, abort) and DeliverBatch alone.\n"+
+		"  The baselines keep no bind table, accept queue or SYN queue, so their lifecycle calls do less:\n")
+	fmt.Fprintf(w, "    %-10s %10s %10s\n", "impl", "script", "deliver")
+	st, std := rep.Rates["socktable"], rep.DeliverRates["socktable"]
+	for _, impl := range knownImpls {
+		v, ok := rep.Rates[impl]
+		if !ok {
+			continue
+		}
+		d := rep.DeliverRates[impl]
+		ratio := ""
+		if impl != "socktable" && v > 0 && d > 0 {
+			ratio = fmt.Sprintf("  socktable %.2fx, %.2fx", st/v, std/d)
+		}
+		fmt.Fprintf(w, "    %-10s %10s %10s%s\n", impl, formatRate(v), formatRate(d), ratio)
+	}
+	fmt.Fprintf(w, "  the checked replay itself: %s segments/s, its bookkeeping included\n", formatRate(rep.CheckedPerSec))
 }

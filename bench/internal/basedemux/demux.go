@@ -237,6 +237,16 @@ func (d *Demux[C]) Connect(local tuple.Addr, remote tuple.Endpoint, lo, hi uint1
 	return tuple.Tuple{}, false
 }
 
+// ConnectTuple inserts connection c of t, a four-tuple the caller chose
+// (a bound connect): a TIME_WAIT entry of t is taken over (removed), as a
+// connect that reuses it does. It reports false if t has a connection.
+func (d *Demux[C]) ConnectTuple(t tuple.Tuple, c *C) bool {
+	if tw, ok := d.timeWait.get(t); ok {
+		d.timeWait.remove(t, tw)
+	}
+	return d.established.insert(t, &entry[C]{conn: c})
+}
+
 // Fill inserts connection c of t, which the caller knows no table holds,
 // without the linear design's duplicate scan (filling a linear table of
 // 1e6 one checked insert at a time would take hours).
