@@ -2,6 +2,10 @@ package fuzz
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +35,9 @@ var demuxFlows = []tuple.Tuple{
 // FuzzDemux runs a program of segments (built from the fuzzer's bytes:
 // flags, sequence and acknowledgment numbers near the flow's, options)
 // and lifecycle calls (Establish of the last handshake, TimeWait, Abort,
-// accept, listener close and re-listen, clock moves) against a Demux on a
+// accept, listener close and re-listen, clock moves) and real packets
+// (parsed with tuple.ParseHeaders; seeds from the nginx/wrk capture)
+// against a Demux on a
 // manual clock with small backlogs, then shuts it down. It checks that
 // nothing panics, and after every step that the tables hold nothing
 // without an owner: every connection in the established table is one the
@@ -44,6 +50,22 @@ func FuzzDemux(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0, 0, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0, 0, 3, 2, 0, 0, 7, 1, 0, 1, 16, 1, 0, 2, 0, 6, 0})
 	f.Add([]byte{0, 0, 2, 0, 0, 1, 0, 16, 0, 0, 2, 0, 4, 0, 5, 0, 0, 0, 17, 0, 0, 0, 2, 3, 0, 8, 200})
 	f.Add([]byte{9, 0, 0, 1, 1, 2, 0, 0, 1, 3, 16, 0, 0, 2, 1, 5, 4, 1})
+	// Real packets, from the committed nginx/wrk capture (the FuzzParse
+	// seeds): each alone, and each family's in one program with a
+	// handshake's completion, a close and time between them.
+	var all [2][]byte
+	for i, pkt := range captureSeeds(f) {
+		f.Add(rawOp(nil, pkt))
+		v := i / 6 % 2
+		if i%6 == 1 { // the capture's SYNs went to a closed port: one to the listener, from its SYN-ACK
+			syn := synToListener(pkt)
+			f.Add(rawOp(nil, syn))
+			all[v] = rawOp(all[v], syn)
+		}
+		all[v] = append(rawOp(all[v], pkt), 3, 0, 8, byte(i))
+	}
+	f.Add(all[0])
+	f.Add(all[1])
 	f.Fuzz(func(t *testing.T, program []byte) {
 		clock := &timewait.ManualClock{}
 		d, err := socktable.NewDemux[demuxConn](socktable.Options{Clock: clock, MigrateReq: len(program)%2 == 1,
@@ -69,6 +91,7 @@ func FuzzDemux(f *testing.F) {
 		}
 		listeners := []*socktable.Listener[demuxConn]{
 			listen("0.0.0.0", 80), listen("0.0.0.0", 443), listen("0.0.0.0", 443), listen("::", 80),
+			listen("127.0.0.1", 8080), listen("::1", 8081), // the capture's servers
 		}
 		conns := map[*demuxConn]bool{} // open: in the established table
 		// ever holds every connection the program made: a closed one may
@@ -84,6 +107,16 @@ func FuzzDemux(f *testing.F) {
 			return 0
 		}
 		for pc := 0; pc < len(program); {
+			if program[pc] >= rawOpCode { // a real packet: a length, then its bytes
+				end := min(pc+2+int(byte1(pc+1)), len(program))
+				pkt := program[min(pc+2, end):end]
+				pc = end
+				if s, err := tuple.ParseHeaders(pkt); err == nil {
+					last = d.Deliver(&s, 0, 0)
+				}
+				checkDemux(t, d, conns, listeners)
+				continue
+			}
 			op, arg := program[pc]%10, int(byte1(pc+1))
 			pc += 2
 			fl := demuxFlows[arg%len(demuxFlows)]
@@ -173,6 +206,62 @@ func FuzzDemux(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rawOpCode starts a FuzzDemux op that delivers a packet parsed with
+// tuple.ParseHeaders: the byte after it is the packet's length.
+const rawOpCode = 0xF0
+
+// rawOp appends the op delivering pkt (at most 255 bytes) to program.
+func rawOp(program, pkt []byte) []byte {
+	pkt = pkt[:min(len(pkt), 255)]
+	return append(append(program, rawOpCode, byte(len(pkt))), pkt...)
+}
+
+// synToListener turns a captured SYN-ACK around into the SYN it
+// answered: addresses and ports swapped, SYN alone (no checksum is
+// checked by the parser).
+func synToListener(synAck []byte) []byte {
+	p := append([]byte(nil), synAck...)
+	tcp := 40 // IPv6, no extension headers
+	if p[0]>>4 == 4 {
+		tcp = int(p[0]&15) * 4
+		for i := range 4 {
+			p[12+i], p[16+i] = p[16+i], p[12+i]
+		}
+	} else {
+		for i := range 16 {
+			p[8+i], p[24+i] = p[24+i], p[8+i]
+		}
+	}
+	p[tcp], p[tcp+1], p[tcp+2], p[tcp+3] = p[tcp+2], p[tcp+3], p[tcp], p[tcp+1]
+	p[tcp+13] = byte(tuple.SYN)
+	return p
+}
+
+// captureSeeds reads the FuzzParse corpus files made from the committed
+// capture (testdata/fuzz/FuzzParse/capture-*): IPv4 then IPv6, each a
+// SYN, SYN-ACK, ACK, data, FIN and RST.
+func captureSeeds(f *testing.F) [][]byte {
+	var out [][]byte
+	for _, v := range []string{"v4", "v6"} {
+		for _, kind := range []string{"syn", "synack", "ack", "psh", "fin", "rst"} {
+			b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzParse", "capture-"+v+"-"+kind))
+			if err != nil {
+				f.Fatal(err)
+			}
+			lines := strings.SplitN(string(b), "\n", 3)
+			if len(lines) < 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") {
+				f.Fatalf("capture-%s-%s: not a []byte corpus file", v, kind)
+			}
+			pkt, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+			if err != nil {
+				f.Fatalf("capture-%s-%s: %v", v, kind, err)
+			}
+			out = append(out, []byte(pkt))
+		}
+	}
+	return out
 }
 
 // checkDemux checks that every entry of d has an owner and every binding

@@ -110,10 +110,19 @@ func TestReplayCommand(t *testing.T) {
 		require.Contains(t, m, k)
 	}
 	require.EqualValues(t, 0, m["misdirected"])
+	for _, k := range []string{"rates", "deliver_rates"} {
+		rates, ok := m[k].(map[string]any)
+		require.True(t, ok, k)
+		for _, impl := range knownImpls {
+			require.Positive(t, rates[impl], "%s %s", k, impl)
+		}
+	}
+	require.Equal(t, m["segments_per_sec"], m["rates"].(map[string]any)["socktable"])
 
 	out.Reset()
 	require.Equal(t, 0, run([]string{"replay", committedCapture}, &out, &errOut))
 	require.Contains(t, out.String(), "0 misdirected")
+	require.Contains(t, out.String(), "replay rate")
 
 	require.Equal(t, 2, run([]string{"replay"}, &out, &errOut))
 	require.Equal(t, 2, run([]string{"replay", "-bogus", committedCapture}, &out, &errOut))
