@@ -31,6 +31,13 @@ func reportHTML(rep *simReport) string {
 		"implementation (a linear scan is sampled). Latency is per segment: rounds of 3–16 segments and the lifecycle calls they "+
 		"trigger, timed together, less the clock read (%.0f ns), over their segments. Lower is better.</p>\n",
 		colors["socktable"], rep.PhaseBox, rep.ClockNs)
+	if lines := summaryLines(rep); len(lines) > 0 {
+		b.WriteString("<h2>Summary</h2>\n<ul class=\"summary\">\n")
+		for _, l := range lines {
+			fmt.Fprintf(&b, "<li>%s</li>\n", html.EscapeString(l))
+		}
+		b.WriteString("</ul>\n")
+	}
 	if len(rep.Scaling) > 0 {
 		b.WriteString("<h2>Cost per segment as sockets grow</h2>\n")
 		fmt.Fprintf(&b, "<p class=\"note\">Keep-alive traffic on all %d cores; ns per segment is wall time over segments, all cores together; %.2fs per point.</p>\n",

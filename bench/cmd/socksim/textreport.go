@@ -54,6 +54,7 @@ func printReport(w io.Writer, rep *simReport) {
 	if len(rep.Scaling) > 0 {
 		printScaling(w, rep)
 	}
+	printSummary(w, rep)
 	fmt.Fprintf(w, "\nlost connections: %d (every established connection sent a segment after each phase; a linear scan: a sample)\n", rep.Lost)
 	fmt.Fprintf(w, "ran in %.0fs\n", rep.Seconds)
 	if rep.HTML != "" {
@@ -213,4 +214,51 @@ func countersText(r *phaseResult) string {
 		return "none of the overflow, cookie or TIME_WAIT counters moved"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// summaryLines compare socktable with the best baseline of each phase
+// (by segments/s) and at the largest socket count.
+func summaryLines(rep *simReport) []string {
+	var lines []string
+	for _, phase := range phasesOf(rep) {
+		var st, best *phaseResult
+		for i := range rep.Phases {
+			r := &rep.Phases[i]
+			switch {
+			case r.Phase != phase:
+			case r.Impl == "socktable":
+				st = r
+			case best == nil || r.SegmentsPerSec > best.SegmentsPerSec:
+				best = r
+			}
+		}
+		if st == nil || best == nil || best.SegmentsPerSec == 0 || best.P99 == 0 {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%-9s socktable %s seg/s, %.2fx the best baseline (%s %s); p99 %s against %s",
+			phase+":", formatRate(st.SegmentsPerSec), st.SegmentsPerSec/best.SegmentsPerSec, best.Impl,
+			formatRate(best.SegmentsPerSec), formatNs(st.P99), formatNs(best.P99)))
+	}
+	if sizes := scalingSizes(rep); len(sizes) > 0 && len(rep.Impls) > 1 {
+		last := sizes[len(sizes)-1]
+		st := scalingCost(rep, "socktable", last)
+		var parts []string
+		for _, impl := range rep.Impls[1:] {
+			parts = append(parts, fmt.Sprintf("%.1fx %s", scalingCost(rep, impl, last)/st, impl))
+		}
+		lines = append(lines, fmt.Sprintf("%-9s at %d sockets socktable takes %s a segment, faster by %s", "scaling:", last,
+			formatNs(st), strings.Join(parts, ", ")))
+	}
+	return lines
+}
+
+func printSummary(w io.Writer, rep *simReport) {
+	lines := summaryLines(rep)
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nsummary\n")
+	for _, l := range lines {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
 }
