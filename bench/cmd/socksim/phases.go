@@ -427,7 +427,7 @@ func (w *world) churn() (phaseResult, error) {
 	sc := w.sc
 	tw := max(sc.TimeWait, 1)
 	tick := tcpTimeWait / time.Duration(tw)
-	space := 4*tw + 64*w.workers // tuples are reused long after their TIME_WAIT ended
+	space := 4*tw + 64*w.workers // tuples are reused long after their TIME_WAIT ended (see perWorker)
 	base := time.Duration(w.now.Load())
 	for s := range sc.TimeWait { // the steady state's TIME_WAIT entries
 		now := base + time.Duration(s)*tick
@@ -440,11 +440,19 @@ func (w *world) churn() (phaseResult, error) {
 		}
 	}
 	w.events.Store(int64(sc.TimeWait))
-	var slots atomic.Int64
-	slots.Store(int64(sc.TimeWait))
+	// Each worker reuses only its own slots (worker w: w, w+W, w+2W, …),
+	// so no two hold one at once however unevenly they run, and a slot
+	// comes back after space/W of the worker's own closes: more than
+	// TimeWait closes of all workers, so its TIME_WAIT is over.
+	perWorker := space / w.workers
+	next := make([]int, w.workers)
+	for id := range next {
+		next[id] = (sc.TimeWait + w.workers - 1) / w.workers // past the prefilled slots
+	}
 	body := func(wk *worker) int {
 		c := wk.fresh()
-		c.t = clientTuple(2, int(slots.Add(1)-1)%space, serverEP)
+		c.t = clientTuple(2, wk.id+w.workers*(next[wk.id]%perWorker), serverEP)
+		next[wk.id]++
 		iss, err := w.handshake(wk, c)
 		if err != nil {
 			wk.err = err
