@@ -59,7 +59,12 @@ func readCapture(path string) (*capture, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<16)
+	return decodeCapture(f, path)
+}
+
+// decodeCapture is readCapture of an open file, named path in errors.
+func decodeCapture(in io.Reader, path string) (*capture, error) {
+	r := bufio.NewReaderSize(in, 1<<16)
 	if magic, _ := r.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
