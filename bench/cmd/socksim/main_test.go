@@ -159,7 +159,7 @@ func TestTextReport(t *testing.T) {
 	require.Equal(t, 0, code, stderr.String())
 	text := stdout.String()
 	for _, want := range []string{"scenario nginx", "open:", "steady:", "churn:", "synflood:", "connect:", "MIB counters:",
-		"ListenOverflows", "socktable", "rwmutex", "\n         100", "\n        1000", "lost connections: 0", "summary\n  open:", "steady:   socktable", "faster by", "report: " + html} {
+		"ListenOverflows", "accept-queue overflows 0, TIME_WAIT overflows 0, port-pick failures 0", "socktable", "rwmutex", "\n         100", "\n        1000", "lost connections: 0", "summary\n  open:", "steady:   socktable", "faster by", "report: " + html} {
 		require.Contains(t, text, want)
 	}
 	require.NotContains(t, text, "\n  linear ")

@@ -261,7 +261,8 @@ func phaseTable(b *strings.Builder, rep *simReport, phase string) {
 	b.WriteString("</table>\n")
 	for i := range rep.Phases {
 		if r := &rep.Phases[i]; r.Phase == phase && r.Counters != nil {
-			fmt.Fprintf(b, "<p class=\"note\">socktable's MIB counters: %s</p>\n", html.EscapeString(countersText(r)))
+			fmt.Fprintf(b, "<p class=\"note\">socktable: accept-queue overflows %d, TIME_WAIT overflows %d, port-pick failures %d; MIB counters: %s</p>\n",
+				r.Counters.ListenOverflows, r.Counters.TCPTimeWaitOverflow, r.ConnectFailures, html.EscapeString(countersText(r)))
 		}
 	}
 }

@@ -65,12 +65,10 @@ func printReport(w io.Writer, rep *simReport) {
 // printPhaseFacts writes what socktable's run of a phase counted, and how
 // the tables ended it for every implementation.
 func printPhaseFacts(w io.Writer, rep *simReport, st *phaseResult) {
-	fmt.Fprintf(w, "  socktable: %d segments (%s), %d opened, %d closed", st.Segments, outcomesText(st.Outcomes), st.Opened, st.Closed)
-	if st.Phase == "connect" {
-		fmt.Fprintf(w, ", %d port-pick failures", st.ConnectFailures)
-	}
-	fmt.Fprintln(w)
-	if st.Counters != nil {
+	fmt.Fprintf(w, "  socktable: %d segments (%s), %d opened, %d closed\n", st.Segments, outcomesText(st.Outcomes), st.Opened, st.Closed)
+	if c := st.Counters; c != nil {
+		fmt.Fprintf(w, "  accept-queue overflows %d, TIME_WAIT overflows %d, port-pick failures %d\n",
+			c.ListenOverflows, c.TCPTimeWaitOverflow, st.ConnectFailures)
 		fmt.Fprintf(w, "  MIB counters: %s\n", countersText(st))
 	}
 	var tables []string
