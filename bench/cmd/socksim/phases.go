@@ -179,14 +179,14 @@ type round func(wk *worker) int
 // over — and, if must is set, it reports no more work the phase needs —
 // and returns the phase's figures.
 func (w *world) run(phase, unit string, body round, must func() bool) phaseResult {
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
 	wks := make([]*worker, w.workers)
 	for i := range wks {
 		wks[i] = &worker{id: i, segs: make([]tuple.Segment, 64), out: make([]socktable.Result[conn], 64),
 			rng: uint64(i+1)*0x9e3779b97f4a7c15 | 1}
 	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before) // after the workers' buffers: the harness's own allocations are not counted
 	var wg sync.WaitGroup
 	var timedOut atomic.Bool
 	var segTotal, roundTotal atomic.Int64
