@@ -226,11 +226,25 @@ type Prelude struct {
 	WhoClosedFirst string   `json:"who_closed_first"` // ClosedByServer or ClosedByClient
 }
 
-// BindCase is one line of bind.jsonl: ops run in order against one port,
-// each socket op on a fresh socket, every socket open until the case ends.
+// The protocols of a BindCase.
+const (
+	// ProtoTCP is TCP sockets (SOCK_STREAM), the cases of bind.jsonl; a
+	// case with no proto field is TCP.
+	ProtoTCP = "tcp"
+	// ProtoUDP is UDP sockets (SOCK_DGRAM), the cases of udp-bind.jsonl:
+	// bind and bind+connect only (UDP has no listen), kinds pair,
+	// sequence and port0 (no TIME_WAIT).
+	ProtoUDP = "udp"
+)
+
+// BindCase is one line of bind.jsonl or udp-bind.jsonl: ops run in order
+// against one port, each socket op on a fresh socket, every socket open
+// until the case ends.
 type BindCase struct {
-	ID   string `json:"id"`
-	Kind string `json:"kind"` // KindPair, KindSequence, KindTimewait or KindPort0
+	ID string `json:"id"`
+	// Proto is ProtoUDP for a UDP case; empty (or ProtoTCP) for TCP.
+	Proto string `json:"proto,omitempty"`
+	Kind  string `json:"kind"` // KindPair, KindSequence, KindTimewait or KindPort0
 	// Port is the port every socket op binds (a port no other case
 	// uses); 0 for KindPort0.
 	Port    int      `json:"port"`
@@ -255,6 +269,20 @@ func (c *BindCase) check() error {
 	}
 	if !slices.Contains([]string{KindPair, KindSequence, KindTimewait, KindPort0}, c.Kind) {
 		return fmt.Errorf("%s: unknown kind %q", c.ID, c.Kind)
+	}
+	switch c.Proto {
+	case "", ProtoTCP:
+	case ProtoUDP:
+		if c.Kind == KindTimewait {
+			return fmt.Errorf("%s: a udp case of kind %s", c.ID, c.Kind)
+		}
+		for i, o := range c.Ops {
+			if o.Action != ActionBind && o.Action != ActionBindConnect {
+				return fmt.Errorf("%s op %d: a udp %s op (udp binds and connects only)", c.ID, i, o.Action)
+			}
+		}
+	default:
+		return fmt.Errorf("%s: unknown proto %q", c.ID, c.Proto)
 	}
 	if c.Kernel == "" {
 		return fmt.Errorf("%s: no kernel", c.ID)

@@ -139,3 +139,53 @@ func TestBindOpResultAt(t *testing.T) {
 	require.Equal(t, ResultOK, o.ResultAt(StageBind))
 	require.Equal(t, ResultOK, o.ResultAt(StageListen))
 }
+
+// goodUDP is a valid UDP case: a bind, then a bind+connect.
+const goodUDP = `{"id":"u","proto":"udp","kind":"pair","port":20002,"ops":[` +
+	`{"family":4,"v6only":null,"addr":"0.0.0.0","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind","result":"ok","bound_port":20002},` +
+	`{"family":4,"v6only":null,"addr":"127.0.0.1","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind+connect","connect_to":["127.0.0.1",9000],"result":"ok","bound_port":20002}],"kernel":"k"}`
+
+// UDP cases: bind and bind+connect only, no TIME_WAIT kind, a known proto.
+func TestReadUDPBindCases(t *testing.T) {
+	c, err := ParseBindLine([]byte(goodUDP))
+	require.NoError(t, err)
+	require.Equal(t, ProtoUDP, c.Proto)
+	again, err := json.Marshal(c)
+	require.NoError(t, err)
+	require.JSONEq(t, goodUDP, string(again))
+	tcp, err := ParseBindLine([]byte(goodSeq))
+	require.NoError(t, err)
+	require.Empty(t, tcp.Proto, "a TCP case has no proto field")
+	e := func(good, old, new string) string { return edit(t, good, old, new) }
+	requireMalformed(t, ReadBindCases, goodUDP, map[string]string{
+		"unknown proto":   e(goodUDP, `"proto":"udp"`, `"proto":"sctp"`),
+		"udp listen":      e(goodUDP, `"action":"bind","result"`, `"action":"bind+listen","result"`),
+		"udp timewait":    e(goodUDP, `"kind":"pair"`, `"kind":"timewait"`),
+		"udp late listen": e(goodUDP, `{"family":4,"v6only":null,"addr":"127.0.0.1","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind+connect","connect_to":["127.0.0.1",9000],"result":"ok","bound_port":20002}`, `{"action":"listen","target":0,"result":"ok"}`),
+	})
+}
+
+// The committed UDP bind corpus reads back line for line; every case is
+// UDP, and every kind and action a UDP case may have is there.
+func TestReadUDPBindCorpusRoundTrip(t *testing.T) {
+	cases := requireRoundTrip(t, filepath.Join(kernelDir, UDPBindFile), ReadBindCases)
+	kinds, actions, results := map[string]int{}, map[string]int{}, map[string]int{}
+	for _, c := range cases {
+		require.Equal(t, ProtoUDP, c.Proto, c.ID)
+		kinds[c.Kind]++
+		for _, o := range c.Ops {
+			actions[o.Action]++
+			results[o.Result]++
+		}
+	}
+	for _, k := range []string{KindPair, KindSequence, KindPort0} {
+		require.Positive(t, kinds[k], k)
+	}
+	for _, a := range []string{ActionBind, ActionBindConnect} {
+		require.Positive(t, actions[a], a)
+	}
+	for _, r := range []string{ResultOK, "EADDRINUSE", "EINVAL"} {
+		require.Positive(t, results[r], r)
+	}
+	require.Equal(t, []string{filepath.Join(kernelDir, UDPBindFile)}, UDPBindFiles(kernelDir)[:1])
+}

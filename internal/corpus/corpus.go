@@ -1,7 +1,8 @@
 // Package corpus is the schema of the kernel corpora in testdata/kernel:
 // the JSON lines internal/kernelcorpus records and the replay tests read,
 // declared once so that the two cannot drift apart. It holds the bind
-// corpus, bind.jsonl (one BindCase a line), the lookup corpus,
+// corpus, bind.jsonl (one BindCase a line), the UDP bind corpus,
+// udp-bind.jsonl (BindCases of proto udp), the lookup corpus,
 // lookup.jsonl (one LookupCase a line), and the TIME_WAIT segment corpus,
 // timewait-segments.jsonl (one SegmentCase a line).
 //
@@ -31,14 +32,17 @@ const (
 	BindFile     = "bind.jsonl"
 	LookupFile   = "lookup.jsonl"
 	SegmentsFile = "timewait-segments.jsonl"
+	// UDPBindFile is the UDP bind corpus: BindCases with Proto ProtoUDP.
+	UDPBindFile = "udp-bind.jsonl"
 )
 
 // The environment variables that name extra corpora, recorded from other
 // kernels, for the replay tests to read beside the committed one: each
 // holds a colon-separated list of paths.
 const (
-	BindCorpusEnv   = "SOCKTABLE_BIND_CORPUS"
-	LookupCorpusEnv = "SOCKTABLE_LOOKUP_CORPUS"
+	BindCorpusEnv    = "SOCKTABLE_BIND_CORPUS"
+	LookupCorpusEnv  = "SOCKTABLE_LOOKUP_CORPUS"
+	UDPBindCorpusEnv = "SOCKTABLE_UDP_BIND_CORPUS"
 )
 
 // ErrMalformed reports a corpus line that is not JSON, has a field the
@@ -52,6 +56,10 @@ var ErrMalformed = errors.New("corpus: malformed line")
 // followed by the paths BindCorpusEnv names, in order; empty elements of
 // the list are skipped.
 func BindFiles(dir string) []string { return files(dir, BindFile, BindCorpusEnv) }
+
+// UDPBindFiles returns the committed UDP bind corpus in dir
+// (dir/udp-bind.jsonl) followed by the paths UDPBindCorpusEnv names.
+func UDPBindFiles(dir string) []string { return files(dir, UDPBindFile, UDPBindCorpusEnv) }
 
 // LookupFiles returns the committed lookup corpus in dir
 // (dir/lookup.jsonl) followed by the paths LookupCorpusEnv names, in

@@ -13,9 +13,12 @@
 //
 //	go run ./internal/kernelcorpus -out testdata/kernel [-seed 1] [-random 400]
 //	go run ./internal/kernelcorpus -segments -out testdata/kernel
+//	go run ./internal/kernelcorpus -udp -out testdata/kernel [-seed 1] [-random 400]
 //
 // The first writes bind.jsonl and lookup.jsonl; the second (-segments)
-// writes only timewait-segments.jsonl, leaving the other two untouched.
+// writes only timewait-segments.jsonl, the third (-udp) only
+// udp-bind.jsonl (the bind grid on UDP sockets, see udp.go), leaving the
+// others untouched.
 //
 // It needs root (to make a network namespace, add addresses to lo and
 // create sockets as uid 1000), util-linux unshare(1) and iproute2 ip(8).
@@ -206,6 +209,7 @@ type config struct {
 	seed     uint64
 	random   int
 	segments bool
+	udp      bool
 }
 
 func main() {
@@ -216,6 +220,7 @@ func main() {
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the random sequence cases")
 	flag.IntVar(&cfg.random, "random", 400, "number of random sequence cases")
 	flag.BoolVar(&cfg.segments, "segments", false, "record only timewait-segments.jsonl (through a TUN device), not bind.jsonl and lookup.jsonl")
+	flag.BoolVar(&cfg.udp, "udp", false, "record only udp-bind.jsonl (UDP sockets), not bind.jsonl and lookup.jsonl")
 	flag.Parse()
 	if cfg.out == "" || flag.NArg() != 0 || cfg.random < 0 {
 		flag.Usage()
@@ -287,6 +292,10 @@ func run(cfg config, parentNS string) {
 	lo, hi := portRange()
 	r := newRunner(lo)
 	defer r.close()
+	if cfg.udp {
+		runUDPBind(cfg, r, kernel, lo, hi)
+		return
+	}
 
 	var sum summary
 	writeJSONL(filepath.Join(cfg.out, corpus.BindFile), func(emit func(any)) {
@@ -331,6 +340,32 @@ func run(cfg config, parentNS string) {
 		}
 	})
 	sum.print(os.Stdout, kernel, lo, hi, r.nextPort)
+}
+
+// runUDPBind records udp-bind.jsonl.
+func runUDPBind(cfg config, r *runner, kernel string, lo, hi int) {
+	results := map[string]int{}
+	n := 0
+	writeJSONL(filepath.Join(cfg.out, corpus.UDPBindFile), func(emit func(any)) {
+		cases := udpBindCases(cfg.random, cfg.seed)
+		for i := range cases {
+			c := &cases[i]
+			c.Kernel = kernel
+			if c.Kind == corpus.KindPort0 {
+				c.PortRange = []int{lo, hi}
+				runUDPOps(c.Ops, 0)
+			} else {
+				c.Port = r.port()
+				runUDPOps(c.Ops, c.Port)
+			}
+			for _, o := range c.Ops {
+				results[o.Result]++
+			}
+			n++
+			emit(c)
+		}
+	})
+	fmt.Printf("kernel %s, ports %d-%d (case ports up to %d)\nudp-bind.jsonl %d cases; op results: %v\n", kernel, lo, hi, r.nextPort, n, results)
 }
 
 // writeJSONL writes the values fill emits to path, one JSON object a line.

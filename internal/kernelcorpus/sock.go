@@ -79,7 +79,13 @@ func afOf(family int) int {
 // newSocket creates a TCP socket of the given family. Failure is the
 // generator's problem, not an answer of interest, so it is fatal.
 func newSocket(family int, nonblock bool) int {
-	typ := syscall.SOCK_STREAM | syscall.SOCK_CLOEXEC
+	return newSocketType(family, syscall.SOCK_STREAM, nonblock)
+}
+
+// newSocketType creates a socket of the given family and type
+// (SOCK_STREAM, SOCK_DGRAM), fatally on failure.
+func newSocketType(family, sockType int, nonblock bool) int {
+	typ := sockType | syscall.SOCK_CLOEXEC
 	if nonblock {
 		typ |= syscall.SOCK_NONBLOCK
 	}
@@ -105,8 +111,18 @@ func setFlag(fd, level, opt int, on bool) {
 // returns the socket, or -1 and the kernel's bind error, having closed the
 // socket: a failed bind leaves nothing a later op could see.
 func openBound(s corpus.BindSock, nonblock bool) (fd int, bindErr error) {
+	return openBoundOpts(s, syscall.SOCK_STREAM, nonblock)
+}
+
+// openBoundType is openBound for a socket of type sockType (SOCK_DGRAM for
+// the UDP corpus), blocking.
+func openBoundType(s corpus.BindSock, sockType int) (fd int, bindErr error) {
+	return openBoundOpts(s, sockType, false)
+}
+
+func openBoundOpts(s corpus.BindSock, sockType int, nonblock bool) (fd int, bindErr error) {
 	asUID(s.UID, func() {
-		fd = newSocket(s.Family, nonblock)
+		fd = newSocketType(s.Family, sockType, nonblock)
 		setFlag(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, s.ReuseAddr)
 		setFlag(fd, syscall.SOL_SOCKET, soReusePort, s.ReusePort)
 		if s.Family == 6 {
