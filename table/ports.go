@@ -272,7 +272,7 @@ func NewPorts(opts PortsOptions) (*Ports, error) {
 		p.hasher = tuple.NewHasher()
 	}
 	if p.low == 0 && p.high == 0 {
-		p.low, p.high = 32768, 60999
+		p.low, p.high = defaultEphemeralLow, defaultEphemeralHigh
 	}
 	if p.low == 0 || p.low > p.high {
 		return nil, ErrCapacity
@@ -360,7 +360,15 @@ func ownerOf(req BindRequest) bindOwner {
 	return o
 }
 
-func (p *Ports) validate(req *BindRequest) error {
+func (p *Ports) validate(req *BindRequest) error { return validateBind(req, p.local) }
+
+// defaultEphemeralLow and defaultEphemeralHigh are Linux's default
+// ip_local_port_range.
+const defaultEphemeralLow, defaultEphemeralHigh = 32768, 60999
+
+// validateBind checks a bind's family, address and device, and that a
+// specific address is one of local (if local is set).
+func validateBind(req *BindRequest, local map[tuple.Addr]struct{}) error {
 	switch {
 	case req.Device < 0:
 		return ErrInvalid
@@ -375,8 +383,8 @@ func (p *Ports) validate(req *BindRequest) error {
 	default:
 		return ErrInvalid
 	}
-	if p.local != nil && !req.Addr.IsUnspecified() {
-		if _, ok := p.local[req.Addr]; !ok {
+	if local != nil && !req.Addr.IsUnspecified() {
+		if _, ok := local[req.Addr]; !ok {
 			return ErrAddrNotAvail
 		}
 	}

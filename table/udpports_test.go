@@ -1,0 +1,134 @@
+package table_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/table"
+	"github.com/socktable/socktable/tuple"
+)
+
+func udpBind(addr string, port uint16, reuseAddr, reusePort bool, owner uint32) table.BindRequest {
+	a := tuple.MustAddr(addr)
+	fam := 4
+	if !a.Is4() {
+		fam = 6
+	}
+	return table.BindRequest{Family: fam, Addr: a, Port: port, ReuseAddr: reuseAddr, ReusePort: reusePort, Owner: owner}
+}
+
+// UDP's sharing rules, one by one, and the table's errors.
+func TestUDPPorts(t *testing.T) {
+	p, err := table.NewUDPPorts(table.UDPPortsOptions{LocalAddrs: []tuple.Addr{tuple.MustAddr("192.0.2.1"), tuple.MustAddr("192.0.2.2")}})
+	require.NoError(t, err)
+
+	a, err := p.Bind(udpBind("0.0.0.0", 53, false, false, 0))
+	require.NoError(t, err)
+	_, err = p.Bind(udpBind("192.0.2.1", 53, false, false, 0))
+	require.ErrorIs(t, err, table.ErrAddrInUse, "a specific address under a wildcard")
+	require.NoError(t, a.Release())
+	require.ErrorIs(t, a.Release(), table.ErrInvalid, "released twice")
+
+	// SO_REUSEADDR on both: shared, whatever the owners.
+	x, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	require.NoError(t, err)
+	y, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 1000))
+	require.NoError(t, err)
+	require.NoError(t, x.Release())
+	require.NoError(t, y.Release())
+
+	// SO_REUSEPORT: shared by one owner only (no port hijacking).
+	g1, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7))
+	require.NoError(t, err)
+	g2, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7))
+	require.NoError(t, err)
+	_, err = p.Bind(udpBind("0.0.0.0", 443, false, true, 8))
+	require.ErrorIs(t, err, table.ErrAddrInUse, "another owner's group")
+	require.NotSame(t, g1, g2)
+
+	// connect of a wildcard socket takes the routed source: a bind of
+	// another specific address then no longer meets it.
+	c, err := p.Bind(udpBind("0.0.0.0", 5000, false, false, 0))
+	require.NoError(t, err)
+	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0))
+	require.ErrorIs(t, err, table.ErrAddrInUse)
+	require.NoError(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:53")))
+	require.Equal(t, tuple.MustAddr("192.0.2.1"), c.Addr())
+	require.Equal(t, tuple.MustEndpoint("198.51.100.1:53"), c.Remote())
+	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0))
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Connect(tuple.IPv4Unspecified(), tuple.MustEndpoint("198.51.100.1:53")), table.ErrInvalid)
+	require.ErrorIs(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:0")), table.ErrInvalid)
+	require.ErrorIs(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("[2001:db8::1]:53")), table.ErrInvalid)
+
+	// Bad input.
+	_, err = p.Bind(udpBind("203.0.113.9", 53, false, false, 0))
+	require.ErrorIs(t, err, table.ErrAddrNotAvail)
+	_, err = p.Bind(table.BindRequest{Family: 5, Addr: tuple.MustAddr("192.0.2.1"), Port: 1})
+	require.ErrorIs(t, err, table.ErrInvalid)
+	_, err = p.Bind(table.BindRequest{Family: 6, V6Only: true, Addr: tuple.MustAddr("192.0.2.1"), Port: 1})
+	require.ErrorIs(t, err, table.ErrInvalid, "v6only binding a v4-mapped address")
+	_, err = table.NewUDPPorts(table.UDPPortsOptions{EphemeralLow: 10, EphemeralHigh: 9})
+	require.ErrorIs(t, err, table.ErrInvalid)
+
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, p.Close(), table.ErrClosed)
+	_, err = p.Bind(udpBind("0.0.0.0", 1, false, false, 0))
+	require.ErrorIs(t, err, table.ErrClosed)
+	require.ErrorIs(t, g1.Release(), table.ErrClosed)
+	require.ErrorIs(t, g2.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:53")), table.ErrClosed)
+}
+
+// Port 0 takes a port of the range that no socket holds, and reports
+// ErrNoPorts when there is none.
+func TestUDPPortsPort0(t *testing.T) {
+	p, err := table.NewUDPPorts(table.UDPPortsOptions{EphemeralLow: 40000, EphemeralHigh: 40003})
+	require.NoError(t, err)
+	seen := map[uint16]bool{}
+	for range 4 {
+		b, err := p.Bind(udpBind("0.0.0.0", 0, true, true, 0))
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, b.Port(), uint16(40000))
+		require.LessOrEqual(t, b.Port(), uint16(40003))
+		require.False(t, seen[b.Port()], "port 0 never shares")
+		seen[b.Port()] = true
+	}
+	_, err = p.Bind(udpBind("0.0.0.0", 0, true, true, 0))
+	require.ErrorIs(t, err, table.ErrNoPorts)
+}
+
+// Concurrent binds, connects and releases on a few ports: under -race,
+// and at the end the table holds exactly what was not released (every
+// port can be bound exclusively again).
+func TestUDPPortsStress(t *testing.T) {
+	p, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				port := uint16(6000 + (g+i)%5)
+				b, err := p.Bind(udpBind("127.0.0.1", port, true, i%2 == 0, uint32(g%2)))
+				if err != nil {
+					assert.ErrorIs(t, err, table.ErrAddrInUse)
+					continue
+				}
+				if i%3 == 0 {
+					assert.NoError(t, b.Connect(tuple.MustAddr("127.0.0.1"), tuple.MustEndpoint("127.0.0.1:53")))
+				}
+				assert.NoError(t, b.Release())
+			}
+		}()
+	}
+	wg.Wait()
+	for port := uint16(6000); port < 6005; port++ {
+		b, err := p.Bind(udpBind("0.0.0.0", port, false, false, 0))
+		require.NoError(t, err, "port %d left held", port)
+		require.NoError(t, b.Release())
+	}
+}
