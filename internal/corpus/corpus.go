@@ -32,17 +32,21 @@ const (
 	BindFile     = "bind.jsonl"
 	LookupFile   = "lookup.jsonl"
 	SegmentsFile = "timewait-segments.jsonl"
-	// UDPBindFile is the UDP bind corpus: BindCases with Proto ProtoUDP.
-	UDPBindFile = "udp-bind.jsonl"
+	// UDPBindFile is the UDP bind corpus: BindCases with Proto ProtoUDP;
+	// UDPLookupFile the UDP lookup corpus: LookupCases with Proto
+	// ProtoUDP.
+	UDPBindFile   = "udp-bind.jsonl"
+	UDPLookupFile = "udp-lookup.jsonl"
 )
 
 // The environment variables that name extra corpora, recorded from other
 // kernels, for the replay tests to read beside the committed one: each
 // holds a colon-separated list of paths.
 const (
-	BindCorpusEnv    = "SOCKTABLE_BIND_CORPUS"
-	LookupCorpusEnv  = "SOCKTABLE_LOOKUP_CORPUS"
-	UDPBindCorpusEnv = "SOCKTABLE_UDP_BIND_CORPUS"
+	BindCorpusEnv      = "SOCKTABLE_BIND_CORPUS"
+	LookupCorpusEnv    = "SOCKTABLE_LOOKUP_CORPUS"
+	UDPBindCorpusEnv   = "SOCKTABLE_UDP_BIND_CORPUS"
+	UDPLookupCorpusEnv = "SOCKTABLE_UDP_LOOKUP_CORPUS"
 )
 
 // ErrMalformed reports a corpus line that is not JSON, has a field the
@@ -60,6 +64,10 @@ func BindFiles(dir string) []string { return files(dir, BindFile, BindCorpusEnv)
 // UDPBindFiles returns the committed UDP bind corpus in dir
 // (dir/udp-bind.jsonl) followed by the paths UDPBindCorpusEnv names.
 func UDPBindFiles(dir string) []string { return files(dir, UDPBindFile, UDPBindCorpusEnv) }
+
+// UDPLookupFiles returns the committed UDP lookup corpus in dir
+// (dir/udp-lookup.jsonl) followed by the paths UDPLookupCorpusEnv names.
+func UDPLookupFiles(dir string) []string { return files(dir, UDPLookupFile, UDPLookupCorpusEnv) }
 
 // LookupFiles returns the committed lookup corpus in dir
 // (dir/lookup.jsonl) followed by the paths LookupCorpusEnv names, in

@@ -12,6 +12,10 @@ import (
 // recorder's wait. It should never appear.
 const NotAccepted = "NOT_ACCEPTED"
 
+// NotReceived is the LookupResult.Err of a UDP datagram that no socket of
+// the case received and that drew no ICMP error to the sender either.
+const NotReceived = "NOT_RECEIVED"
+
 // LookupListener is one listener of a LookupCase: an AF_INET or AF_INET6
 // socket of uid 0, bound to Addr:Port with the flags shown, listening.
 type LookupListener struct {
@@ -21,6 +25,11 @@ type LookupListener struct {
 	Port      int    `json:"port"`      // the bound port: the case's DstPort
 	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT, set before bind(2)
 	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR, set before bind(2)
+	// ConnectAddr and ConnectPort are, for a UDP case, the peer a socket
+	// was connected to after its bind (connect(2)); empty for an
+	// unconnected socket and for TCP.
+	ConnectAddr string `json:"connect_addr,omitempty"`
+	ConnectPort int    `json:"connect_port,omitempty"`
 }
 
 // LookupResult is where a LookupConnect went: to listener Listener, or,
@@ -85,7 +94,13 @@ type LookupConnect struct {
 // per-boot secret of the kernel's: compare group membership and spread,
 // never which member took which connection.
 type LookupCase struct {
-	ID           string           `json:"id"` // scenario/v<client family>-<dst addr>
+	ID string `json:"id"` // scenario/v<client family>-<dst addr>
+	// Proto is ProtoUDP for a UDP case (udp-lookup.jsonl: the listeners
+	// are bound UDP sockets, each connect is one datagram sent from a
+	// socket connected to the destination, and the result is the socket
+	// that received it, ECONNREFUSED for the ICMP port unreachable, or
+	// NotReceived); empty for TCP.
+	Proto        string           `json:"proto,omitempty"`
 	Listeners    []LookupListener `json:"listeners"`
 	ClientFamily int              `json:"client_family"` // 4 or 6: the clients' socket family
 	DstAddr      string           `json:"dst_addr"`      // in the client family's form ("::ffff:127.0.0.1" for a v4-mapped client)
@@ -111,9 +126,23 @@ func (c *LookupCase) check() error {
 	if len(c.Listeners) == 0 {
 		return fmt.Errorf("%s: no listeners", c.ID)
 	}
+	if c.Proto != "" && c.Proto != ProtoTCP && c.Proto != ProtoUDP {
+		return fmt.Errorf("%s: unknown proto %q", c.ID, c.Proto)
+	}
 	for i, l := range c.Listeners {
 		if err := l.check(); err != nil {
 			return fmt.Errorf("%s listener %d: %w", c.ID, i, err)
+		}
+		if l.ConnectAddr != "" || l.ConnectPort != 0 {
+			if c.Proto != ProtoUDP {
+				return fmt.Errorf("%s listener %d: a connected listener in a %q case", c.ID, i, c.Proto)
+			}
+			if err := checkAddr(l.Family, l.ConnectAddr); err != nil {
+				return fmt.Errorf("%s listener %d: connect_addr: %w", c.ID, i, err)
+			}
+			if err := checkPort("connect_port", l.ConnectPort); err != nil || l.ConnectPort == 0 {
+				return fmt.Errorf("%s listener %d: connect_port %d", c.ID, i, l.ConnectPort)
+			}
 		}
 	}
 	if err := checkFamily(c.ClientFamily); err != nil {

@@ -3,6 +3,7 @@ package corpus
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,45 @@ func TestLookupResultJSON(t *testing.T) {
 		require.NoError(t, json.Unmarshal(b, &back))
 		require.Equal(t, tc.r, back)
 	}
+}
+
+// The committed UDP lookup corpus reads back line for line: every case
+// UDP, connected sockets and refused datagrams among them.
+func TestReadUDPLookupCorpusRoundTrip(t *testing.T) {
+	cases := requireRoundTrip(t, filepath.Join(kernelDir, UDPLookupFile), ReadLookupCases)
+	var received, refused, connected int
+	for _, c := range cases {
+		require.Equal(t, ProtoUDP, c.Proto, c.ID)
+		for _, l := range c.Listeners {
+			if l.ConnectPort != 0 {
+				connected++
+			}
+		}
+		for _, cn := range c.Connects {
+			if cn.Result.Err == "" {
+				received++
+			} else {
+				refused++
+			}
+		}
+	}
+	require.Positive(t, received)
+	require.Positive(t, refused)
+	require.Positive(t, connected)
+}
+
+// A connected socket belongs to a UDP case only, with a whole peer.
+func TestReadUDPLookupMalformed(t *testing.T) {
+	udp := strings.Replace(goodLookup, `{"id":"l",`, `{"id":"l","proto":"udp",`, 1)
+	conn := strings.Replace(udp, `"reuseport":true,"reuseaddr":false},`, `"reuseport":true,"reuseaddr":false,"connect_addr":"127.0.0.1","connect_port":9},`, 1)
+	_, err := ParseLookupLine([]byte(conn))
+	require.NoError(t, err)
+	e := func(old, new string) string { return edit(t, conn, old, new) }
+	requireMalformed(t, ReadLookupCases, conn, map[string]string{
+		"connected tcp listener":  e(`"proto":"udp",`, ``),
+		"unknown proto":           e(`"proto":"udp"`, `"proto":"sctp"`),
+		"connect without port":    e(`,"connect_port":9`, ``),
+		"connect without addr":    e(`"connect_addr":"127.0.0.1",`, ``),
+		"connect to other family": e(`"connect_addr":"127.0.0.1"`, `"connect_addr":"::1"`),
+	})
 }

@@ -17,7 +17,8 @@
 //
 // The first writes bind.jsonl and lookup.jsonl; the second (-segments)
 // writes only timewait-segments.jsonl, the third (-udp) only
-// udp-bind.jsonl (the bind grid on UDP sockets, see udp.go), leaving the
+// udp-bind.jsonl and udp-lookup.jsonl (the bind grid and the lookup
+// scenarios on UDP sockets, see udp.go and udplookup.go), leaving the
 // others untouched.
 //
 // It needs root (to make a network namespace, add addresses to lo and
@@ -220,7 +221,7 @@ func main() {
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the random sequence cases")
 	flag.IntVar(&cfg.random, "random", 400, "number of random sequence cases")
 	flag.BoolVar(&cfg.segments, "segments", false, "record only timewait-segments.jsonl (through a TUN device), not bind.jsonl and lookup.jsonl")
-	flag.BoolVar(&cfg.udp, "udp", false, "record only udp-bind.jsonl (UDP sockets), not bind.jsonl and lookup.jsonl")
+	flag.BoolVar(&cfg.udp, "udp", false, "record only udp-bind.jsonl and udp-lookup.jsonl (UDP sockets), not bind.jsonl and lookup.jsonl")
 	flag.Parse()
 	if cfg.out == "" || flag.NArg() != 0 || cfg.random < 0 {
 		flag.Usage()
@@ -342,7 +343,7 @@ func run(cfg config, parentNS string) {
 	sum.print(os.Stdout, kernel, lo, hi, r.nextPort)
 }
 
-// runUDPBind records udp-bind.jsonl.
+// runUDPBind records udp-bind.jsonl and udp-lookup.jsonl.
 func runUDPBind(cfg config, r *runner, kernel string, lo, hi int) {
 	results := map[string]int{}
 	n := 0
@@ -365,7 +366,31 @@ func runUDPBind(cfg config, r *runner, kernel string, lo, hi int) {
 			emit(c)
 		}
 	})
+	lookups, skipped := map[string]int{}, []string{}
+	writeJSONL(filepath.Join(cfg.out, corpus.UDPLookupFile), func(emit func(any)) {
+		cases := udpLookupCases()
+		for i := range cases {
+			c := &cases[i]
+			c.Kernel = kernel
+			if err := r.runUDPLookup(c); err != nil {
+				skipped = append(skipped, c.ID+": "+err.Error())
+				continue
+			}
+			for _, cn := range c.Connects {
+				if cn.Result.Err != "" {
+					lookups[cn.Result.Err]++
+				} else {
+					lookups["received"]++
+				}
+			}
+			emit(c)
+		}
+	})
 	fmt.Printf("kernel %s, ports %d-%d (case ports up to %d)\nudp-bind.jsonl %d cases; op results: %v\n", kernel, lo, hi, r.nextPort, n, results)
+	fmt.Printf("udp-lookup.jsonl datagrams: %v; %d cases skipped\n", lookups, len(skipped))
+	for _, s := range skipped {
+		fmt.Println("  skipped", s)
+	}
 }
 
 // writeJSONL writes the values fill emits to path, one JSON object a line.
