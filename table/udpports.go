@@ -2,6 +2,7 @@ package table
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/socktable/socktable/tuple"
@@ -31,6 +32,7 @@ import (
 // datagram path reads the lookup tables, not this one). Memory grows with
 // the bound sockets, one map entry a port and a record a socket.
 type UDPPorts struct {
+	hasher    *tuple.Hasher
 	mu        sync.Mutex
 	ports     map[uint16][]*UDPBinding // in the kernel's hslot order (see Bind)
 	local     map[tuple.Addr]struct{}  // nil: any address
@@ -43,7 +45,15 @@ type UDPBinding struct {
 	ports  *UDPPorts
 	owner  bindOwner
 	remote tuple.Endpoint // the connected peer; zero if not connected
+	group  *udpGroup      // its SO_REUSEPORT group; nil without SO_REUSEPORT
 	gone   bool
+}
+
+// udpGroup is a SO_REUSEPORT group (Linux's sock_reuseport): the sockets
+// that joined it at bind, in order. A datagram the group takes goes to
+// the member its flow hash picks, passing over connected members.
+type udpGroup struct {
+	members []*UDPBinding
 }
 
 // UDPPortsOptions configures a UDPPorts: the host's addresses and the
@@ -55,6 +65,10 @@ type UDPPortsOptions struct {
 	// EphemeralLow and EphemeralHigh are ip_local_port_range; zero means
 	// Linux's 32768-60999.
 	EphemeralLow, EphemeralHigh uint16
+	// Hasher is the stack's keyed hasher, whose flow hash picks a
+	// reuseport group's member; nil means a new one keyed from
+	// crypto/rand.
+	Hasher *tuple.Hasher
 }
 
 // NewUDPPorts returns an empty UDP bind table. It returns ErrInvalid for
@@ -67,7 +81,11 @@ func NewUDPPorts(opts UDPPortsOptions) (*UDPPorts, error) {
 	if low == 0 || low > high {
 		return nil, ErrInvalid
 	}
-	p := &UDPPorts{ports: map[uint16][]*UDPBinding{}, low: low, high: high}
+	h := opts.Hasher
+	if h == nil {
+		h = tuple.NewHasher()
+	}
+	p := &UDPPorts{hasher: h, ports: map[uint16][]*UDPBinding{}, low: low, high: high}
 	if opts.LocalAddrs != nil {
 		p.local = map[tuple.Addr]struct{}{}
 		for _, a := range opts.LocalAddrs {
@@ -102,6 +120,9 @@ func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
 	} else if p.inUseLocked(&b.owner) {
 		return nil, ErrAddrInUse
 	}
+	if b.owner.reusePort {
+		p.joinGroupLocked(b)
+	}
 	if b.owner.reusePort && b.owner.family == 6 {
 		// An IPv6 SO_REUSEPORT socket goes to the list's tail, every other
 		// to its head (udp_lib_get_port's sk_add_node_tail_rcu), so that
@@ -111,6 +132,23 @@ func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
 		p.ports[b.owner.port] = append([]*UDPBinding{b}, p.ports[b.owner.port]...)
 	}
 	return b, nil
+}
+
+// joinGroupLocked puts b into the group of the first socket of its port
+// that it may share one with (udp_reuseport_add_sock: SO_REUSEPORT, same
+// family, v6only, device and owner, the very same address), or a new one.
+func (p *UDPPorts) joinGroupLocked(b *UDPBinding) {
+	o := &b.owner
+	for _, x := range p.ports[o.port] {
+		xo := &x.owner
+		if x.group != nil && xo.family == o.family && xo.v6only == o.v6only && xo.device == o.device &&
+			xo.uid == o.uid && xo.addr == o.addr {
+			x.group.members = append(x.group.members, b)
+			b.group = x.group
+			return
+		}
+	}
+	b.group = &udpGroup{members: []*UDPBinding{b}}
 }
 
 // freePortLocked picks a port of the ephemeral range that no socket
@@ -163,7 +201,13 @@ func (b *UDPBinding) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		return ErrInvalid
 	}
 	if b.owner.addr.IsUnspecified() {
+		// The rehash: the socket moves to its new address's list, at the
+		// head (udp_lib_rehash's hlist_add_head_rcu).
 		b.owner.addr = local
+		list := p.ports[b.owner.port]
+		i := slices.Index(list, b)
+		copy(list[1:i+1], list[:i])
+		list[0] = b
 	}
 	b.remote = remote
 	return nil
@@ -182,6 +226,9 @@ func (b *UDPBinding) Release() error {
 		return ErrInvalid
 	}
 	b.gone = true
+	if g := b.group; g != nil {
+		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding) bool { return x == b })
+	}
 	list := p.ports[b.owner.port]
 	for i, x := range list {
 		if x == b {
@@ -218,3 +265,115 @@ func (b *UDPBinding) Addr() tuple.Addr { return b.owner.addr }
 
 // Remote is the connected peer, zero if the socket is not connected.
 func (b *UDPBinding) Remote() tuple.Endpoint { return b.remote }
+
+// Lookup returns the socket a datagram of flow t arriving on device goes
+// to (t.Local its destination, t.Remote its source), by Linux's
+// __udp4_lib_lookup and __udp6_lib_lookup:
+//
+//   - the sockets bound (or, after connect, rehashed) to the destination
+//     address are scored first, the wildcard ones only if none of those
+//     takes it;
+//   - compute_score: a socket of the wrong family (an IPv6 datagram to an
+//     AF_INET socket, an IPv4 one to a v6only socket), of another
+//     address, connected to another peer or bound to another device scores
+//     nothing; the rest score, for IPv4, 2 for AF_INET and 1 for AF_INET6,
+//     4 more for a connected peer address, 4 for its port and 4 for a bound
+//     device (IPv6: 1 for each); the first best in the kernel's list order
+//     wins (the point Linux gives the socket last read on the receiving
+//     CPU is not modeled);
+//   - a winner in a SO_REUSEPORT group hands the datagram to the member
+//     the flow hash picks, passing over connected members (reuseport
+//     select by hash); a connected winner keeps it.
+//
+// It reports false when no socket takes the datagram: the stack sends
+// the ICMP port unreachable. For now it holds the table's mutex; the
+// lock-free datagram path is the next step of the UDP demux.
+func (p *UDPPorts) Lookup(t tuple.Tuple, device int) (*UDPBinding, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false
+	}
+	list := p.ports[t.Local.Port]
+	v4 := t.Local.Addr.Is4()
+	best, score := (*UDPBinding)(nil), 0
+	for pass := 0; pass < 2 && best == nil; pass++ {
+		for _, b := range list {
+			if s := udpScore(b, t, v4, pass == 1, device); s > score {
+				best, score = b, s
+			}
+		}
+	}
+	if best == nil {
+		return nil, false
+	}
+	if best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1 {
+		return best.group.pick(p.hasher.Hash(t)), true
+	}
+	return best, true
+}
+
+// udpScore is compute_score for b and a datagram of t; 0 is no match.
+// wildcard selects the pass over sockets bound to the wildcard address.
+func udpScore(b *UDPBinding, t tuple.Tuple, v4, wildcard bool, device int) int {
+	o := &b.owner
+	score := 1
+	if v4 {
+		if o.family == 6 && o.v6only {
+			return 0
+		}
+		addr := o.v4Addr()
+		if addr.IsUnspecified() != wildcard || (!wildcard && addr != t.Local.Addr) {
+			return 0
+		}
+		if o.family == 4 {
+			score = 2
+		}
+	} else {
+		if o.family != 6 || o.addr.Is4() {
+			return 0
+		}
+		if o.addr.IsUnspecified() != wildcard || (!wildcard && o.addr != t.Local.Addr) {
+			return 0
+		}
+	}
+	step := 1
+	if v4 {
+		step = 4
+	}
+	if r := b.remote; r.Port != 0 {
+		if r.Addr != t.Remote.Addr || r.Port != t.Remote.Port {
+			return 0
+		}
+		score += 2 * step
+	}
+	if o.device != 0 {
+		if o.device != device {
+			return 0
+		}
+		score += step
+	}
+	return score
+}
+
+// pick is the member for a flow hash: reciprocal scaling onto the
+// members, then forward to the first one not connected.
+func (g *udpGroup) pick(hash uint64) *UDPBinding {
+	n := len(g.members)
+	i := tuple.Shard(hash, n)
+	for range n {
+		if m := g.members[i]; m.remote.Port == 0 {
+			return m
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	return g.members[tuple.Shard(hash, n)]
+}
+
+// SameGroup reports whether a and b are one SO_REUSEPORT group's members
+// (or the same socket).
+func (b *UDPBinding) SameGroup(o *UDPBinding) bool {
+	return b == o || (b.group != nil && b.group == o.group)
+}

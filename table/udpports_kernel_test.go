@@ -80,3 +80,71 @@ func TestUDPPortsAgreeWithKernel(t *testing.T) {
 		})
 	}
 }
+
+// The UDP lookup corpus (testdata/kernel/udp-lookup.jsonl; more in
+// SOCKTABLE_UDP_LOOKUP_CORPUS): every datagram must reach the socket the
+// kernel gave it to — for a SO_REUSEPORT group, a member of the same
+// group (which member depends on the kernel's secret) — or, where the
+// kernel answered with a port unreachable, no socket.
+func TestUDPLookupAgreesWithKernel(t *testing.T) {
+	for _, path := range corpus.UDPLookupFiles(kernelCorpusDir) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			cases, err := corpus.ReadLookupCases(path)
+			require.NoError(t, err)
+			require.NotEmpty(t, cases)
+			var diffs []string
+			datagrams := 0
+			for i := range cases {
+				c := &cases[i]
+				require.Equal(t, corpus.ProtoUDP, c.Proto, c.ID)
+				ports, err := table.NewUDPPorts(table.UDPPortsOptions{})
+				require.NoError(t, err)
+				socks := make([]*table.UDPBinding, len(c.Listeners))
+				for j, l := range c.Listeners {
+					s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+					socks[j], err = ports.Bind(bindRequest(t, &s))
+					require.NoError(t, err, "%s socket %d", c.ID, j)
+					if l.ConnectPort != 0 {
+						peer := tuple.Endpoint{Addr: corpusAddr(t, l.ConnectAddr), Port: uint16(l.ConnectPort)}
+						local := socks[j].Addr()
+						if local.IsUnspecified() {
+							local = peer.Addr // loopback: the route's source is the peer's address
+						}
+						require.NoError(t, socks[j].Connect(local, peer), "%s socket %d", c.ID, j)
+					}
+				}
+				dst := tuple.Endpoint{Addr: corpusAddr(t, c.DstAddr), Port: uint16(c.DstPort)}
+				for k, cn := range c.Connects {
+					datagrams++
+					flow := tuple.Tuple{Local: dst, Remote: tuple.Endpoint{Addr: corpusAddr(t, cn.SrcAddr), Port: uint16(cn.SrcPort)}}
+					got, ok := ports.Lookup(flow, 0)
+					switch {
+					case cn.Result.Err != "":
+						if ok {
+							diffs = append(diffs, fmt.Sprintf("%s datagram %d: got socket %d, kernel %s", c.ID, k, slicesIndex(socks, got), cn.Result.Err))
+						}
+					case !ok:
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got none, kernel socket %d", c.ID, k, cn.Result.Listener))
+					case !got.SameGroup(socks[cn.Result.Listener]):
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got socket %d, kernel socket %d", c.ID, k, slicesIndex(socks, got), cn.Result.Listener))
+					case got != socks[cn.Result.Listener] && got.Remote().Port != 0:
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got connected member %d, kernel %d", c.ID, k, slicesIndex(socks, got), cn.Result.Listener))
+					}
+				}
+			}
+			t.Logf("%s: %d cases, %d datagrams, kernel %s", path, len(cases), datagrams, cases[0].Kernel)
+			if len(diffs) > 0 {
+				t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(diffs[:min(len(diffs), 60)], "\n"))
+			}
+		})
+	}
+}
+
+func slicesIndex(s []*table.UDPBinding, b *table.UDPBinding) int {
+	for i, x := range s {
+		if x == b {
+			return i
+		}
+	}
+	return -1
+}

@@ -100,7 +100,7 @@ func TestUDPPortsPort0(t *testing.T) {
 	require.ErrorIs(t, err, table.ErrNoPorts)
 }
 
-// Concurrent binds, connects and releases on a few ports: under -race,
+// Concurrent binds, connects, releases and lookups on a few ports: under -race,
 // and at the end the table holds exactly what was not released (every
 // port can be bound exclusively again).
 func TestUDPPortsStress(t *testing.T) {
@@ -125,10 +125,87 @@ func TestUDPPortsStress(t *testing.T) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { // datagrams meanwhile: whatever they find must be a live socket of their port
+		defer wg.Done()
+		for i := range 8000 {
+			f := tuple.Tuple{Local: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.1"), Port: uint16(6000 + i%5)},
+				Remote: tuple.MustEndpoint("127.0.0.1:53")}
+			if b, ok := p.Lookup(f, 0); ok {
+				assert.Equal(t, f.Local.Port, b.Port())
+			}
+		}
+	}()
 	wg.Wait()
 	for port := uint16(6000); port < 6005; port++ {
 		b, err := p.Bind(udpBind("0.0.0.0", port, false, false, 0))
 		require.NoError(t, err, "port %d left held", port)
 		require.NoError(t, b.Release())
 	}
+}
+
+// Lookup: exact address before wildcard, a connected socket for its peer
+// only, the newest of SO_REUSEADDR equals, a reuseport group's members by
+// flow hash (never a connected one for other peers), none after release.
+func TestUDPPortsLookup(t *testing.T) {
+	p, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	require.NoError(t, err)
+	flow := func(dst, src string) tuple.Tuple { return tuple.MustNew(dst, src) }
+	any1, err := p.Bind(udpBind("0.0.0.0", 53, true, false, 0))
+	require.NoError(t, err)
+	exact, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	require.NoError(t, err)
+	got, ok := p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
+	require.True(t, ok)
+	require.Same(t, exact, got, "the exact address first")
+	got, _ = p.Lookup(flow("192.0.2.9:53", "198.51.100.7:4000"), 0)
+	require.Same(t, any1, got, "the wildcard for other addresses")
+	newer, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	require.NoError(t, err)
+	got, _ = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
+	require.Same(t, newer, got, "the newest of equals")
+
+	conn, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	require.NoError(t, err)
+	require.NoError(t, conn.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.7:4000")))
+	got, _ = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
+	require.Same(t, conn, got, "the connected socket for its peer")
+	got, _ = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4001"), 0)
+	require.Same(t, newer, got, "not for another port of the peer")
+	got, _ = p.Lookup(flow("[2001:db8::1]:53", "[2001:db8::7]:4000"), 0)
+	require.Nil(t, got, "no AF_INET socket takes IPv6")
+
+	_, ok = p.Lookup(flow("192.0.2.1:54", "198.51.100.7:4000"), 0)
+	require.False(t, ok, "no socket: port unreachable")
+
+	// A group of three, one connected.
+	var members []*table.UDPBinding
+	for range 3 {
+		m, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 5))
+		require.NoError(t, err)
+		members = append(members, m)
+	}
+	require.True(t, members[0].SameGroup(members[2]))
+	require.False(t, members[0].SameGroup(any1))
+	require.NoError(t, members[1].Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.9:9")))
+	seen := map[*table.UDPBinding]int{}
+	for i := range 400 {
+		got, ok := p.Lookup(tuple.Tuple{Local: tuple.MustEndpoint("192.0.2.1:443"),
+			Remote: tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.8"), Port: uint16(1024 + i)}}, 0)
+		require.True(t, ok)
+		seen[got]++
+	}
+	require.Len(t, seen, 2, "both unconnected members, never the connected one: %v", seen)
+	require.Zero(t, seen[members[1]])
+	got, _ = p.Lookup(flow("192.0.2.1:443", "198.51.100.9:9"), 0)
+	require.Same(t, members[1], got, "the connected member for its peer")
+
+	for _, m := range members {
+		require.NoError(t, m.Release())
+	}
+	_, ok = p.Lookup(flow("192.0.2.1:443", "198.51.100.8:1024"), 0)
+	require.False(t, ok)
+	require.NoError(t, p.Close())
+	_, ok = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
+	require.False(t, ok, "nothing after Close")
 }
