@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/socktable/socktable/tuple"
 )
@@ -33,11 +34,40 @@ import (
 // the bound sockets, one map entry a port and a record a socket.
 type UDPPorts struct {
 	hasher    *tuple.Hasher
-	mu        sync.Mutex
+	mu        sync.Mutex               // serializes the writers
 	ports     map[uint16][]*UDPBinding // in the kernel's hslot order (see Bind)
 	local     map[tuple.Addr]struct{}  // nil: any address
 	low, high uint16
-	closed    bool
+	closed    atomic.Bool
+	// dir is the read side: per port, an immutable snapshot of its
+	// sockets that every change of the port replaces (read-copy-update),
+	// in blocks of 256 ports made on first use: Lookup loads two pointers
+	// and takes no lock. 2 KiB, plus 2 KiB a block of ports in use.
+	dir [256]atomic.Pointer[udpBlock]
+}
+
+// udpBlock is 256 ports' snapshots.
+type udpBlock [256]atomic.Pointer[udpSnap]
+
+// udpSnap is one port's sockets as Lookup sees them, in list order: each
+// with its fields as of the snapshot (Connect changes a binding's address
+// and peer; the snapshot keeps its own copies).
+type udpSnap struct {
+	socks []udpView
+}
+
+type udpView struct {
+	b      *UDPBinding
+	owner  bindOwner
+	remote tuple.Endpoint
+	group  *udpGroupView // nil without SO_REUSEPORT
+}
+
+// udpGroupView is a reuseport group in a snapshot: its members and which
+// of them are connected.
+type udpGroupView struct {
+	members   []*UDPBinding
+	connected []bool
 }
 
 // UDPBinding is one UDP socket's hold on a port.
@@ -108,7 +138,7 @@ func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
 	b := &UDPBinding{ports: p, owner: ownerOf(req)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return nil, ErrClosed
 	}
 	if req.Port == 0 {
@@ -131,7 +161,40 @@ func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
 	} else {
 		p.ports[b.owner.port] = append([]*UDPBinding{b}, p.ports[b.owner.port]...)
 	}
+	p.publishLocked(b.owner.port)
 	return b, nil
+}
+
+// publishLocked replaces port's snapshot with one of its sockets now.
+func (p *UDPPorts) publishLocked(port uint16) {
+	blk := p.dir[port>>8].Load()
+	if blk == nil {
+		blk = new(udpBlock)
+		p.dir[port>>8].Store(blk)
+	}
+	list := p.ports[port]
+	if len(list) == 0 {
+		blk[port&255].Store(nil)
+		return
+	}
+	snap := &udpSnap{socks: make([]udpView, len(list))}
+	groups := map[*udpGroup]*udpGroupView{}
+	for i, b := range list {
+		v := udpView{b: b, owner: b.owner, remote: b.remote}
+		if g := b.group; g != nil {
+			gv := groups[g]
+			if gv == nil {
+				gv = &udpGroupView{members: slices.Clone(g.members), connected: make([]bool, len(g.members))}
+				for j, m := range g.members {
+					gv.connected[j] = m.remote.Port != 0
+				}
+				groups[g] = gv
+			}
+			v.group = gv
+		}
+		snap.socks[i] = v
+	}
+	blk[port&255].Store(snap)
 }
 
 // joinGroupLocked puts b into the group of the first socket of its port
@@ -195,11 +258,12 @@ func (b *UDPBinding) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.closed:
+	case p.closed.Load():
 		return ErrClosed
 	case b.gone:
 		return ErrInvalid
 	}
+	defer p.publishLocked(b.owner.port)
 	if b.owner.addr.IsUnspecified() {
 		// The rehash: the socket moves to its new address's list, at the
 		// head (udp_lib_rehash's hlist_add_head_rcu).
@@ -220,12 +284,13 @@ func (b *UDPBinding) Release() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.closed:
+	case p.closed.Load():
 		return ErrClosed
 	case b.gone:
 		return ErrInvalid
 	}
 	b.gone = true
+	defer p.publishLocked(b.owner.port)
 	if g := b.group; g != nil {
 		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding) bool { return x == b })
 	}
@@ -248,23 +313,34 @@ func (b *UDPBinding) Release() error {
 func (p *UDPPorts) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return ErrClosed
 	}
-	p.closed = true
+	p.closed.Store(true)
 	p.ports = nil
+	for i := range p.dir {
+		p.dir[i].Store(nil)
+	}
 	return nil
 }
 
 // Port is the bound port.
-func (b *UDPBinding) Port() uint16 { return b.owner.port }
+func (b *UDPBinding) Port() uint16 { return b.owner.port } // set before the binding is shared, never changed
 
 // Addr is the bound address: the one bound, or after a connect of a
 // wildcard socket, the source the route chose.
-func (b *UDPBinding) Addr() tuple.Addr { return b.owner.addr }
+func (b *UDPBinding) Addr() tuple.Addr {
+	b.ports.mu.Lock()
+	defer b.ports.mu.Unlock()
+	return b.owner.addr
+}
 
 // Remote is the connected peer, zero if the socket is not connected.
-func (b *UDPBinding) Remote() tuple.Endpoint { return b.remote }
+func (b *UDPBinding) Remote() tuple.Endpoint {
+	b.ports.mu.Lock()
+	defer b.ports.mu.Unlock()
+	return b.remote
+}
 
 // Lookup returns the socket a datagram of flow t arriving on device goes
 // to (t.Local its destination, t.Remote its source), by Linux's
@@ -286,37 +362,43 @@ func (b *UDPBinding) Remote() tuple.Endpoint { return b.remote }
 //     select by hash); a connected winner keeps it.
 //
 // It reports false when no socket takes the datagram: the stack sends
-// the ICMP port unreachable. For now it holds the table's mutex; the
-// lock-free datagram path is the next step of the UDP demux.
+// the ICMP port unreachable. It is lock-free and allocates nothing: it
+// reads the port's snapshot, so it is linearizable at that load, and the
+// socket it returns may be released by the time the caller uses it (as
+// in Linux, whose lookup runs under RCU).
 func (p *UDPPorts) Lookup(t tuple.Tuple, device int) (*UDPBinding, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	blk := p.dir[t.Local.Port>>8].Load()
+	if blk == nil {
 		return nil, false
 	}
-	list := p.ports[t.Local.Port]
+	snap := blk[t.Local.Port&255].Load()
+	if snap == nil {
+		return nil, false
+	}
 	v4 := t.Local.Addr.Is4()
-	best, score := (*UDPBinding)(nil), 0
+	var best *udpView
+	score := 0
 	for pass := 0; pass < 2 && best == nil; pass++ {
-		for _, b := range list {
-			if s := udpScore(b, t, v4, pass == 1, device); s > score {
-				best, score = b, s
+		for i := range snap.socks {
+			if s := udpScore(&snap.socks[i], &t, v4, pass == 1, device); s > score {
+				best, score = &snap.socks[i], s
 			}
 		}
 	}
-	if best == nil {
+	switch {
+	case best == nil:
 		return nil, false
-	}
-	if best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1 {
+	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
 		return best.group.pick(p.hasher.Hash(t)), true
 	}
-	return best, true
+	return best.b, true
 }
 
-// udpScore is compute_score for b and a datagram of t; 0 is no match.
-// wildcard selects the pass over sockets bound to the wildcard address.
-func udpScore(b *UDPBinding, t tuple.Tuple, v4, wildcard bool, device int) int {
-	o := &b.owner
+// udpScore is compute_score for a socket and a datagram of t; 0 is no
+// match. wildcard selects the pass over sockets bound to the wildcard
+// address.
+func udpScore(v *udpView, t *tuple.Tuple, v4, wildcard bool, device int) int {
+	o := &v.owner
 	score := 1
 	if v4 {
 		if o.family == 6 && o.v6only {
@@ -341,8 +423,8 @@ func udpScore(b *UDPBinding, t tuple.Tuple, v4, wildcard bool, device int) int {
 	if v4 {
 		step = 4
 	}
-	if r := b.remote; r.Port != 0 {
-		if r.Addr != t.Remote.Addr || r.Port != t.Remote.Port {
+	if r := v.remote; r.Port != 0 {
+		if r != t.Remote {
 			return 0
 		}
 		score += 2 * step
@@ -358,12 +440,12 @@ func udpScore(b *UDPBinding, t tuple.Tuple, v4, wildcard bool, device int) int {
 
 // pick is the member for a flow hash: reciprocal scaling onto the
 // members, then forward to the first one not connected.
-func (g *udpGroup) pick(hash uint64) *UDPBinding {
+func (g *udpGroupView) pick(hash uint64) *UDPBinding {
 	n := len(g.members)
 	i := tuple.Shard(hash, n)
 	for range n {
-		if m := g.members[i]; m.remote.Port == 0 {
-			return m
+		if !g.connected[i] {
+			return g.members[i]
 		}
 		if i++; i == n {
 			i = 0
