@@ -9,7 +9,8 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-// UDPPorts is the UDP bind table: which sockets hold which port, by
+// UDPPorts is the UDP bind table and lookup: which sockets hold which
+// port (V is the stack's value for a socket, returned by lookups), by
 // Linux's UDP rules (udp_lib_get_port and udp_lib_lport_inuse in
 // net/ipv4/udp.c), which are not TCP's: no listen and no TIME_WAIT, and
 //
@@ -32,10 +33,10 @@ import (
 // one mutex: binds and connects are control-path operations (the
 // datagram path reads the lookup tables, not this one). Memory grows with
 // the bound sockets, one map entry a port and a record a socket.
-type UDPPorts struct {
+type UDPPorts[V any] struct {
 	hasher    *tuple.Hasher
 	mu        sync.Mutex               // serializes the writers
-	ports     map[uint16][]*UDPBinding // in the kernel's hslot order (see Bind)
+	ports     map[uint16][]*UDPBinding[V] // in the kernel's hslot order (see Bind)
 	local     map[tuple.Addr]struct{}  // nil: any address
 	low, high uint16
 	closed    atomic.Bool
@@ -43,47 +44,49 @@ type UDPPorts struct {
 	// sockets that every change of the port replaces (read-copy-update),
 	// in blocks of 256 ports made on first use: Lookup loads two pointers
 	// and takes no lock. 2 KiB, plus 2 KiB a block of ports in use.
-	dir [256]atomic.Pointer[udpBlock]
+	dir [256]atomic.Pointer[udpBlock[V]]
 }
 
 // udpBlock is 256 ports' snapshots.
-type udpBlock [256]atomic.Pointer[udpSnap]
+type udpBlock[V any] [256]atomic.Pointer[udpSnap[V]]
 
 // udpSnap is one port's sockets as Lookup sees them, in list order: each
 // with its fields as of the snapshot (Connect changes a binding's address
 // and peer; the snapshot keeps its own copies).
-type udpSnap struct {
-	socks []udpView
+type udpSnap[V any] struct {
+	socks []udpView[V]
 }
 
-type udpView struct {
-	b      *UDPBinding
+type udpView[V any] struct {
+	b      *UDPBinding[V]
 	owner  bindOwner
 	remote tuple.Endpoint
-	group  *udpGroupView // nil without SO_REUSEPORT
+	group  *udpGroupView[V] // nil without SO_REUSEPORT
 }
 
 // udpGroupView is a reuseport group in a snapshot: its members and which
 // of them are connected.
-type udpGroupView struct {
-	members   []*UDPBinding
+type udpGroupView[V any] struct {
+	members   []*UDPBinding[V]
 	connected []bool
 }
 
-// UDPBinding is one UDP socket's hold on a port.
-type UDPBinding struct {
-	ports  *UDPPorts
+// UDPBinding is one UDP socket's hold on a port, with the stack's value
+// for the socket (V: its handle).
+type UDPBinding[V any] struct {
+	ports  *UDPPorts[V]
 	owner  bindOwner
 	remote tuple.Endpoint // the connected peer; zero if not connected
-	group  *udpGroup      // its SO_REUSEPORT group; nil without SO_REUSEPORT
+	group  *udpGroup[V]   // its SO_REUSEPORT group; nil without SO_REUSEPORT
+	value  V              // the stack's socket, set at Bind
 	gone   bool
 }
 
 // udpGroup is a SO_REUSEPORT group (Linux's sock_reuseport): the sockets
 // that joined it at bind, in order. A datagram the group takes goes to
 // the member its flow hash picks, passing over connected members.
-type udpGroup struct {
-	members []*UDPBinding
+type udpGroup[V any] struct {
+	members []*UDPBinding[V]
 }
 
 // UDPPortsOptions configures a UDPPorts: the host's addresses and the
@@ -103,7 +106,7 @@ type UDPPortsOptions struct {
 
 // NewUDPPorts returns an empty UDP bind table. It returns ErrInvalid for
 // an ephemeral range upside down or starting at 0.
-func NewUDPPorts(opts UDPPortsOptions) (*UDPPorts, error) {
+func NewUDPPorts[V any](opts UDPPortsOptions) (*UDPPorts[V], error) {
 	low, high := opts.EphemeralLow, opts.EphemeralHigh
 	if low == 0 && high == 0 {
 		low, high = defaultEphemeralLow, defaultEphemeralHigh
@@ -115,7 +118,7 @@ func NewUDPPorts(opts UDPPortsOptions) (*UDPPorts, error) {
 	if h == nil {
 		h = tuple.NewHasher()
 	}
-	p := &UDPPorts{hasher: h, ports: map[uint16][]*UDPBinding{}, low: low, high: high}
+	p := &UDPPorts[V]{hasher: h, ports: map[uint16][]*UDPBinding[V]{}, low: low, high: high}
 	if opts.LocalAddrs != nil {
 		p.local = map[tuple.Addr]struct{}{}
 		for _, a := range opts.LocalAddrs {
@@ -131,11 +134,11 @@ func NewUDPPorts(opts UDPPortsOptions) (*UDPPorts, error) {
 // for a bad family or address (a v6only socket binding a v4-mapped
 // address), ErrAddrNotAvail for an address not in LocalAddrs, and
 // ErrClosed after Close.
-func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
+func (p *UDPPorts[V]) Bind(req BindRequest, v V) (*UDPBinding[V], error) {
 	if err := validateBind(&req, p.local); err != nil {
 		return nil, err
 	}
-	b := &UDPBinding{ports: p, owner: ownerOf(req)}
+	b := &UDPBinding[V]{ports: p, owner: ownerOf(req), value: v}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
@@ -159,17 +162,17 @@ func (p *UDPPorts) Bind(req BindRequest) (*UDPBinding, error) {
 		// the order the conflict walk meets them in is the kernel's.
 		p.ports[b.owner.port] = append(p.ports[b.owner.port], b)
 	} else {
-		p.ports[b.owner.port] = append([]*UDPBinding{b}, p.ports[b.owner.port]...)
+		p.ports[b.owner.port] = append([]*UDPBinding[V]{b}, p.ports[b.owner.port]...)
 	}
 	p.publishLocked(b.owner.port)
 	return b, nil
 }
 
 // publishLocked replaces port's snapshot with one of its sockets now.
-func (p *UDPPorts) publishLocked(port uint16) {
+func (p *UDPPorts[V]) publishLocked(port uint16) {
 	blk := p.dir[port>>8].Load()
 	if blk == nil {
-		blk = new(udpBlock)
+		blk = new(udpBlock[V])
 		p.dir[port>>8].Store(blk)
 	}
 	list := p.ports[port]
@@ -177,14 +180,14 @@ func (p *UDPPorts) publishLocked(port uint16) {
 		blk[port&255].Store(nil)
 		return
 	}
-	snap := &udpSnap{socks: make([]udpView, len(list))}
-	groups := map[*udpGroup]*udpGroupView{}
+	snap := &udpSnap[V]{socks: make([]udpView[V], len(list))}
+	groups := map[*udpGroup[V]]*udpGroupView[V]{}
 	for i, b := range list {
-		v := udpView{b: b, owner: b.owner, remote: b.remote}
+		v := udpView[V]{b: b, owner: b.owner, remote: b.remote}
 		if g := b.group; g != nil {
 			gv := groups[g]
 			if gv == nil {
-				gv = &udpGroupView{members: slices.Clone(g.members), connected: make([]bool, len(g.members))}
+				gv = &udpGroupView[V]{members: slices.Clone(g.members), connected: make([]bool, len(g.members))}
 				for j, m := range g.members {
 					gv.connected[j] = m.remote.Port != 0
 				}
@@ -200,7 +203,7 @@ func (p *UDPPorts) publishLocked(port uint16) {
 // joinGroupLocked puts b into the group of the first socket of its port
 // that it may share one with (udp_reuseport_add_sock: SO_REUSEPORT, same
 // family, v6only, device and owner, the very same address), or a new one.
-func (p *UDPPorts) joinGroupLocked(b *UDPBinding) {
+func (p *UDPPorts[V]) joinGroupLocked(b *UDPBinding[V]) {
 	o := &b.owner
 	for _, x := range p.ports[o.port] {
 		xo := &x.owner
@@ -211,12 +214,12 @@ func (p *UDPPorts) joinGroupLocked(b *UDPBinding) {
 			return
 		}
 	}
-	b.group = &udpGroup{members: []*UDPBinding{b}}
+	b.group = &udpGroup[V]{members: []*UDPBinding[V]{b}}
 }
 
 // freePortLocked picks a port of the ephemeral range that no socket
 // holds, from a random start.
-func (p *UDPPorts) freePortLocked() (uint16, bool) {
+func (p *UDPPorts[V]) freePortLocked() (uint16, bool) {
 	span := int(p.high) - int(p.low) + 1
 	start := rand.IntN(span)
 	for i := range span {
@@ -231,7 +234,7 @@ func (p *UDPPorts) freePortLocked() (uint16, bool) {
 // inUseLocked is udp_lib_lport_inuse for a socket not yet in a reuseport
 // group: the newest overlapping holder not covered by SO_REUSEADDR
 // decides.
-func (p *UDPPorts) inUseLocked(sk *bindOwner) bool {
+func (p *UDPPorts[V]) inUseLocked(sk *bindOwner) bool {
 	for _, b := range p.ports[sk.port] {
 		sk2 := &b.owner
 		if (sk2.reuseAddr && sk.reuseAddr) || !devicesOverlap(sk, sk2) || !rcvSaddrEqual(sk, sk2) {
@@ -248,7 +251,7 @@ func (p *UDPPorts) inUseLocked(sk *bindOwner) bool {
 // ErrInvalid for a released binding, a wildcard local or remote, port 0,
 // or a remote the socket cannot reach (IPv6 from an AF_INET socket, IPv4
 // from a v6only one), and ErrClosed after Close.
-func (b *UDPBinding) Connect(local tuple.Addr, remote tuple.Endpoint) error {
+func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	p := b.ports
 	if local.IsUnspecified() || remote.Port == 0 || remote.Addr.IsUnspecified() ||
 		(b.owner.family == 4 && (!remote.Addr.Is4() || !local.Is4())) ||
@@ -279,7 +282,7 @@ func (b *UDPBinding) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 
 // Release gives b's port back (close(2)). It returns ErrInvalid if b was
 // released already, ErrClosed after Close.
-func (b *UDPBinding) Release() error {
+func (b *UDPBinding[V]) Release() error {
 	p := b.ports
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -292,7 +295,7 @@ func (b *UDPBinding) Release() error {
 	b.gone = true
 	defer p.publishLocked(b.owner.port)
 	if g := b.group; g != nil {
-		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding) bool { return x == b })
+		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding[V]) bool { return x == b })
 	}
 	list := p.ports[b.owner.port]
 	for i, x := range list {
@@ -310,7 +313,7 @@ func (b *UDPBinding) Release() error {
 }
 
 // Close empties the table; every later call returns ErrClosed.
-func (p *UDPPorts) Close() error {
+func (p *UDPPorts[V]) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
@@ -325,18 +328,18 @@ func (p *UDPPorts) Close() error {
 }
 
 // Port is the bound port.
-func (b *UDPBinding) Port() uint16 { return b.owner.port } // set before the binding is shared, never changed
+func (b *UDPBinding[V]) Port() uint16 { return b.owner.port } // set before the binding is shared, never changed
 
 // Addr is the bound address: the one bound, or after a connect of a
 // wildcard socket, the source the route chose.
-func (b *UDPBinding) Addr() tuple.Addr {
+func (b *UDPBinding[V]) Addr() tuple.Addr {
 	b.ports.mu.Lock()
 	defer b.ports.mu.Unlock()
 	return b.owner.addr
 }
 
 // Remote is the connected peer, zero if the socket is not connected.
-func (b *UDPBinding) Remote() tuple.Endpoint {
+func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 	b.ports.mu.Lock()
 	defer b.ports.mu.Unlock()
 	return b.remote
@@ -366,7 +369,7 @@ func (b *UDPBinding) Remote() tuple.Endpoint {
 // reads the port's snapshot, so it is linearizable at that load, and the
 // socket it returns may be released by the time the caller uses it (as
 // in Linux, whose lookup runs under RCU).
-func (p *UDPPorts) Lookup(t tuple.Tuple, device int) (*UDPBinding, bool) {
+func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 	blk := p.dir[t.Local.Port>>8].Load()
 	if blk == nil {
 		return nil, false
@@ -376,7 +379,7 @@ func (p *UDPPorts) Lookup(t tuple.Tuple, device int) (*UDPBinding, bool) {
 		return nil, false
 	}
 	v4 := t.Local.Addr.Is4()
-	var best *udpView
+	var best *udpView[V]
 	score := 0
 	for pass := 0; pass < 2 && best == nil; pass++ {
 		for i := range snap.socks {
@@ -397,7 +400,7 @@ func (p *UDPPorts) Lookup(t tuple.Tuple, device int) (*UDPBinding, bool) {
 // udpScore is compute_score for a socket and a datagram of t; 0 is no
 // match. wildcard selects the pass over sockets bound to the wildcard
 // address.
-func udpScore(v *udpView, t *tuple.Tuple, v4, wildcard bool, device int) int {
+func udpScore[V any](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, device int) int {
 	o := &v.owner
 	score := 1
 	if v4 {
@@ -440,7 +443,7 @@ func udpScore(v *udpView, t *tuple.Tuple, v4, wildcard bool, device int) int {
 
 // pick is the member for a flow hash: reciprocal scaling onto the
 // members, then forward to the first one not connected.
-func (g *udpGroupView) pick(hash uint64) *UDPBinding {
+func (g *udpGroupView[V]) pick(hash uint64) *UDPBinding[V] {
 	n := len(g.members)
 	i := tuple.Shard(hash, n)
 	for range n {
@@ -454,8 +457,11 @@ func (g *udpGroupView) pick(hash uint64) *UDPBinding {
 	return g.members[tuple.Shard(hash, n)]
 }
 
-// SameGroup reports whether a and b are one SO_REUSEPORT group's members
+// Value is the stack's socket given to Bind.
+func (b *UDPBinding[V]) Value() V { return b.value }
+
+// SameGroup reports whether b and o are one SO_REUSEPORT group's members
 // (or the same socket).
-func (b *UDPBinding) SameGroup(o *UDPBinding) bool {
+func (b *UDPBinding[V]) SameGroup(o *UDPBinding[V]) bool {
 	return b == o || (b.group != nil && b.group == o.group)
 }

@@ -14,17 +14,17 @@ import (
 // UDP lookups allocate nothing: a connected socket, an exact address, a
 // wildcard, a reuseport group's pick, and a miss.
 func TestUDPLookupAllocatesNothing(t *testing.T) {
-	p, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
 	require.NoError(t, err)
 	for range 3 {
-		_, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 1))
+		_, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 1), 0)
 		require.NoError(t, err)
 	}
-	_, err = p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	_, err = p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
-	_, err = p.Bind(udpBind("0.0.0.0", 53, true, false, 0))
+	_, err = p.Bind(udpBind("0.0.0.0", 53, true, false, 0), 0)
 	require.NoError(t, err)
-	c, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	c, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
 	require.NoError(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:5000")))
 	for _, f := range []tuple.Tuple{

@@ -20,7 +20,7 @@ import (
 // replayUDPBind runs one recorded UDP case against a fresh UDPPorts and
 // returns the disagreements.
 func replayUDPBind(t *testing.T, c *corpus.BindCase) []string {
-	ports, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	ports, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
 	require.NoError(t, err)
 	var diffs []string
 	differ := func(i int, what, got, want string) {
@@ -29,7 +29,7 @@ func replayUDPBind(t *testing.T, c *corpus.BindCase) []string {
 	picked := map[int]int{}
 	for i := range c.Ops {
 		op := &c.Ops[i]
-		b, err := ports.Bind(bindRequest(t, &op.BindSock))
+		b, err := ports.Bind(bindRequest(t, &op.BindSock), 0)
 		if got, want := errnoName(err), op.ResultAt(corpus.StageBind); got != want {
 			differ(i, "bind", got, want)
 		}
@@ -97,12 +97,12 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 			for i := range cases {
 				c := &cases[i]
 				require.Equal(t, corpus.ProtoUDP, c.Proto, c.ID)
-				ports, err := table.NewUDPPorts(table.UDPPortsOptions{})
+				ports, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
 				require.NoError(t, err)
-				socks := make([]*table.UDPBinding, len(c.Listeners))
+				socks := make([]*table.UDPBinding[int], len(c.Listeners))
 				for j, l := range c.Listeners {
 					s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
-					socks[j], err = ports.Bind(bindRequest(t, &s))
+					socks[j], err = ports.Bind(bindRequest(t, &s), j)
 					require.NoError(t, err, "%s socket %d", c.ID, j)
 					if l.ConnectPort != 0 {
 						peer := tuple.Endpoint{Addr: corpusAddr(t, l.ConnectAddr), Port: uint16(l.ConnectPort)}
@@ -125,6 +125,8 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 						}
 					case !ok:
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got none, kernel socket %d", c.ID, k, cn.Result.Listener))
+					case got.Value() != slicesIndex(socks, got):
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: socket %d carries value %d", c.ID, k, slicesIndex(socks, got), got.Value()))
 					case !got.SameGroup(socks[cn.Result.Listener]):
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got socket %d, kernel socket %d", c.ID, k, slicesIndex(socks, got), cn.Result.Listener))
 					case got != socks[cn.Result.Listener] && got.Remote().Port != 0:
@@ -140,7 +142,7 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 	}
 }
 
-func slicesIndex(s []*table.UDPBinding, b *table.UDPBinding) int {
+func slicesIndex(s []*table.UDPBinding[int], b *table.UDPBinding[int]) int {
 	for i, x := range s {
 		if x == b {
 			return i

@@ -22,61 +22,61 @@ func udpBind(addr string, port uint16, reuseAddr, reusePort bool, owner uint32) 
 
 // UDP's sharing rules, one by one, and the table's errors.
 func TestUDPPorts(t *testing.T) {
-	p, err := table.NewUDPPorts(table.UDPPortsOptions{LocalAddrs: []tuple.Addr{tuple.MustAddr("192.0.2.1"), tuple.MustAddr("192.0.2.2")}})
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{LocalAddrs: []tuple.Addr{tuple.MustAddr("192.0.2.1"), tuple.MustAddr("192.0.2.2")}})
 	require.NoError(t, err)
 
-	a, err := p.Bind(udpBind("0.0.0.0", 53, false, false, 0))
+	a, err := p.Bind(udpBind("0.0.0.0", 53, false, false, 0), 0)
 	require.NoError(t, err)
-	_, err = p.Bind(udpBind("192.0.2.1", 53, false, false, 0))
+	_, err = p.Bind(udpBind("192.0.2.1", 53, false, false, 0), 0)
 	require.ErrorIs(t, err, table.ErrAddrInUse, "a specific address under a wildcard")
 	require.NoError(t, a.Release())
 	require.ErrorIs(t, a.Release(), table.ErrInvalid, "released twice")
 
 	// SO_REUSEADDR on both: shared, whatever the owners.
-	x, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	x, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
-	y, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 1000))
+	y, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 1000), 0)
 	require.NoError(t, err)
 	require.NoError(t, x.Release())
 	require.NoError(t, y.Release())
 
 	// SO_REUSEPORT: shared by one owner only (no port hijacking).
-	g1, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7))
+	g1, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7), 0)
 	require.NoError(t, err)
-	g2, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7))
+	g2, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 7), 0)
 	require.NoError(t, err)
-	_, err = p.Bind(udpBind("0.0.0.0", 443, false, true, 8))
+	_, err = p.Bind(udpBind("0.0.0.0", 443, false, true, 8), 0)
 	require.ErrorIs(t, err, table.ErrAddrInUse, "another owner's group")
 	require.NotSame(t, g1, g2)
 
 	// connect of a wildcard socket takes the routed source: a bind of
 	// another specific address then no longer meets it.
-	c, err := p.Bind(udpBind("0.0.0.0", 5000, false, false, 0))
+	c, err := p.Bind(udpBind("0.0.0.0", 5000, false, false, 0), 0)
 	require.NoError(t, err)
-	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0))
+	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0), 0)
 	require.ErrorIs(t, err, table.ErrAddrInUse)
 	require.NoError(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:53")))
 	require.Equal(t, tuple.MustAddr("192.0.2.1"), c.Addr())
 	require.Equal(t, tuple.MustEndpoint("198.51.100.1:53"), c.Remote())
-	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0))
+	_, err = p.Bind(udpBind("192.0.2.2", 5000, false, false, 0), 0)
 	require.NoError(t, err)
 	require.ErrorIs(t, c.Connect(tuple.IPv4Unspecified(), tuple.MustEndpoint("198.51.100.1:53")), table.ErrInvalid)
 	require.ErrorIs(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:0")), table.ErrInvalid)
 	require.ErrorIs(t, c.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("[2001:db8::1]:53")), table.ErrInvalid)
 
 	// Bad input.
-	_, err = p.Bind(udpBind("203.0.113.9", 53, false, false, 0))
+	_, err = p.Bind(udpBind("203.0.113.9", 53, false, false, 0), 0)
 	require.ErrorIs(t, err, table.ErrAddrNotAvail)
-	_, err = p.Bind(table.BindRequest{Family: 5, Addr: tuple.MustAddr("192.0.2.1"), Port: 1})
+	_, err = p.Bind(table.BindRequest{Family: 5, Addr: tuple.MustAddr("192.0.2.1"), Port: 1}, 0)
 	require.ErrorIs(t, err, table.ErrInvalid)
-	_, err = p.Bind(table.BindRequest{Family: 6, V6Only: true, Addr: tuple.MustAddr("192.0.2.1"), Port: 1})
+	_, err = p.Bind(table.BindRequest{Family: 6, V6Only: true, Addr: tuple.MustAddr("192.0.2.1"), Port: 1}, 0)
 	require.ErrorIs(t, err, table.ErrInvalid, "v6only binding a v4-mapped address")
-	_, err = table.NewUDPPorts(table.UDPPortsOptions{EphemeralLow: 10, EphemeralHigh: 9})
+	_, err = table.NewUDPPorts[int](table.UDPPortsOptions{EphemeralLow: 10, EphemeralHigh: 9})
 	require.ErrorIs(t, err, table.ErrInvalid)
 
 	require.NoError(t, p.Close())
 	require.ErrorIs(t, p.Close(), table.ErrClosed)
-	_, err = p.Bind(udpBind("0.0.0.0", 1, false, false, 0))
+	_, err = p.Bind(udpBind("0.0.0.0", 1, false, false, 0), 0)
 	require.ErrorIs(t, err, table.ErrClosed)
 	require.ErrorIs(t, g1.Release(), table.ErrClosed)
 	require.ErrorIs(t, g2.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.1:53")), table.ErrClosed)
@@ -85,18 +85,18 @@ func TestUDPPorts(t *testing.T) {
 // Port 0 takes a port of the range that no socket holds, and reports
 // ErrNoPorts when there is none.
 func TestUDPPortsPort0(t *testing.T) {
-	p, err := table.NewUDPPorts(table.UDPPortsOptions{EphemeralLow: 40000, EphemeralHigh: 40003})
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{EphemeralLow: 40000, EphemeralHigh: 40003})
 	require.NoError(t, err)
 	seen := map[uint16]bool{}
 	for range 4 {
-		b, err := p.Bind(udpBind("0.0.0.0", 0, true, true, 0))
+		b, err := p.Bind(udpBind("0.0.0.0", 0, true, true, 0), 0)
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, b.Port(), uint16(40000))
 		require.LessOrEqual(t, b.Port(), uint16(40003))
 		require.False(t, seen[b.Port()], "port 0 never shares")
 		seen[b.Port()] = true
 	}
-	_, err = p.Bind(udpBind("0.0.0.0", 0, true, true, 0))
+	_, err = p.Bind(udpBind("0.0.0.0", 0, true, true, 0), 0)
 	require.ErrorIs(t, err, table.ErrNoPorts)
 }
 
@@ -104,7 +104,7 @@ func TestUDPPortsPort0(t *testing.T) {
 // and at the end the table holds exactly what was not released (every
 // port can be bound exclusively again).
 func TestUDPPortsStress(t *testing.T) {
-	p, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -113,7 +113,7 @@ func TestUDPPortsStress(t *testing.T) {
 			defer wg.Done()
 			for i := range 2000 {
 				port := uint16(6000 + (g+i)%5)
-				b, err := p.Bind(udpBind("127.0.0.1", port, true, i%2 == 0, uint32(g%2)))
+				b, err := p.Bind(udpBind("127.0.0.1", port, true, i%2 == 0, uint32(g%2)), 0)
 				if err != nil {
 					assert.ErrorIs(t, err, table.ErrAddrInUse)
 					continue
@@ -138,7 +138,7 @@ func TestUDPPortsStress(t *testing.T) {
 	}()
 	wg.Wait()
 	for port := uint16(6000); port < 6005; port++ {
-		b, err := p.Bind(udpBind("0.0.0.0", port, false, false, 0))
+		b, err := p.Bind(udpBind("0.0.0.0", port, false, false, 0), 0)
 		require.NoError(t, err, "port %d left held", port)
 		require.NoError(t, b.Release())
 	}
@@ -148,24 +148,24 @@ func TestUDPPortsStress(t *testing.T) {
 // only, the newest of SO_REUSEADDR equals, a reuseport group's members by
 // flow hash (never a connected one for other peers), none after release.
 func TestUDPPortsLookup(t *testing.T) {
-	p, err := table.NewUDPPorts(table.UDPPortsOptions{})
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
 	require.NoError(t, err)
 	flow := func(dst, src string) tuple.Tuple { return tuple.MustNew(dst, src) }
-	any1, err := p.Bind(udpBind("0.0.0.0", 53, true, false, 0))
+	any1, err := p.Bind(udpBind("0.0.0.0", 53, true, false, 0), 0)
 	require.NoError(t, err)
-	exact, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	exact, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
 	got, ok := p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
 	require.True(t, ok)
 	require.Same(t, exact, got, "the exact address first")
 	got, _ = p.Lookup(flow("192.0.2.9:53", "198.51.100.7:4000"), 0)
 	require.Same(t, any1, got, "the wildcard for other addresses")
-	newer, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	newer, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
 	got, _ = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
 	require.Same(t, newer, got, "the newest of equals")
 
-	conn, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0))
+	conn, err := p.Bind(udpBind("192.0.2.1", 53, true, false, 0), 0)
 	require.NoError(t, err)
 	require.NoError(t, conn.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.7:4000")))
 	got, _ = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
@@ -179,16 +179,16 @@ func TestUDPPortsLookup(t *testing.T) {
 	require.False(t, ok, "no socket: port unreachable")
 
 	// A group of three, one connected.
-	var members []*table.UDPBinding
+	var members []*table.UDPBinding[int]
 	for range 3 {
-		m, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 5))
+		m, err := p.Bind(udpBind("0.0.0.0", 443, false, true, 5), 0)
 		require.NoError(t, err)
 		members = append(members, m)
 	}
 	require.True(t, members[0].SameGroup(members[2]))
 	require.False(t, members[0].SameGroup(any1))
 	require.NoError(t, members[1].Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.9:9")))
-	seen := map[*table.UDPBinding]int{}
+	seen := map[*table.UDPBinding[int]]int{}
 	for i := range 400 {
 		got, ok := p.Lookup(tuple.Tuple{Local: tuple.MustEndpoint("192.0.2.1:443"),
 			Remote: tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.8"), Port: uint16(1024 + i)}}, 0)
