@@ -35,9 +35,9 @@ import (
 // the bound sockets, one map entry a port and a record a socket.
 type UDPPorts[V any] struct {
 	hasher    *tuple.Hasher
-	mu        sync.Mutex               // serializes the writers
+	mu        sync.Mutex                  // serializes the writers
 	ports     map[uint16][]*UDPBinding[V] // in the kernel's hslot order (see Bind)
-	local     map[tuple.Addr]struct{}  // nil: any address
+	local     map[tuple.Addr]struct{}     // nil: any address
 	low, high uint16
 	closed    atomic.Bool
 	// dir is the read side: per port, an immutable snapshot of its
