@@ -82,6 +82,10 @@ const (
 	cAnswered
 	cResets
 	cDropped
+	// The UDPDemux's (which shares cDropped's meaning and stripe layout).
+	cUDPInDatagrams
+	cUDPNoPorts
+	cUDPInICMPErrors
 	numCounters
 )
 

@@ -2,6 +2,7 @@ package socktable_test
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/socktable/socktable"
@@ -49,4 +50,39 @@ func ExampleFlows() {
 	// connected from port 40000
 	// at once: socktable: address not available
 	// later: reused true with ISN 66537 ; old binding true
+}
+
+// A UDP stack's receive path: a DNS server's socket and a QUIC server's
+// reuseport group, the datagrams they get, and the port unreachable for
+// a port nobody has.
+func ExampleUDPDemux() {
+	type sock struct{ name string }
+	d, err := socktable.NewUDPDemux[sock](socktable.UDPOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	bind := func(addr string, port uint16, reusePort bool, name string) {
+		a := tuple.MustAddr(addr)
+		if _, err := d.Bind(table.BindRequest{Family: 4, Addr: a, Port: port, ReusePort: reusePort, Owner: 1000}, &sock{name}); err != nil {
+			panic(err)
+		}
+	}
+	bind("192.0.2.1", 53, false, "dns")
+	bind("0.0.0.0", 443, true, "quic-a")
+	bind("0.0.0.0", 443, true, "quic-b")
+
+	for _, f := range []string{"192.0.2.1:53", "192.0.2.1:443", "192.0.2.1:5000"} {
+		seg := tuple.Segment{Tuple: tuple.MustNew(f, "198.51.100.7:40000"), Proto: tuple.ProtoUDP, Version: 4}
+		switch res := d.Deliver(&seg, 0, 0); res.Outcome {
+		case socktable.ToConn:
+			fmt.Println(f, "->", strings.TrimSuffix(strings.TrimSuffix(res.Conn.name, "-a"), "-b")) // either member of the group
+		case socktable.Send:
+			fmt.Printf("%s -> ICMP type %d code %d\n", f, res.Reply.Type, res.Reply.Code)
+		}
+	}
+	// Output:
+	// 192.0.2.1:53 -> dns
+	// 192.0.2.1:443 -> quic
+	// 192.0.2.1:5000 -> ICMP type 3 code 3
 }
