@@ -40,6 +40,13 @@ type UDPPorts[V any] struct {
 	local     map[tuple.Addr]struct{}     // nil: any address
 	low, high uint16
 	closed    atomic.Bool
+	// conns is the four-tuple table of connected sockets (Linux's
+	// hash4): a datagram from a connected socket's peer finds it in one
+	// lookup, however many sockets share the port (a QUIC server's
+	// connected sockets all sit on 443). Connected sockets it holds are
+	// left out of their port's snapshot, so the scan over the port's
+	// unconnected sockets does not grow with them.
+	conns *Established[*UDPBinding[V]]
 	// dir is the read side: per port, an immutable snapshot of its
 	// sockets that every change of the port replaces (read-copy-update),
 	// in blocks of 256 ports made on first use: Lookup loads two pointers
@@ -80,6 +87,9 @@ type UDPBinding[V any] struct {
 	group  *udpGroup[V]   // its SO_REUSEPORT group; nil without SO_REUSEPORT
 	value  V              // the stack's socket, set at Bind
 	gone   bool
+	// inConns: the socket is in the four-tuple table (connected, no
+	// device, and the first socket connected on its four-tuple).
+	inConns bool
 }
 
 // udpGroup is a SO_REUSEPORT group (Linux's sock_reuseport): the sockets
@@ -118,7 +128,11 @@ func NewUDPPorts[V any](opts UDPPortsOptions) (*UDPPorts[V], error) {
 	if h == nil {
 		h = tuple.NewHasher()
 	}
-	p := &UDPPorts[V]{hasher: h, ports: map[uint16][]*UDPBinding[V]{}, low: low, high: high}
+	conns, err := NewEstablished[*UDPBinding[V]](EstablishedOptions{Hasher: h})
+	if err != nil {
+		return nil, err
+	}
+	p := &UDPPorts[V]{hasher: h, conns: conns, ports: map[uint16][]*UDPBinding[V]{}, low: low, high: high}
 	if opts.LocalAddrs != nil {
 		p.local = map[tuple.Addr]struct{}{}
 		for _, a := range opts.LocalAddrs {
@@ -180,9 +194,9 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		blk[port&255].Store(nil)
 		return
 	}
-	snap := &udpSnap[V]{socks: make([]udpView[V], len(list))}
+	snap := &udpSnap[V]{socks: make([]udpView[V], 0, len(list))}
 	groups := map[*udpGroup[V]]*udpGroupView[V]{}
-	for i, b := range list {
+	for _, b := range list {
 		v := udpView[V]{b: b, owner: b.owner, remote: b.remote}
 		if g := b.group; g != nil {
 			gv := groups[g]
@@ -195,7 +209,9 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 			}
 			v.group = gv
 		}
-		snap.socks[i] = v
+		if !b.inConns {
+			snap.socks = append(snap.socks, v)
+		}
 	}
 	blk[port&255].Store(snap)
 }
@@ -267,6 +283,7 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		return ErrInvalid
 	}
 	defer p.publishLocked(b.owner.port)
+	p.leaveConnsLocked(b)
 	if b.owner.addr.IsUnspecified() {
 		// The rehash: the socket moves to its new address's list, at the
 		// head (udp_lib_rehash's hlist_add_head_rcu).
@@ -277,7 +294,25 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		list[0] = b
 	}
 	b.remote = remote
+	if b.owner.device == 0 {
+		// A second socket connected on the same four-tuple (SO_REUSEADDR)
+		// stays in the scan, where list order decides between them.
+		b.inConns = p.conns.Insert(b.flowLocked(), b) == nil
+	}
 	return nil
+}
+
+// flowLocked is b's four-tuple as a datagram from its peer carries it.
+func (b *UDPBinding[V]) flowLocked() tuple.Tuple {
+	return tuple.Tuple{Local: tuple.Endpoint{Addr: b.owner.addr, Port: b.owner.port}, Remote: b.remote}
+}
+
+// leaveConnsLocked takes b out of the four-tuple table if it is there.
+func (p *UDPPorts[V]) leaveConnsLocked(b *UDPBinding[V]) {
+	if b.inConns {
+		p.conns.CompareAndDelete(b.flowLocked(), b)
+		b.inConns = false
+	}
 }
 
 // Release gives b's port back (close(2)). It returns ErrInvalid if b was
@@ -293,6 +328,7 @@ func (b *UDPBinding[V]) Release() error {
 		return ErrInvalid
 	}
 	b.gone = true
+	p.leaveConnsLocked(b)
 	defer p.publishLocked(b.owner.port)
 	if g := b.group; g != nil {
 		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding[V]) bool { return x == b })
@@ -321,6 +357,7 @@ func (p *UDPPorts[V]) Close() error {
 	}
 	p.closed.Store(true)
 	p.ports = nil
+	_ = p.conns.Close()
 	for i := range p.dir {
 		p.dir[i].Store(nil)
 	}
@@ -349,6 +386,8 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 // to (t.Local its destination, t.Remote its source), by Linux's
 // __udp4_lib_lookup and __udp6_lib_lookup:
 //
+//   - a socket connected to t.Remote from t.Local takes it first (the
+//     four-tuple table, Linux's hash4), in one lookup;
 //   - the sockets bound (or, after connect, rehashed) to the destination
 //     address are scored first, the wildcard ones only if none of those
 //     takes it;
@@ -370,6 +409,10 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 // socket it returns may be released by the time the caller uses it (as
 // in Linux, whose lookup runs under RCU).
 func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
+	h := p.hasher.Hash(t)
+	if b, ok := p.conns.LookupHashed(h, t); ok {
+		return b, true
+	}
 	blk := p.dir[t.Local.Port>>8].Load()
 	if blk == nil {
 		return nil, false
@@ -392,7 +435,7 @@ func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 	case best == nil:
 		return nil, false
 	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
-		return best.group.pick(p.hasher.Hash(t)), true
+		return best.group.pick(h), true
 	}
 	return best.b, true
 }
