@@ -92,9 +92,9 @@ func (d *UDPDemux[C]) Deliver(seg *tuple.Segment, device, shard int) (res UDPRes
 		d.stats.addAt(shard, cDropped, 1)
 		return res
 	}
-	b, ok := d.ports.Lookup(seg.Tuple, device)
+	c, ok := d.ports.LookupValue(seg.Tuple, device)
 	if ok {
-		res.Outcome, res.Conn, res.ICMP = ToConn, b.Value(), seg.IsICMPError()
+		res.Outcome, res.Conn, res.ICMP = ToConn, c, seg.IsICMPError()
 		if res.ICMP {
 			d.stats.addAt(shard, cUDPInICMPErrors, 1)
 		} else {

@@ -33,7 +33,7 @@ import (
 // one mutex: binds and connects are control-path operations (the
 // datagram path reads the lookup tables, not this one). Memory grows with
 // the bound sockets, one map entry a port and a record a socket.
-type UDPPorts[V any] struct {
+type UDPPorts[V comparable] struct {
 	hasher    *tuple.Hasher
 	mu        sync.Mutex                  // serializes the writers
 	ports     map[uint16][]*UDPBinding[V] // in the kernel's hslot order (see Bind)
@@ -46,7 +46,7 @@ type UDPPorts[V any] struct {
 	// connected sockets all sit on 443). Connected sockets it holds are
 	// left out of their port's snapshot, so the scan over the port's
 	// unconnected sockets does not grow with them.
-	conns *Established[*UDPBinding[V]]
+	conns *Established[V]
 	// dir is the read side: per port, an immutable snapshot of its
 	// sockets that every change of the port replaces (read-copy-update),
 	// in blocks of 256 ports made on first use: Lookup loads two pointers
@@ -55,32 +55,37 @@ type UDPPorts[V any] struct {
 }
 
 // udpBlock is 256 ports' snapshots.
-type udpBlock[V any] [256]atomic.Pointer[udpSnap[V]]
+type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 
 // udpSnap is one port's sockets as Lookup sees them, in list order: each
 // with its fields as of the snapshot (Connect changes a binding's address
 // and peer; the snapshot keeps its own copies).
-type udpSnap[V any] struct {
+type udpSnap[V comparable] struct {
 	socks []udpView[V]
 }
 
-type udpView[V any] struct {
-	b      *UDPBinding[V]
-	owner  bindOwner
+type udpView[V comparable] struct {
+	addr   tuple.Addr
 	remote tuple.Endpoint
+	device int32
+	family uint8
+	v6only bool
+	value  V // the binding's, copied: the datagram path reads no binding
+	b      *UDPBinding[V]
 	group  *udpGroupView[V] // nil without SO_REUSEPORT
 }
 
 // udpGroupView is a reuseport group in a snapshot: its members and which
 // of them are connected.
-type udpGroupView[V any] struct {
+type udpGroupView[V comparable] struct {
 	members   []*UDPBinding[V]
+	values    []V
 	connected []bool
 }
 
 // UDPBinding is one UDP socket's hold on a port, with the stack's value
 // for the socket (V: its handle).
-type UDPBinding[V any] struct {
+type UDPBinding[V comparable] struct {
 	ports  *UDPPorts[V]
 	owner  bindOwner
 	remote tuple.Endpoint // the connected peer; zero if not connected
@@ -95,7 +100,7 @@ type UDPBinding[V any] struct {
 // udpGroup is a SO_REUSEPORT group (Linux's sock_reuseport): the sockets
 // that joined it at bind, in order. A datagram the group takes goes to
 // the member its flow hash picks, passing over connected members.
-type udpGroup[V any] struct {
+type udpGroup[V comparable] struct {
 	members []*UDPBinding[V]
 }
 
@@ -116,7 +121,7 @@ type UDPPortsOptions struct {
 
 // NewUDPPorts returns an empty UDP bind table. It returns ErrInvalid for
 // an ephemeral range upside down or starting at 0.
-func NewUDPPorts[V any](opts UDPPortsOptions) (*UDPPorts[V], error) {
+func NewUDPPorts[V comparable](opts UDPPortsOptions) (*UDPPorts[V], error) {
 	low, high := opts.EphemeralLow, opts.EphemeralHigh
 	if low == 0 && high == 0 {
 		low, high = defaultEphemeralLow, defaultEphemeralHigh
@@ -128,7 +133,7 @@ func NewUDPPorts[V any](opts UDPPortsOptions) (*UDPPorts[V], error) {
 	if h == nil {
 		h = tuple.NewHasher()
 	}
-	conns, err := NewEstablished[*UDPBinding[V]](EstablishedOptions{Hasher: h})
+	conns, err := NewEstablished[V](EstablishedOptions{Hasher: h})
 	if err != nil {
 		return nil, err
 	}
@@ -197,13 +202,14 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 	snap := &udpSnap[V]{socks: make([]udpView[V], 0, len(list))}
 	groups := map[*udpGroup[V]]*udpGroupView[V]{}
 	for _, b := range list {
-		v := udpView[V]{b: b, owner: b.owner, remote: b.remote}
+		o := &b.owner
+		v := udpView[V]{addr: o.addr, remote: b.remote, device: int32(o.device), family: o.family, v6only: o.v6only, value: b.value, b: b}
 		if g := b.group; g != nil {
 			gv := groups[g]
 			if gv == nil {
-				gv = &udpGroupView[V]{members: slices.Clone(g.members), connected: make([]bool, len(g.members))}
+				gv = &udpGroupView[V]{members: slices.Clone(g.members), values: make([]V, len(g.members)), connected: make([]bool, len(g.members))}
 				for j, m := range g.members {
-					gv.connected[j] = m.remote.Port != 0
+					gv.values[j], gv.connected[j] = m.value, m.remote.Port != 0
 				}
 				groups[g] = gv
 			}
@@ -297,7 +303,7 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	if b.owner.device == 0 {
 		// A second socket connected on the same four-tuple (SO_REUSEADDR)
 		// stays in the scan, where list order decides between them.
-		b.inConns = p.conns.Insert(b.flowLocked(), b) == nil
+		b.inConns = p.conns.Insert(b.flowLocked(), b.value) == nil
 	}
 	return nil
 }
@@ -310,7 +316,7 @@ func (b *UDPBinding[V]) flowLocked() tuple.Tuple {
 // leaveConnsLocked takes b out of the four-tuple table if it is there.
 func (p *UDPPorts[V]) leaveConnsLocked(b *UDPBinding[V]) {
 	if b.inConns {
-		p.conns.CompareAndDelete(b.flowLocked(), b)
+		p.conns.Delete(b.flowLocked()) // b holds the four-tuple's one entry
 		b.inConns = false
 	}
 }
@@ -382,9 +388,9 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 	return b.remote
 }
 
-// Lookup returns the socket a datagram of flow t arriving on device goes
-// to (t.Local its destination, t.Remote its source), by Linux's
-// __udp4_lib_lookup and __udp6_lib_lookup:
+// LookupValue returns the value of the socket a datagram of flow t
+// arriving on device goes to (t.Local its destination, t.Remote its
+// source), by Linux's __udp4_lib_lookup and __udp6_lib_lookup:
 //
 //   - a socket connected to t.Remote from t.Local takes it first (the
 //     four-tuple table, Linux's hash4), in one lookup;
@@ -405,52 +411,85 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 //
 // It reports false when no socket takes the datagram: the stack sends
 // the ICMP port unreachable. It is lock-free and allocates nothing: it
-// reads the port's snapshot, so it is linearizable at that load, and the
-// socket it returns may be released by the time the caller uses it (as
-// in Linux, whose lookup runs under RCU).
+// reads the four-tuple table and the port's snapshot, so it is
+// linearizable at those loads, and the socket whose value it returns may
+// be released by the time the caller uses it (as in Linux, whose lookup
+// runs under RCU).
+func (p *UDPPorts[V]) LookupValue(t tuple.Tuple, device int) (V, bool) {
+	h := p.hasher.Hash(t)
+	if v, ok := p.conns.LookupHashed(h, t); ok {
+		return v, true
+	}
+	best := p.scan(&t, device)
+	switch {
+	case best == nil:
+		var zero V
+		return zero, false
+	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
+		return best.group.values[best.group.pick(h)], true
+	}
+	return best.value, true
+}
+
+// Lookup is LookupValue's answer as the socket's binding, for control
+// paths and tests: the same choice, but a connected socket found in the
+// four-tuple table is looked up under the table's mutex.
 func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 	h := p.hasher.Hash(t)
-	if b, ok := p.conns.LookupHashed(h, t); ok {
-		return b, true
+	if _, ok := p.conns.LookupHashed(h, t); ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, b := range p.ports[t.Local.Port] {
+			if b.inConns && b.flowLocked() == t {
+				return b, true
+			}
+		}
 	}
+	best := p.scan(&t, device)
+	switch {
+	case best == nil:
+		return nil, false
+	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
+		return best.group.members[best.group.pick(h)], true
+	}
+	return best.b, true
+}
+
+// scan scores the port's unconnected (and not four-tuple-table) sockets:
+// those bound to the destination address first, then the wildcard's.
+func (p *UDPPorts[V]) scan(t *tuple.Tuple, device int) *udpView[V] {
 	blk := p.dir[t.Local.Port>>8].Load()
 	if blk == nil {
-		return nil, false
+		return nil
 	}
 	snap := blk[t.Local.Port&255].Load()
 	if snap == nil {
-		return nil, false
+		return nil
 	}
 	v4 := t.Local.Addr.Is4()
 	var best *udpView[V]
 	score := 0
 	for pass := 0; pass < 2 && best == nil; pass++ {
 		for i := range snap.socks {
-			if s := udpScore(&snap.socks[i], &t, v4, pass == 1, device); s > score {
+			if s := udpScore(&snap.socks[i], t, v4, pass == 1, device); s > score {
 				best, score = &snap.socks[i], s
 			}
 		}
 	}
-	switch {
-	case best == nil:
-		return nil, false
-	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
-		return best.group.pick(h), true
-	}
-	return best.b, true
+	return best
 }
 
 // udpScore is compute_score for a socket and a datagram of t; 0 is no
 // match. wildcard selects the pass over sockets bound to the wildcard
 // address.
-func udpScore[V any](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, device int) int {
-	o := &v.owner
+func udpScore[V comparable](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, device int) int {
+	o := v
 	score := 1
 	if v4 {
 		if o.family == 6 && o.v6only {
 			return 0
 		}
-		addr := o.v4Addr()
+		addr := v4AddrOf(o.family, o.addr)
 		if addr.IsUnspecified() != wildcard || (!wildcard && addr != t.Local.Addr) {
 			return 0
 		}
@@ -476,7 +515,7 @@ func udpScore[V any](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, device in
 		score += 2 * step
 	}
 	if o.device != 0 {
-		if o.device != device {
+		if int(o.device) != device {
 			return 0
 		}
 		score += step
@@ -484,20 +523,20 @@ func udpScore[V any](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, device in
 	return score
 }
 
-// pick is the member for a flow hash: reciprocal scaling onto the
-// members, then forward to the first one not connected.
-func (g *udpGroupView[V]) pick(hash uint64) *UDPBinding[V] {
+// pick is the member for a flow hash, by index: reciprocal scaling onto
+// the members, then forward to the first one not connected.
+func (g *udpGroupView[V]) pick(hash uint64) int {
 	n := len(g.members)
 	i := tuple.Shard(hash, n)
 	for range n {
 		if !g.connected[i] {
-			return g.members[i]
+			return i
 		}
 		if i++; i == n {
 			i = 0
 		}
 	}
-	return g.members[tuple.Shard(hash, n)]
+	return tuple.Shard(hash, n)
 }
 
 // Value is the stack's socket given to Bind.

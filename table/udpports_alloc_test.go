@@ -11,7 +11,7 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-// UDP lookups allocate nothing: a connected socket, an exact address, a
+// UDP lookups (the datagram path, LookupValue) allocate nothing: a connected socket, an exact address, a
 // wildcard, a reuseport group's pick, and a miss.
 func TestUDPLookupAllocatesNothing(t *testing.T) {
 	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
@@ -34,6 +34,6 @@ func TestUDPLookupAllocatesNothing(t *testing.T) {
 		tuple.MustNew("192.0.2.1:443", "198.51.100.2:5000"),
 		tuple.MustNew("192.0.2.1:444", "198.51.100.2:5000"),
 	} {
-		require.Zero(t, testing.AllocsPerRun(200, func() { p.Lookup(f, 0) }), "%v", f)
+		require.Zero(t, testing.AllocsPerRun(200, func() { p.LookupValue(f, 0) }), "%v", f)
 	}
 }

@@ -118,6 +118,9 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 					datagrams++
 					flow := tuple.Tuple{Local: dst, Remote: tuple.Endpoint{Addr: corpusAddr(t, cn.SrcAddr), Port: uint16(cn.SrcPort)}}
 					got, ok := ports.Lookup(flow, 0)
+					if v, vok := ports.LookupValue(flow, 0); vok != ok || ok && v != got.Value() {
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: LookupValue %d %v, Lookup %v", c.ID, k, v, vok, ok))
+					}
 					switch {
 					case cn.Result.Err != "":
 						if ok {
