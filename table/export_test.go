@@ -53,3 +53,39 @@ func (m *Established[V]) HomeGroup(t tuple.Tuple) int {
 	g, _ := m.table.Load().home(m.hasher.Hash(t) & m.hashMask)
 	return g
 }
+
+// UDPScanUnindexed is UDPPorts.LookupValue with every port's snapshot
+// scanned in full, as if no port were indexed by address: the reference
+// the index is tested against.
+func (p *UDPPorts[V]) UDPScanUnindexed(t tuple.Tuple, device int) (V, bool) {
+	h := p.hasher.Hash(t)
+	if v, ok := p.conns.LookupHashed(h, t); ok {
+		return v, true
+	}
+	var zero V
+	blk := p.dir[t.Local.Port>>8].Load()
+	if blk == nil {
+		return zero, false
+	}
+	snap := blk[t.Local.Port&255].Load()
+	if snap == nil {
+		return zero, false
+	}
+	v4 := t.Local.Addr.Is4()
+	var best *udpView[V]
+	score := 0
+	for pass := 0; pass < 2 && best == nil; pass++ {
+		for i := range snap.socks {
+			if s := udpScore(&snap.socks[i], &t, v4, pass == 1, device); s > score {
+				best, score = &snap.socks[i], s
+			}
+		}
+	}
+	switch {
+	case best == nil:
+		return zero, false
+	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
+		return best.group.values[best.group.pick(h)], true
+	}
+	return best.value, true
+}

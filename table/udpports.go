@@ -62,7 +62,18 @@ type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 // and peer; the snapshot keeps its own copies).
 type udpSnap[V comparable] struct {
 	socks []udpView[V]
+	// For a port with more than udpIndexMin sockets (Linux switches to
+	// its (address, port) slots past 10), the sockets by receive address,
+	// as indices into socks in list order: exact4 and exact6 for IPv4 and
+	// IPv6 datagrams, wild4 and wild6 the wildcard sockets each takes.
+	// A lookup then scores only the sockets of its address.
+	exact4, exact6 map[tuple.Addr][]int32
+	wild4, wild6   []int32
 }
+
+// udpIndexMin is the socket count of a port above which its snapshot is
+// indexed by address.
+const udpIndexMin = 8
 
 type udpView[V comparable] struct {
 	addr   tuple.Addr
@@ -219,7 +230,32 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 			snap.socks = append(snap.socks, v)
 		}
 	}
+	if len(snap.socks) > udpIndexMin {
+		snap.index()
+	}
 	blk[port&255].Store(snap)
+}
+
+// index fills the snapshot's address index.
+func (s *udpSnap[V]) index() {
+	s.exact4, s.exact6 = map[tuple.Addr][]int32{}, map[tuple.Addr][]int32{}
+	for i := range s.socks {
+		v := &s.socks[i]
+		if !(v.family == 6 && v.v6only) { // IPv4 datagrams reach it
+			if a := v4AddrOf(v.family, v.addr); a.IsUnspecified() {
+				s.wild4 = append(s.wild4, int32(i))
+			} else {
+				s.exact4[a] = append(s.exact4[a], int32(i))
+			}
+		}
+		if v.family == 6 && !v.addr.Is4() { // IPv6 datagrams reach it
+			if v.addr.IsUnspecified() {
+				s.wild6 = append(s.wild6, int32(i))
+			} else {
+				s.exact6[v.addr] = append(s.exact6[v.addr], int32(i))
+			}
+		}
+	}
 }
 
 // joinGroupLocked puts b into the group of the first socket of its port
@@ -469,6 +505,23 @@ func (p *UDPPorts[V]) scan(t *tuple.Tuple, device int) *udpView[V] {
 	v4 := t.Local.Addr.Is4()
 	var best *udpView[V]
 	score := 0
+	if snap.exact4 != nil {
+		exact, wild := snap.exact6[t.Local.Addr], snap.wild6
+		if v4 {
+			exact, wild = snap.exact4[t.Local.Addr], snap.wild4
+		}
+		for pass, idx := range [2][]int32{exact, wild} {
+			for _, i := range idx {
+				if s := udpScore(&snap.socks[i], t, v4, pass == 1, device); s > score {
+					best, score = &snap.socks[i], s
+				}
+			}
+			if best != nil {
+				break
+			}
+		}
+		return best
+	}
 	for pass := 0; pass < 2 && best == nil; pass++ {
 		for i := range snap.socks {
 			if s := udpScore(&snap.socks[i], t, v4, pass == 1, device); s > score {
