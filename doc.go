@@ -75,6 +75,13 @@
 // reachable for what it does not wrap (Ports, ListenerIndex,
 // TimeWaitTable).
 //
+// UDPDemux is the UDP one, over table.UDPPorts: Bind of the stack's
+// socket, the binding's Connect and Release, and Deliver for every
+// datagram, in Linux's UDP order (a connected socket for its peer, then
+// the bound sockets of the destination address by compute_score, then
+// the wildcard's, a SO_REUSEPORT group's member by flow hash; no socket:
+// the ICMP port unreachable to send), with the Udp MIB counters.
+//
 // # Lock order
 //
 // The library's locks are taken in this order, never the reverse:
@@ -118,14 +125,14 @@
 //     online resize, a kind per entry); Ports, the bind table (Linux's bind
 //     and listen conflict rules, bind() and connect() port choice);
 //     ListenerIndex, the listener index (Linux's listener choice,
-//     SO_REUSEPORT groups).
+//     SO_REUSEPORT groups); UDPPorts, UDP's bind table and lookup.
 //   - timewait: the hierarchical timer wheel (Wheel), the clocks, and the
 //     TIME_WAIT table (Table).
 //   - accept: bounded MPMC queues (Queue) and per-shard accept queues
 //     (Sharded, Acceptor).
 //   - this package: Demux, the TCP demultiplexer core composed of the
-//     parts; the shared sentinel errors; and Flows, connect()'s
-//     FlowChecker over the established and TIME_WAIT tables.
+//     parts; UDPDemux, the UDP one; the shared sentinel errors; and Flows,
+//     connect()'s FlowChecker over the established and TIME_WAIT tables.
 //   - fuzz and bench: fuzz targets and comparative benchmarks.
 //
 // # Concurrency vocabulary

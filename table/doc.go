@@ -3,7 +3,9 @@
 // SYN queue's request entries, told apart by a kind per entry); Ports, the
 // bind table that decides port sharing as Linux does; and ListenerIndex,
 // the listener index with Linux's scoring and SO_REUSEPORT groups, whose
-// entries are Listeners.
+// entries are Listeners; and UDPPorts, UDP's bind table and datagram
+// lookup (Linux's udp_lib_get_port and __udp4_lib_lookup, with their own
+// rules), whose connected sockets sit in an Established of their own.
 //
 // Ports and ListenerIndex form one registry: NewListenerIndex attaches the
 // index to its Ports, and from then on a socket listens only through
