@@ -409,6 +409,14 @@ func (p *UDPPorts[V]) Close() error {
 	return nil
 }
 
+// Family is the socket's family, 4 or 6, and V6Only its IPV6_V6ONLY
+// (true for an AF_INET6 socket bound to a specific IPv6 address, which
+// can receive no IPv4); neither changes after Bind.
+func (b *UDPBinding[V]) Family() int { return int(b.owner.family) }
+
+// V6Only: see Family.
+func (b *UDPBinding[V]) V6Only() bool { return b.owner.v6only }
+
 // Port is the bound port.
 func (b *UDPBinding[V]) Port() uint16 { return b.owner.port } // set before the binding is shared, never changed
 
