@@ -29,10 +29,13 @@ import (
 //
 // A bind to port 0 gets a port from the ephemeral range that no socket
 // holds. Bindings are values the caller keeps, like Ports'; Release gives
-// a port back. All methods are safe for concurrent use and serialized by
-// one mutex: binds and connects are control-path operations (the
-// datagram path reads the lookup tables, not this one). Memory grows with
-// the bound sockets, one map entry a port and a record a socket.
+// a port back. All methods are safe for concurrent use. The writers
+// (Bind, Connect, Release, Close) are serialized by one mutex and each
+// rebuilds its port's snapshot, so a bind costs time in the sockets its
+// port holds, as Linux's walk of the port's list does; LookupValue, the
+// datagram path, is lock-free. Memory grows with the bound sockets: a
+// record a socket in the port lists, the four-tuple table and the
+// snapshots, and 2 KiB per block of 256 ports in use.
 type UDPPorts[V comparable] struct {
 	hasher    *tuple.Hasher
 	mu        sync.Mutex                  // serializes the writers
