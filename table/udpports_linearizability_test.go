@@ -1,0 +1,276 @@
+package table
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socktable/socktable/internal/porctest"
+	"github.com/socktable/socktable/tuple"
+)
+
+// The porcupine model of the UDP table: per port, its sockets in the
+// kernel's list order, with their groups and peers. The bind and scoring
+// rules are the functions UDPPorts uses (proven against the kernel
+// corpora); what this checks is the table around them — the per-port
+// snapshots, the four-tuple table, the groups — under concurrent Bind,
+// Connect, Release and LookupValue: every history must be explainable by
+// the operations taking effect one at a time (a lookup never sees half a
+// connect, or a released socket, or misses one that is there).
+
+type udpOpKind uint8
+
+const (
+	udpOpBind udpOpKind = iota
+	udpOpConnect
+	udpOpRelease
+	udpOpLookup
+)
+
+// udpSlots bounds the sockets of a history: each client holds at most
+// two (slot = client*2 + k).
+const udpSlots = 8
+
+type udpInput struct {
+	op   udpOpKind
+	port uint16
+	slot int
+	req  bindOwner      // bind
+	id   int            // bind: unique in the history, the group id of a new group
+	peer tuple.Endpoint // connect: the peer; lookup: the source
+	dst  tuple.Addr     // lookup: the destination address
+}
+
+type udpOutput struct {
+	ok   bool
+	slot int // lookup: the value (slot) found, -1 for none
+}
+
+type udpModelSock struct {
+	slot   int
+	owner  bindOwner
+	remote tuple.Endpoint
+	group  int // the id of the bind that made the group; -1 without SO_REUSEPORT
+}
+
+// udpState is one port's sockets in list order (immutable: Step copies).
+type udpState []udpModelSock
+
+func (s udpState) clone() udpState { return append(udpState(nil), s...) }
+
+func (s udpState) find(slot int) int {
+	for i := range s {
+		if s[i].slot == slot {
+			return i
+		}
+	}
+	return -1
+}
+
+// inUse is udp_lib_lport_inuse over the model's list.
+func (s udpState) inUse(sk *bindOwner) bool {
+	for i := range s {
+		sk2 := &s[i].owner
+		if (sk2.reuseAddr && sk.reuseAddr) || !devicesOverlap(sk, sk2) || !rcvSaddrEqual(sk, sk2) {
+			continue
+		}
+		return !(sk2.reusePort && sk.reusePort && sk2.uid == sk.uid)
+	}
+	return false
+}
+
+// lookup returns the slots a datagram of t may reach: one, or a group's
+// unconnected members.
+func (s udpState) lookup(t tuple.Tuple) []int {
+	for i := range s { // a socket connected on exactly t first
+		if r := s[i].remote; r.Port != 0 && r == t.Remote && s[i].owner.addr == t.Local.Addr && s[i].owner.device == 0 {
+			return []int{s[i].slot}
+		}
+	}
+	v4 := t.Local.Addr.Is4()
+	best, score := -1, 0
+	for pass := 0; pass < 2 && best < 0; pass++ {
+		for i := range s {
+			v := udpView[int]{addr: s[i].owner.addr, remote: s[i].remote, device: int32(s[i].owner.device),
+				family: s[i].owner.family, v6only: s[i].owner.v6only}
+			if sc := udpScore(&v, &t, v4, pass == 1, 0); sc > score {
+				best, score = i, sc
+			}
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := s[best]
+	if b.remote.Port != 0 || b.group < 0 {
+		return []int{b.slot}
+	}
+	var members []int
+	for i := range s {
+		if s[i].group == b.group && s[i].remote.Port == 0 {
+			members = append(members, s[i].slot)
+		}
+	}
+	return members
+}
+
+var udpModel = porcupine.Model{
+	Init:  func() any { return udpState(nil) },
+	Equal: func(a, b any) bool { return slices.Equal(a.(udpState), b.(udpState)) },
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		return porctest.PartitionBy(history, func(in any) uint16 { return in.(udpInput).port })
+	},
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(udpState), input.(udpInput), output.(udpOutput)
+		switch in.op {
+		case udpOpBind:
+			if s.inUse(&in.req) {
+				return !out.ok, s
+			}
+			if !out.ok {
+				return false, s
+			}
+			n := udpModelSock{slot: in.slot, owner: in.req, group: -1}
+			if in.req.reusePort {
+				n.group = in.id
+				for _, x := range s {
+					o := &x.owner
+					if x.group >= 0 && o.family == in.req.family && o.v6only == in.req.v6only && o.device == in.req.device &&
+						o.uid == in.req.uid && o.addr == in.req.addr {
+						n.group = x.group
+						break
+					}
+				}
+			}
+			if in.req.reusePort && in.req.family == 6 {
+				return true, append(s.clone(), n)
+			}
+			return true, append(udpState{n}, s...)
+		case udpOpConnect:
+			i := s.find(in.slot)
+			if i < 0 {
+				return false, s
+			}
+			s = s.clone()
+			x := s[i]
+			x.remote = in.peer
+			if x.owner.addr.IsUnspecified() {
+				x.owner.addr = in.dst // the routed source
+				copy(s[1:i+1], s[:i])
+				s[0] = x
+			} else {
+				s[i] = x
+			}
+			return out.ok, s
+		case udpOpRelease:
+			i := s.find(in.slot)
+			if i < 0 {
+				return false, s
+			}
+			s = append(s.clone()[:i], s[i+1:]...)
+			return out.ok, s
+		case udpOpLookup:
+			want := s.lookup(tuple.Tuple{Local: tuple.Endpoint{Addr: in.dst, Port: in.port}, Remote: in.peer})
+			if len(want) == 0 {
+				return !out.ok, s
+			}
+			for _, w := range want {
+				if out.ok && out.slot == w {
+					return true, s
+				}
+			}
+			return false, s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(udpInput), output.(udpOutput)
+		return fmt.Sprintf("op%d port %d slot %d %v/%v A%v P%v u%d peer %v dst %v -> %v %d", in.op, in.port, in.slot,
+			in.req.family, in.req.addr, in.req.reuseAddr, in.req.reusePort, in.req.uid, in.peer, in.dst, out.ok, out.slot)
+	},
+}
+
+// udpSpecs are the binds clients make: sharing and conflicting mixes.
+var udpSpecs = []BindRequest{
+	{Family: 4, Addr: tuple.IPv4Unspecified(), ReuseAddr: true},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), ReuseAddr: true},
+	{Family: 4, Addr: tuple.IPv4Unspecified(), ReusePort: true, Owner: 1},
+	{Family: 4, Addr: tuple.IPv4Unspecified(), ReusePort: true, Owner: 2},
+	{Family: 6, Addr: tuple.IPv6Unspecified(), ReusePort: true, Owner: 1},
+	{Family: 6, Addr: tuple.IPv6Unspecified(), ReuseAddr: true},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1")},
+}
+
+func TestUDPPortsLinearizable(t *testing.T) {
+	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
+		for round := range 10 {
+			checkUDPLinearizable(t, uint64(round))
+		}
+	})
+}
+
+func checkUDPLinearizable(t *testing.T, seed uint64) {
+	const clients, opsPerClient = 4, 100
+	p, err := NewUDPPorts[int](UDPPortsOptions{})
+	require.NoError(t, err)
+	rec := porctest.NewRecorder(clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			held := map[int]*UDPBinding[int]{}
+			r := porctest.NewRand(seed*7919 + uint64(c))
+			for i := range opsPerClient {
+				x := r.Next()
+				slot := c*2 + int(x>>8%2)
+				port := uint16(7100 + x>>12%2)
+				b := held[slot]
+				in := udpInput{slot: slot, port: port}
+				var out udpOutput
+				var call int64
+				switch {
+				case x>>20%3 == 0: // a datagram
+					in.op = udpOpLookup
+					in.dst = tuple.MustAddr("127.0.0.1")
+					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + x>>24%udpSlots)}
+					call = rec.Call()
+					v, ok := p.LookupValue(tuple.Tuple{Local: tuple.Endpoint{Addr: in.dst, Port: port}, Remote: in.peer}, 0)
+					out = udpOutput{ok: ok, slot: v}
+					if !ok {
+						out.slot = -1
+					}
+				case b == nil:
+					req := udpSpecs[x>>16%uint64(len(udpSpecs))]
+					req.Port = port
+					in.op, in.req, in.id = udpOpBind, ownerOf(req), c*opsPerClient+i
+					call = rec.Call()
+					nb, err := p.Bind(req, slot)
+					out.ok = err == nil
+					if out.ok {
+						held[slot] = nb
+					}
+				case x>>28%2 == 0 && b.Remote().Port == 0 && b.Family() == 4:
+					in.op, in.port = udpOpConnect, b.Port()
+					in.dst = tuple.MustAddr("127.0.0.1")
+					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot)}
+					call = rec.Call()
+					out.ok = b.Connect(in.dst, in.peer) == nil
+				default:
+					in.op, in.port = udpOpRelease, b.Port()
+					call = rec.Call()
+					out.ok = b.Release() == nil
+					delete(held, slot)
+				}
+				rec.Return(c, call, in, out)
+			}
+		}()
+	}
+	wg.Wait()
+	porctest.Check(t, udpModel, rec.History(), 10*time.Second)
+}
