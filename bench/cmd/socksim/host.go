@@ -188,16 +188,9 @@ func (h *stHost) advance(now time.Duration) {
 
 // fill runs c's handshake: SYN, final ACK, Establish, accept.
 func (h *stHost) fill(c *conn, w int) error {
-	syn := segment(c.t, tuple.SYN, clientISN, 0, 0)
-	res := h.deliver(&syn, w)
-	if res.Reason != socktable.ReasonSynQueued {
-		return fmt.Errorf("SYN of %v: %v %v", c.t, res.Outcome, res.Reason)
-	}
-	ack := segment(c.t, tuple.ACK, clientISN+1, res.Reply.Seq+1, 0)
-	if res = h.deliver(&ack, w); res.Outcome != socktable.Completed {
-		return fmt.Errorf("final ACK of %v: %v %v", c.t, res.Outcome, res.Reason)
-	}
-	return h.establish(&res, c, w)
+	var segs [2]tuple.Segment
+	_, err := handshake(h, c, w, segs[:], nil)
+	return err
 }
 
 func (h *stHost) fillTimeWait(c *conn, st timewait.State, _ time.Duration, w int) error {

@@ -274,7 +274,7 @@ func measureScaling(impl string, sc *scenario, n, cores int, box time.Duration, 
 		return scalePoint{}, fmt.Errorf("%s, %d sockets: %w", impl, n, err)
 	}
 	r := w.run("steady", "segment", w.steadyRound(), nil)
-	if err := r.errorOf(); err != nil {
+	if err := r.err; err != nil {
 		return scalePoint{}, fmt.Errorf("%s, %d sockets: %w", impl, n, err)
 	}
 	_, lost := w.check()

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,8 @@ type phaseResult struct {
 	Checked int      `json:"checked"`
 	Lost    int      `json:"lost"`
 	Notes   []string `json:"notes,omitempty"`
+	// err is the first error a worker met; the phase stopped there.
+	err error
 }
 
 // world is one implementation's server, with the connections it holds.
@@ -228,8 +231,8 @@ func (w *world) run(phase, unit string, body round, must func() bool) phaseResul
 	var all hist
 	var outcomes [4]int64
 	for _, wk := range wks {
-		if wk.err != nil {
-			r.Notes = append(r.Notes, "error: "+wk.err.Error())
+		if wk.err != nil && r.err == nil {
+			r.err = wk.err
 		}
 		all.merge(&wk.hist)
 		for i, n := range wk.outcomes {
@@ -252,16 +255,6 @@ func (w *world) run(phase, unit string, body round, must func() bool) phaseResul
 	return r
 }
 
-// errorOf is the first worker error a phase noted.
-func (r *phaseResult) errorOf() error {
-	for _, n := range r.Notes {
-		if len(n) > 7 && n[:7] == "error: " {
-			return errors.New(n[7:])
-		}
-	}
-	return nil
-}
-
 // phase runs the named phase with its MIB counters and census.
 func (w *world) phase(name string) (phaseResult, error) {
 	before, _ := w.h.counters()
@@ -282,7 +275,7 @@ func (w *world) phase(name string) (phaseResult, error) {
 		return r, fmt.Errorf("unknown phase %q", name)
 	}
 	if err == nil {
-		err = r.errorOf()
+		err = r.err
 	}
 	if err != nil {
 		return r, fmt.Errorf("%s, %s phase: %w", w.impl, name, err)
@@ -351,20 +344,32 @@ func (w *world) open() (phaseResult, error) {
 // handshake runs c's SYN and final ACK through deliver and establishes
 // it, counting the two segments' outcomes on wk.
 func (w *world) handshake(wk *worker, c *conn) (uint32, error) {
-	wk.segs[0] = segment(c.t, tuple.SYN, clientISN, 0, 0)
-	res := w.h.deliver(&wk.segs[0], wk.id)
-	wk.count(&res)
+	return handshake(w.h, c, wk.id, wk.segs[:2], wk.count)
+}
+
+// handshake runs c's SYN and final ACK through h.deliver, in segs (two
+// segments of the caller's, so the segments need not escape), shows each
+// result to count if it is set, and establishes the connection; it
+// returns our ISS.
+func handshake(h host, c *conn, w int, segs []tuple.Segment, count func(*socktable.Result[conn])) (uint32, error) {
+	segs[0] = segment(c.t, tuple.SYN, clientISN, 0, 0)
+	res := h.deliver(&segs[0], w)
+	if count != nil {
+		count(&res)
+	}
 	if res.Reason != socktable.ReasonSynQueued {
 		return 0, fmt.Errorf("SYN of %v: %v %v", c.t, res.Outcome, res.Reason)
 	}
 	iss := res.Reply.Seq
-	wk.segs[1] = segment(c.t, tuple.ACK, clientISN+1, iss+1, 0)
-	res = w.h.deliver(&wk.segs[1], wk.id)
-	wk.count(&res)
+	segs[1] = segment(c.t, tuple.ACK, clientISN+1, iss+1, 0)
+	res = h.deliver(&segs[1], w)
+	if count != nil {
+		count(&res)
+	}
 	if res.Outcome != socktable.Completed {
 		return 0, fmt.Errorf("final ACK of %v: %v %v", c.t, res.Outcome, res.Reason)
 	}
-	return iss, w.h.establish(&res, c, wk.id)
+	return iss, h.establish(&res, c, w)
 }
 
 // steadyRound delivers rounds of roundSegs data segments to established
@@ -630,16 +635,12 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// counterDelta is a - b, field by field.
+// counterDelta is a - b, field by field (every field, so a counter the
+// Demux gains is never left out).
 func counterDelta(a, b socktable.Counters) socktable.Counters {
-	return socktable.Counters{
-		ListenOverflows: a.ListenOverflows - b.ListenOverflows, ListenDrops: a.ListenDrops - b.ListenDrops,
-		TCPReqQFullDrop: a.TCPReqQFullDrop - b.TCPReqQFullDrop, TCPReqQFullDoCookies: a.TCPReqQFullDoCookies - b.TCPReqQFullDoCookies,
-		SyncookiesSent: a.SyncookiesSent - b.SyncookiesSent, SyncookiesRecv: a.SyncookiesRecv - b.SyncookiesRecv,
-		SyncookiesFailed: a.SyncookiesFailed - b.SyncookiesFailed, TCPTimeWaitOverflow: a.TCPTimeWaitOverflow - b.TCPTimeWaitOverflow,
-		TW: a.TW - b.TW, TWKilled: a.TWKilled - b.TWKilled, TWRecycled: a.TWRecycled - b.TWRecycled,
-		EmbryonicRsts: a.EmbryonicRsts - b.EmbryonicRsts, RequestTimeouts: a.RequestTimeouts - b.RequestTimeouts,
-		SynAckRetrans: a.SynAckRetrans - b.SynAckRetrans, Delivered: a.Delivered - b.Delivered,
-		Answered: a.Answered - b.Answered, Resets: a.Resets - b.Resets, Dropped: a.Dropped - b.Dropped,
+	va, vb := reflect.ValueOf(&a).Elem(), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		va.Field(i).SetUint(va.Field(i).Uint() - vb.Field(i).Uint())
 	}
+	return a
 }
