@@ -81,11 +81,9 @@ func (p *UDPPorts[V]) UDPScanUnindexed(t tuple.Tuple, device int) (V, bool) {
 			}
 		}
 	}
-	switch {
-	case best == nil:
+	if best == nil {
 		return zero, false
-	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
-		return best.group.values[best.group.pick(h)], true
 	}
-	return best.value, true
+	v, _ := best.receiver(h)
+	return v, true
 }

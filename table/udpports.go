@@ -322,14 +322,10 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		(b.owner.v6only && remote.Addr.Is4()) {
 		return ErrInvalid
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.closed.Load():
-		return ErrClosed
-	case b.gone:
-		return ErrInvalid
+	if err := b.lockLive(); err != nil {
+		return err
 	}
+	defer p.mu.Unlock()
 	defer p.publishLocked(b.owner.port)
 	p.leaveConnsLocked(b)
 	if b.owner.addr.IsUnspecified() {
@@ -346,6 +342,22 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		// A second socket connected on the same four-tuple (SO_REUSEADDR)
 		// stays in the scan, where list order decides between them.
 		b.inConns = p.conns.Insert(b.flowLocked(), b.value) == nil
+	}
+	return nil
+}
+
+// lockLive takes the table's mutex for a change of b, or returns
+// ErrClosed or ErrInvalid (b released) with it not held.
+func (b *UDPBinding[V]) lockLive() error {
+	p := b.ports
+	p.mu.Lock()
+	switch {
+	case p.closed.Load():
+		p.mu.Unlock()
+		return ErrClosed
+	case b.gone:
+		p.mu.Unlock()
+		return ErrInvalid
 	}
 	return nil
 }
@@ -367,27 +379,18 @@ func (p *UDPPorts[V]) leaveConnsLocked(b *UDPBinding[V]) {
 // released already, ErrClosed after Close.
 func (b *UDPBinding[V]) Release() error {
 	p := b.ports
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.closed.Load():
-		return ErrClosed
-	case b.gone:
-		return ErrInvalid
+	if err := b.lockLive(); err != nil {
+		return err
 	}
+	defer p.mu.Unlock()
 	b.gone = true
 	p.leaveConnsLocked(b)
 	defer p.publishLocked(b.owner.port)
+	isB := func(x *UDPBinding[V]) bool { return x == b }
 	if g := b.group; g != nil {
-		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding[V]) bool { return x == b })
+		g.members = slices.DeleteFunc(g.members, isB)
 	}
-	list := p.ports[b.owner.port]
-	for i, x := range list {
-		if x == b {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
+	list := slices.DeleteFunc(p.ports[b.owner.port], isB) // the lists are the writers' alone: snapshots copy
 	if len(list) == 0 {
 		delete(p.ports, b.owner.port)
 	} else {
@@ -471,14 +474,12 @@ func (p *UDPPorts[V]) LookupValue(t tuple.Tuple, device int) (V, bool) {
 		return v, true
 	}
 	best := p.scan(&t, device)
-	switch {
-	case best == nil:
+	if best == nil {
 		var zero V
 		return zero, false
-	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
-		return best.group.values[best.group.pick(h)], true
 	}
-	return best.value, true
+	v, _ := best.receiver(h)
+	return v, true
 }
 
 // Lookup is LookupValue's answer as the socket's binding, for control
@@ -496,13 +497,22 @@ func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 		}
 	}
 	best := p.scan(&t, device)
-	switch {
-	case best == nil:
+	if best == nil {
 		return nil, false
-	case best.remote.Port == 0 && best.group != nil && len(best.group.members) > 1:
-		return best.group.members[best.group.pick(h)], true
 	}
-	return best.b, true
+	_, b := best.receiver(h)
+	return b, true
+}
+
+// receiver is the socket that gets a datagram of flow hash h that v
+// scored best for: v itself, or if v is an unconnected member of a
+// SO_REUSEPORT group, the member the hash picks.
+func (v *udpView[V]) receiver(h uint64) (V, *UDPBinding[V]) {
+	if g := v.group; v.remote.Port == 0 && g != nil && len(g.members) > 1 {
+		i := g.pick(h)
+		return g.values[i], g.members[i]
+	}
+	return v.value, v.b
 }
 
 // scan scores the port's unconnected (and not four-tuple-table) sockets:
