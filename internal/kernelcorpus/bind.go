@@ -241,14 +241,7 @@ func randomSequences(n int, seed uint64) []corpus.BindCase {
 					continue
 				}
 			}
-			k := ks[r.IntN(len(ks))]
-			for !k.valid() && r.IntN(8) != 0 {
-				k = ks[r.IntN(len(ks))]
-			}
-			uid := 0
-			if r.IntN(3) == 0 {
-				uid = 1000
-			}
+			k, uid := randomSock(r, ks)
 			act := corpus.ActionBind
 			switch x := r.IntN(10); {
 			case x >= 8:
@@ -265,6 +258,21 @@ func randomSequences(n int, seed uint64) []corpus.BindCase {
 		})
 	}
 	return cases
+}
+
+// randomSock draws a grid point and an owner for a random sequence: uid
+// 1000 one time in three, and rarely a socket that can never bind (v6only
+// with a v4-mapped address), since its answer is always the same.
+func randomSock(r *rand.Rand, ks []sockKind) (sockKind, int) {
+	k := ks[r.IntN(len(ks))]
+	for !k.valid() && r.IntN(8) != 0 {
+		k = ks[r.IntN(len(ks))]
+	}
+	uid := 0
+	if r.IntN(3) == 0 {
+		uid = 1000
+	}
+	return k, uid
 }
 
 // port0Cases returns the bind-to-port-0 cases. The kernel picks the port

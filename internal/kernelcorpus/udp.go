@@ -76,14 +76,7 @@ func udpRandomSequences(n int, seed uint64) []corpus.BindCase {
 	for i := range n {
 		ops := make([]corpus.BindOp, 3+r.IntN(2))
 		for j := range ops {
-			k := ks[r.IntN(len(ks))]
-			for !k.valid() && r.IntN(8) != 0 {
-				k = ks[r.IntN(len(ks))]
-			}
-			uid := 0
-			if r.IntN(3) == 0 {
-				uid = 1000
-			}
+			k, uid := randomSock(r, ks)
 			ops[j] = udpOp(k, uid, r.IntN(3) == 0, r.IntN(2) == 0)
 		}
 		cases = append(cases, corpus.BindCase{
