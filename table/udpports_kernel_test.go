@@ -101,7 +101,7 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 				require.NoError(t, err)
 				socks := make([]*table.UDPBinding[int], len(c.Listeners))
 				for j, l := range c.Listeners {
-					s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+					s := l.BindSock()
 					socks[j], err = ports.Bind(bindRequest(t, &s), j)
 					require.NoError(t, err, "%s socket %d", c.ID, j)
 					if l.ConnectPort != 0 {

@@ -32,6 +32,11 @@ type LookupListener struct {
 	ConnectPort int    `json:"connect_port,omitempty"`
 }
 
+// BindSock is how the listener's socket was made and bound (as uid 0).
+func (l *LookupListener) BindSock() BindSock {
+	return BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+}
+
 // LookupResult is where a LookupConnect went: to listener Listener, or,
 // when Err is set, to no listener. In JSON it is the listener's index (a
 // number) or Err (a string).

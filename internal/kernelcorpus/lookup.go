@@ -195,7 +195,7 @@ func (r *runner) runLookup(c *corpus.LookupCase) error {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Port = port
-		s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+		s := l.BindSock()
 		fd, err := openBound(s, true)
 		if err != nil {
 			return fmt.Errorf("listener %d (%s) bind: %s", i, l.Addr, errName(err))

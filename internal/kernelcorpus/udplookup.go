@@ -100,7 +100,7 @@ func (r *runner) runUDPLookup(c *corpus.LookupCase) error {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Port = port
-		s := corpus.BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+		s := l.BindSock()
 		fd, err := openBoundType(s, syscall.SOCK_DGRAM)
 		if err != nil {
 			return fmt.Errorf("socket %d (%s) bind: %s", i, l.Addr, errName(err))
