@@ -13,6 +13,11 @@ import (
 type udpFuzzSock struct {
 	b        *table.UDPBinding[*udpFuzzSock]
 	released bool
+	// peerLeft is the peer address an AF_INET6 socket still holds after a
+	// disconnect (valid when hasPeerLeft): it then takes IPv6 datagrams
+	// from that address only.
+	peerLeft    tuple.Addr
+	hasPeerLeft bool
 }
 
 // udpFuzzAddrs are the bind addresses FuzzUDPDemux draws from: IPv4 and
@@ -34,7 +39,7 @@ var udpFuzzPeers = []tuple.Endpoint{
 }
 
 // FuzzUDPDemux runs a program of binds (address, port 1-3, SO_REUSEADDR,
-// SO_REUSEPORT, owner), connects, releases and datagrams against a
+// SO_REUSEPORT, owner), connects, releases, disconnects and datagrams against a
 // UDPDemux, and checks every answer: nothing panics; a datagram goes only
 // to a socket not released, on its destination port, whose address and
 // peer admit it; a socket connected to exactly the datagram's source and
@@ -44,6 +49,9 @@ func FuzzUDPDemux(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 3, 0, 0, 0, 2, 1, 0, 0})
 	f.Add([]byte{0, 3, 1, 2, 0, 3, 1, 2, 1, 0, 0, 0, 3, 0, 1, 1, 3, 1, 2, 0})
 	f.Add([]byte{0, 1, 2, 1, 1, 0, 2, 0, 3, 2, 2, 0, 3, 5, 0, 2})
+	// A dual-stack socket connects over IPv6 and disconnects, beside an
+	// unconnected one; datagrams from its old peer and from another.
+	f.Add([]byte{0, 3, 0, 1, 0, 3, 0, 1, 1, 0, 2, 0, 2, 0, 0, 4, 3, 0, 2, 0, 3, 0, 5, 0})
 	f.Fuzz(func(t *testing.T, program []byte) {
 		d, err := socktable.NewUDPDemux[udpFuzzSock](socktable.UDPOptions{})
 		if err != nil {
@@ -87,14 +95,29 @@ func FuzzUDPDemux(f *testing.F) {
 						local = tuple.MustAddr("2001:db8::1")
 					}
 				}
-				if err := s.b.Connect(local, peer); err != nil && !isSentinel(err) {
+				err := s.b.Connect(local, peer)
+				if err != nil && !isSentinel(err) {
 					t.Fatalf("connect: %v", err)
 				}
-			case 2: // release
+				if err == nil {
+					s.hasPeerLeft = false
+				}
+			case 2: // release, or with c&4 a disconnect
 				if len(socks) == 0 {
 					continue
 				}
 				s := socks[a%len(socks)]
+				if c&4 != 0 {
+					remote := s.b.Remote()
+					released, err := s.b.Disconnect()
+					if s.released != (err != nil) || released {
+						t.Fatalf("disconnect of a socket released %v: %v, released %v", s.released, err, released)
+					}
+					if err == nil && s.b.Family() == 6 && remote.Port != 0 {
+						s.peerLeft, s.hasPeerLeft = remote.Addr, true
+					}
+					continue
+				}
 				err := s.b.Release()
 				if s.released != (err != nil) {
 					t.Fatalf("release of a socket released %v: %v", s.released, err)
@@ -142,7 +165,7 @@ func checkUDPDatagram(t *testing.T, d *socktable.UDPDemux[udpFuzzSock], seg *tup
 	switch res.Outcome {
 	case socktable.ToConn:
 		s := res.Conn
-		if s == nil || s.released || s.b.Port() != ft.Local.Port || !admits(s, ft) {
+		if s == nil || s.released || s.b.Port() != ft.Local.Port || !admits(s, ft) && !pickedFor(s, ft, socks) {
 			t.Fatalf("%v went to %+v, which cannot take it", ft, s)
 		}
 		if exact != nil && s.b.Remote() != ft.Remote {
@@ -167,6 +190,9 @@ func admits(s *udpFuzzSock, ft tuple.Tuple) bool {
 		return false
 	}
 	dst := ft.Local.Addr
+	if s.hasPeerLeft && !dst.Is4() && ft.Remote.Addr != s.peerLeft {
+		return false
+	}
 	if dst.Is4() {
 		if !addr.Is4() && !addr.IsUnspecified() {
 			return false // a specific IPv6 address
@@ -180,6 +206,23 @@ func admits(s *udpFuzzSock, ft tuple.Tuple) bool {
 		return false
 	}
 	return addr == dst || addr.IsUnspecified()
+}
+
+// pickedFor reports whether s may have been handed ft by its SO_REUSEPORT
+// group: an unconnected member of a live socket's group that admits ft.
+// The kernel's pick does not rescore the member it picks, so a member
+// that would turn ft down itself (the peer address a disconnect left)
+// takes it.
+func pickedFor(s *udpFuzzSock, ft tuple.Tuple, socks []*udpFuzzSock) bool {
+	if s.b.Remote().Port != 0 {
+		return false
+	}
+	for _, o := range socks {
+		if o != s && !o.released && o.b.Port() == ft.Local.Port && admits(o, ft) && o.b.SameGroup(s.b) {
+			return true
+		}
+	}
+	return false
 }
 
 // v6only and family are the bound socket's options.

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -25,7 +26,13 @@ import (
 //     the first match);
 //   - connect(2) of a socket bound to a wildcard address sets its address
 //     to the source the route chose (ip4_datagram_connect's rehash), which
-//     changes what it meets afterwards.
+//     changes what it meets afterwards, and its disconnect (connect(2)
+//     with AF_UNSPEC) sets it back.
+//
+// Two orders matter, as in the kernel: the port's list (hslot), which the
+// bind conflict walk follows and which nothing reorders, and each
+// address's lookup chain (hslot2), where ties between equal scores go to
+// the socket met first and where a rehash puts a socket at the head.
 //
 // A bind to port 0 gets a port from the ephemeral range that no socket
 // holds. Bindings are values the caller keeps, like Ports'; Release gives
@@ -40,6 +47,7 @@ type UDPPorts[V comparable] struct {
 	hasher    *tuple.Hasher
 	mu        sync.Mutex                  // serializes the writers
 	ports     map[uint16][]*UDPBinding[V] // in the kernel's hslot order (see Bind)
+	seq       int64                       // the last chain rank handed out (see UDPBinding.rank)
 	local     map[tuple.Addr]struct{}     // nil: any address
 	low, high uint16
 	closed    atomic.Bool
@@ -60,7 +68,7 @@ type UDPPorts[V comparable] struct {
 // udpBlock is 256 ports' snapshots.
 type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 
-// udpSnap is one port's sockets as Lookup sees them, in list order: each
+// udpSnap is one port's sockets as Lookup sees them, in chain order: each
 // with its fields as of the snapshot (Connect changes a binding's address
 // and peer; the snapshot keeps its own copies).
 type udpSnap[V comparable] struct {
@@ -69,7 +77,7 @@ type udpSnap[V comparable] struct {
 	// receive address (as Linux switches to its (address, port) slots
 	// past 10; here later, since a scan of contiguous records beats the
 	// index's extra cache misses up to a few dozen sockets),
-	// as indices into socks in list order: exact4 and exact6 for IPv4 and
+	// as indices into socks in chain order: exact4 and exact6 for IPv4 and
 	// IPv6 datagrams, wild4 and wild6 the wildcard sockets each takes.
 	// A lookup then scores only the sockets of its address.
 	exact4, exact6 map[tuple.Addr][]int32
@@ -82,7 +90,10 @@ type udpSnap[V comparable] struct {
 const udpIndexMin = 32
 
 type udpView[V comparable] struct {
-	addr   tuple.Addr
+	addr tuple.Addr
+	// remote is the connected peer; or, with port 0 and an address, the
+	// IPv6 peer address a disconnected AF_INET6 socket still holds (see
+	// UDPBinding.peerLeft).
 	remote tuple.Endpoint
 	device int32
 	family uint8
@@ -106,12 +117,32 @@ type UDPBinding[V comparable] struct {
 	ports  *UDPPorts[V]
 	owner  bindOwner
 	remote tuple.Endpoint // the connected peer; zero if not connected
-	group  *udpGroup[V]   // its SO_REUSEPORT group; nil without SO_REUSEPORT
-	value  V              // the stack's socket, set at Bind
-	gone   bool
+	// peerLeft is the peer address an AF_INET6 socket keeps after a
+	// disconnect (hasPeerLeft): __udp_disconnect clears inet_daddr and
+	// inet_dport but not sk_v6_daddr, so the socket goes on scoring IPv6
+	// datagrams against that address — it takes only those from it, any
+	// port, ahead of an unconnected rival, and none at all if the peer
+	// was v4-mapped — while IPv4 datagrams see it unconnected. As a
+	// SO_REUSEPORT member it still gets what its group's pick hands it
+	// (the pick does not rescore; the lookup corpus shows the kernel
+	// doing so).
+	peerLeft    tuple.Addr
+	hasPeerLeft bool
+	group       *udpGroup[V] // its SO_REUSEPORT group; nil without SO_REUSEPORT
+	value       V            // the stack's socket, set at Bind
+	gone        bool
 	// inConns: the socket is in the four-tuple table (connected, no
 	// device, and the first socket connected on its four-tuple).
 	inConns bool
+	// rank is the socket's place in its address's lookup chain (hslot2),
+	// lower first: a socket bound at the chain's head or moved there by
+	// a rehash takes a rank below all others, one added at its tail
+	// (IPv6 SO_REUSEPORT) one above.
+	rank int64
+	// addrLocked and portLocked are the kernel's SOCK_BINDADDR_LOCK and
+	// SOCK_BINDPORT_LOCK: the socket was bound to a specific address, to
+	// a given port (not 0). A disconnect keeps what they lock.
+	addrLocked, portLocked bool
 }
 
 // udpGroup is a SO_REUSEPORT group (Linux's sock_reuseport): the sockets
@@ -174,7 +205,7 @@ func (p *UDPPorts[V]) Bind(req BindRequest, v V) (*UDPBinding[V], error) {
 	if err := validateBind(&req, p.local); err != nil {
 		return nil, err
 	}
-	b := &UDPBinding[V]{ports: p, owner: ownerOf(req), value: v}
+	b := &UDPBinding[V]{ports: p, owner: ownerOf(req), value: v, addrLocked: req.Addr != udpWildcard(req.Family), portLocked: req.Port != 0}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
@@ -197,8 +228,11 @@ func (p *UDPPorts[V]) Bind(req BindRequest, v V) (*UDPBinding[V], error) {
 		// to its head (udp_lib_get_port's sk_add_node_tail_rcu), so that
 		// the order the conflict walk meets them in is the kernel's.
 		p.ports[b.owner.port] = append(p.ports[b.owner.port], b)
+		p.seq++
+		b.rank = p.seq
 	} else {
 		p.ports[b.owner.port] = append([]*UDPBinding[V]{b}, p.ports[b.owner.port]...)
+		p.toChainHeadLocked(b)
 	}
 	p.publishLocked(b.owner.port)
 	return b, nil
@@ -218,9 +252,14 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 	}
 	snap := &udpSnap[V]{socks: make([]udpView[V], 0, len(list))}
 	groups := map[*udpGroup[V]]*udpGroupView[V]{}
-	for _, b := range list {
+	chain := slices.Clone(list)
+	slices.SortFunc(chain, func(a, b *UDPBinding[V]) int { return cmp.Compare(a.rank, b.rank) })
+	for _, b := range chain {
 		o := &b.owner
 		v := udpView[V]{addr: o.addr, remote: b.remote, device: int32(o.device), family: o.family, v6only: o.v6only, value: b.value, b: b}
+		if b.hasPeerLeft {
+			v.remote = tuple.Endpoint{Addr: b.peerLeft}
+		}
 		if g := b.group; g != nil {
 			gv := groups[g]
 			if gv == nil {
@@ -267,12 +306,18 @@ func (s *udpSnap[V]) index() {
 // joinGroupLocked puts b into the group of the first socket of its port
 // that it may share one with (udp_reuseport_add_sock: SO_REUSEPORT, same
 // family, v6only, device and owner, the very same address), or a new one.
+// A socket that left its group at connect (see Connect) still has
+// SO_REUSEPORT: b and it start a new group (reuseport_add_sock allocates
+// one for a sk2 without).
 func (p *UDPPorts[V]) joinGroupLocked(b *UDPBinding[V]) {
 	o := &b.owner
 	for _, x := range p.ports[o.port] {
 		xo := &x.owner
-		if x.group != nil && xo.family == o.family && xo.v6only == o.v6only && xo.device == o.device &&
+		if x != b && xo.reusePort && xo.family == o.family && xo.v6only == o.v6only && xo.device == o.device &&
 			xo.uid == o.uid && xo.addr == o.addr {
+			if x.group == nil {
+				x.group = &udpGroup[V]{members: []*UDPBinding[V]{x}}
+			}
 			x.group.members = append(x.group.members, b)
 			b.group = x.group
 			return
@@ -329,21 +374,76 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	defer p.publishLocked(b.owner.port)
 	p.leaveConnsLocked(b)
 	if b.owner.addr.IsUnspecified() {
-		// The rehash: the socket moves to its new address's list, at the
-		// head (udp_lib_rehash's hlist_add_head_rcu).
+		// The rehash: the socket moves to its new address's chain, at the
+		// head (udp_lib_rehash's hlist_add_head_rcu), and leaves its
+		// reuseport group (reuseport_detach_sock), whose members share
+		// the wildcard it no longer has. The port's list keeps its order.
 		b.owner.addr = local
-		list := p.ports[b.owner.port]
-		i := slices.Index(list, b)
-		copy(list[1:i+1], list[:i])
-		list[0] = b
+		b.leaveGroupLocked()
+		p.toChainHeadLocked(b)
 	}
-	b.remote = remote
+	b.remote, b.hasPeerLeft = remote, false
 	if b.owner.device == 0 {
 		// A second socket connected on the same four-tuple (SO_REUSEADDR)
 		// stays in the scan, where list order decides between them.
 		b.inConns = p.conns.Insert(b.flowLocked(), b.value) == nil
 	}
 	return nil
+}
+
+// Disconnect is connect(2) with AF_UNSPEC (__udp_disconnect), connected
+// or not: the socket forgets its peer and leaves the four-tuple table,
+// and loses its SO_BINDTODEVICE device. One bound to a wildcard address
+// gets the wildcard back, and (the kernel's rehash) goes to the head of
+// the wildcard's chain and leaves any SO_REUSEPORT group it is in — an
+// unconnected member too, which then takes the group's datagrams alone
+// until it closes. One whose port was picked (Bind with port 0, or the
+// stack's autobind) gives the port back, as Release does: released
+// reports it, b is then released, and the socket binds again before it
+// sends or receives. It returns ErrInvalid for a released binding and
+// ErrClosed after Close.
+func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
+	p := b.ports
+	if err := b.lockLive(); err != nil {
+		return false, err
+	}
+	defer p.mu.Unlock()
+	if !b.portLocked {
+		p.releaseLocked(b)
+		return true, nil
+	}
+	defer p.publishLocked(b.owner.port)
+	p.leaveConnsLocked(b)
+	if b.owner.family == 6 && b.remote.Port != 0 {
+		b.peerLeft, b.hasPeerLeft = b.remote.Addr, true
+	}
+	b.remote = tuple.Endpoint{}
+	b.owner.device = 0
+	if !b.addrLocked {
+		if wild := udpWildcard(int(b.owner.family)); b.owner.addr != wild {
+			b.owner.addr = wild
+			p.toChainHeadLocked(b)
+		}
+		b.leaveGroupLocked()
+	}
+	return false, nil
+}
+
+// udpWildcard is the address that binds family's wildcard: 0.0.0.0, or
+// "::" for AF_INET6, whose ::ffff:0.0.0.0 is an address of its own (it
+// locks the address, as inet6_bind sees any address but "::").
+func udpWildcard(family int) tuple.Addr {
+	if family == 6 {
+		return tuple.IPv6Unspecified()
+	}
+	return tuple.IPv4Unspecified()
+}
+
+// toChainHeadLocked gives b a rank below every other socket's: the head
+// of its address's chain.
+func (p *UDPPorts[V]) toChainHeadLocked(b *UDPBinding[V]) {
+	p.seq++
+	b.rank = -p.seq
 }
 
 // lockLive takes the table's mutex for a change of b, or returns
@@ -383,20 +483,30 @@ func (b *UDPBinding[V]) Release() error {
 		return err
 	}
 	defer p.mu.Unlock()
+	p.releaseLocked(b)
+	return nil
+}
+
+// releaseLocked takes b out of the table (udp_lib_unhash).
+func (p *UDPPorts[V]) releaseLocked(b *UDPBinding[V]) {
 	b.gone = true
 	p.leaveConnsLocked(b)
 	defer p.publishLocked(b.owner.port)
-	isB := func(x *UDPBinding[V]) bool { return x == b }
-	if g := b.group; g != nil {
-		g.members = slices.DeleteFunc(g.members, isB)
-	}
-	list := slices.DeleteFunc(p.ports[b.owner.port], isB) // the lists are the writers' alone: snapshots copy
+	b.leaveGroupLocked()
+	list := slices.DeleteFunc(p.ports[b.owner.port], func(x *UDPBinding[V]) bool { return x == b }) // the lists are the writers' alone: snapshots copy
 	if len(list) == 0 {
 		delete(p.ports, b.owner.port)
 	} else {
 		p.ports[b.owner.port] = list
 	}
-	return nil
+}
+
+// leaveGroupLocked takes b out of its SO_REUSEPORT group, if it is in one.
+func (b *UDPBinding[V]) leaveGroupLocked() {
+	if g := b.group; g != nil {
+		g.members = slices.DeleteFunc(g.members, func(x *UDPBinding[V]) bool { return x == b })
+		b.group = nil
+	}
 }
 
 // Close empties the table; every later call returns ErrClosed.
@@ -590,6 +700,12 @@ func udpScore[V comparable](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, de
 			return 0
 		}
 		score += 2 * step
+	} else if !v4 && r.Addr != (tuple.Addr{}) {
+		// A disconnected AF_INET6 socket's peer address (peerLeft).
+		if r.Addr != t.Remote.Addr {
+			return 0
+		}
+		score += step
 	}
 	if o.device != 0 {
 		if int(o.device) != device {
@@ -620,7 +736,13 @@ func (g *udpGroupView[V]) pick(hash uint64) int {
 func (b *UDPBinding[V]) Value() V { return b.value }
 
 // SameGroup reports whether b and o are one SO_REUSEPORT group's members
-// (or the same socket).
+// (or the same socket) now: a wildcard-bound member leaves its group at
+// connect, and a released one at release.
 func (b *UDPBinding[V]) SameGroup(o *UDPBinding[V]) bool {
-	return b == o || (b.group != nil && b.group == o.group)
+	if b == o {
+		return true
+	}
+	b.ports.mu.Lock()
+	defer b.ports.mu.Unlock()
+	return b.group != nil && b.group == o.group
 }

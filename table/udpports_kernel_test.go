@@ -57,6 +57,21 @@ func replayUDPBind(t *testing.T, c *corpus.BindCase) []string {
 				differ(i, "connect", got, want)
 			}
 		}
+		if op.Disconnect && op.Result == corpus.ResultOK {
+			released, err := b.Disconnect()
+			if err != nil {
+				differ(i, "disconnect", errnoName(err), corpus.ResultOK)
+				continue
+			}
+			if released != (op.AfterPort == 0) {
+				differ(i, "disconnect's unhash", fmt.Sprint(released), fmt.Sprint(op.AfterPort == 0))
+			} else if !released {
+				got := tuple.Endpoint{Addr: b.Addr(), Port: b.Port()}
+				if want := (tuple.Endpoint{Addr: corpusAddr(t, op.AfterAddr), Port: uint16(op.AfterPort)}); got != want {
+					differ(i, "address after disconnect", got.String(), want.String())
+				}
+			}
+		}
 	}
 	return diffs
 }
@@ -106,17 +121,30 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 					require.NoError(t, err, "%s socket %d", c.ID, j)
 					if l.ConnectPort != 0 {
 						peer := tuple.Endpoint{Addr: corpusAddr(t, l.ConnectAddr), Port: uint16(l.ConnectPort)}
-						local := socks[j].Addr()
-						if local.IsUnspecified() {
-							local = peer.Addr // loopback: the route's source is the peer's address
+						require.NotEmpty(t, l.ConnectedAddr, "%s socket %d: the address after connect", c.ID, j)
+						require.NoError(t, socks[j].Connect(corpusAddr(t, l.ConnectedAddr), peer), "%s socket %d", c.ID, j)
+						require.Equal(t, corpusAddr(t, l.ConnectedAddr), socks[j].Addr(), "%s socket %d: the address after connect", c.ID, j)
+					}
+					if l.Disconnect {
+						released, err := socks[j].Disconnect()
+						require.NoError(t, err, "%s socket %d", c.ID, j)
+						require.False(t, released, "%s socket %d: a given port stays", c.ID, j)
+						if got, want := socks[j].Addr(), corpusAddr(t, l.DisconnectedAddr); got != want {
+							diffs = append(diffs, fmt.Sprintf("%s socket %d: address after disconnect %v, kernel %v", c.ID, j, got, want))
 						}
-						require.NoError(t, socks[j].Connect(local, peer), "%s socket %d", c.ID, j)
 					}
 				}
 				dst := tuple.Endpoint{Addr: corpusAddr(t, c.DstAddr), Port: uint16(c.DstPort)}
+				flowsTo := map[int]map[tuple.Tuple]bool{} // the distinct flows the kernel gave each socket
 				for k, cn := range c.Connects {
 					datagrams++
 					flow := tuple.Tuple{Local: dst, Remote: tuple.Endpoint{Addr: corpusAddr(t, cn.SrcAddr), Port: uint16(cn.SrcPort)}}
+					if cn.Result.Err == "" {
+						if flowsTo[cn.Result.Listener] == nil {
+							flowsTo[cn.Result.Listener] = map[tuple.Tuple]bool{}
+						}
+						flowsTo[cn.Result.Listener][flow] = true
+					}
 					got, ok := ports.Lookup(flow, 0)
 					if v, vok := ports.LookupValue(flow, 0); vok != ok || ok && v != got.Value() {
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: LookupValue %d %v, Lookup %v", c.ID, k, v, vok, ok))
@@ -130,12 +158,18 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got none, kernel socket %d", c.ID, k, cn.Result.Listener))
 					case got.Value() != slicesIndex(socks, got):
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: socket %d carries value %d", c.ID, k, slicesIndex(socks, got), got.Value()))
+					case got.Addr() != socks[cn.Result.Listener].Addr():
+						// A group's members share one address: a member of
+						// the kernel's group has the kernel socket's.
+						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got socket %d at %v, kernel socket %d at %v", c.ID, k,
+							slicesIndex(socks, got), got.Addr(), cn.Result.Listener, socks[cn.Result.Listener].Addr()))
 					case !got.SameGroup(socks[cn.Result.Listener]):
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got socket %d, kernel socket %d", c.ID, k, slicesIndex(socks, got), cn.Result.Listener))
 					case got != socks[cn.Result.Listener] && got.Remote().Port != 0:
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: got connected member %d, kernel %d", c.ID, k, slicesIndex(socks, got), cn.Result.Listener))
 					}
 				}
+				diffs = append(diffs, lonelyGroups(c.ID, socks, flowsTo)...)
 			}
 			t.Logf("%s: %d cases, %d datagrams, kernel %s", path, len(cases), datagrams, cases[0].Kernel)
 			if len(diffs) > 0 {
@@ -143,6 +177,35 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lonelyGroups is the other half of the group check: a group's member
+// must not take every one of many flows when, by our table, unconnected
+// members share its group. The kernel hashes each flow onto its group's
+// members, so a group of two that takes 16 distinct flows all on one
+// member happens once in 2^15 runs; a socket alone in its group (the
+// kernel detached it) takes them all every time.
+func lonelyGroups(id string, socks []*table.UDPBinding[int], flowsTo map[int]map[tuple.Tuple]bool) []string {
+	var diffs []string
+	for m, flows := range flowsTo {
+		if len(flows) < 16 {
+			continue
+		}
+		var mates []int
+		for j, s := range socks {
+			if j != m && s.Remote().Port == 0 && s.SameGroup(socks[m]) {
+				if len(flowsTo[j]) > 0 {
+					mates = nil
+					break
+				}
+				mates = append(mates, j)
+			}
+		}
+		if len(mates) > 0 {
+			diffs = append(diffs, fmt.Sprintf("%s: the kernel gave all %d flows to socket %d, which our table groups with unconnected %v", id, len(flows), m, mates))
+		}
+	}
+	return diffs
 }
 
 func slicesIndex(s []*table.UDPBinding[int], b *table.UDPBinding[int]) int {

@@ -15,11 +15,11 @@ import (
 )
 
 // The porcupine model of the UDP table: per port, its sockets in the
-// kernel's list order, with their groups and peers. The bind and scoring
+// kernel's list order, with their chain ranks, groups and peers. The bind and scoring
 // rules are the functions UDPPorts uses (proven against the kernel
 // corpora); what this checks is the table around them — the per-port
 // snapshots, the four-tuple table, the groups — under concurrent Bind,
-// Connect, Release and LookupValue: every history must be explainable by
+// Connect, Disconnect, Release and LookupValue: every history must be explainable by
 // the operations taking effect one at a time (a lookup never sees half a
 // connect, or a released socket, or misses one that is there).
 
@@ -30,6 +30,7 @@ const (
 	udpOpConnect
 	udpOpRelease
 	udpOpLookup
+	udpOpDisconnect
 )
 
 // udpSlots bounds the sockets of a history: each client holds at most
@@ -41,7 +42,7 @@ type udpInput struct {
 	port uint16
 	slot int
 	req  bindOwner      // bind
-	id   int            // bind: unique in the history, the group id of a new group
+	id   int            // bind, disconnect: unique in the history, the group id of a new group
 	peer tuple.Endpoint // connect: the peer; lookup: the source
 	dst  tuple.Addr     // lookup: the destination address
 }
@@ -55,13 +56,36 @@ type udpModelSock struct {
 	slot   int
 	owner  bindOwner
 	remote tuple.Endpoint
-	group  int // the id of the bind that made the group; -1 without SO_REUSEPORT
+	group  int // the id of the op that made the group; -1 outside one
+	rank   int // the lookup chain's order, lower first
+	// addrLocked: bound to a specific address, which a disconnect keeps.
+	addrLocked bool
+	// peerLeft: what a disconnected AF_INET6 socket keeps of its peer
+	// (the zero Addr: nothing).
+	peerLeft tuple.Addr
 }
 
 // udpState is one port's sockets in list order (immutable: Step copies).
 type udpState []udpModelSock
 
 func (s udpState) clone() udpState { return append(udpState(nil), s...) }
+
+// headRank and tailRank are ranks before and after every socket's.
+func (s udpState) headRank() int {
+	r := 0
+	for i := range s {
+		r = min(r, s[i].rank)
+	}
+	return r - 1
+}
+
+func (s udpState) tailRank() int {
+	r := 0
+	for i := range s {
+		r = max(r, s[i].rank)
+	}
+	return r + 1
+}
 
 func (s udpState) find(slot int) int {
 	for i := range s {
@@ -93,11 +117,19 @@ func (s udpState) lookup(t tuple.Tuple) []int {
 		}
 	}
 	v4 := t.Local.Addr.Is4()
+	chain := make([]int, len(s))
+	for i := range chain {
+		chain[i] = i
+	}
+	slices.SortFunc(chain, func(a, b int) int { return s[a].rank - s[b].rank })
 	best, score := -1, 0
 	for pass := 0; pass < 2 && best < 0; pass++ {
-		for i := range s {
+		for _, i := range chain {
 			v := udpView[int]{addr: s[i].owner.addr, remote: s[i].remote, device: int32(s[i].owner.device),
 				family: s[i].owner.family, v6only: s[i].owner.v6only}
+			if s[i].peerLeft != (tuple.Addr{}) {
+				v.remote = tuple.Endpoint{Addr: s[i].peerLeft}
+			}
 			if sc := udpScore(&v, &t, v4, pass == 1, 0); sc > score {
 				best, score = i, sc
 			}
@@ -135,21 +167,27 @@ var udpModel = porcupine.Model{
 			if !out.ok {
 				return false, s
 			}
-			n := udpModelSock{slot: in.slot, owner: in.req, group: -1}
+			n := udpModelSock{slot: in.slot, owner: in.req, group: -1, addrLocked: in.req.addr != udpWildcard(int(in.req.family))}
+			s = s.clone()
 			if in.req.reusePort {
 				n.group = in.id
-				for _, x := range s {
-					o := &x.owner
-					if x.group >= 0 && o.family == in.req.family && o.v6only == in.req.v6only && o.device == in.req.device &&
+				for i := range s {
+					o := &s[i].owner
+					if o.reusePort && o.family == in.req.family && o.v6only == in.req.v6only && o.device == in.req.device &&
 						o.uid == in.req.uid && o.addr == in.req.addr {
-						n.group = x.group
+						if s[i].group < 0 { // left its group at a connect: a new one
+							s[i].group = in.id
+						}
+						n.group = s[i].group
 						break
 					}
 				}
 			}
 			if in.req.reusePort && in.req.family == 6 {
-				return true, append(s.clone(), n)
+				n.rank = s.tailRank()
+				return true, append(s, n)
 			}
+			n.rank = s.headRank()
 			return true, append(udpState{n}, s...)
 		case udpOpConnect:
 			i := s.find(in.slot)
@@ -157,14 +195,29 @@ var udpModel = porcupine.Model{
 				return false, s
 			}
 			s = s.clone()
-			x := s[i]
-			x.remote = in.peer
+			x := &s[i]
+			x.remote, x.peerLeft = in.peer, tuple.Addr{}
 			if x.owner.addr.IsUnspecified() {
-				x.owner.addr = in.dst // the routed source
-				copy(s[1:i+1], s[:i])
-				s[0] = x
-			} else {
-				s[i] = x
+				x.owner.addr = in.dst // the routed source: the chain's head, out of the group
+				x.rank, x.group = s.headRank(), -1
+			}
+			return out.ok, s
+		case udpOpDisconnect:
+			i := s.find(in.slot)
+			if i < 0 {
+				return false, s
+			}
+			s = s.clone()
+			x := &s[i]
+			if x.owner.family == 6 && x.remote.Port != 0 {
+				x.peerLeft = x.remote.Addr
+			}
+			x.remote, x.owner.device = tuple.Endpoint{}, 0
+			if !x.addrLocked {
+				if w := udpWildcard(int(x.owner.family)); x.owner.addr != w {
+					x.owner.addr, x.rank = w, s.headRank()
+				}
+				x.group = -1
 			}
 			return out.ok, s
 		case udpOpRelease:
@@ -204,7 +257,12 @@ var udpSpecs = []BindRequest{
 	{Family: 6, Addr: tuple.IPv6Unspecified(), ReusePort: true, Owner: 1},
 	{Family: 6, Addr: tuple.IPv6Unspecified(), ReuseAddr: true},
 	{Family: 4, Addr: tuple.MustAddr("127.0.0.1")},
+	{Family: 4, Addr: tuple.MustAddr("127.0.0.1"), ReusePort: true, Owner: 1}, // joins a wildcard member connected from 127.0.0.1
 }
+
+// udpDsts are the destinations of the histories' datagrams: the address
+// connects route from, and another that only wildcards take.
+var udpDsts = []tuple.Addr{tuple.MustAddr("127.0.0.1"), tuple.MustAddr("127.0.0.2")}
 
 func TestUDPPortsLinearizable(t *testing.T) {
 	porctest.AtProcs(t, []int{1, 2, 4}, func(t *testing.T) {
@@ -237,7 +295,7 @@ func checkUDPLinearizable(t *testing.T, seed uint64) {
 				switch {
 				case x>>20%3 == 0: // a datagram
 					in.op = udpOpLookup
-					in.dst = tuple.MustAddr("127.0.0.1")
+					in.dst = udpDsts[x>>30%2]
 					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + x>>24%udpSlots)}
 					call = rec.Call()
 					v, ok := p.LookupValue(tuple.Tuple{Local: tuple.Endpoint{Addr: in.dst, Port: port}, Remote: in.peer}, 0)
@@ -255,12 +313,20 @@ func checkUDPLinearizable(t *testing.T, seed uint64) {
 					if out.ok {
 						held[slot] = nb
 					}
-				case x>>28%2 == 0 && b.Remote().Port == 0 && b.Family() == 4:
+				case x>>28%2 == 0 && b.Remote().Port == 0:
 					in.op, in.port = udpOpConnect, b.Port()
 					in.dst = tuple.MustAddr("127.0.0.1")
 					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot)}
+					if b.Family() == 6 && x>>30%2 == 0 { // over IPv6: its datagrams go elsewhere, what it keeps after a disconnect shows
+						in.dst, in.peer.Addr = tuple.MustAddr("::1"), tuple.MustAddr("::9")
+					}
 					call = rec.Call()
 					out.ok = b.Connect(in.dst, in.peer) == nil
+				case x>>28%4 == 1:
+					in.op, in.port, in.id = udpOpDisconnect, b.Port(), c*opsPerClient+i
+					call = rec.Call()
+					released, err := b.Disconnect()
+					out.ok = err == nil && !released
 				default:
 					in.op, in.port = udpOpRelease, b.Port()
 					call = rec.Call()

@@ -8,8 +8,8 @@ import (
 	"github.com/socktable/socktable/tuple"
 )
 
-// The rapid state machine of UDPPorts: random binds, connects, releases
-// and datagrams, one at a time, each answer checked against the
+// The rapid state machine of UDPPorts: random binds, connects,
+// disconnects, releases and datagrams, one at a time, each answer checked against the
 // sequential model of the porcupine check (udpModel.Step: the port's
 // sockets in the kernel's list order, their groups and peers).
 func TestUDPPortsModel(t *testing.T) {
@@ -35,7 +35,7 @@ func TestUDPPortsModel(t *testing.T) {
 			slot := rapid.IntRange(0, udpSlots-1).Draw(t, "slot")
 			port := uint16(rapid.IntRange(7100, 7101).Draw(t, "port"))
 			b := held[slot]
-			switch op := rapid.IntRange(0, 3).Draw(t, "op"); {
+			switch op := rapid.IntRange(0, 4).Draw(t, "op"); {
 			case op == 0 && b == nil:
 				req := rapid.SampledFrom(udpSpecs).Draw(t, "spec")
 				req.Port = port
@@ -48,11 +48,14 @@ func TestUDPPortsModel(t *testing.T) {
 				in := udpInput{op: udpOpConnect, port: b.Port(), slot: slot, dst: tuple.MustAddr("127.0.0.1"),
 					peer: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot)}}
 				step(in, udpOutput{ok: b.Connect(in.dst, in.peer) == nil})
+			case op == 4 && b != nil:
+				released, err := b.Disconnect()
+				step(udpInput{op: udpOpDisconnect, port: b.Port(), slot: slot, id: id}, udpOutput{ok: err == nil && !released})
 			case op == 2 && b != nil:
 				delete(held, slot)
 				step(udpInput{op: udpOpRelease, port: b.Port(), slot: slot}, udpOutput{ok: b.Release() == nil})
 			default:
-				in := udpInput{op: udpOpLookup, port: port, dst: tuple.MustAddr("127.0.0.1"),
+				in := udpInput{op: udpOpLookup, port: port, dst: rapid.SampledFrom(udpDsts).Draw(t, "dst"),
 					peer: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + rapid.IntRange(0, udpSlots-1).Draw(t, "peer"))}}
 				v, ok := p.LookupValue(tuple.Tuple{Local: tuple.Endpoint{Addr: in.dst, Port: port}, Remote: in.peer}, 0)
 				out := udpOutput{ok: ok, slot: v}

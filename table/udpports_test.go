@@ -200,6 +200,23 @@ func TestUDPPortsLookup(t *testing.T) {
 	got, _ = p.Lookup(flow("192.0.2.1:443", "198.51.100.9:9"), 0)
 	require.Same(t, members[1], got, "the connected member for its peer")
 
+	// The connect moved members[1] to 192.0.2.1 and out of the wildcard's
+	// group: a socket binding 192.0.2.1:443 with SO_REUSEPORT starts a
+	// group with it and takes none of the wildcard's datagrams.
+	require.False(t, members[1].SameGroup(members[0]), "a wildcard member leaves its group at connect")
+	atAddr, err := p.Bind(udpBind("192.0.2.1", 443, false, true, 5), 0)
+	require.NoError(t, err)
+	require.True(t, atAddr.SameGroup(members[1]))
+	require.False(t, atAddr.SameGroup(members[0]))
+	for i := range 200 {
+		src := tuple.Endpoint{Addr: tuple.MustAddr("198.51.100.8"), Port: uint16(1024 + i)}
+		got, _ := p.Lookup(tuple.Tuple{Local: tuple.MustEndpoint("192.0.2.2:443"), Remote: src}, 0)
+		require.True(t, got.SameGroup(members[0]), "datagram %d to the wildcard's group went to %p", i, got)
+		got, _ = p.Lookup(tuple.Tuple{Local: tuple.MustEndpoint("192.0.2.1:443"), Remote: src}, 0)
+		require.Same(t, atAddr, got, "the exact address's unconnected member")
+	}
+	require.NoError(t, atAddr.Release())
+
 	for _, m := range members {
 		require.NoError(t, m.Release())
 	}
@@ -208,4 +225,105 @@ func TestUDPPortsLookup(t *testing.T) {
 	require.NoError(t, p.Close())
 	_, ok = p.Lookup(flow("192.0.2.1:53", "198.51.100.7:4000"), 0)
 	require.False(t, ok, "nothing after Close")
+}
+
+// Disconnect (connect(2) with AF_UNSPEC) undoes a connect as
+// __udp_disconnect does: the peer and the four-tuple entry go, a wildcard
+// socket gets its wildcard back at the head of the chain and outside any
+// group, a specific address and a given port stay, a picked port goes.
+func TestUDPPortsDisconnect(t *testing.T) {
+	p, err := table.NewUDPPorts[int](table.UDPPortsOptions{})
+	require.NoError(t, err)
+	flow := func(dst, src string) tuple.Tuple { return tuple.MustNew(dst, src) }
+	lookup := func(dst, src string) *table.UDPBinding[int] {
+		t.Helper()
+		b, _ := p.Lookup(flow(dst, src), 0)
+		return b
+	}
+
+	// A wildcard socket: connect moves it to the route's source, and the
+	// disconnect back to the wildcard.
+	w, err := p.Bind(udpBind("0.0.0.0", 53, true, false, 0), 1)
+	require.NoError(t, err)
+	require.NoError(t, w.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.7:4000")))
+	require.Nil(t, lookup("192.0.2.2:53", "198.51.100.7:4000"), "connected at 192.0.2.1")
+	released, err := w.Disconnect()
+	require.NoError(t, err)
+	require.False(t, released, "a given port stays")
+	require.Equal(t, tuple.IPv4Unspecified(), w.Addr())
+	require.Equal(t, tuple.Endpoint{}, w.Remote())
+	require.Same(t, w, lookup("192.0.2.2:53", "198.51.100.9:1"), "the wildcard again, for any peer")
+
+	// A specific address stays through the disconnect.
+	s, err := p.Bind(udpBind("192.0.2.1", 54, false, false, 0), 2)
+	require.NoError(t, err)
+	require.NoError(t, s.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.7:4000")))
+	_, err = s.Disconnect()
+	require.NoError(t, err)
+	require.Equal(t, tuple.MustAddr("192.0.2.1"), s.Addr())
+	require.Same(t, s, lookup("192.0.2.1:54", "198.51.100.9:1"))
+	require.Nil(t, lookup("192.0.2.2:54", "198.51.100.9:1"))
+
+	// A picked port goes back, as at Release.
+	e, err := p.Bind(udpBind("0.0.0.0", 0, false, false, 0), 3)
+	require.NoError(t, err)
+	port := e.Port()
+	require.NoError(t, e.Connect(tuple.MustAddr("192.0.2.1"), tuple.MustEndpoint("198.51.100.7:4000")))
+	released, err = e.Disconnect()
+	require.NoError(t, err)
+	require.True(t, released)
+	require.Nil(t, lookup(tuple.Endpoint{Addr: tuple.MustAddr("192.0.2.1"), Port: port}.String(), "198.51.100.7:4000"))
+	_, err = e.Disconnect()
+	require.ErrorIs(t, err, table.ErrInvalid, "a released binding")
+	_, err = p.Bind(udpBind("0.0.0.0", port, false, false, 0), 4)
+	require.NoError(t, err, "the port is free")
+
+	// Group members: a connected-and-disconnected one comes back at the
+	// head of the wildcard's chain, alone; one disconnected unconnected
+	// leaves its group too (the kernel's rehash detaches it even with its
+	// address unchanged).
+	for _, connect := range []bool{true, false} {
+		var members []*table.UDPBinding[int]
+		port := uint16(443)
+		if !connect {
+			port = 444
+		}
+		for i := range 3 {
+			m, err := p.Bind(udpBind("::", port, false, true, 7), 10+i)
+			require.NoError(t, err)
+			members = append(members, m)
+		}
+		require.True(t, members[0].SameGroup(members[2]))
+		if connect {
+			require.NoError(t, members[0].Connect(tuple.MustAddr("2001:db8::1"), tuple.MustEndpoint("[2001:db8::7]:4000")))
+		}
+		_, err := members[0].Disconnect()
+		require.NoError(t, err)
+		require.False(t, members[0].SameGroup(members[1]), "connect %v: out of its group", connect)
+		require.True(t, members[1].SameGroup(members[2]))
+		for i := range 100 {
+			at := func(dst, src string) *table.UDPBinding[int] {
+				got, _ := p.Lookup(tuple.Tuple{Local: tuple.Endpoint{Addr: tuple.MustAddr(dst), Port: port},
+					Remote: tuple.Endpoint{Addr: tuple.MustAddr(src), Port: uint16(1024 + i)}}, 0)
+				return got
+			}
+			// IPv6 SO_REUSEPORT sockets sit at the chain's tail in bind
+			// order: members[0] comes first unless it is elsewhere.
+			require.Same(t, members[0], at("192.0.2.1", "198.51.100.8"), "connect %v: first in the chain, no group to hand to", connect)
+			if connect {
+				// It still holds its old peer's IPv6 address (sk_v6_daddr):
+				// it takes that address's datagrams, from any port, and
+				// no other IPv6 ones.
+				require.Same(t, members[0], at("2001:db8::1", "2001:db8::7"))
+				got := at("2001:db8::1", "2001:db8::8")
+				require.True(t, got.SameGroup(members[1]), "another source goes to the group")
+			} else {
+				require.Same(t, members[0], at("2001:db8::1", "2001:db8::8"))
+			}
+		}
+	}
+
+	require.NoError(t, p.Close())
+	_, err = w.Disconnect()
+	require.ErrorIs(t, err, table.ErrClosed)
 }

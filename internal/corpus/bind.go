@@ -108,6 +108,15 @@ type BindOp struct {
 	// bind (the one the kernel picked, for port 0); 0 when the bind
 	// failed.
 	BoundPort int
+	// Disconnect marks a UDP socket op whose socket, once its bind (and
+	// connect) succeeded, was disconnected: connect(2) with AF_UNSPEC.
+	// AfterAddr and AfterPort are what getsockname(2) reported then
+	// ("after_disconnect": [addr, port]): port 0 for a socket the
+	// disconnect unhashed. All three are zero for other ops; a failed
+	// op's socket was not disconnected and has no AfterAddr.
+	Disconnect bool
+	AfterAddr  string
+	AfterPort  int
 }
 
 // ResultAt returns what the kernel answered at stage: Result if the op
@@ -157,6 +166,10 @@ type bindOpJSON struct {
 	Result    string    `json:"result"`
 	Stage     string    `json:"stage,omitempty"`
 	BoundPort int       `json:"bound_port,omitempty"`
+	// Disconnect and After are BindOp's Disconnect, AfterAddr and
+	// AfterPort.
+	Disconnect bool      `json:"disconnect,omitempty"`
+	After      *hostPort `json:"after_disconnect,omitempty"`
 }
 
 // listenOpJSON is a late listen's JSON.
@@ -172,9 +185,12 @@ func (o BindOp) MarshalJSON() ([]byte, error) {
 	if o.Action == ActionListen {
 		return json.Marshal(listenOpJSON{o.Action, o.Target, o.Result, o.Stage})
 	}
-	w := bindOpJSON{BindSock: o.BindSock, Action: o.Action, Result: o.Result, Stage: o.Stage, BoundPort: o.BoundPort}
+	w := bindOpJSON{BindSock: o.BindSock, Action: o.Action, Result: o.Result, Stage: o.Stage, BoundPort: o.BoundPort, Disconnect: o.Disconnect}
 	if o.Action == ActionBindConnect {
 		w.ConnectTo = &hostPort{o.ConnectAddr, o.ConnectPort}
+	}
+	if o.Disconnect && o.Result == ResultOK {
+		w.After = &hostPort{o.AfterAddr, o.AfterPort}
 	}
 	return json.Marshal(w)
 }
@@ -187,13 +203,19 @@ func (o *BindOp) UnmarshalJSON(b []byte) error {
 	if err := decodeStrict(b, &w); err != nil {
 		return err
 	}
-	*o = BindOp{BindSock: w.BindSock, Action: w.Action, Result: w.Result, Stage: w.Stage, BoundPort: w.BoundPort}
+	*o = BindOp{BindSock: w.BindSock, Action: w.Action, Result: w.Result, Stage: w.Stage, BoundPort: w.BoundPort, Disconnect: w.Disconnect}
+	if (w.After != nil) != (w.Disconnect && w.Result == ResultOK) {
+		return fmt.Errorf("after_disconnect %v on an op with disconnect %v and result %s", w.After != nil, w.Disconnect, w.Result)
+	}
+	if w.After != nil {
+		o.AfterAddr, o.AfterPort = w.After.addr, w.After.port
+	}
 	switch w.Action {
 	case ActionListen:
 		if w.Target == nil {
 			return errors.New("late listen without a target")
 		}
-		if w.BindSock != (BindSock{}) || w.ConnectTo != nil || w.BoundPort != 0 {
+		if w.BindSock != (BindSock{}) || w.ConnectTo != nil || w.BoundPort != 0 || w.Disconnect {
 			return errors.New("late listen with socket fields")
 		}
 		o.Target = *w.Target
@@ -232,8 +254,9 @@ const (
 	// case with no proto field is TCP.
 	ProtoTCP = "tcp"
 	// ProtoUDP is UDP sockets (SOCK_DGRAM), the cases of udp-bind.jsonl:
-	// bind and bind+connect only (UDP has no listen), kinds pair,
-	// sequence and port0 (no TIME_WAIT).
+	// bind and bind+connect only (UDP has no listen), each maybe
+	// followed by a disconnect, kinds pair, sequence and port0 (no
+	// TIME_WAIT).
 	ProtoUDP = "udp"
 )
 
@@ -272,6 +295,11 @@ func (c *BindCase) check() error {
 	}
 	switch c.Proto {
 	case "", ProtoTCP:
+		for i, o := range c.Ops {
+			if o.Disconnect {
+				return fmt.Errorf("%s op %d: a tcp disconnect (udp only)", c.ID, i)
+			}
+		}
 	case ProtoUDP:
 		if c.Kind == KindTimewait {
 			return fmt.Errorf("%s: a udp case of kind %s", c.ID, c.Kind)
@@ -363,6 +391,14 @@ func (c *BindCase) checkOp(i int) error {
 		}
 		if o.ConnectPort < 1 || o.ConnectPort > 65535 {
 			return fmt.Errorf("connect_to port %d out of range", o.ConnectPort)
+		}
+	}
+	if o.Disconnect && o.Result == ResultOK {
+		if err := checkAddr(o.Family, o.AfterAddr); err != nil {
+			return fmt.Errorf("after_disconnect: %w", err)
+		}
+		if o.AfterPort < 0 || o.AfterPort > 65535 {
+			return fmt.Errorf("after_disconnect port %d out of range", o.AfterPort)
 		}
 	}
 	return nil

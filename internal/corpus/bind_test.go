@@ -153,15 +153,28 @@ func TestReadUDPBindCases(t *testing.T) {
 	again, err := json.Marshal(c)
 	require.NoError(t, err)
 	require.JSONEq(t, goodUDP, string(again))
+	disc := edit(t, goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true,"after_disconnect":["0.0.0.0",20002]}]`)
+	c, err = ParseBindLine([]byte(disc))
+	require.NoError(t, err)
+	require.Equal(t, BindOp{BindSock: c.Ops[1].BindSock, Action: ActionBindConnect, ConnectAddr: "127.0.0.1", ConnectPort: 9000,
+		Result: ResultOK, BoundPort: 20002, Disconnect: true, AfterAddr: "0.0.0.0", AfterPort: 20002}, c.Ops[1])
+	again, err = json.Marshal(c)
+	require.NoError(t, err)
+	require.JSONEq(t, disc, string(again))
 	tcp, err := ParseBindLine([]byte(goodSeq))
 	require.NoError(t, err)
 	require.Empty(t, tcp.Proto, "a TCP case has no proto field")
 	e := func(good, old, new string) string { return edit(t, good, old, new) }
 	requireMalformed(t, ReadBindCases, goodUDP, map[string]string{
-		"unknown proto":   e(goodUDP, `"proto":"udp"`, `"proto":"sctp"`),
-		"udp listen":      e(goodUDP, `"action":"bind","result"`, `"action":"bind+listen","result"`),
-		"udp timewait":    e(goodUDP, `"kind":"pair"`, `"kind":"timewait"`),
-		"udp late listen": e(goodUDP, `{"family":4,"v6only":null,"addr":"127.0.0.1","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind+connect","connect_to":["127.0.0.1",9000],"result":"ok","bound_port":20002}`, `{"action":"listen","target":0,"result":"ok"}`),
+		"unknown proto":            e(goodUDP, `"proto":"udp"`, `"proto":"sctp"`),
+		"udp listen":               e(goodUDP, `"action":"bind","result"`, `"action":"bind+listen","result"`),
+		"udp timewait":             e(goodUDP, `"kind":"pair"`, `"kind":"timewait"`),
+		"after without disconnect": e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"after_disconnect":["0.0.0.0",20002]}]`),
+		"disconnect without after": e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true}]`),
+		"after port out of range":  e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true,"after_disconnect":["0.0.0.0",70000]}]`),
+		"after of another family":  e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true,"after_disconnect":["::",20002]}]`),
+		"tcp disconnect":           e(goodSeq, `"result":"ok"`, `"result":"ok","disconnect":true,"after_disconnect":["::",20000]`),
+		"udp late listen":          e(goodUDP, `{"family":4,"v6only":null,"addr":"127.0.0.1","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind+connect","connect_to":["127.0.0.1",9000],"result":"ok","bound_port":20002}`, `{"action":"listen","target":0,"result":"ok"}`),
 	})
 }
 

@@ -30,6 +30,15 @@ type LookupListener struct {
 	// unconnected socket and for TCP.
 	ConnectAddr string `json:"connect_addr,omitempty"`
 	ConnectPort int    `json:"connect_port,omitempty"`
+	// ConnectedAddr is the socket's address getsockname(2) gave after
+	// that connect: the bound one, or for a socket bound to a wildcard,
+	// the source its route chose (the kernel's rehash).
+	ConnectedAddr string `json:"connected_addr,omitempty"`
+	// Disconnect marks, in a UDP case, a socket disconnected (connect(2)
+	// with AF_UNSPEC) after its bind and connect, if any; its address
+	// getsockname(2) gave then is DisconnectedAddr.
+	Disconnect       bool   `json:"disconnect,omitempty"`
+	DisconnectedAddr string `json:"disconnected_addr,omitempty"`
 }
 
 // BindSock is how the listener's socket was made and bound (as uid 0).
@@ -148,6 +157,21 @@ func (c *LookupCase) check() error {
 			if err := checkPort("connect_port", l.ConnectPort); err != nil || l.ConnectPort == 0 {
 				return fmt.Errorf("%s listener %d: connect_port %d", c.ID, i, l.ConnectPort)
 			}
+			if err := checkAddr(l.Family, l.ConnectedAddr); err != nil {
+				return fmt.Errorf("%s listener %d: connected_addr: %w", c.ID, i, err)
+			}
+		} else if l.ConnectedAddr != "" {
+			return fmt.Errorf("%s listener %d: connected_addr without a connect", c.ID, i)
+		}
+		if l.Disconnect {
+			if c.Proto != ProtoUDP {
+				return fmt.Errorf("%s listener %d: a disconnected listener in a %q case", c.ID, i, c.Proto)
+			}
+			if err := checkAddr(l.Family, l.DisconnectedAddr); err != nil {
+				return fmt.Errorf("%s listener %d: disconnected_addr: %w", c.ID, i, err)
+			}
+		} else if l.DisconnectedAddr != "" {
+			return fmt.Errorf("%s listener %d: disconnected_addr without a disconnect", c.ID, i)
 		}
 	}
 	if err := checkFamily(c.ClientFamily); err != nil {

@@ -109,18 +109,27 @@ func TestReadUDPLookupCorpusRoundTrip(t *testing.T) {
 	require.Positive(t, connected)
 }
 
-// A connected socket belongs to a UDP case only, with a whole peer.
+// A connected or disconnected socket belongs to a UDP case only, with a
+// whole peer and the addresses getsockname(2) gave.
 func TestReadUDPLookupMalformed(t *testing.T) {
 	udp := strings.Replace(goodLookup, `{"id":"l",`, `{"id":"l","proto":"udp",`, 1)
-	conn := strings.Replace(udp, `"reuseport":true,"reuseaddr":false},`, `"reuseport":true,"reuseaddr":false,"connect_addr":"127.0.0.1","connect_port":9},`, 1)
-	_, err := ParseLookupLine([]byte(conn))
+	conn := strings.Replace(udp, `"reuseport":true,"reuseaddr":false},`,
+		`"reuseport":true,"reuseaddr":false,"connect_addr":"127.0.0.1","connect_port":9,"connected_addr":"127.0.0.1","disconnect":true,"disconnected_addr":"0.0.0.0"},`, 1)
+	c, err := ParseLookupLine([]byte(conn))
 	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", c.Listeners[0].ConnectedAddr)
+	require.True(t, c.Listeners[0].Disconnect)
+	require.Equal(t, "0.0.0.0", c.Listeners[0].DisconnectedAddr)
 	e := func(old, new string) string { return edit(t, conn, old, new) }
 	requireMalformed(t, ReadLookupCases, conn, map[string]string{
-		"connected tcp listener":  e(`"proto":"udp",`, ``),
-		"unknown proto":           e(`"proto":"udp"`, `"proto":"sctp"`),
-		"connect without port":    e(`,"connect_port":9`, ``),
-		"connect without addr":    e(`"connect_addr":"127.0.0.1",`, ``),
-		"connect to other family": e(`"connect_addr":"127.0.0.1"`, `"connect_addr":"::1"`),
+		"connected tcp listener":        e(`"proto":"udp",`, ``),
+		"unknown proto":                 e(`"proto":"udp"`, `"proto":"sctp"`),
+		"connect without port":          e(`,"connect_port":9`, ``),
+		"connect without addr":          e(`"connect_addr":"127.0.0.1",`, ``),
+		"connect to other family":       e(`"connect_addr":"127.0.0.1"`, `"connect_addr":"::1"`),
+		"connect without address after": e(`,"connected_addr":"127.0.0.1"`, ``),
+		"address after no connect":      e(`"connect_addr":"127.0.0.1","connect_port":9,`, ``),
+		"disconnect without address":    e(`,"disconnected_addr":"0.0.0.0"`, ``),
+		"address after no disconnect":   e(`"disconnect":true,`, ``),
 	})
 }

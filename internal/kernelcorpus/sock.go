@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/netip"
 	"syscall"
+	"unsafe"
 
 	"github.com/socktable/socktable/internal/corpus"
 )
@@ -153,6 +154,36 @@ func localPort(fd int) int {
 	}
 	log.Fatalf("getsockname: unexpected %T", sa)
 	return 0
+}
+
+// localAddr returns the address getsockname(2) reports for fd, in the
+// form the corpus spells addresses (an AF_INET6 socket's v4-mapped
+// address as ::ffff:a.b.c.d).
+func localAddr(fd int) string {
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		log.Fatalf("getsockname: %v", err)
+	}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr).String()
+	case *syscall.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr).String()
+	}
+	log.Fatalf("getsockname: unexpected %T", sa)
+	return ""
+}
+
+// disconnect calls connect(2) on fd with an AF_UNSPEC address, which
+// dissolves a datagram socket's association (udp_disconnect); package
+// syscall has no Sockaddr for AF_UNSPEC, so the call is made raw, with a
+// zeroed sockaddr (sa_family 0) of sockaddr_in's size.
+func disconnect(fd int) error {
+	var sa [16]byte // sa_family AF_UNSPEC = 0
+	if _, _, errno := syscall.Syscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa))); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // closeFD closes fd; a failed close means the generator lost track of its

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"log"
 	"math/rand/v2"
 	"syscall"
 
@@ -86,6 +87,35 @@ func udpRandomSequences(n int, seed uint64) []corpus.BindCase {
 	return cases
 }
 
+// udpDisconnectSequences returns n random UDP cases of 3 or 4 sockets on
+// one port in which sockets also disconnect (connect(2) with AF_UNSPEC)
+// after their bind or connect, from a generator of their own (the
+// sequences above stay as they were recorded): what a disconnect gives
+// back or keeps shows in the later binds' answers and in getsockname(2).
+func udpDisconnectSequences(n int, seed uint64) []corpus.BindCase {
+	r := rand.New(rand.NewPCG(seed, 0x756470646973)) // "udpdis"
+	ks := sockKinds()
+	cases := make([]corpus.BindCase, 0, n)
+	for i := range n {
+		ops := make([]corpus.BindOp, 3+r.IntN(2))
+		for j := range ops {
+			k, uid := randomSock(r, ks)
+			ops[j] = udpOp(k, uid, r.IntN(2) == 0, r.IntN(2) == 0)
+			ops[j].Disconnect = r.IntN(3) != 0
+		}
+		cases = append(cases, corpus.BindCase{
+			ID: fmt.Sprintf("udp-seq-disc-%04d", i), Proto: corpus.ProtoUDP, Kind: corpus.KindSequence, Ops: ops,
+		})
+	}
+	return cases
+}
+
+// disconnected returns op with a disconnect after it.
+func disconnected(op corpus.BindOp) corpus.BindOp {
+	op.Disconnect = true
+	return op
+}
+
 // udpPort0Cases are binds to port 0: the kernel picks the port, so a
 // replay can check the results, that each port lies in the range, and
 // that no two sockets of a case share one (SO_REUSEADDR and SO_REUSEPORT
@@ -103,6 +133,12 @@ func udpPort0Cases() []corpus.BindCase {
 		{b(k(v4Lo, true, false)), b(k(v4Lo, true, false))},
 		{b(k(v4Any, false, true)), b(k(v4Any, false, true))},
 		{b(k(dualAny, true, true)), b(k(v4Any, true, true)), b(k(v6Lo, true, true))},
+		// A picked port is not locked: a disconnect unhashes the socket,
+		// connected or not, and getsockname(2) gives port 0.
+		{disconnected(udpOp(k(v4Any, false, false), 0, true, false))},
+		{disconnected(udpOp(k(v4Lo, true, false), 0, true, false))},
+		{disconnected(b(k(dualAny, false, true)))},
+		{disconnected(udpOp(k(dualMapAny, false, false), 0, true, false))},
 	}
 	cases := make([]corpus.BindCase, len(seqs))
 	for i, ops := range seqs {
@@ -133,9 +169,16 @@ func runUDPOps(ops []corpus.BindOp, port int) {
 		if op.Action == corpus.ActionBindConnect {
 			asUID(op.UID, func() { err = syscall.Connect(fd, sockaddr(op.Family, op.ConnectAddr, op.ConnectPort)) })
 			setResult(op, err, corpus.StageConnect)
-			continue
+		} else {
+			setResult(op, nil, "")
 		}
-		setResult(op, nil, "")
+		if op.Disconnect && op.Result == corpus.ResultOK {
+			asUID(op.UID, func() { err = disconnect(fd) })
+			if err != nil {
+				log.Fatalf("disconnect: %v", err) // udp_disconnect returns 0
+			}
+			op.AfterAddr, op.AfterPort = localAddr(fd), localPort(fd)
+		}
 	}
 }
 
@@ -143,5 +186,6 @@ func runUDPOps(ops []corpus.BindOp, port int) {
 func udpBindCases(random int, seed uint64) []corpus.BindCase {
 	cases := udpPairCases()
 	cases = append(cases, udpRandomSequences(random, seed)...)
+	cases = append(cases, udpDisconnectSequences(random/2, seed)...)
 	return append(cases, udpPort0Cases()...)
 }

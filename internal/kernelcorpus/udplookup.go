@@ -31,6 +31,13 @@ func connectedTo(l corpus.LookupListener) corpus.LookupListener {
 	return l
 }
 
+// disconnectedL returns l disconnected (connect(2) with AF_UNSPEC) after
+// its bind and connect.
+func disconnectedL(l corpus.LookupListener) corpus.LookupListener {
+	l.Disconnect = true
+	return l
+}
+
 // reuseAddr returns l with SO_REUSEADDR set.
 func reuseAddr(l corpus.LookupListener) corpus.LookupListener {
 	l.ReuseAddr = true
@@ -58,6 +65,29 @@ func udpScenarios() []scenario {
 		{"udp-group2-one-connected", cat(one(connectedTo(ln(v4Any, true))), one(ln(v4Any, true))), []probe{probe4Lo}},
 		{"udp-group3-one-connected", cat(one(ln(v4Any, true)), one(connectedTo(ln(v4Any, true))), one(ln(v4Any, true))), []probe{probe4Lo}},
 		{"udp-group2-v6-one-connected", cat(one(ln(dualAny, true)), one(connectedTo(ln(dualAny, true)))), []probe{probe6Lo, probe4Lo}},
+		// A wildcard member that connects takes the route's source and
+		// leaves its group; a socket then bound to that source with
+		// SO_REUSEPORT joins it, not the wildcard's group.
+		{"udp-group2-connected-any-then-exact", cat(one(connectedTo(ln(v4Any, true))), one(ln(v4Any, true)), one(ln(v4Lo, true))), all4},
+		{"udp-group2-any-connected-then-exact", cat(one(ln(v4Any, true)), one(connectedTo(ln(v4Any, true))), one(ln(v4Lo, true))), all4},
+		{"udp-group2-v6-any-connected-then-exact", cat(one(ln(dualAny, true)), one(connectedTo(ln(dualAny, true))), one(ln(dualMapLo, true)), one(ln(dualLo, true))),
+			[]probe{probe4Lo, probe4Other, probe6Lo}},
+		// Disconnects: a wildcard socket gets its wildcard back at the
+		// head of the chain, outside any group (the rehash detaches even
+		// a member that never connected); a specific address stays.
+		{"udp-disconnected-any-then-exact", cat(one(disconnectedL(connectedTo(ra4any))), one(ra4lo)), all4},
+		{"udp-exact-then-disconnected-any", cat(one(ra4lo), one(disconnectedL(connectedTo(ra4any)))), all4},
+		{"udp-disconnected-exact", cat(one(disconnectedL(connectedTo(ra4lo))), one(ra4any)), all4},
+		{"udp-any-then-disconnected-any", cat(one(ra4any), one(disconnectedL(connectedTo(ra4any)))), all4},
+		{"udp-disconnected-any-then-any", cat(one(disconnectedL(connectedTo(ra4any))), one(ra4any)), all4},
+		{"udp-group2-second-disconnected", cat(one(ln(v4Any, true)), one(disconnectedL(ln(v4Any, true)))), []probe{probe4Lo}},
+		{"udp-group2-first-disconnected", cat(one(disconnectedL(ln(v4Any, true))), one(ln(v4Any, true))), []probe{probe4Lo}},
+		{"udp-group3-connected-disconnected", cat(one(ln(v4Any, true)), one(disconnectedL(connectedTo(ln(v4Any, true)))), one(ln(v4Any, true))), []probe{probe4Lo}},
+		{"udp-group2-v6-second-disconnected", cat(one(ln(dualAny, true)), one(disconnectedL(ln(dualAny, true)))), []probe{probe6Lo, probe4Lo}},
+		{"udp-group2-v6-first-disconnected", cat(one(disconnectedL(ln(dualAny, true))), one(ln(dualAny, true))), []probe{probe6Lo, probe4Lo}},
+		{"udp-group2-v6-second-connected-disconnected", cat(one(ln(dualAny, true)), one(disconnectedL(connectedTo(ln(dualAny, true))))), []probe{probe6Lo, probe4Lo}},
+		{"udp-group2-v6-connected-disconnected", cat(one(disconnectedL(connectedTo(ln(dualAny, true)))), one(ln(dualAny, true))), []probe{probe6Lo, probe4Lo}},
+		{"udp-group2-exact-connected-disconnected", cat(one(disconnectedL(connectedTo(ln(v4Lo, true)))), one(ln(v4Lo, true))), []probe{probe4Lo}},
 	}
 }
 
@@ -111,6 +141,13 @@ func (r *runner) runUDPLookup(c *corpus.LookupCase) error {
 			if err := syscall.Connect(fd, sockaddr(l.Family, l.ConnectAddr, peerPort)); err != nil {
 				return fmt.Errorf("socket %d (%s) connect to %s:%d: %s", i, l.Addr, l.ConnectAddr, peerPort, errName(err))
 			}
+			l.ConnectedAddr = localAddr(fd)
+		}
+		if l.Disconnect {
+			if err := disconnect(fd); err != nil {
+				return fmt.Errorf("socket %d (%s) disconnect: %s", i, l.Addr, errName(err))
+			}
+			l.DisconnectedAddr = localAddr(fd)
 		}
 	}
 	for i := range c.Connects {
