@@ -76,7 +76,7 @@
 // TimeWaitTable).
 //
 // UDPDemux is the UDP one, over table.UDPPorts: Bind of the stack's
-// socket, the binding's Connect and Release, and Deliver for every
+// socket, the binding's Connect, Disconnect and Release, and Deliver for every
 // datagram, in Linux's UDP order (a connected socket for its peer, then
 // the bound sockets of the destination address by compute_score, then
 // the wildcard's, a SO_REUSEPORT group's member by flow hash; no socket:

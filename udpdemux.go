@@ -14,8 +14,8 @@ import (
 //
 // It composes one table.UDPPorts (bind rules and the lookup, agreeing
 // with the kernel corpora in testdata/kernel) with the counters: Bind
-// binds a socket, the returned binding's Connect, Release and so on
-// change it, and Deliver finds the receiver: a connected socket for its
+// binds a socket, the returned binding's Connect, Disconnect (connect(2)
+// with AF_UNSPEC) and Release change it, and Deliver finds the receiver: a connected socket for its
 // peer, the best-scoring bound socket of the destination address, then
 // of the wildcard, a reuseport group's member by flow hash; no socket
 // means the ICMP port unreachable to send. ICMP errors reach the socket

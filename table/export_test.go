@@ -71,16 +71,7 @@ func (p *UDPPorts[V]) UDPScanUnindexed(t tuple.Tuple, device int) (V, bool) {
 	if snap == nil {
 		return zero, false
 	}
-	v4 := t.Local.Addr.Is4()
-	var best *udpView[V]
-	score := 0
-	for pass := 0; pass < 2 && best == nil; pass++ {
-		for i := range snap.socks {
-			if s := udpScore(&snap.socks[i], &t, v4, pass == 1, device); s > score {
-				best, score = &snap.socks[i], s
-			}
-		}
-	}
+	best := snap.best(&t, device, false)
 	if best == nil {
 		return zero, false
 	}

@@ -53,7 +53,7 @@ func corpusAddr(t *testing.T, s string) tuple.Addr {
 func bindRequest(t *testing.T, s *corpus.BindSock) table.BindRequest {
 	return table.BindRequest{
 		Family: s.Family, V6Only: s.V6Only != nil && *s.V6Only, Addr: corpusAddr(t, s.Addr),
-		Port: uint16(s.Port), ReuseAddr: s.ReuseAddr, ReusePort: s.ReusePort, Owner: uint32(s.UID),
+		Port: uint16(s.Port), ReuseAddr: s.ReuseAddr, ReusePort: s.ReusePort, Owner: uint32(s.UID), Device: s.Device,
 	}
 }
 

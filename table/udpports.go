@@ -109,6 +109,7 @@ type udpGroupView[V comparable] struct {
 	members   []*UDPBinding[V]
 	values    []V
 	connected []bool
+	hasConns  bool // the group's hasConns
 }
 
 // UDPBinding is one UDP socket's hold on a port, with the stack's value
@@ -150,6 +151,12 @@ type UDPBinding[V comparable] struct {
 // the member its flow hash picks, passing over connected members.
 type udpGroup[V comparable] struct {
 	members []*UDPBinding[V]
+	// hasConns is reuseport_has_conns: a member connected while in the
+	// group (never cleared). Without it, the first member a lookup
+	// meets with a new best score answers for the whole lookup, however
+	// the sockets after it would score (udp4_lib_lookup2's early
+	// return); with it, the lookup goes on scoring.
+	hasConns bool
 }
 
 // UDPPortsOptions configures a UDPPorts: the host's addresses and the
@@ -263,7 +270,7 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		if g := b.group; g != nil {
 			gv := groups[g]
 			if gv == nil {
-				gv = &udpGroupView[V]{members: slices.Clone(g.members), values: make([]V, len(g.members)), connected: make([]bool, len(g.members))}
+				gv = &udpGroupView[V]{members: slices.Clone(g.members), values: make([]V, len(g.members)), connected: make([]bool, len(g.members)), hasConns: g.hasConns}
 				for j, m := range g.members {
 					gv.values[j], gv.connected[j] = m.value, m.remote.Port != 0
 				}
@@ -373,6 +380,11 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	defer p.mu.Unlock()
 	defer p.publishLocked(b.owner.port)
 	p.leaveConnsLocked(b)
+	if b.group != nil && b.owner.family == 6 && remote.Addr.Is4() {
+		// Over IPv4, an AF_INET6 socket's connect marks its group
+		// (__ip4_datagram_connect) before the rehash that may leave it.
+		b.group.hasConns = true
+	}
 	if b.owner.addr.IsUnspecified() {
 		// The rehash: the socket moves to its new address's chain, at the
 		// head (udp_lib_rehash's hlist_add_head_rcu), and leaves its
@@ -381,6 +393,9 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		b.owner.addr = local
 		b.leaveGroupLocked()
 		p.toChainHeadLocked(b)
+	}
+	if b.group != nil {
+		b.group.hasConns = true // reuseport_has_conns_set
 	}
 	b.remote, b.hasPeerLeft = remote, false
 	if b.owner.device == 0 {
@@ -565,12 +580,18 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 //     address, connected to another peer or bound to another device scores
 //     nothing; the rest score, for IPv4, 2 for AF_INET and 1 for AF_INET6,
 //     4 more for a connected peer address, 4 for its port and 4 for a bound
-//     device (IPv6: 1 for each); the first best in the kernel's list order
+//     device (IPv6: 1 for each); the first best in the address's chain
 //     wins (the point Linux gives the socket last read on the receiving
-//     CPU is not modeled);
+//     CPU is not modeled: the kernel sets it on every receive, which
+//     would put a write on this read path);
 //   - a winner in a SO_REUSEPORT group hands the datagram to the member
 //     the flow hash picks, passing over connected members (reuseport
-//     select by hash); a connected winner keeps it.
+//     select by hash), unrescored; a connected winner keeps it;
+//   - a group none of whose members ever connected answers as soon as
+//     the chain reaches it with a new best score: the sockets after it
+//     are not scored, so a later device-bound socket loses to it (the
+//     kernel's early return in udp4_lib_lookup2, which the lookup corpus
+//     shows).
 //
 // It reports false when no socket takes the datagram: the stack sends
 // the ICMP port unreachable. It is lock-free and allocates nothing: it
@@ -636,18 +657,32 @@ func (p *UDPPorts[V]) scan(t *tuple.Tuple, device int) *udpView[V] {
 	if snap == nil {
 		return nil
 	}
+	return snap.best(t, device, snap.exact4 != nil)
+}
+
+// best is the socket of the snapshot that a datagram of t scores best
+// for, in two passes (the destination address's sockets, then the
+// wildcard's) over the chain, through the address index if indexed.
+func (s *udpSnap[V]) best(t *tuple.Tuple, device int, indexed bool) *udpView[V] {
 	v4 := t.Local.Addr.Is4()
 	var best *udpView[V]
 	score := 0
-	if snap.exact4 != nil {
-		exact, wild := snap.exact6[t.Local.Addr], snap.wild6
+	try := func(v *udpView[V], wildcard bool) (stop bool) {
+		if sc := udpScore(v, t, v4, wildcard, device); sc > score {
+			best, score = v, sc
+			return v.answersAtOnce()
+		}
+		return false
+	}
+	if indexed {
+		exact, wild := s.exact6[t.Local.Addr], s.wild6
 		if v4 {
-			exact, wild = snap.exact4[t.Local.Addr], snap.wild4
+			exact, wild = s.exact4[t.Local.Addr], s.wild4
 		}
 		for pass, idx := range [2][]int32{exact, wild} {
 			for _, i := range idx {
-				if s := udpScore(&snap.socks[i], t, v4, pass == 1, device); s > score {
-					best, score = &snap.socks[i], s
+				if try(&s.socks[i], pass == 1) {
+					return best
 				}
 			}
 			if best != nil {
@@ -657,13 +692,23 @@ func (p *UDPPorts[V]) scan(t *tuple.Tuple, device int) *udpView[V] {
 		return best
 	}
 	for pass := 0; pass < 2 && best == nil; pass++ {
-		for i := range snap.socks {
-			if s := udpScore(&snap.socks[i], t, v4, pass == 1, device); s > score {
-				best, score = &snap.socks[i], s
+		for i := range s.socks {
+			if try(&s.socks[i], pass == 1) {
+				return best
 			}
 		}
 	}
 	return best
+}
+
+// answersAtOnce reports whether a lookup that meets v with a new best
+// score stops there: v is an unconnected member of a SO_REUSEPORT group
+// (one of one included) none of whose members ever connected, so the
+// kernel returns the group's pick without scoring the rest of the chain
+// — a later socket bound to the datagram's device loses to it (the
+// lookup corpus's udp-dev-lo-then-group2).
+func (v *udpView[V]) answersAtOnce() bool {
+	return v.group != nil && v.remote.Port == 0 && !v.group.hasConns
 }
 
 // udpScore is compute_score for a socket and a datagram of t; 0 is no

@@ -145,8 +145,8 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 						}
 						flowsTo[cn.Result.Listener][flow] = true
 					}
-					got, ok := ports.Lookup(flow, 0)
-					if v, vok := ports.LookupValue(flow, 0); vok != ok || ok && v != got.Value() {
+					got, ok := ports.Lookup(flow, c.InDevice)
+					if v, vok := ports.LookupValue(flow, c.InDevice); vok != ok || ok && v != got.Value() {
 						diffs = append(diffs, fmt.Sprintf("%s datagram %d: LookupValue %d %v, Lookup %v", c.ID, k, v, vok, ok))
 					}
 					switch {

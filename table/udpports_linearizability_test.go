@@ -63,6 +63,8 @@ type udpModelSock struct {
 	// peerLeft: what a disconnected AF_INET6 socket keeps of its peer
 	// (the zero Addr: nothing).
 	peerLeft tuple.Addr
+	// conns: its group's hasConns (every member holds the same).
+	conns bool
 }
 
 // udpState is one port's sockets in list order (immutable: Step copies).
@@ -85,6 +87,15 @@ func (s udpState) tailRank() int {
 		r = max(r, s[i].rank)
 	}
 	return r + 1
+}
+
+// markConns sets hasConns on group g.
+func (s udpState) markConns(g int) {
+	for i := range s {
+		if g >= 0 && s[i].group == g {
+			s[i].conns = true
+		}
+	}
 }
 
 func (s udpState) find(slot int) int {
@@ -123,6 +134,7 @@ func (s udpState) lookup(t tuple.Tuple) []int {
 	}
 	slices.SortFunc(chain, func(a, b int) int { return s[a].rank - s[b].rank })
 	best, score := -1, 0
+scan:
 	for pass := 0; pass < 2 && best < 0; pass++ {
 		for _, i := range chain {
 			v := udpView[int]{addr: s[i].owner.addr, remote: s[i].remote, device: int32(s[i].owner.device),
@@ -132,6 +144,9 @@ func (s udpState) lookup(t tuple.Tuple) []int {
 			}
 			if sc := udpScore(&v, &t, v4, pass == 1, 0); sc > score {
 				best, score = i, sc
+				if s[i].remote.Port == 0 && s[i].group >= 0 && !s[i].conns {
+					break scan // the group answers at once
+				}
 			}
 		}
 	}
@@ -176,9 +191,9 @@ var udpModel = porcupine.Model{
 					if o.reusePort && o.family == in.req.family && o.v6only == in.req.v6only && o.device == in.req.device &&
 						o.uid == in.req.uid && o.addr == in.req.addr {
 						if s[i].group < 0 { // left its group at a connect: a new one
-							s[i].group = in.id
+							s[i].group, s[i].conns = in.id, false
 						}
-						n.group = s[i].group
+						n.group, n.conns = s[i].group, s[i].conns
 						break
 					}
 				}
@@ -197,10 +212,14 @@ var udpModel = porcupine.Model{
 			s = s.clone()
 			x := &s[i]
 			x.remote, x.peerLeft = in.peer, tuple.Addr{}
+			if x.owner.family == 6 && in.peer.Addr.Is4() {
+				s.markConns(x.group)
+			}
 			if x.owner.addr.IsUnspecified() {
 				x.owner.addr = in.dst // the routed source: the chain's head, out of the group
-				x.rank, x.group = s.headRank(), -1
+				x.rank, x.group, x.conns = s.headRank(), -1, false
 			}
+			s.markConns(x.group)
 			return out.ok, s
 		case udpOpDisconnect:
 			i := s.find(in.slot)

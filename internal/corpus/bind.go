@@ -70,6 +70,10 @@ type BindSock struct {
 	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR, set before bind(2)
 	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT, set before bind(2)
 	UID       int    `json:"uid"`       // the owner: the euid the socket is created, bound and used under (0 or 1000)
+	// Device is the interface index the socket was bound to with
+	// SO_BINDTOIFINDEX before bind(2) (SO_BINDTODEVICE by index); 0, and
+	// absent in JSON, for none.
+	Device int `json:"device,omitempty"`
 }
 
 // BindOp is one op of a BindCase, in one of two shapes. A socket op
@@ -420,6 +424,9 @@ func (s *BindSock) check() error {
 	}
 	if s.UID < 0 || int64(s.UID) > math.MaxUint32 {
 		return fmt.Errorf("uid %d out of range", s.UID)
+	}
+	if s.Device < 0 || int64(s.Device) > math.MaxInt32 {
+		return fmt.Errorf("device %d out of range", s.Device)
 	}
 	return nil
 }

@@ -173,6 +173,7 @@ func TestReadUDPBindCases(t *testing.T) {
 		"disconnect without after": e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true}]`),
 		"after port out of range":  e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true,"after_disconnect":["0.0.0.0",70000]}]`),
 		"after of another family":  e(goodUDP, `"result":"ok","bound_port":20002}]`, `"result":"ok","bound_port":20002,"disconnect":true,"after_disconnect":["::",20002]}]`),
+		"negative device":          e(goodUDP, `"uid":0,"action":"bind","result"`, `"uid":0,"device":-2,"action":"bind","result"`),
 		"tcp disconnect":           e(goodSeq, `"result":"ok"`, `"result":"ok","disconnect":true,"after_disconnect":["::",20000]`),
 		"udp late listen":          e(goodUDP, `{"family":4,"v6only":null,"addr":"127.0.0.1","port":20002,"reuseaddr":true,"reuseport":false,"uid":0,"action":"bind+connect","connect_to":["127.0.0.1",9000],"result":"ok","bound_port":20002}`, `{"action":"listen","target":0,"result":"ok"}`),
 	})
@@ -189,8 +190,16 @@ func TestReadUDPBindCorpusRoundTrip(t *testing.T) {
 		for _, o := range c.Ops {
 			actions[o.Action]++
 			results[o.Result]++
+			if o.Disconnect {
+				actions["disconnect"]++
+			}
+			if o.Device != 0 {
+				actions["device"]++
+			}
 		}
 	}
+	require.Positive(t, actions["disconnect"], "ops that disconnect")
+	require.Positive(t, actions["device"], "ops bound to a device")
 	for _, k := range []string{KindPair, KindSequence, KindPort0} {
 		require.Positive(t, kinds[k], k)
 	}

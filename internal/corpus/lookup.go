@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // NotAccepted is the LookupResult.Err of a connection that connect(2)
@@ -25,6 +26,9 @@ type LookupListener struct {
 	Port      int    `json:"port"`      // the bound port: the case's DstPort
 	ReusePort bool   `json:"reuseport"` // SO_REUSEPORT, set before bind(2)
 	ReuseAddr bool   `json:"reuseaddr"` // SO_REUSEADDR, set before bind(2)
+	// Device is, in a UDP case, the interface index the socket was bound
+	// to (SO_BINDTOIFINDEX, before bind(2)); 0, absent in JSON, for none.
+	Device int `json:"device,omitempty"`
 	// ConnectAddr and ConnectPort are, for a UDP case, the peer a socket
 	// was connected to after its bind (connect(2)); empty for an
 	// unconnected socket and for TCP.
@@ -43,7 +47,7 @@ type LookupListener struct {
 
 // BindSock is how the listener's socket was made and bound (as uid 0).
 func (l *LookupListener) BindSock() BindSock {
-	return BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort}
+	return BindSock{Family: l.Family, V6Only: l.V6Only, Addr: l.Addr, Port: l.Port, ReuseAddr: l.ReuseAddr, ReusePort: l.ReusePort, Device: l.Device}
 }
 
 // LookupResult is where a LookupConnect went: to listener Listener, or,
@@ -120,7 +124,11 @@ type LookupCase struct {
 	DstAddr      string           `json:"dst_addr"`      // in the client family's form ("::ffff:127.0.0.1" for a v4-mapped client)
 	DstPort      int              `json:"dst_port"`
 	Connects     []LookupConnect  `json:"connects"`
-	Kernel       string           `json:"kernel"` // what uname -r printed
+	// InDevice is, in a UDP case, the interface index the datagrams
+	// arrived on (loopback's), for the sockets bound to a device; 0,
+	// absent in JSON, in TCP cases.
+	InDevice int    `json:"in_device,omitempty"`
+	Kernel   string `json:"kernel"` // what uname -r printed
 }
 
 // ReadLookupCases reads a lookup.jsonl file. A line that is not a
@@ -143,9 +151,18 @@ func (c *LookupCase) check() error {
 	if c.Proto != "" && c.Proto != ProtoTCP && c.Proto != ProtoUDP {
 		return fmt.Errorf("%s: unknown proto %q", c.ID, c.Proto)
 	}
+	if c.Proto != ProtoUDP && c.InDevice != 0 {
+		return fmt.Errorf("%s: in_device in a %q case", c.ID, c.Proto)
+	}
+	if c.InDevice < 0 || int64(c.InDevice) > math.MaxInt32 {
+		return fmt.Errorf("%s: in_device %d out of range", c.ID, c.InDevice)
+	}
 	for i, l := range c.Listeners {
 		if err := l.check(); err != nil {
 			return fmt.Errorf("%s listener %d: %w", c.ID, i, err)
+		}
+		if l.Device != 0 && c.Proto != ProtoUDP {
+			return fmt.Errorf("%s listener %d: a device in a %q case", c.ID, i, c.Proto)
 		}
 		if l.ConnectAddr != "" || l.ConnectPort != 0 {
 			if c.Proto != ProtoUDP {
@@ -207,6 +224,9 @@ func (l *LookupListener) check() error {
 	}
 	if err := checkAddr(l.Family, l.Addr); err != nil {
 		return err
+	}
+	if l.Device < 0 || int64(l.Device) > math.MaxInt32 {
+		return fmt.Errorf("device %d out of range", l.Device)
 	}
 	return checkPort("port", l.Port)
 }

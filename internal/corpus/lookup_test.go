@@ -120,6 +120,11 @@ func TestReadUDPLookupMalformed(t *testing.T) {
 	require.Equal(t, "127.0.0.1", c.Listeners[0].ConnectedAddr)
 	require.True(t, c.Listeners[0].Disconnect)
 	require.Equal(t, "0.0.0.0", c.Listeners[0].DisconnectedAddr)
+	dev, err := ParseLookupLine([]byte(strings.Replace(strings.Replace(conn, `"connect_addr"`, `"device":2,"connect_addr"`, 1), `"kernel"`, `"in_device":1,"kernel"`, 1)))
+	require.NoError(t, err)
+	require.Equal(t, 2, dev.Listeners[0].Device)
+	require.Equal(t, 1, dev.InDevice)
+	require.Equal(t, 2, dev.Listeners[0].BindSock().Device)
 	e := func(old, new string) string { return edit(t, conn, old, new) }
 	requireMalformed(t, ReadLookupCases, conn, map[string]string{
 		"connected tcp listener":        e(`"proto":"udp",`, ``),
@@ -131,5 +136,7 @@ func TestReadUDPLookupMalformed(t *testing.T) {
 		"address after no connect":      e(`"connect_addr":"127.0.0.1","connect_port":9,`, ``),
 		"disconnect without address":    e(`,"disconnected_addr":"0.0.0.0"`, ``),
 		"address after no disconnect":   e(`"disconnect":true,`, ``),
+		"negative device":               e(`"connect_addr"`, `"device":-1,"connect_addr"`),
+		"in_device in a tcp case":       e(`"proto":"udp",`, `"in_device":1,`),
 	})
 }

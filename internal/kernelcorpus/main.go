@@ -345,6 +345,7 @@ func run(cfg config, parentNS string) {
 
 // runUDPBind records udp-bind.jsonl and udp-lookup.jsonl.
 func runUDPBind(cfg config, r *runner, kernel string, lo, hi int) {
+	defer closeFD(makeDevice())
 	results := map[string]int{}
 	n := 0
 	writeJSONL(filepath.Join(cfg.out, corpus.UDPBindFile), func(emit func(any)) {

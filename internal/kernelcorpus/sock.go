@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
 	"syscall"
 	"unsafe"
@@ -131,6 +132,11 @@ func openBoundOpts(s corpus.BindSock, sockType int, nonblock bool) (fd int, bind
 			// depend on the net.ipv6.bindv6only sysctl.
 			setFlag(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, *s.V6Only)
 		}
+		if s.Device != 0 {
+			if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soBindToIfindex, s.Device); err != nil {
+				log.Fatalf("SO_BINDTOIFINDEX %d (uid %d): %v", s.Device, s.UID, err)
+			}
+		}
 		bindErr = syscall.Bind(fd, sockaddr(s.Family, s.Addr, s.Port))
 	})
 	if bindErr != nil {
@@ -185,6 +191,42 @@ func disconnect(fd int) error {
 	}
 	return nil
 }
+
+// soBindToIfindex is SO_BINDTOIFINDEX (Linux 5.0), SO_BINDTODEVICE by
+// interface index, which package syscall does not define.
+const soBindToIfindex = 62
+
+// The interfaces the UDP device cases bind to: loopback, which every
+// datagram arrives on, and a TUN device no datagram crosses (-udp makes
+// it; in a fresh namespace it gets the next index, which main checks).
+const (
+	ifLo    = 1
+	ifOther = 2
+)
+
+// makeDevice creates the TUN device udpDevName for the UDP device cases,
+// down and without addresses (a socket may bind to it all the same), and
+// returns its descriptor, which keeps it alive.
+func makeDevice() int {
+	fd, err := syscall.Open("/dev/net/tun", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		log.Fatalf("open /dev/net/tun: %v", err)
+	}
+	var ifr ifreq
+	copy(ifr.name[:], udpDevName)
+	ifr.flags = syscall.IFF_TUN | syscall.IFF_NO_PI
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TUNSETIFF, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+		log.Fatalf("TUNSETIFF %s: %v", udpDevName, errno)
+	}
+	ifc, err := net.InterfaceByName(udpDevName)
+	if err != nil || ifc.Index != ifOther {
+		log.Fatalf("%s: index %v (%v), want %d", udpDevName, ifc, err, ifOther)
+	}
+	return fd
+}
+
+// udpDevName is the device makeDevice creates.
+const udpDevName = "stdev0"
 
 // closeFD closes fd; a failed close means the generator lost track of its
 // sockets, so it is fatal.

@@ -110,6 +110,49 @@ func udpDisconnectSequences(n int, seed uint64) []corpus.BindCase {
 	return cases
 }
 
+// udpDeviceCases is the device grid: two sockets on one port, each on
+// an IPv4 wildcard, loopback or dual-stack wildcard address, with no
+// device, loopback's or a device no datagram crosses (SO_BINDTOIFINDEX),
+// and none, SO_REUSEADDR or SO_REUSEPORT: devices keep two sockets apart
+// only when both are bound to different ones. The first socket is by
+// turns only bound, connected, or disconnected (which drops its device,
+// so that the second meets it as a socket of no device); a socket on the
+// other device does not connect (no route leaves through it).
+func udpDeviceCases() []corpus.BindCase {
+	addrs := []addrSpec{v4Any, v4Lo, dualAny}
+	devices := []int{0, ifLo, ifOther}
+	flags := []flagSet{{false, false}, {true, false}, {false, true}}
+	type kind struct {
+		k   sockKind
+		dev int
+	}
+	var ks []kind
+	for _, a := range addrs {
+		for _, d := range devices {
+			for _, f := range flags {
+				ks = append(ks, kind{sockKind{a, f}, d})
+			}
+		}
+	}
+	var cases []corpus.BindCase
+	for _, a := range ks {
+		for _, b := range ks {
+			n := len(cases)
+			first := udpOp(a.k, 0, n%3 == 1 && a.dev != ifOther, false)
+			first.Device, first.Disconnect = a.dev, n%3 == 2
+			second := udpOp(b.k, 0, false, false)
+			second.Device = b.dev
+			if a.k.reusePort && b.k.reusePort && n%2 == 1 {
+				second.UID = 1000 // another owner: no sharing
+			}
+			cases = append(cases, corpus.BindCase{
+				ID: fmt.Sprintf("udp-dev-%04d", n), Proto: corpus.ProtoUDP, Kind: corpus.KindPair, Ops: []corpus.BindOp{first, second},
+			})
+		}
+	}
+	return cases
+}
+
 // disconnected returns op with a disconnect after it.
 func disconnected(op corpus.BindOp) corpus.BindOp {
 	op.Disconnect = true
@@ -187,5 +230,6 @@ func udpBindCases(random int, seed uint64) []corpus.BindCase {
 	cases := udpPairCases()
 	cases = append(cases, udpRandomSequences(random, seed)...)
 	cases = append(cases, udpDisconnectSequences(random/2, seed)...)
+	cases = append(cases, udpDeviceCases()...)
 	return append(cases, udpPort0Cases()...)
 }

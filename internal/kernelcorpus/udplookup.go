@@ -38,6 +38,12 @@ func disconnectedL(l corpus.LookupListener) corpus.LookupListener {
 	return l
 }
 
+// onDevice returns l bound to interface index dev.
+func onDevice(l corpus.LookupListener, dev int) corpus.LookupListener {
+	l.Device = dev
+	return l
+}
+
 // reuseAddr returns l with SO_REUSEADDR set.
 func reuseAddr(l corpus.LookupListener) corpus.LookupListener {
 	l.ReuseAddr = true
@@ -87,6 +93,26 @@ func udpScenarios() []scenario {
 		{"udp-group2-v6-first-disconnected", cat(one(disconnectedL(ln(dualAny, true))), one(ln(dualAny, true))), []probe{probe6Lo, probe4Lo}},
 		{"udp-group2-v6-second-connected-disconnected", cat(one(ln(dualAny, true)), one(disconnectedL(connectedTo(ln(dualAny, true))))), []probe{probe6Lo, probe4Lo}},
 		{"udp-group2-v6-connected-disconnected", cat(one(disconnectedL(connectedTo(ln(dualAny, true)))), one(ln(dualAny, true))), []probe{probe6Lo, probe4Lo}},
+		// Devices: a socket bound to the datagrams' device outscores one
+		// bound to none; one bound to another device takes nothing; the
+		// exact address's pass comes before the wildcard's whatever the
+		// device; a disconnect drops the device.
+		{"udp-dev-lo-then-none", cat(one(onDevice(ra4any, ifLo)), one(ra4any)), all4},
+		{"udp-dev-none-then-lo", cat(one(ra4any), one(onDevice(ra4any, ifLo))), all4},
+		{"udp-dev-other-alone", one(onDevice(ra4any, ifOther)), all4},
+		{"udp-dev-other-then-none", cat(one(onDevice(ra4any, ifOther)), one(ra4any)), all4},
+		{"udp-dev-none-then-other", cat(one(ra4any), one(onDevice(ra4any, ifOther))), all4},
+		{"udp-dev-exact-none-any-lo", cat(one(ra4lo), one(onDevice(ra4any, ifLo))), all4},
+		{"udp-dev-lo-disconnected-then-none", cat(one(disconnectedL(onDevice(ra4any, ifLo))), one(ra4any)), all4},
+		{"udp-dev-none-then-lo-disconnected", cat(one(ra4any), one(disconnectedL(onDevice(ra4any, ifLo)))), all4},
+		{"udp-dev-v6-lo-then-none", cat(one(onDevice(reuseAddr(ln(dualAny, false)), ifLo)), one(reuseAddr(ln(dualAny, false)))), []probe{probe6Lo, probe4Lo}},
+		// A group met first in the chain answers at once when none of
+		// its members ever connected: a device-bound socket met later,
+		// with the higher score, does not get the datagram.
+		{"udp-dev-lo-then-group2", cat(one(onDevice(ln(v4Any, true), ifLo)), group(v4Any, 2)), []probe{probe4Lo}},
+		{"udp-dev-group2-then-lo", cat(group(v4Any, 2), one(onDevice(ln(v4Any, true), ifLo))), []probe{probe4Lo}},
+		{"udp-dev-group2-v6-then-lo", cat(group(dualAny, 2), one(onDevice(ln(dualAny, true), ifLo))), []probe{probe6Lo, probe4Lo}},
+		{"udp-dev-lo-group2", cat(one(onDevice(ln(v4Any, true), ifLo)), one(onDevice(ln(v4Any, true), ifLo)), one(ln(v4Any, true))), []probe{probe4Lo}},
 		{"udp-group2-exact-connected-disconnected", cat(one(disconnectedL(connectedTo(ln(v4Lo, true)))), one(ln(v4Lo, true))), []probe{probe4Lo}},
 	}
 }
@@ -105,6 +131,7 @@ func udpLookupCases() []corpus.LookupCase {
 				ClientFamily: p.family,
 				DstAddr:      p.dst,
 				Connects:     make([]corpus.LookupConnect, connectsFor(ls)),
+				InDevice:     ifLo,
 			})
 		}
 	}
