@@ -427,8 +427,12 @@ func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
 		p.releaseLocked(b)
 		return true, nil
 	}
-	defer p.publishLocked(b.owner.port)
-	p.leaveConnsLocked(b)
+	// The snapshot with b back in the scan is published before b's
+	// four-tuple entry goes: a lookup reads the four-tuple table first,
+	// so it finds b connected or, missing it, loads a snapshot in which
+	// b is there disconnected — never neither.
+	wasIn, flow := b.inConns, b.flowLocked()
+	b.inConns = false
 	if b.owner.family == 6 && b.remote.Port != 0 {
 		b.peerLeft, b.hasPeerLeft = b.remote.Addr, true
 	}
@@ -440,6 +444,10 @@ func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
 			p.toChainHeadLocked(b)
 		}
 		b.leaveGroupLocked()
+	}
+	p.publishLocked(b.owner.port)
+	if wasIn {
+		p.conns.Delete(flow)
 	}
 	return false, nil
 }
