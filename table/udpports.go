@@ -58,6 +58,10 @@ type UDPPorts[V comparable] struct {
 	// left out of their port's snapshot, so the scan over the port's
 	// unconnected sockets does not grow with them.
 	conns *Established[V]
+	// connPorts has a bit set for each port whose snapshot, when last
+	// published, counted connected sockets (udpSnap.hasConns): 8 KiB a
+	// lookup reads first to skip the four-tuple table on ports without.
+	connPorts [65536 / 64]atomic.Uint64
 	// dir is the read side: per port, an immutable snapshot of its
 	// sockets that every change of the port replaces (read-copy-update),
 	// in blocks of 256 ports made on first use: Lookup loads two pointers
@@ -73,6 +77,12 @@ type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 // and peer; the snapshot keeps its own copies).
 type udpSnap[V comparable] struct {
 	socks []udpView[V]
+	// hasConns: some socket of the port is in the four-tuple table as
+	// of this snapshot. A lookup looks there (and hashes the flow) only
+	// then, as Linux looks in hash4 only when the (address, port) slot
+	// counts connected sockets: a port of bound sockets alone costs no
+	// hash.
+	hasConns bool
 	// For a port with more than udpIndexMin sockets, the sockets by
 	// receive address (as Linux switches to its (address, port) slots
 	// past 10; here later, since a scan of contiguous records beats the
@@ -255,6 +265,7 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 	list := p.ports[port]
 	if len(list) == 0 {
 		blk[port&255].Store(nil)
+		p.markConnPort(port, false)
 		return
 	}
 	snap := &udpSnap[V]{socks: make([]udpView[V], 0, len(list))}
@@ -280,12 +291,25 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		}
 		if !b.inConns {
 			snap.socks = append(snap.socks, v)
+		} else {
+			snap.hasConns = true
 		}
 	}
 	if len(snap.socks) > udpIndexMin {
 		snap.index()
 	}
 	blk[port&255].Store(snap)
+	p.markConnPort(port, snap.hasConns)
+}
+
+// markConnPort sets or clears port's connPorts bit.
+func (p *UDPPorts[V]) markConnPort(port uint16, conns bool) {
+	w, bit := &p.connPorts[port>>6], uint64(1)<<(port&63)
+	if conns {
+		w.Or(bit)
+	} else {
+		w.And(^bit)
+	}
 }
 
 // index fills the snapshot's address index.
@@ -608,36 +632,129 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 // be released by the time the caller uses it (as in Linux, whose lookup
 // runs under RCU).
 func (p *UDPPorts[V]) LookupValue(t tuple.Tuple, device int) (V, bool) {
-	h := p.hasher.Hash(t)
-	if v, ok := p.conns.LookupHashed(h, t); ok {
+	if p.hasConnPort(t.Local.Port) {
+		// Spelled out here, not through find: the connected datagram's
+		// path is a hash and one four-tuple lookup, nothing more.
+		h := p.hasher.Hash(t)
+		if v, ok := p.conns.LookupHashed(h, t); ok {
+			return v, true
+		}
+		return p.valueOf(&t, p.bestOf(&t, device, p.snapOf(t.Local.Port)), h, true)
+	}
+	v, hit, best, h, hashed := p.findUnmarked(&t, device)
+	if hit {
 		return v, true
 	}
-	best := p.scan(&t, device)
+	return p.valueOf(&t, best, h, hashed)
+}
+
+// valueOf is the value of the socket that gets a datagram of t that
+// best scored best for (none for nil), hashing t for a group's pick if
+// it was not hashed.
+func (p *UDPPorts[V]) valueOf(t *tuple.Tuple, best *udpView[V], h uint64, hashed bool) (V, bool) {
 	if best == nil {
 		var zero V
 		return zero, false
 	}
+	if !hashed && best.picks() {
+		h = p.hasher.Hash(*t)
+	}
 	v, _ := best.receiver(h)
 	return v, true
+}
+
+// find is the datagram path LookupValue and Lookup share: for a port
+// with connected sockets, the four-tuple table's answer (hit); else the
+// snapshot's best-scoring socket, and the flow hash if it was computed.
+//
+// connPorts says which ports had connected sockets at their last
+// publish; it is a hint, each of find's two paths being right whatever
+// it says. Past a set bit, the four-tuple table is read first, without
+// waiting for the snapshot, and on a miss the snapshot as it is then: a
+// connect adds its entry before the snapshot leaves the socket out, a
+// disconnect puts it back before the entry goes. Past a clear bit
+// (findUnmarked) the snapshot is read first, and the four-tuple table
+// only if the snapshot counts connected sockets. A port of bound
+// sockets alone thus costs no hash and no four-tuple lookup.
+func (p *UDPPorts[V]) find(t *tuple.Tuple, device int) (v V, hit bool, best *udpView[V], h uint64, hashed bool) {
+	if !p.hasConnPort(t.Local.Port) {
+		return p.findUnmarked(t, device)
+	}
+	h = p.hasher.Hash(*t)
+	if v, ok := p.conns.LookupHashed(h, *t); ok {
+		return v, true, nil, h, true
+	}
+	return v, false, p.bestOf(t, device, p.snapOf(t.Local.Port)), h, true
+}
+
+// findUnmarked is find past a clear connPorts bit. After a miss in the
+// four-tuple table it reads the snapshot again: one that changed under
+// the miss starts the lookup over (lock-free: only a writer's progress
+// makes it), one that stayed finds each socket in one place or the
+// other.
+func (p *UDPPorts[V]) findUnmarked(t *tuple.Tuple, device int) (v V, hit bool, best *udpView[V], h uint64, hashed bool) {
+	snap := p.snapOf(t.Local.Port)
+	for snap != nil && snap.hasConns {
+		if !hashed {
+			h, hashed = p.hasher.Hash(*t), true
+		}
+		if v, ok := p.conns.LookupHashed(h, *t); ok {
+			return v, true, nil, h, true
+		}
+		again := p.snapOf(t.Local.Port)
+		if again == snap {
+			break
+		}
+		snap = again
+	}
+	return v, false, p.bestOf(t, device, snap), h, hashed
+}
+
+// hasConnPort reports port's connPorts bit.
+func (p *UDPPorts[V]) hasConnPort(port uint16) bool {
+	return p.connPorts[port>>6].Load()&(1<<(port&63)) != 0
+}
+
+// bestOf is snap.best, or nil for a port without a snapshot.
+func (p *UDPPorts[V]) bestOf(t *tuple.Tuple, device int, snap *udpSnap[V]) *udpView[V] {
+	if snap == nil {
+		return nil
+	}
+	return snap.best(t, device, snap.exact4 != nil)
+}
+
+// snapOf loads port's snapshot; nil for a port without sockets.
+func (p *UDPPorts[V]) snapOf(port uint16) *udpSnap[V] {
+	blk := p.dir[port>>8].Load()
+	if blk == nil {
+		return nil
+	}
+	return blk[port&255].Load()
 }
 
 // Lookup is LookupValue's answer as the socket's binding, for control
 // paths and tests: the same choice, but a connected socket found in the
 // four-tuple table is looked up under the table's mutex.
 func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
-	h := p.hasher.Hash(t)
-	if _, ok := p.conns.LookupHashed(h, t); ok {
+	_, hit, best, h, hashed := p.find(&t, device)
+	if hit {
+		// The entry's binding is the writers' to look up: under their
+		// mutex, where the four-tuple table and the lists agree, ask again.
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for _, b := range p.ports[t.Local.Port] {
-			if b.inConns && b.flowLocked() == t {
-				return b, true
+		if _, hit, best, h, hashed = p.find(&t, device); hit {
+			for _, b := range p.ports[t.Local.Port] {
+				if b.inConns && b.flowLocked() == t {
+					return b, true
+				}
 			}
 		}
 	}
-	best := p.scan(&t, device)
 	if best == nil {
 		return nil, false
+	}
+	if !hashed && best.picks() {
+		h = p.hasher.Hash(t)
 	}
 	_, b := best.receiver(h)
 	return b, true
@@ -647,29 +764,23 @@ func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 // scored best for: v itself, or if v is an unconnected member of a
 // SO_REUSEPORT group, the member the hash picks.
 func (v *udpView[V]) receiver(h uint64) (V, *UDPBinding[V]) {
-	if g := v.group; v.remote.Port == 0 && g != nil && len(g.members) > 1 {
+	if v.picks() {
+		g := v.group
 		i := g.pick(h)
 		return g.values[i], g.members[i]
 	}
 	return v.value, v.b
 }
 
-// scan scores the port's unconnected (and not four-tuple-table) sockets:
-// those bound to the destination address first, then the wildcard's.
-func (p *UDPPorts[V]) scan(t *tuple.Tuple, device int) *udpView[V] {
-	blk := p.dir[t.Local.Port>>8].Load()
-	if blk == nil {
-		return nil
-	}
-	snap := blk[t.Local.Port&255].Load()
-	if snap == nil {
-		return nil
-	}
-	return snap.best(t, device, snap.exact4 != nil)
+// picks reports whether v hands its datagrams to its group's pick: an
+// unconnected member of a group of more than one.
+func (v *udpView[V]) picks() bool {
+	return v.group != nil && v.remote.Port == 0 && len(v.group.members) > 1
 }
 
-// best is the socket of the snapshot that a datagram of t scores best
-// for, in two passes (the destination address's sockets, then the
+// best is the socket of the snapshot (the port's unconnected sockets,
+// and those not in the four-tuple table) that a datagram of t scores
+// best for, in two passes (the destination address's sockets, then the
 // wildcard's) over the chain, through the address index if indexed.
 func (s *udpSnap[V]) best(t *tuple.Tuple, device int, indexed bool) *udpView[V] {
 	v4 := t.Local.Addr.Is4()
