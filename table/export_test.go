@@ -55,8 +55,8 @@ func (m *Established[V]) HomeGroup(t tuple.Tuple) int {
 }
 
 // UDPScanUnindexed is UDPPorts.LookupValue with every port's snapshot
-// scanned in full, as if no port were indexed by address: the reference
-// the index is tested against.
+// scanned in full, every socket scored (no address index, no key
+// arrays): the reference the index and the keys are tested against.
 func (p *UDPPorts[V]) UDPScanUnindexed(t tuple.Tuple, device int) (V, bool) {
 	h := p.hasher.Hash(t)
 	if v, ok := p.conns.LookupHashed(h, t); ok {
@@ -71,7 +71,7 @@ func (p *UDPPorts[V]) UDPScanUnindexed(t tuple.Tuple, device int) (V, bool) {
 	if snap == nil {
 		return zero, false
 	}
-	best := snap.best(&t, device, false)
+	best := snap.best(&t, device, udpScanAll)
 	if best == nil {
 		return zero, false
 	}

@@ -92,6 +92,15 @@ type udpSnap[V comparable] struct {
 	// A lookup then scores only the sockets of its address.
 	exact4, exact6 map[tuple.Addr][]int32
 	wild4, wild6   []int32
+	// For a smaller port, each socket's receive address in dense arrays
+	// a lookup compares before it scores a socket: for IPv4, reach4 and
+	// the address as a number (0 for a socket IPv4 cannot reach); for
+	// IPv6, the address (an IPv4 one for a socket IPv6 cannot reach). At
+	// 17 sockets that is 2 cache lines to read instead of 22. Ports of up
+	// to udpKeysMin sockets have neither index nor keys: every socket is
+	// scored.
+	keys4 []uint64
+	keys6 []tuple.Addr
 }
 
 // udpIndexMin is the socket count of a port above which its snapshot is
@@ -295,8 +304,11 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 			snap.hasConns = true
 		}
 	}
-	if len(snap.socks) > udpIndexMin {
+	switch n := len(snap.socks); {
+	case n > udpIndexMin:
 		snap.index()
+	case n > udpKeysMin:
+		snap.fillKeys()
 	}
 	blk[port&255].Store(snap)
 	p.markConnPort(port, snap.hasConns)
@@ -720,7 +732,7 @@ func (p *UDPPorts[V]) bestOf(t *tuple.Tuple, device int, snap *udpSnap[V]) *udpV
 	if snap == nil {
 		return nil
 	}
-	return snap.best(t, device, snap.exact4 != nil)
+	return snap.best(t, device, snap.how())
 }
 
 // snapOf loads port's snapshot; nil for a port without sockets.
@@ -782,7 +794,7 @@ func (v *udpView[V]) picks() bool {
 // and those not in the four-tuple table) that a datagram of t scores
 // best for, in two passes (the destination address's sockets, then the
 // wildcard's) over the chain, through the address index if indexed.
-func (s *udpSnap[V]) best(t *tuple.Tuple, device int, indexed bool) *udpView[V] {
+func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 	v4 := t.Local.Addr.Is4()
 	var best *udpView[V]
 	score := 0
@@ -793,7 +805,8 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, indexed bool) *udpView[V] 
 		}
 		return false
 	}
-	if indexed {
+	switch how {
+	case udpScanIndex:
 		exact, wild := s.exact6[t.Local.Addr], s.wild6
 		if v4 {
 			exact, wild = s.exact4[t.Local.Addr], s.wild4
@@ -808,16 +821,89 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, indexed bool) *udpView[V] 
 				break
 			}
 		}
-		return best
-	}
-	for pass := 0; pass < 2 && best == nil; pass++ {
-		for i := range s.socks {
-			if try(&s.socks[i], pass == 1) {
-				return best
+	case udpScanKeys:
+		if v4 {
+			want := [2]uint64{reach4 | uint64(addr32(t.Local.Addr)), reach4}
+			for pass := 0; pass < 2 && best == nil; pass++ {
+				for i, k := range s.keys4 {
+					if k == want[pass] && try(&s.socks[i], pass == 1) {
+						return best
+					}
+				}
+			}
+			break
+		}
+		want := [2]tuple.Addr{t.Local.Addr, tuple.IPv6Unspecified()}
+		for pass := 0; pass < 2 && best == nil; pass++ {
+			for i := range s.keys6 {
+				if s.keys6[i] == want[pass] && try(&s.socks[i], pass == 1) {
+					return best
+				}
+			}
+		}
+	default: // udpScanAll
+		for pass := 0; pass < 2 && best == nil; pass++ {
+			for i := range s.socks {
+				if try(&s.socks[i], pass == 1) {
+					return best
+				}
 			}
 		}
 	}
 	return best
+}
+
+// udpScan is how best finds a snapshot's candidates: by its address
+// index (ports of many sockets), by its dense key arrays, or, as the
+// tests' reference, by scoring every socket.
+type udpScan uint8
+
+const (
+	udpScanAll udpScan = iota
+	udpScanKeys
+	udpScanIndex
+)
+
+// how is the way a lookup scans s.
+func (s *udpSnap[V]) how() udpScan {
+	switch {
+	case s.exact4 != nil:
+		return udpScanIndex
+	case s.keys4 != nil:
+		return udpScanKeys
+	}
+	return udpScanAll
+}
+
+// udpKeysMin is the socket count of a port above which its snapshot
+// has key arrays: below, scoring the few sockets costs less than the
+// arrays' own cache miss (10 ns at one socket a port, the 1e4
+// benchmark; 20% less at 17, the 1e6 one).
+const udpKeysMin = 4
+
+// reach4 marks a keys4 entry an IPv4 datagram can reach: the low 32 bits
+// are then the socket's IPv4 receive address (0 the wildcard).
+const reach4 = 1 << 32
+
+// addr32 is an IPv4 address as a number.
+func addr32(a tuple.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// fillKeys fills the snapshot's key arrays from its sockets.
+func (s *udpSnap[V]) fillKeys() {
+	s.keys4, s.keys6 = make([]uint64, len(s.socks)), make([]tuple.Addr, len(s.socks))
+	for i := range s.socks {
+		v := &s.socks[i]
+		if !(v.family == 6 && v.v6only) { // IPv4 datagrams reach it
+			s.keys4[i] = reach4 | uint64(addr32(v4AddrOf(v.family, v.addr)))
+		}
+		s.keys6[i] = tuple.IPv4Unspecified() // no IPv6 destination is an IPv4 address
+		if v.family == 6 && !v.addr.Is4() {  // IPv6 datagrams reach it
+			s.keys6[i] = v.addr
+		}
+	}
 }
 
 // answersAtOnce reports whether a lookup that meets v with a new best
