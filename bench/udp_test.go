@@ -21,6 +21,9 @@ import (
 //   - path=reuseport: the bound world plus a 4-member SO_REUSEPORT group
 //     on 0.0.0.0:443, datagrams to the group (its pick on top of a bound
 //     lookup);
+//   - path=wildcard (socktable only): the same with one plain socket on
+//     0.0.0.0:443 for the group, so that reuseport minus wildcard is what
+//     the pick adds (the flow hash and the member's choice);
 //
 // against the same lookup over a linear scan of every socket (Linux's
 // scoring, the design of small stacks) and over maps behind an RWMutex
@@ -41,9 +44,11 @@ func udpClient(i int) tuple.Endpoint {
 	return tuple.Endpoint{Addr: tuple.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Port: 5000 + uint16(i%7)}
 }
 
-// udpImpl is one design's lookup, for the benchmark loop.
+// udpImpl is one design's lookup, for the benchmark loop; shard is the
+// calling goroutine's receive shard (socktable's counters are striped by
+// it, as a stack's receive queues would pass theirs).
 type udpImpl interface {
-	deliver(seg *tuple.Segment) *udpConn
+	deliver(seg *tuple.Segment, shard int) *udpConn
 }
 
 type stUDP struct{ d *socktable.UDPDemux[udpConn] }
@@ -53,12 +58,14 @@ type stUDP struct{ d *socktable.UDPDemux[udpConn] }
 // datagram can cost at best.
 type floorUDP struct{ m *table.Established[*udpConn] }
 
-func (f floorUDP) deliver(seg *tuple.Segment) *udpConn {
+func (f floorUDP) deliver(seg *tuple.Segment, _ int) *udpConn {
 	c, _ := f.m.LookupHashed(f.m.Hasher().Hash(seg.Tuple), seg.Tuple)
 	return c
 }
 
-func (s stUDP) deliver(seg *tuple.Segment) *udpConn { return s.d.Deliver(seg, 0, 0).Conn }
+func (s stUDP) deliver(seg *tuple.Segment, shard int) *udpConn {
+	return s.d.Deliver(seg, 0, shard).Conn
+}
 
 // linearUDP scans every socket with Linux's scoring: exact address
 // before wildcard, a connected socket for its peer only.
@@ -74,7 +81,7 @@ type linearUDPSock struct {
 	c      *udpConn
 }
 
-func (l *linearUDP) deliver(seg *tuple.Segment) *udpConn {
+func (l *linearUDP) deliver(seg *tuple.Segment, _ int) *udpConn {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	t := &seg.Tuple
@@ -128,7 +135,7 @@ type rwUDP struct {
 	anyPrt map[uint16][]*udpConn
 }
 
-func (r *rwUDP) deliver(seg *tuple.Segment) *udpConn {
+func (r *rwUDP) deliver(seg *tuple.Segment, _ int) *udpConn {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t := &seg.Tuple
@@ -197,11 +204,16 @@ func buildUDPWorld(b *testing.B, impl, path string, n int) *udpWorld {
 				}
 			}
 		}
-		if path == "reuseport" {
+		switch path {
+		case "reuseport":
 			for _, c := range group {
 				if _, err := d.Bind(table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 443, ReusePort: true, Owner: 1}, c); err != nil {
 					b.Fatal(err)
 				}
+			}
+		case "wildcard":
+			if _, err := d.Bind(table.BindRequest{Family: 4, Addr: tuple.IPv4Unspecified(), Port: 443}, group[0]); err != nil {
+				b.Fatal(err)
 			}
 		}
 		w.impl = stUDP{d}
@@ -256,9 +268,9 @@ func buildUDPWorld(b *testing.B, impl, path string, n int) *udpWorld {
 		case "bound":
 			seg.Tuple = tuple.Tuple{Local: udpBound(i), Remote: udpClient(rng.IntN(1 << 20))}
 			w.want = append(w.want, conns[i])
-		default:
+		default: // reuseport, wildcard
 			seg.Tuple = tuple.Tuple{Local: tuple.Endpoint{Addr: udpBound(i).Addr, Port: 443}, Remote: udpClient(rng.IntN(1 << 20))}
-			w.want = append(w.want, nil) // a member of the group
+			w.want = append(w.want, nil) // a member of the group (the wildcard's socket is group[0])
 		}
 		w.segs = append(w.segs, seg)
 	}
@@ -267,7 +279,7 @@ func buildUDPWorld(b *testing.B, impl, path string, n int) *udpWorld {
 		check = check[:1000] // a scan of 1e6 sockets per datagram: a sample
 	}
 	for i := range check { // every design answers as socktable does
-		got := w.impl.deliver(&w.segs[i])
+		got := w.impl.deliver(&w.segs[i], 0)
 		if w.want[i] != nil && got != w.want[i] || w.want[i] == nil && (got == nil || got.id >= 0) {
 			b.Fatalf("%s %s: datagram %d to %v went to %v", impl, path, i, w.segs[i].Tuple, got)
 		}
@@ -275,27 +287,32 @@ func buildUDPWorld(b *testing.B, impl, path string, n int) *udpWorld {
 	return w
 }
 
-// BenchmarkUDPDemux: one datagram per op on every core.
+// BenchmarkUDPDemux: one datagram per op on every core, each goroutine
+// its own receive shard.
 func BenchmarkUDPDemux(b *testing.B) {
 	for _, sz := range []struct {
 		name string
 		n    int
 	}{{"1e2", 100}, {"1e4", 10000}, {"1e6", 1000000}} {
 		n := size(sz.n)
-		for _, path := range []string{"connected", "bound", "reuseport"} {
+		for _, path := range []string{"connected", "bound", "reuseport", "wildcard"} {
 			impls := []string{"socktable", "linear", "rwmutex"}
-			if path == "connected" {
+			switch path {
+			case "connected":
 				impls = append(impls, "floor")
+			case "wildcard":
+				impls = []string{"socktable"}
 			}
 			for _, impl := range impls {
 				b.Run(fmt.Sprintf("sockets=%s/path=%s/impl=%s", sz.name, path, impl), func(b *testing.B) {
 					w := getUDPWorld(b, impl, path, n)
 					startTiming(b)
-					var start atomic.Int64
+					var start, worker atomic.Int64
 					b.RunParallel(func(pb *testing.PB) {
 						i, hits := parallelStart(&start, len(w.segs)), 0
+						shard := int(worker.Add(1))
 						for pb.Next() {
-							if w.impl.deliver(&w.segs[i]) != nil {
+							if w.impl.deliver(&w.segs[i], shard) != nil {
 								hits++
 							}
 							if i++; i == len(w.segs) {

@@ -37,12 +37,15 @@ import (
 // A bind to port 0 gets a port from the ephemeral range that no socket
 // holds. Bindings are values the caller keeps, like Ports'; Release gives
 // a port back. All methods are safe for concurrent use. The writers
-// (Bind, Connect, Release, Close) are serialized by one mutex and each
-// rebuilds its port's snapshot, so a bind costs time in the sockets its
-// port holds, as Linux's walk of the port's list does; LookupValue, the
-// datagram path, is lock-free. Memory grows with the bound sockets: a
-// record a socket in the port lists, the four-tuple table and the
-// snapshots, and 2 KiB per block of 256 ports in use.
+// (Bind, Connect, Disconnect, Release, Close) are serialized by one
+// mutex and each rebuilds its port's snapshot, so a bind costs time in
+// the sockets its port holds, as Linux's walk of the port's list does;
+// LookupValue, the datagram path, is lock-free (it retries only when a
+// writer published under it) and linearizable with the writers (the
+// porcupine check). Memory grows with the bound sockets: a record a
+// socket in the port lists, the four-tuple table and the snapshots (with
+// their key arrays or address index), 2 KiB per block of 256 ports in
+// use, and the 2 KiB block directory.
 type UDPPorts[V comparable] struct {
 	hasher    *tuple.Hasher
 	mu        sync.Mutex                  // serializes the writers
@@ -58,9 +61,10 @@ type UDPPorts[V comparable] struct {
 	// left out of their port's snapshot, so the scan over the port's
 	// unconnected sockets does not grow with them.
 	conns *Established[V]
-	// connPorts has a bit set for each port whose snapshot, when last
-	// published, counted connected sockets (udpSnap.hasConns): 8 KiB a
-	// lookup reads first to skip the four-tuple table on ports without.
+	// connPorts has a bit set for each port that may have sockets in
+	// the four-tuple table: set before a connect adds its entry, cleared
+	// once the port's last entry is gone and its snapshot published (see
+	// find). 8 KiB, read by every lookup.
 	connPorts [65536 / 64]atomic.Uint64
 	// dir is the read side: per port, an immutable snapshot of its
 	// sockets that every change of the port replaces (read-copy-update),
@@ -274,7 +278,6 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 	list := p.ports[port]
 	if len(list) == 0 {
 		blk[port&255].Store(nil)
-		p.markConnPort(port, false)
 		return
 	}
 	snap := &udpSnap[V]{socks: make([]udpView[V], 0, len(list))}
@@ -311,17 +314,6 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		snap.fillKeys()
 	}
 	blk[port&255].Store(snap)
-	p.markConnPort(port, snap.hasConns)
-}
-
-// markConnPort sets or clears port's connPorts bit.
-func (p *UDPPorts[V]) markConnPort(port uint16, conns bool) {
-	w, bit := &p.connPorts[port>>6], uint64(1)<<(port&63)
-	if conns {
-		w.Or(bit)
-	} else {
-		w.And(^bit)
-	}
 }
 
 // index fills the snapshot's address index.
@@ -414,6 +406,7 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 		return err
 	}
 	defer p.mu.Unlock()
+	defer p.settleConnPortLocked(b.owner.port)
 	defer p.publishLocked(b.owner.port)
 	p.leaveConnsLocked(b)
 	if b.group != nil && b.owner.family == 6 && remote.Addr.Is4() {
@@ -437,6 +430,7 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	if b.owner.device == 0 {
 		// A second socket connected on the same four-tuple (SO_REUSEADDR)
 		// stays in the scan, where list order decides between them.
+		p.markConnPort(b.owner.port, true)
 		b.inConns = p.conns.Insert(b.flowLocked(), b.value) == nil
 	}
 	return nil
@@ -485,6 +479,7 @@ func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
 	if wasIn {
 		p.conns.Delete(flow)
 	}
+	p.settleConnPortLocked(b.owner.port)
 	return false, nil
 }
 
@@ -496,6 +491,33 @@ func udpWildcard(family int) tuple.Addr {
 		return tuple.IPv6Unspecified()
 	}
 	return tuple.IPv4Unspecified()
+}
+
+// markConnPort sets or clears port's connPorts bit.
+func (p *UDPPorts[V]) markConnPort(port uint16, conns bool) {
+	w, bit := &p.connPorts[port>>6], uint64(1)<<(port&63)
+	if conns {
+		w.Or(bit)
+	} else {
+		w.And(^bit)
+	}
+}
+
+// settleConnPortLocked clears port's connPorts bit if none of its
+// sockets is in the four-tuple table: called once a writer has published
+// the port's snapshot and made its four-tuple changes.
+func (p *UDPPorts[V]) settleConnPortLocked(port uint16) {
+	for _, x := range p.ports[port] {
+		if x.inConns {
+			return
+		}
+	}
+	p.markConnPort(port, false)
+}
+
+// hasConnPort reports port's connPorts bit.
+func (p *UDPPorts[V]) hasConnPort(port uint16) bool {
+	return p.connPorts[port>>6].Load()&(1<<(port&63)) != 0
 }
 
 // toChainHeadLocked gives b a rank below every other socket's: the head
@@ -550,6 +572,7 @@ func (b *UDPBinding[V]) Release() error {
 func (p *UDPPorts[V]) releaseLocked(b *UDPBinding[V]) {
 	b.gone = true
 	p.leaveConnsLocked(b)
+	defer p.settleConnPortLocked(b.owner.port)
 	defer p.publishLocked(b.owner.port)
 	b.leaveGroupLocked()
 	list := slices.DeleteFunc(p.ports[b.owner.port], func(x *UDPBinding[V]) bool { return x == b }) // the lists are the writers' alone: snapshots copy
@@ -645,15 +668,15 @@ func (b *UDPBinding[V]) Remote() tuple.Endpoint {
 // runs under RCU).
 func (p *UDPPorts[V]) LookupValue(t tuple.Tuple, device int) (V, bool) {
 	if p.hasConnPort(t.Local.Port) {
-		// Spelled out here, not through find: the connected datagram's
-		// path is a hash and one four-tuple lookup, nothing more.
+		// find's connected path, spelled out: a hash and one four-tuple
+		// lookup.
 		h := p.hasher.Hash(t)
 		if v, ok := p.conns.LookupHashed(h, t); ok {
 			return v, true
 		}
 		return p.valueOf(&t, p.bestOf(&t, device, p.snapOf(t.Local.Port)), h, true)
 	}
-	v, hit, best, h, hashed := p.findUnmarked(&t, device)
+	v, hit, best, h, hashed := p.find(&t, device)
 	if hit {
 		return v, true
 	}
@@ -675,56 +698,40 @@ func (p *UDPPorts[V]) valueOf(t *tuple.Tuple, best *udpView[V], h uint64, hashed
 	return v, true
 }
 
-// find is the datagram path LookupValue and Lookup share: for a port
-// with connected sockets, the four-tuple table's answer (hit); else the
-// snapshot's best-scoring socket, and the flow hash if it was computed.
+// find is the datagram path LookupValue and Lookup share: the
+// four-tuple table's answer (hit), or the snapshot's best-scoring
+// socket, and the flow hash if it was computed.
 //
-// connPorts says which ports had connected sockets at their last
-// publish; it is a hint, each of find's two paths being right whatever
-// it says. Past a set bit, the four-tuple table is read first, without
-// waiting for the snapshot, and on a miss the snapshot as it is then: a
-// connect adds its entry before the snapshot leaves the socket out, a
-// disconnect puts it back before the entry goes. Past a clear bit
-// (findUnmarked) the snapshot is read first, and the four-tuple table
-// only if the snapshot counts connected sockets. A port of bound
-// sockets alone thus costs no hash and no four-tuple lookup.
+// On a port whose connPorts bit is set, the four-tuple table is read
+// first and, on a miss, the snapshot as it is then: a connect adds its
+// entry before it publishes the snapshot without the socket, a
+// disconnect publishes the snapshot with the socket before its entry
+// goes, a release takes the entry out first, so the lookup takes effect
+// at its four-tuple read. On a port whose bit is clear — no socket there
+// in the four-tuple table — the snapshot alone answers, with no hash
+// and no four-tuple lookup: it is loaded, and used if the bit is still
+// clear and the snapshot counts no connected socket (else it is stale,
+// or a connect began: the lookup starts over, which only a writer's
+// progress makes it do). The bit is set before a port's first entry goes
+// in and cleared after its last one is gone and the snapshot without it
+// published, so a snapshot read between two clear bits is current at a
+// moment when the four-tuple table holds nothing of the port.
 func (p *UDPPorts[V]) find(t *tuple.Tuple, device int) (v V, hit bool, best *udpView[V], h uint64, hashed bool) {
-	if !p.hasConnPort(t.Local.Port) {
-		return p.findUnmarked(t, device)
-	}
-	h = p.hasher.Hash(*t)
-	if v, ok := p.conns.LookupHashed(h, *t); ok {
-		return v, true, nil, h, true
-	}
-	return v, false, p.bestOf(t, device, p.snapOf(t.Local.Port)), h, true
-}
-
-// findUnmarked is find past a clear connPorts bit. After a miss in the
-// four-tuple table it reads the snapshot again: one that changed under
-// the miss starts the lookup over (lock-free: only a writer's progress
-// makes it), one that stayed finds each socket in one place or the
-// other.
-func (p *UDPPorts[V]) findUnmarked(t *tuple.Tuple, device int) (v V, hit bool, best *udpView[V], h uint64, hashed bool) {
-	snap := p.snapOf(t.Local.Port)
-	for snap != nil && snap.hasConns {
-		if !hashed {
-			h, hashed = p.hasher.Hash(*t), true
+	port := t.Local.Port
+	for {
+		if p.hasConnPort(port) {
+			h = p.hasher.Hash(*t)
+			if v, ok := p.conns.LookupHashed(h, *t); ok {
+				return v, true, nil, h, true
+			}
+			return v, false, p.bestOf(t, device, p.snapOf(port)), h, true
 		}
-		if v, ok := p.conns.LookupHashed(h, *t); ok {
-			return v, true, nil, h, true
+		snap := p.snapOf(port)
+		if p.hasConnPort(port) || snap != nil && snap.hasConns {
+			continue
 		}
-		again := p.snapOf(t.Local.Port)
-		if again == snap {
-			break
-		}
-		snap = again
+		return v, false, p.bestOf(t, device, snap), 0, false
 	}
-	return v, false, p.bestOf(t, device, snap), h, hashed
-}
-
-// hasConnPort reports port's connPorts bit.
-func (p *UDPPorts[V]) hasConnPort(port uint16) bool {
-	return p.connPorts[port>>6].Load()&(1<<(port&63)) != 0
 }
 
 // bestOf is snap.best, or nil for a port without a snapshot.
