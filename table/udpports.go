@@ -129,10 +129,18 @@ type udpView[V comparable] struct {
 // udpGroupView is a reuseport group in a snapshot: its members and which
 // of them are connected.
 type udpGroupView[V comparable] struct {
-	members   []*UDPBinding[V]
-	values    []V
-	connected []bool
-	hasConns  bool // the group's hasConns
+	members []udpMember[V] // one array: a pick reads one cache line more
+	// anyConnected: some member is connected, so a pick may have to pass
+	// over members.
+	anyConnected bool
+	hasConns     bool // the group's hasConns
+}
+
+// udpMember is a group member as a pick sees it.
+type udpMember[V comparable] struct {
+	value     V
+	b         *UDPBinding[V]
+	connected bool
 }
 
 // UDPBinding is one UDP socket's hold on a port, with the stack's value
@@ -293,9 +301,10 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		if g := b.group; g != nil {
 			gv := groups[g]
 			if gv == nil {
-				gv = &udpGroupView[V]{members: slices.Clone(g.members), values: make([]V, len(g.members)), connected: make([]bool, len(g.members)), hasConns: g.hasConns}
+				gv = &udpGroupView[V]{members: make([]udpMember[V], len(g.members)), hasConns: g.hasConns}
 				for j, m := range g.members {
-					gv.values[j], gv.connected[j] = m.value, m.remote.Port != 0
+					gv.members[j] = udpMember[V]{value: m.value, b: m, connected: m.remote.Port != 0}
+					gv.anyConnected = gv.anyConnected || m.remote.Port != 0
 				}
 				groups[g] = gv
 			}
@@ -786,7 +795,8 @@ func (v *udpView[V]) receiver(h uint64) (V, *UDPBinding[V]) {
 	if v.picks() {
 		g := v.group
 		i := g.pick(h)
-		return g.values[i], g.members[i]
+		m := &g.members[i]
+		return m.value, m.b
 	}
 	return v.value, v.b
 }
@@ -978,8 +988,11 @@ func udpScore[V comparable](v *udpView[V], t *tuple.Tuple, v4, wildcard bool, de
 func (g *udpGroupView[V]) pick(hash uint64) int {
 	n := len(g.members)
 	i := tuple.Shard(hash, n)
+	if !g.anyConnected {
+		return i
+	}
 	for range n {
-		if !g.connected[i] {
+		if !g.members[i].connected {
 			return i
 		}
 		if i++; i == n {
