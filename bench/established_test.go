@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -317,6 +318,10 @@ func runLookups(b *testing.B, t *tables, probes []tuple.Tuple) {
 // runs are the demultiplexer's calls, LookupHashedKind and
 // LookupBatchHashed with kinds, given hashes computed before the timed
 // loop (the demultiplexer hashes each segment once for all its tables).
+// impl=floor is the machine's floor for a lookup of one memory line:
+// independent loads of random 64-byte lines in shuffled order, over a
+// region as large as the table's memory, allocated as the table's is (a
+// Go slice, the same page size).
 func BenchmarkEstablishedLookupBatch(b *testing.B) {
 	n := size(1000000)
 	for _, form := range []string{"", "form=hashed-kind/"} {
@@ -372,6 +377,54 @@ func BenchmarkEstablishedLookupBatch(b *testing.B) {
 			})
 		}
 	}
+	b.Run("n=1e6/batch=16/impl=floor", func(b *testing.B) {
+		region, lines := getFloorRegion(b, n)
+		startTiming(b)
+		var start atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(start.Add(7919*16)) % len(lines)
+			var sum uint64
+			for pb.Next() {
+				sum += region[lines[i]] // no load depends on another: all may be in flight at once
+				if i++; i == len(lines) {
+					i = 0
+				}
+			}
+			lookupHits.Add(int64(sum & 1))
+		})
+	})
+}
+
+var (
+	floorMu     sync.Mutex
+	floorN      int
+	floorRegion []uint64
+	floorLines  []int
+)
+
+// getFloorRegion returns the floor's region, as many bytes as the
+// socktable table of n entries holds (Stats' bytes per entry × entries),
+// and 1<<20 word offsets into it, one per random line, shuffled.
+func getFloorRegion(b *testing.B, n int) ([]uint64, []int) {
+	floorMu.Lock()
+	defer floorMu.Unlock()
+	if floorN == n {
+		return floorRegion, floorLines
+	}
+	st := getTables(b, "socktable", n).st.Stats()
+	bytes := int(st.BytesPerEntry * float64(st.Entries))
+	region := make([]uint64, bytes/8)
+	for i := range region { // touch every page, as the table's inserts did
+		region[i] = uint64(i)
+	}
+	nLines := len(region) / 8
+	r := rand.New(rand.NewPCG(uint64(n), 64))
+	lines := make([]int, 1<<20)
+	for i := range lines {
+		lines[i] = r.IntN(nLines) * 8
+	}
+	floorN, floorRegion, floorLines = n, region, lines
+	return region, lines
 }
 
 func boolCount(bs []bool) (n int64) {

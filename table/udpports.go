@@ -61,6 +61,11 @@ type UDPPorts[V comparable] struct {
 	// left out of their port's snapshot, so the scan over the port's
 	// unconnected sockets does not grow with them.
 	conns *Established[V]
+	// flows lists, per four-tuple of conns, the sockets connected on it,
+	// the most recent first: the entry holds the first one's value, as
+	// the kernel's hash4 chain, added to at its head, finds the most
+	// recently connected; when it goes, the next takes the entry.
+	flows map[tuple.Tuple][]*UDPBinding[V]
 	// connPorts has a bit set for each port that may have sockets in
 	// the four-tuple table: set before a connect adds its entry, cleared
 	// once the port's last entry is gone and its snapshot published (see
@@ -81,6 +86,10 @@ type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 // and peer; the snapshot keeps its own copies).
 type udpSnap[V comparable] struct {
 	socks []udpView[V]
+	// connViews: some socket in socks is connected (bound to a device,
+	// so not in the four-tuple table): best looks for its exact
+	// four-tuple before scoring.
+	connViews bool
 	// hasConns: some socket of the port is in the four-tuple table as
 	// of this snapshot. A lookup looks there (and hashes the flow) only
 	// then, as Linux looks in hash4 only when the (address, port) slot
@@ -163,8 +172,10 @@ type UDPBinding[V comparable] struct {
 	group       *udpGroup[V] // its SO_REUSEPORT group; nil without SO_REUSEPORT
 	value       V            // the stack's socket, set at Bind
 	gone        bool
-	// inConns: the socket is in the four-tuple table (connected, no
-	// device, and the first socket connected on its four-tuple).
+	// inConns: the socket is in the four-tuple table (Linux's hash4):
+	// connected, no device, and either the entry's holder (the most
+	// recently connected socket on its four-tuple) or one of those
+	// behind it (UDPPorts.flows). It is then left out of the scan.
 	inConns bool
 	// rank is the socket's place in its address's lookup chain (hslot2),
 	// lower first: a socket bound at the chain's head or moved there by
@@ -223,7 +234,7 @@ func NewUDPPorts[V comparable](opts UDPPortsOptions) (*UDPPorts[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &UDPPorts[V]{hasher: h, conns: conns, ports: map[uint16][]*UDPBinding[V]{}, low: low, high: high}
+	p := &UDPPorts[V]{hasher: h, conns: conns, flows: map[tuple.Tuple][]*UDPBinding[V]{}, ports: map[uint16][]*UDPBinding[V]{}, low: low, high: high}
 	if opts.LocalAddrs != nil {
 		p.local = map[tuple.Addr]struct{}{}
 		for _, a := range opts.LocalAddrs {
@@ -312,6 +323,7 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		}
 		if !b.inConns {
 			snap.socks = append(snap.socks, v)
+			snap.connViews = snap.connViews || b.remote.Port != 0
 		} else {
 			snap.hasConns = true
 		}
@@ -437,12 +449,26 @@ func (b *UDPBinding[V]) Connect(local tuple.Addr, remote tuple.Endpoint) error {
 	}
 	b.remote, b.hasPeerLeft = remote, false
 	if b.owner.device == 0 {
-		// A second socket connected on the same four-tuple (SO_REUSEADDR)
-		// stays in the scan, where list order decides between them.
-		p.markConnPort(b.owner.port, true)
-		b.inConns = p.conns.Insert(b.flowLocked(), b.value) == nil
+		p.joinConnsLocked(b)
 	}
 	return nil
+}
+
+// joinConnsLocked puts connected b in the four-tuple table, ahead of any
+// socket connected on its four-tuple before it (SO_REUSEADDR lets two).
+func (p *UDPPorts[V]) joinConnsLocked(b *UDPBinding[V]) {
+	f := b.flowLocked()
+	p.markConnPort(b.owner.port, true)
+	list := p.flows[f]
+	if len(list) == 0 {
+		if p.conns.Insert(f, b.value) != nil {
+			return // the table refused (closed): b stays in the scan
+		}
+	} else if !p.conns.CompareAndSwap(f, list[0].value, b.value) {
+		return
+	}
+	p.flows[f] = append([]*UDPBinding[V]{b}, list...)
+	b.inConns = true
 }
 
 // Disconnect is connect(2) with AF_UNSPEC (__udp_disconnect), connected
@@ -471,7 +497,7 @@ func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
 	// so it finds b connected or, missing it, loads a snapshot in which
 	// b is there disconnected — never neither.
 	wasIn, flow := b.inConns, b.flowLocked()
-	b.inConns = false
+	b.inConns = false // out of the snapshot's exclusions; leaveFlowLocked below does the rest
 	if b.owner.family == 6 && b.remote.Port != 0 {
 		b.peerLeft, b.hasPeerLeft = b.remote.Addr, true
 	}
@@ -486,7 +512,7 @@ func (b *UDPBinding[V]) Disconnect() (released bool, err error) {
 	}
 	p.publishLocked(b.owner.port)
 	if wasIn {
-		p.conns.Delete(flow)
+		p.leaveFlowLocked(b, flow)
 	}
 	p.settleConnPortLocked(b.owner.port)
 	return false, nil
@@ -560,9 +586,28 @@ func (b *UDPBinding[V]) flowLocked() tuple.Tuple {
 // leaveConnsLocked takes b out of the four-tuple table if it is there.
 func (p *UDPPorts[V]) leaveConnsLocked(b *UDPBinding[V]) {
 	if b.inConns {
-		p.conns.Delete(b.flowLocked()) // b holds the four-tuple's one entry
 		b.inConns = false
+		p.leaveFlowLocked(b, b.flowLocked())
 	}
+}
+
+// leaveFlowLocked takes b out of four-tuple f's sockets: the entry goes
+// with the last one, or, if b held it, passes to the next.
+func (p *UDPPorts[V]) leaveFlowLocked(b *UDPBinding[V], f tuple.Tuple) {
+	list := p.flows[f]
+	i := slices.Index(list, b)
+	if i < 0 {
+		return
+	}
+	switch {
+	case len(list) == 1:
+		p.conns.Delete(f)
+		delete(p.flows, f)
+		return
+	case i == 0:
+		p.conns.CompareAndSwap(f, b.value, list[1].value)
+	}
+	p.flows[f] = slices.Delete(list, i, i+1)
 }
 
 // Release gives b's port back (close(2)). It returns ErrInvalid if b was
@@ -608,7 +653,7 @@ func (p *UDPPorts[V]) Close() error {
 		return ErrClosed
 	}
 	p.closed.Store(true)
-	p.ports = nil
+	p.ports, p.flows = nil, nil
 	_ = p.conns.Close()
 	for i := range p.dir {
 		p.dir[i].Store(nil)
@@ -771,10 +816,8 @@ func (p *UDPPorts[V]) Lookup(t tuple.Tuple, device int) (*UDPBinding[V], bool) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if _, hit, best, h, hashed = p.find(&t, device); hit {
-			for _, b := range p.ports[t.Local.Port] {
-				if b.inConns && b.flowLocked() == t {
-					return b, true
-				}
+			if l := p.flows[t]; len(l) > 0 {
+				return l[0], true
 			}
 		}
 	}
@@ -813,6 +856,16 @@ func (v *udpView[V]) picks() bool {
 // wildcard's) over the chain, through the address index if indexed.
 func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 	v4 := t.Local.Addr.Is4()
+	if s.connViews {
+		// A connected socket bound to a device: the kernel has it in
+		// hash4 like any connected socket, found before the scoring (and
+		// before a group's early answer) when the device matches.
+		for i := range s.socks {
+			if v := &s.socks[i]; v.remote.Port != 0 && v.remote == t.Remote && udpScore(v, t, v4, false, device) > 0 {
+				return v
+			}
+		}
+	}
 	var best *udpView[V]
 	score := 0
 	try := func(v *udpView[V], wildcard bool) (stop bool) {

@@ -65,6 +65,9 @@ type udpModelSock struct {
 	peerLeft tuple.Addr
 	// conns: its group's hasConns (every member holds the same).
 	conns bool
+	// connRank orders the connects, lower more recent: of the sockets
+	// connected on one four-tuple the most recent takes its datagrams.
+	connRank int
 }
 
 // udpState is one port's sockets in list order (immutable: Step copies).
@@ -122,10 +125,15 @@ func (s udpState) inUse(sk *bindOwner) bool {
 // lookup returns the slots a datagram of t may reach: one, or a group's
 // unconnected members.
 func (s udpState) lookup(t tuple.Tuple) []int {
-	for i := range s { // a socket connected on exactly t first
-		if r := s[i].remote; r.Port != 0 && r == t.Remote && s[i].owner.addr == t.Local.Addr && s[i].owner.device == 0 {
-			return []int{s[i].slot}
+	exact := -1 // the socket connected on exactly t most recently, first
+	for i := range s {
+		if r := s[i].remote; r.Port != 0 && r == t.Remote && s[i].owner.addr == t.Local.Addr && s[i].owner.device == 0 &&
+			(exact < 0 || s[i].connRank < s[exact].connRank) {
+			exact = i
 		}
+	}
+	if exact >= 0 {
+		return []int{s[exact].slot}
 	}
 	v4 := t.Local.Addr.Is4()
 	chain := make([]int, len(s))
@@ -210,8 +218,12 @@ var udpModel = porcupine.Model{
 				return false, s
 			}
 			s = s.clone()
+			r := 0
+			for j := range s {
+				r = min(r, s[j].connRank)
+			}
 			x := &s[i]
-			x.remote, x.peerLeft = in.peer, tuple.Addr{}
+			x.remote, x.peerLeft, x.connRank = in.peer, tuple.Addr{}, r-1
 			if x.owner.family == 6 && in.peer.Addr.Is4() {
 				s.markConns(x.group)
 			}
@@ -335,8 +347,8 @@ func checkUDPLinearizable(t *testing.T, seed uint64) {
 				case x>>28%2 == 0 && b.Remote().Port == 0:
 					in.op, in.port = udpOpConnect, b.Port()
 					in.dst = tuple.MustAddr("127.0.0.1")
-					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot)}
-					if b.Family() == 6 && x>>30%2 == 0 { // over IPv6: its datagrams go elsewhere, what it keeps after a disconnect shows
+					in.peer = tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot%2)} // two peers: sockets connected on one four-tuple
+					if b.Family() == 6 && x>>30%2 == 0 {                                                     // over IPv6: its datagrams go elsewhere, what it keeps after a disconnect shows
 						in.dst, in.peer.Addr = tuple.MustAddr("::1"), tuple.MustAddr("::9")
 					}
 					call = rec.Call()

@@ -46,7 +46,7 @@ func TestUDPPortsModel(t *testing.T) {
 				step(udpInput{op: udpOpBind, port: port, slot: slot, req: ownerOf(req), id: id}, udpOutput{ok: err == nil})
 			case op == 1 && b != nil && b.Remote().Port == 0 && b.Family() == 4:
 				in := udpInput{op: udpOpConnect, port: b.Port(), slot: slot, dst: tuple.MustAddr("127.0.0.1"),
-					peer: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot)}}
+					peer: tuple.Endpoint{Addr: tuple.MustAddr("127.0.0.9"), Port: uint16(4000 + slot%2)}} // two peers: sockets connected on one four-tuple
 				step(in, udpOutput{ok: b.Connect(in.dst, in.peer) == nil})
 			case op == 4 && b != nil:
 				released, err := b.Disconnect()

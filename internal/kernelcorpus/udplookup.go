@@ -113,6 +113,15 @@ func udpScenarios() []scenario {
 		{"udp-dev-group2-then-lo", cat(group(v4Any, 2), one(onDevice(ln(v4Any, true), ifLo))), []probe{probe4Lo}},
 		{"udp-dev-group2-v6-then-lo", cat(group(dualAny, 2), one(onDevice(ln(dualAny, true), ifLo))), []probe{probe6Lo, probe4Lo}},
 		{"udp-dev-lo-group2", cat(one(onDevice(ln(v4Any, true), ifLo)), one(onDevice(ln(v4Any, true), ifLo)), one(ln(v4Any, true))), []probe{probe4Lo}},
+		// Two sockets connected on one four-tuple: the most recently
+		// connected takes its datagrams (hash4 is added to at its head),
+		// though IPv6 SO_REUSEPORT sockets sit in bind order in the
+		// chain. A connected socket bound to a device is in hash4 too,
+		// ahead of a group met first in the chain.
+		{"udp-connected-pair-v6-reuseport", cat(one(connectedTo(reuseAddr(ln(dualLo, true)))), one(connectedTo(reuseAddr(ln(dualLo, true))))), []probe{probe6Lo}},
+		{"udp-connected-pair-v4", cat(one(connectedTo(ra4lo)), one(connectedTo(ra4lo))), []probe{probe4Lo}},
+		{"udp-connected-pair-then-unconnected", cat(one(connectedTo(ra4lo)), one(connectedTo(ra4lo)), one(ra4lo)), []probe{probe4Lo}},
+		{"udp-dev-connected-then-group2", cat(one(connectedTo(onDevice(ln(v4Lo, true), ifLo))), group(v4Lo, 2)), []probe{probe4Lo}},
 		{"udp-group2-exact-connected-disconnected", cat(one(disconnectedL(connectedTo(ln(v4Lo, true)))), one(ln(v4Lo, true))), []probe{probe4Lo}},
 	}
 }
