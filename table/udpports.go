@@ -86,6 +86,10 @@ type udpBlock[V comparable] [256]atomic.Pointer[udpSnap[V]]
 // and peer; the snapshot keeps its own copies).
 type udpSnap[V comparable] struct {
 	socks []udpView[V]
+	// hasExact: some socket in socks is bound to a specific address;
+	// without one, best skips its first pass (a port that only a
+	// wildcard reuseport group holds is scored once, not five times).
+	hasExact bool
 	// connViews: some socket in socks is connected (bound to a device,
 	// so not in the four-tuple table): best looks for its exact
 	// four-tuple before scoring.
@@ -324,6 +328,7 @@ func (p *UDPPorts[V]) publishLocked(port uint16) {
 		if !b.inConns {
 			snap.socks = append(snap.socks, v)
 			snap.connViews = snap.connViews || b.remote.Port != 0
+			snap.hasExact = snap.hasExact || !o.addr.IsUnspecified()
 		} else {
 			snap.hasConns = true
 		}
@@ -894,7 +899,7 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 	case udpScanKeys:
 		if v4 {
 			want := [2]uint64{reach4 | uint64(addr32(t.Local.Addr)), reach4}
-			for pass := 0; pass < 2 && best == nil; pass++ {
+			for pass := s.firstPass(); pass < 2 && best == nil; pass++ {
 				for i, k := range s.keys4 {
 					if k == want[pass] && try(&s.socks[i], pass == 1) {
 						return best
@@ -904,7 +909,7 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 			break
 		}
 		want := [2]tuple.Addr{t.Local.Addr, tuple.IPv6Unspecified()}
-		for pass := 0; pass < 2 && best == nil; pass++ {
+		for pass := s.firstPass(); pass < 2 && best == nil; pass++ {
 			for i := range s.keys6 {
 				if s.keys6[i] == want[pass] && try(&s.socks[i], pass == 1) {
 					return best
@@ -912,7 +917,7 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 			}
 		}
 	default: // udpScanAll
-		for pass := 0; pass < 2 && best == nil; pass++ {
+		for pass := s.firstPass(); pass < 2 && best == nil; pass++ {
 			for i := range s.socks {
 				if try(&s.socks[i], pass == 1) {
 					return best
@@ -921,6 +926,15 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 		}
 	}
 	return best
+}
+
+// firstPass is best's first pass: 0, the destination address's sockets,
+// unless every socket is bound to a wildcard.
+func (s *udpSnap[V]) firstPass() int {
+	if s.hasExact {
+		return 0
+	}
+	return 1
 }
 
 // udpScan is how best finds a snapshot's candidates: by its address
