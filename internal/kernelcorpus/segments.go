@@ -279,16 +279,7 @@ type ifreq struct {
 // and writes are bare IPv4 packets), gives it tunLocal/24 and brings it
 // up. IPv6 is turned off on it so that no router solicitation crosses it.
 func openTun() *tunDev {
-	fd, err := syscall.Open("/dev/net/tun", syscall.O_RDWR|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		log.Fatalf("open /dev/net/tun: %v", err)
-	}
-	var ifr ifreq
-	copy(ifr.name[:], tunName)
-	ifr.flags = syscall.IFF_TUN | syscall.IFF_NO_PI
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TUNSETIFF, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-		log.Fatalf("TUNSETIFF %s: %v", tunName, errno)
-	}
+	fd := createTun(tunName, syscall.O_NONBLOCK)
 	// Best effort: a kernel without IPv6 has no such file.
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+tunName+"/disable_ipv6", []byte("1"), 0)
 	for _, args := range [][]string{

@@ -208,19 +208,27 @@ const (
 // down and without addresses (a socket may bind to it all the same), and
 // returns its descriptor, which keeps it alive.
 func makeDevice() int {
-	fd, err := syscall.Open("/dev/net/tun", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	fd := createTun(udpDevName, 0)
+	ifc, err := net.InterfaceByName(udpDevName)
+	if err != nil || ifc.Index != ifOther {
+		log.Fatalf("%s: index %v (%v), want %d", udpDevName, ifc, err, ifOther)
+	}
+	return fd
+}
+
+// createTun opens /dev/net/tun with openFlags added and makes it the
+// TUN device name (IFF_TUN, no packet information header), fatally on
+// failure.
+func createTun(name string, openFlags int) int {
+	fd, err := syscall.Open("/dev/net/tun", syscall.O_RDWR|syscall.O_CLOEXEC|openFlags, 0)
 	if err != nil {
 		log.Fatalf("open /dev/net/tun: %v", err)
 	}
 	var ifr ifreq
-	copy(ifr.name[:], udpDevName)
+	copy(ifr.name[:], name)
 	ifr.flags = syscall.IFF_TUN | syscall.IFF_NO_PI
 	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TUNSETIFF, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-		log.Fatalf("TUNSETIFF %s: %v", udpDevName, errno)
-	}
-	ifc, err := net.InterfaceByName(udpDevName)
-	if err != nil || ifc.Index != ifOther {
-		log.Fatalf("%s: index %v (%v), want %d", udpDevName, ifc, err, ifOther)
+		log.Fatalf("TUNSETIFF %s: %v", name, errno)
 	}
 	return fd
 }

@@ -71,20 +71,10 @@ func udpPairCases() []corpus.BindCase {
 // udpRandomSequences returns n random UDP cases of 3 or 4 sockets on one
 // port, from a generator seeded with seed.
 func udpRandomSequences(n int, seed uint64) []corpus.BindCase {
-	r := rand.New(rand.NewPCG(seed, 0x756470)) // "udp"
-	ks := sockKinds()
-	cases := make([]corpus.BindCase, 0, n)
-	for i := range n {
-		ops := make([]corpus.BindOp, 3+r.IntN(2))
-		for j := range ops {
-			k, uid := randomSock(r, ks)
-			ops[j] = udpOp(k, uid, r.IntN(3) == 0, r.IntN(2) == 0)
-		}
-		cases = append(cases, corpus.BindCase{
-			ID: fmt.Sprintf("udp-seq-rand-%04d", i), Proto: corpus.ProtoUDP, Kind: corpus.KindSequence, Ops: ops,
+	return udpSequences(n, rand.New(rand.NewPCG(seed, 0x756470)), "udp-seq-rand", // "udp"
+		func(r *rand.Rand, k sockKind, uid int) corpus.BindOp {
+			return udpOp(k, uid, r.IntN(3) == 0, r.IntN(2) == 0)
 		})
-	}
-	return cases
 }
 
 // udpDisconnectSequences returns n random UDP cases of 3 or 4 sockets on
@@ -93,18 +83,27 @@ func udpRandomSequences(n int, seed uint64) []corpus.BindCase {
 // sequences above stay as they were recorded): what a disconnect gives
 // back or keeps shows in the later binds' answers and in getsockname(2).
 func udpDisconnectSequences(n int, seed uint64) []corpus.BindCase {
-	r := rand.New(rand.NewPCG(seed, 0x756470646973)) // "udpdis"
+	return udpSequences(n, rand.New(rand.NewPCG(seed, 0x756470646973)), "udp-seq-disc", // "udpdis"
+		func(r *rand.Rand, k sockKind, uid int) corpus.BindOp {
+			op := udpOp(k, uid, r.IntN(2) == 0, r.IntN(2) == 0)
+			op.Disconnect = r.IntN(3) != 0
+			return op
+		})
+}
+
+// udpSequences returns n cases named prefix-NNNN of 3 or 4 ops, each a
+// random socket of the grid that op makes an op of, drawing from r.
+func udpSequences(n int, r *rand.Rand, prefix string, op func(r *rand.Rand, k sockKind, uid int) corpus.BindOp) []corpus.BindCase {
 	ks := sockKinds()
 	cases := make([]corpus.BindCase, 0, n)
 	for i := range n {
 		ops := make([]corpus.BindOp, 3+r.IntN(2))
 		for j := range ops {
 			k, uid := randomSock(r, ks)
-			ops[j] = udpOp(k, uid, r.IntN(2) == 0, r.IntN(2) == 0)
-			ops[j].Disconnect = r.IntN(3) != 0
+			ops[j] = op(r, k, uid)
 		}
 		cases = append(cases, corpus.BindCase{
-			ID: fmt.Sprintf("udp-seq-disc-%04d", i), Proto: corpus.ProtoUDP, Kind: corpus.KindSequence, Ops: ops,
+			ID: fmt.Sprintf("%s-%04d", prefix, i), Proto: corpus.ProtoUDP, Kind: corpus.KindSequence, Ops: ops,
 		})
 	}
 	return cases
