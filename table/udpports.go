@@ -417,7 +417,10 @@ func (p *UDPPorts[V]) inUseLocked(sk *bindOwner) bool {
 
 // Connect records b's connect(2) to remote, routed from local: a socket
 // bound to a wildcard takes local as its address (the kernel's rehash on
-// connect), one bound to a specific address keeps it. It returns
+// connect: it moves to the head of that address's chain and leaves its
+// SO_REUSEPORT group), one bound to a specific address keeps it. A
+// socket without a device goes into the four-tuple table, ahead of any
+// connected on the same four-tuple before it. It returns
 // ErrInvalid for a released binding, a wildcard local or remote, port 0,
 // or a remote the socket cannot reach (IPv6 from an AF_INET socket, IPv4
 // from a v6only one), and ErrClosed after Close.
