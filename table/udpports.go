@@ -110,8 +110,8 @@ type udpSnap[V comparable] struct {
 	exact4, exact6 map[tuple.Addr][]int32
 	wild4, wild6   []int32
 	// For a smaller port, each socket's receive address in dense arrays
-	// a lookup compares before it scores a socket: for IPv4, reach4 and
-	// the address as a number (0 for a socket IPv4 cannot reach); for
+	// a lookup compares before it scores a socket: for IPv4, v4Key of
+	// the address (0 for a socket IPv4 cannot reach); for
 	// IPv6, the address (an IPv4 one for a socket IPv6 cannot reach). At
 	// 17 sockets that is 2 cache lines to read instead of 22. Ports of up
 	// to udpKeysMin sockets have neither index nor keys: every socket is
@@ -470,7 +470,7 @@ func (p *UDPPorts[V]) joinConnsLocked(b *UDPBinding[V]) {
 	list := p.flows[f]
 	if len(list) == 0 {
 		if p.conns.Insert(f, b.value) != nil {
-			return // the table refused (closed): b stays in the scan
+			return // the table refused it (ErrCapacity): b stays in the scan, scored as connected
 		}
 	} else if !p.conns.CompareAndSwap(f, list[0].value, b.value) {
 		return
@@ -901,7 +901,7 @@ func (s *udpSnap[V]) best(t *tuple.Tuple, device int, how udpScan) *udpView[V] {
 		}
 	case udpScanKeys:
 		if v4 {
-			want := [2]uint64{reach4 | uint64(addr32(t.Local.Addr)), reach4}
+			want := [2]uint64{v4Key(t.Local.Addr), v4Key(tuple.IPv4Unspecified())}
 			for pass := s.firstPass(); pass < 2 && best == nil; pass++ {
 				for i, k := range s.keys4 {
 					if k == want[pass] && try(&s.socks[i], pass == 1) {
@@ -968,14 +968,11 @@ func (s *udpSnap[V]) how() udpScan {
 // benchmark; 20% less at 17, the 1e6 one).
 const udpKeysMin = 4
 
-// reach4 marks a keys4 entry an IPv4 datagram can reach: the low 32 bits
-// are then the socket's IPv4 receive address (0 the wildcard).
-const reach4 = 1 << 32
-
-// addr32 is an IPv4 address as a number.
-func addr32(a tuple.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+// v4Key is an IPv4 address's keys4 entry: its low word, the v4-mapped
+// form's 0xffff marker and the four bytes, never 0.
+func v4Key(a tuple.Addr) uint64 {
+	_, lo := a.Words()
+	return lo
 }
 
 // fillKeys fills the snapshot's key arrays from its sockets.
@@ -984,7 +981,7 @@ func (s *udpSnap[V]) fillKeys() {
 	for i := range s.socks {
 		v := &s.socks[i]
 		if !(v.family == 6 && v.v6only) { // IPv4 datagrams reach it
-			s.keys4[i] = reach4 | uint64(addr32(v4AddrOf(v.family, v.addr)))
+			s.keys4[i] = v4Key(v4AddrOf(v.family, v.addr))
 		}
 		s.keys6[i] = tuple.IPv4Unspecified() // no IPv6 destination is an IPv4 address
 		if v.family == 6 && !v.addr.Is4() {  // IPv6 datagrams reach it
