@@ -3,7 +3,6 @@ package table_test
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,9 +70,7 @@ func TestListenerIndexAgreeWithKernel(t *testing.T) {
 				diffs = append(diffs, replayLookup(t, &cases[i])...)
 			}
 			t.Logf("%s: %d cases, kernel %s", path, len(cases), cases[0].Kernel)
-			if len(diffs) > 0 {
-				t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(diffs[:min(len(diffs), 40)], "\n"))
-			}
+			requireKernelAgreement(t, diffs, 40)
 		})
 	}
 }

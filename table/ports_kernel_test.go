@@ -164,10 +164,16 @@ func TestPortsAgreeWithKernel(t *testing.T) {
 				diffs = append(diffs, replayBind(t, &cases[i])...)
 			}
 			t.Logf("%s: %d cases %v, kernel %s", path, len(cases), kinds, cases[0].Kernel)
-			if len(diffs) > 0 {
-				show := diffs[:min(len(diffs), 400)]
-				t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(show, "\n"))
-			}
+			requireKernelAgreement(t, diffs, 400)
 		})
+	}
+}
+
+// requireKernelAgreement fails t with the first show of a replay's
+// disagreements with the kernel, if it has any.
+func requireKernelAgreement(t *testing.T, diffs []string, show int) {
+	t.Helper()
+	if len(diffs) > 0 {
+		t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(diffs[:min(len(diffs), show)], "\n"))
 	}
 }

@@ -3,7 +3,6 @@ package table_test
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,10 +87,7 @@ func TestUDPPortsAgreeWithKernel(t *testing.T) {
 				diffs = append(diffs, replayUDPBind(t, &cases[i])...)
 			}
 			t.Logf("%s: %d cases, kernel %s", path, len(cases), cases[0].Kernel)
-			if len(diffs) > 0 {
-				show := diffs[:min(len(diffs), 60)]
-				t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(show, "\n"))
-			}
+			requireKernelAgreement(t, diffs, 60)
 		})
 	}
 }
@@ -172,9 +168,7 @@ func TestUDPLookupAgreesWithKernel(t *testing.T) {
 				diffs = append(diffs, lonelyGroups(c.ID, socks, flowsTo)...)
 			}
 			t.Logf("%s: %d cases, %d datagrams, kernel %s", path, len(cases), datagrams, cases[0].Kernel)
-			if len(diffs) > 0 {
-				t.Fatalf("%d disagreements with the kernel, first ones:\n%s", len(diffs), strings.Join(diffs[:min(len(diffs), 60)], "\n"))
-			}
+			requireKernelAgreement(t, diffs, 60)
 		})
 	}
 }
