@@ -187,11 +187,7 @@ func (r *runner) runLookup(c *corpus.LookupCase) error {
 	port := r.port()
 	c.DstPort = port
 	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			closeFD(fd)
-		}
-	}()
+	defer func() { closeFDs(fds) }()
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Port = port

@@ -244,6 +244,14 @@ func closeFD(fd int) {
 	}
 }
 
+// closeFDs closes every socket of fds: the sockets a case opened, at
+// its end.
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		closeFD(fd)
+	}
+}
+
 // closeRST closes a connected socket with SO_LINGER 0, so that it sends a
 // RST and leaves no TIME_WAIT or FIN_WAIT2 behind. The generator uses it
 // only where a TIME_WAIT is not the point: the namespace then holds no

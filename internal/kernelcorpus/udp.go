@@ -193,11 +193,7 @@ func udpPort0Cases() []corpus.BindCase {
 // it), fills in their results, and closes every socket at the end.
 func runUDPOps(ops []corpus.BindOp, port int) {
 	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			closeFD(fd)
-		}
-	}()
+	defer func() { closeFDs(fds) }()
 	for i := range ops {
 		op := &ops[i]
 		op.Port = port

@@ -158,11 +158,7 @@ func (r *runner) runUDPLookup(c *corpus.LookupCase) error {
 	srcs := srcsFor(c)
 	peerPort := r.port()
 	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			closeFD(fd)
-		}
-	}()
+	defer func() { closeFDs(fds) }()
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Port = port
