@@ -83,13 +83,19 @@ type world struct {
 	box     time.Duration
 	clockNs float64
 
-	conns   []*conn         // the established connections, index i from tuple i
-	data    []tuple.Segment // a data segment per connection, shuffled
-	order   []int32         // data[k] is for conns[order[k]]
-	stuck   int             // connections queued on the stuck listener
-	now     atomic.Int64    // the simulated clock, ns
-	clockMu sync.Mutex      // serializes advance
-	events  atomic.Int64    // closes or connects since the clock's phase began
+	conns []*conn         // the established connections, index i from tuple i
+	data  []tuple.Segment // a data segment per connection, shuffled
+	order []int32         // data[k] is for conns[order[k]]
+	stuck int             // connections queued on the stuck listener
+	now   atomic.Int64    // the simulated clock, ns
+	// clockMu serializes advance, and holds it off while a handshake is
+	// in flight: the simulated clock jumps by up to 64 closes' worth of
+	// TIME_WAIT lifetime at once, and a worker descheduled between its SYN
+	// and its final ACK while others advanced it saw its request expire
+	// (the SYN-ACK retries run out after 63 simulated seconds): a flaky
+	// "final ACK ...: listener-rst".
+	clockMu sync.RWMutex
+	events  atomic.Int64 // closes or connects since the clock's phase began
 	// heapBase is the live heap before the host was built: the open
 	// phase's heap per connection counts the tables, presized or not.
 	heapBase uint64
@@ -344,6 +350,8 @@ func (w *world) open() (phaseResult, error) {
 // handshake runs c's SYN and final ACK through deliver and establishes
 // it, counting the two segments' outcomes on wk.
 func (w *world) handshake(wk *worker, c *conn) (uint32, error) {
+	w.clockMu.RLock() // no clock jump between the SYN and the final ACK
+	defer w.clockMu.RUnlock()
 	return handshake(w.h, c, wk.id, wk.segs[:2], wk.count)
 }
 
