@@ -21,8 +21,9 @@ const batchWidth = 16
 // metadata of the chunk after are already being prefetched. A stack that
 // receives packets in bursts (recvmmsg, AF_XDP, DPDK) pays about one
 // memory latency per chunk instead of two per packet. Each result is that
-// of a Lookup at some moment during the call; it is lock-free and
-// allocates nothing. On architectures other than amd64 and arm64 (or with
+// of a Lookup at some moment during the call, during a migration too (a
+// key whose home has moved costs one more metadata line, prefetched as
+// well); it is lock-free and allocates nothing. On architectures other than amd64 and arm64 (or with
 // the purego build tag) it is a plain loop of lookups.
 func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool) int {
 	n := min(len(keys), len(vals), len(found))
@@ -126,7 +127,16 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 	cnt := 0
 	for i := range min(batchWidth, len(p.keys)-base) {
 		g, tag := p.tb.home(hs[i])
-		if marks := matchTag(p.tb.meta[g].tags.Load(), tag); marks != 0 {
+		w := p.tb.meta[g].tags.Load()
+		if w >= movedWord {
+			// The home has moved: prefetch the next table's metadata.
+			nt := p.tb.next.Load()
+			ng, _ := nt.home(hs[i])
+			p.addrs[cnt] = uintptr(unsafe.Pointer(&nt.meta[ng]))
+			cnt++
+			continue
+		}
+		if marks := matchTag(w, tag); marks != 0 {
 			s := &p.tb.slots[g*groupSlots+firstByte(marks)]
 			p.addrs[cnt] = uintptr(unsafe.Pointer(&s.k[0]))
 			p.addrs[cnt+1] = uintptr(unsafe.Pointer(&s.v))

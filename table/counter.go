@@ -31,8 +31,7 @@ type counter struct {
 }
 
 const (
-	liveMask = 1<<32 - 1
-	usedOne  = 1 << 32
+	usedOne = 1 << 32
 	// maxStripes bounds the stripes: one per P up to 64 Ps, beyond which
 	// Ps share them.
 	maxStripes = pshard.Max
@@ -62,5 +61,13 @@ func (c *counters) sum() uint64 {
 	return s
 }
 
-func (c *counters) live() int { return int(c.sum() & liveMask) }
-func (c *counters) used() int { return int(c.sum() >> 32) }
+// live returns the live half of the totals. It may be negative: a
+// migration's target table counts the entries it receives as used but
+// not live (they were counted live in the table they came from), so
+// deletes of moved entries take its live total below zero. The low half
+// is read as a signed 32-bit number, and used is what remains.
+func (c *counters) live() int { return splitLive(c.sum()) }
+func (c *counters) used() int { return splitUsed(c.sum()) }
+
+func splitLive(s uint64) int { return int(int32(uint32(s))) }
+func splitUsed(s uint64) int { return int((s - uint64(int64(splitLive(s)))) >> 32) }

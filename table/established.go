@@ -29,6 +29,13 @@ type EstablishedOptions struct {
 	// makes InsertHashed and InsertHashedKind return ErrInvalid, and every
 	// other Hashed call find nothing (a miss, no change), every time.
 	CheckHashes bool
+	// StopWritersToResize makes a resize copy the whole table while every
+	// writer waits, as resizes did before they migrated incrementally (and
+	// as xsync's maps do): a pause proportional to the table (about 0.1 s
+	// at a million entries), but the shortest total resize work, one table
+	// at a time. The default, false, migrates incrementally (see
+	// Established, "Resizing").
+	StopWritersToResize bool
 }
 
 // Kind is a small tag an entry of an Established table carries beside its
@@ -156,8 +163,11 @@ const (
 // 48 bytes of slot and 1.7 of metadata per slot (8 bytes of tags and 4 of
 // displaced-entry count per group of 7): about 57 bytes per entry in a
 // table presized with EstablishedOptions.Capacity and filled, 85 right
-// after a grow (new tables are sized for 3/5 load). Inserts allocate
-// nothing; only a resize allocates, the new table's three arrays. The old
+// after a grow (new tables are sized for 3/5 load). While a migration
+// runs (see Resizing) both tables exist: at most the old table's 57 bytes
+// per entry plus the new one's 85, about 140 (EstablishedStats counts
+// both). Inserts allocate nothing; only a resize allocates, the new
+// table's arrays (and, for a large table, a helper goroutine). The old
 // ones are left to the garbage collector rather than recycled through
 // rcu.Recycler: reusing them would need every lookup to announce itself to
 // an rcu.Domain (a shared write per lookup, which this table exists to
@@ -179,15 +189,15 @@ const (
 // Insert, Delete, CompareAndDelete, CompareAndSwap and their Hashed and
 // Kind forms lock the key's home group (and, briefly, the group they write
 // to, if different), so they may block: writers of one group wait for each
-// other, and every writer waits for a resize. Writers of different groups
-// do not contend. Each write counts itself in a counter stripe of the P it
+// other. Writers of different groups do not contend. During a migration a
+// write also moves a bounded number of home groups (see Resizing). Each write counts itself in a counter stripe of the P it
 // runs on, so writers on different cores share no counter line (with
 // MaxEntries set, they also share one exact count: the price of an exact
 // limit). A write that will change nothing (an Insert of a present key, a
 // Delete of an absent one, a failed compare) takes no lock: a lock-free
 // lookup decides it. All are linearizable with each other and with
 // lookups: a write "synchronizes before" any lookup that observes it.
-// They allocate nothing, except an Insert that grows the table.
+// They allocate nothing, except a write that begins a resize.
 //
 // With MaxEntries set, Insert returns ErrTableFull only if the table held
 // MaxEntries entries at one instant of the call, as lookups saw it: the
@@ -198,15 +208,36 @@ const (
 // its P) and tries again. So at the limit an Insert may wait for a
 // preempted writer.
 //
-// The table grows when 7/8 of its slots are used and shrinks below 1/8
-// live (never below EstablishedOptions.Capacity). A resize copies the
-// entries into a new table while writers wait and readers go on reading
-// the old one, then publishes the new table with one atomic store; the
-// old one is left to the garbage collector. Readers are never blocked;
-// writers wait for the copy (as they do in xsync's maps). The copy is a
-// software pipeline that prefetches each entry's new place, and its pause
-// grows with the number of entries (BenchmarkEstablishedResize measures
-// it). Presize with EstablishedOptions.Capacity where that pause matters.
+// # Resizing
+//
+// The table grows when 7/8 of its slots are used (live or tombstones) and
+// shrinks below 1/8 live (never below EstablishedOptions.Capacity), into
+// a table sized for 3/5 load. It migrates incrementally, with no writer
+// stall: the new table is allocated by the write that finds the need for
+// a small table (up to 256 groups, about 90 KB), and by a helper
+// goroutine for a larger one while writes go on in the old table; then
+// every write first moves its key's home group (the entries homed there)
+// into the new table and does its work there, and moves 2 more home
+// groups from a shared cursor, while the helper moves the rest. A write
+// thus moves at most 3 home groups (about 18 entries at 7/8 load; the
+// moves of a write are batched so that their memory misses overlap). The
+// last move publishes the new table. A table whose successor the helper
+// allocates begins its resize at 3/4 used rather than 7/8, so that the
+// allocation is done before the table is crowded (a table of
+// EstablishedOptions.Capacity keeps its 7/8, as it promised). Lookups consult the old table's home
+// word and, if that home has moved, the new table: they stay lock-free,
+// allocation-free and never wait, and an entry is never missed nor seen
+// twice (a home moves whole, once, under its lock). Len counts the same
+// throughout; EstablishedStats.Migrating reports a migration in flight.
+// A small table's migration is driven by writes alone, so it may stay in
+// flight while none come (both tables kept, lookups a metadata read
+// dearer). Two fallbacks are unbounded: an All started during a migration
+// completes it first, and if the new table fills before the migration
+// ends (inserts far outpacing the moves they make), the write that finds
+// it full finishes the migration, or stops writers and copies both tables
+// into one (as EstablishedOptions.StopWritersToResize always does).
+// BenchmarkEstablishedGrowLatency measures the insert latency and the
+// lookup cost during migrations.
 //
 // All is weakly consistent, in the iter.Seq2[tuple.Tuple, V] form every
 // socktable table's All takes: it does not see a consistent snapshot, it
@@ -235,9 +266,11 @@ type Established[V comparable] struct {
 	maxEntries int                    // immutable
 	minGroups  int                    // immutable: from EstablishedOptions.Capacity
 
-	resizeMu sync.Mutex    // serializes resizes and Close
-	resizes  atomic.Uint64 // completed resizes
-	longest  atomic.Int64  // longest probe chain (groups) seen by an insert or a rehash
+	resizeMu   sync.Mutex    // serializes stop-the-writers resizes, migrations' begins and Close
+	resizes    atomic.Uint64 // completed resizes
+	stopResize bool          // immutable: EstablishedOptions.StopWritersToResize
+	background bool          // immutable but for tests: a helper goroutine allocates large tables
+	quota      int           // immutable but for tests: migrateQuota
 
 	// bounded is set when MaxEntries is: then limit counts the entries
 	// exactly (one shared word, the price of an exact limit). Unbounded
@@ -263,8 +296,12 @@ type EstablishedStats struct {
 	// groups' metadata (and, for a hit, one slot).
 	LongestProbe int
 	// BytesPerEntry is the table's own memory (slots, metadata, locks)
-	// divided by Entries; 0 when empty.
+	// divided by Entries; 0 when empty. During a migration it counts both
+	// tables: the peak.
 	BytesPerEntry float64
+	// Migrating reports an incremental resize in progress: Slots and
+	// LoadFactor are then the old table's, Capacity the new one's.
+	Migrating bool
 }
 
 // NewEstablished returns an empty table. It returns ErrCapacity for a
@@ -290,12 +327,12 @@ func NewEstablished[V comparable](opts EstablishedOptions) (*Established[V], err
 	slots := (opts.Capacity*maxLoadDen + maxLoadNum - 1) / maxLoadNum
 	minG := tableGroups((slots + groupSlots - 1) / groupSlots)
 	m := &Established[V]{hasher: h, hashMask: ^uint64(0), mode: mode, maxEntries: maxEntries,
-		minGroups: minG, checkHashes: opts.CheckHashes}
+		minGroups: minG, checkHashes: opts.CheckHashes, stopResize: opts.StopWritersToResize, background: true, quota: migrateQuota}
 	if opts.MaxEntries > 0 {
 		m.bounded = true
 		m.reserve = m.reserveEntry
 	}
-	m.table.Publish(newETable[V](minG))
+	m.table.Publish(m.newTable(minG))
 	return m, nil
 }
 
@@ -428,8 +465,8 @@ func (m *Established[V]) InsertHashedKind(h uint64, t tuple.Tuple, v V, k Kind) 
 
 // insert is the Insert of a valid key, hashed (h), of kind k.
 func (m *Established[V]) insert(h uint64, t tuple.Tuple, v V, k Kind) error {
-	for {
-		tb := m.table.Load()
+	tb := m.table.Load()
+	for helped := false; ; {
 		if tb.closed {
 			return ErrClosed
 		}
@@ -438,26 +475,75 @@ func (m *Established[V]) insert(h uint64, t tuple.Tuple, v V, k Kind) error {
 		if _, _, ok := tb.lookup(m.mode, h, &t); ok {
 			return ErrExists
 		}
-		switch next, err := m.tryInsert(tb, h, t, v, k); next {
+		switch next, err := m.tryPut(tb, h, t, v, k, m.reserve, 1); next {
 		case done:
 			return err
 		case grown:
 			if tb.crowded() {
-				m.resize(tb)
+				m.crowded(tb)
 			}
 			return nil
+		case moved:
+			tb, helped = m.migrating(tb, helped), true
 		case yield:
 			runtime.Gosched()
 		case wait:
 			m.waitResize()
+			tb = m.table.Load()
 		case waitLimit:
 			if m.hook != nil {
 				m.hook(hookLimitWait)
 			}
 			m.limit.wait(uint64(m.maxEntries))
 		case grow:
-			m.resize(tb)
+			m.makeRoom(tb)
+			tb = m.table.Load()
 		}
+	}
+}
+
+// migrating is a write's step onto tb.next, after it moved its key's home
+// (or found it moved): it returns tb.next, first moving its share of the
+// other homes (migrateQuota) unless it helped already.
+func (m *Established[V]) migrating(tb *etable[V], helped bool) *etable[V] {
+	if !helped {
+		m.helpMigration(tb, m.quota)
+	}
+	return tb.next.Load()
+}
+
+// crowded starts a resize of tb, which an insert found crowded. If tb is
+// a migration's next table, not yet published, the migration is finished
+// first (the unbounded fallback: a table that fills before its migration
+// ends needs inserts far outpacing the moves they make).
+func (m *Established[V]) crowded(tb *etable[V]) {
+	if m.stopResize {
+		m.resize(tb)
+		return
+	}
+	if cur := m.table.Load(); cur != tb && cur.next.Load() == tb {
+		m.completeMigration(cur)
+	}
+	m.startResize(tb, true)
+}
+
+// makeRoom is an insert's step when tb has no free slot in its key's
+// chain: it resizes, or finishes the migration into tb, or, while a
+// helper allocates tb's next table, lets it run.
+func (m *Established[V]) makeRoom(tb *etable[V]) {
+	if m.stopResize {
+		m.resize(tb)
+		return
+	}
+	if cur := m.table.Load(); cur != tb {
+		if cur.next.Load() == tb {
+			m.mergeResize(cur) // tb is full before its migration ended
+		}
+		return
+	}
+	m.startResize(tb, true)
+	if tb.next.Load() == nil {
+		runtime.Gosched() // the helper is allocating it
 	}
 }
 
@@ -481,6 +567,7 @@ const (
 	hookLimitWait                        // an Insert at MaxEntries waits for a write in flight
 	hookKindChanging                     // a CompareAndSwapKind stored the value, not yet the kind
 	hookKindWait                         // a LookupKind waits for a kind change
+	hookHomeMoved                        // a migration moved one home group
 )
 
 // unchanged: a write that will change nothing (an Insert of a present key,
@@ -505,13 +592,37 @@ const (
 	yield                    // a second lock was busy: let its holder run, then retry
 	waitLimit                // at MaxEntries with writes in flight: wait for them, then retry
 	grow                     // no free slot in the chain: resize, then retry
+	moved                    // the key's home moved to tb.next: go on there
+	proceed                  // lockHome: the home is locked, go on
 )
 
-// tryInsert runs one attempt of insert on tb.
-func (m *Established[V]) tryInsert(tb *etable[V], h uint64, t tuple.Tuple, v V, k Kind) (attempt, error) {
+// lockHome takes the lock of the key's home group for a write on tb. If a
+// migration out of tb has begun, it moves the home first (see
+// migration.go) and returns moved: the write goes on in tb.next. proceed
+// means the caller holds the lock.
+func (m *Established[V]) lockHome(tb *etable[V], home int) attempt {
+	switch tb.lock(home) {
+	case lockFrozen:
+		return wait
+	case lockMoved:
+		return moved
+	}
+	if tb.next.Load() == nil {
+		return proceed
+	}
+	if hs := [1]int{home}; !m.moveLocked(tb, hs[:]) {
+		return wait
+	}
+	return moved
+}
+
+// tryPut runs one attempt of insert on tb, reserving the entry with
+// reserve (if not nil) and counting it live (1), or not (0, a migration's
+// move).
+func (m *Established[V]) tryPut(tb *etable[V], h uint64, t tuple.Tuple, v V, k Kind, reserve func() putResult, live uint64) (attempt, error) {
 	home, tag := tb.home(h)
-	if !tb.lock(home) {
-		return wait, nil
+	if next := m.lockHome(tb, home); next != proceed {
+		return next, nil
 	}
 	defer tb.unlock(home)
 	f := tb.find(h, t)
@@ -523,7 +634,7 @@ func (m *Established[V]) tryInsert(tb *etable[V], h uint64, t tuple.Tuple, v V, 
 		if !tb.lockOther(home, g) {
 			return yield, nil
 		}
-		res := tb.put(m.mode, home, g, f.depth, tag, t, v, k, m.reserve)
+		res := tb.put(m.mode, home, g, f.depth, tag, t, v, k, reserve, live)
 		tb.unlockOther(home, g)
 		switch res {
 		case putFull:
@@ -531,10 +642,10 @@ func (m *Established[V]) tryInsert(tb *etable[V], h uint64, t tuple.Tuple, v V, 
 		case putBusy:
 			return waitLimit, nil
 		case putPlaced, putFilled:
-			if m.bounded {
+			if reserve != nil {
 				m.limit.commit()
 			}
-			m.noteProbe(f.depth)
+			tb.noteProbe(f.depth)
 			if res == putFilled {
 				return grown, nil
 			}
@@ -545,10 +656,12 @@ func (m *Established[V]) tryInsert(tb *etable[V], h uint64, t tuple.Tuple, v V, 
 	return grow, nil
 }
 
-func (m *Established[V]) noteProbe(probes int) {
+// noteProbe records a probe chain of that many groups, if it is tb's
+// longest.
+func (tb *etable[V]) noteProbe(probes int) {
 	for {
-		cur := m.longest.Load()
-		if int64(probes) <= cur || m.longest.CompareAndSwap(cur, int64(probes)) {
+		cur := tb.longest.Load()
+		if int64(probes) <= cur || tb.longest.CompareAndSwap(cur, int64(probes)) {
 			return
 		}
 	}
@@ -592,8 +705,8 @@ func (m *Established[V]) CompareAndDeleteHashed(h uint64, t tuple.Tuple, v V) bo
 // deleteIf deletes t (hash h) if it is present and, if compare is set,
 // maps to want.
 func (m *Established[V]) deleteIf(h uint64, t tuple.Tuple, want V, compare bool) (V, bool) {
-	for {
-		tb := m.table.Load()
+	tb := m.table.Load()
+	for helped := false; ; {
 		if cur, _, ok := tb.lookup(m.mode, h, &t); !ok || compare && cur != want {
 			var zero V
 			return zero, false // nothing to delete: a read (see unchanged)
@@ -605,13 +718,17 @@ func (m *Established[V]) deleteIf(h uint64, t tuple.Tuple, want V, compare bool)
 			continue
 		case wait:
 			m.waitResize()
+			tb = m.table.Load()
+			continue
+		case moved:
+			tb, helped = m.migrating(tb, helped), true
 			continue
 		}
 		// Checking the load means summing the counter stripes: do it when
 		// a group empties (frequent once a table is mostly empty), and on
 		// every delete in small tables, which have few groups to empty.
-		if (emptied || tb.groups <= smallTableGroups) && tb.groups > m.minGroups && tb.sparse() {
-			m.resize(tb) // mostly empty: shrink
+		if (emptied || tb.groups <= smallTableGroups) && tb.groups > m.minGroups && tb.sparse(m.liveIn(tb)) {
+			m.startResize(tb, true) // mostly empty: shrink
 		}
 		return v, ok
 	}
@@ -624,8 +741,8 @@ func (m *Established[V]) tryDelete(tb *etable[V], h uint64, t tuple.Tuple, want 
 		return v, false, false, done
 	}
 	home, _ := tb.home(h)
-	if !tb.lock(home) {
-		return v, false, false, wait
+	if next := m.lockHome(tb, home); next != proceed {
+		return v, false, false, next
 	}
 	defer tb.unlock(home)
 	f := tb.find(h, t)
@@ -697,8 +814,8 @@ func (m *Established[V]) CompareAndSwapHashedKind(h uint64, t tuple.Tuple, old, 
 // swap replaces t's value (hash h) with new if it is old, and its kind
 // with k if setKind.
 func (m *Established[V]) swap(h uint64, t tuple.Tuple, old, new V, k Kind, setKind bool) bool {
-	for {
-		tb := m.table.Load()
+	tb := m.table.Load()
+	for helped := false; ; {
 		if cur, _, ok := tb.lookup(m.mode, h, &t); !ok || cur != old {
 			return false // nothing to swap: a read (see unchanged)
 		}
@@ -710,6 +827,9 @@ func (m *Established[V]) swap(h uint64, t tuple.Tuple, old, new V, k Kind, setKi
 			runtime.Gosched()
 		case wait:
 			m.waitResize()
+			tb = m.table.Load()
+		case moved:
+			tb, helped = m.migrating(tb, helped), true
 		}
 	}
 }
@@ -719,8 +839,8 @@ func (m *Established[V]) trySwap(tb *etable[V], h uint64, t tuple.Tuple, old, ne
 		return false, done
 	}
 	home, _ := tb.home(h)
-	if !tb.lock(home) {
-		return false, wait
+	if next := m.lockHome(tb, home); next != proceed {
+		return false, next
 	}
 	defer tb.unlock(home)
 	f := tb.find(h, t)
@@ -759,9 +879,8 @@ func (m *Established[V]) resize(tb *etable[V]) {
 		return // another writer resized it first
 	}
 	tb.freeze()
-	nt := newETable[V](max(groupsFor(tb.live()), m.minGroups))
-	longest := nt.copyFrom(tb, m.mode, m.hashKey)
-	m.longest.Store(int64(longest))
+	nt := m.newTable(max(groupsFor(m.liveIn(tb)), m.minGroups))
+	nt.longest.Store(int64(nt.copyFrom(tb, m.mode, m.hashKey, nil)))
 	m.table.Publish(nt)
 	m.resizes.Add(1)
 }
@@ -777,17 +896,20 @@ func (m *Established[V]) waitResize() {
 func (m *Established[V]) hashKey(k *key) uint64 { return m.hasher.Hash(k.tuple()) & m.hashMask }
 
 // Len returns the number of entries. It is wait-free; under concurrent
-// writes it is the count at some moment during the call.
-func (m *Established[V]) Len() int { return m.table.Load().live() }
+// writes it is the count at some moment during the call. A migration
+// does not change it (see Established, "Resizing").
+func (m *Established[V]) Len() int { return m.liveIn(m.table.Load()) }
 
 // All returns an iterator over the table's entries. It is weakly
 // consistent, as sync.Map.Range is: it does not see a consistent snapshot,
 // but no tuple is visited twice, and an entry present for the whole
 // iteration is visited, with some value it had during the iteration. The
 // body may call any method of the table, including writes and Close.
-// Entries inserted during the iteration may or may not be visited; if the
-// table is resized meanwhile, the iteration goes on over the table as it
-// was when the resize began.
+// Entries inserted during the iteration may or may not be visited. An All
+// that starts during a migration first completes it (moving every home
+// left: work in proportion to the table, as All's own); if a resize
+// begins during the iteration, it goes on over the table as it was: a
+// home group moved meanwhile is read as it was at its move.
 //
 // All yields values, not kinds (LookupKind reads an entry's kind). It
 // never blocks lookups; it takes each group's writer lock briefly (not
@@ -799,6 +921,12 @@ func (m *Established[V]) Len() int { return m.table.Load().live() }
 func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
 	return func(yield func(tuple.Tuple, V) bool) {
 		tb := m.table.Load()
+		if tb.next.Load() != nil {
+			// Entries may have moved to the next table before the
+			// iteration began: walk one table, the migration's result.
+			m.completeMigration(tb)
+			tb = m.table.Load()
+		}
 		keys := make([]key, 0, groupSlots*4)
 		vals := make([]V, 0, groupSlots*4)
 		for home := range tb.groups {
@@ -818,15 +946,22 @@ func (m *Established[V]) All() iter.Seq2[tuple.Tuple, V] {
 // collectHome appends the entries whose home group is home, walking its
 // chain (chains are short: EstablishedStats.LongestProbe).
 func (m *Established[V]) collectHome(tb *etable[V], home int, keys []key, vals []V) ([]key, []V) {
-	if tb.lock(home) {
+	reach := tb.groups
+	switch tb.lock(home) {
+	case locked:
 		defer tb.unlock(home)
-	} else {
-		// Frozen: once the resize has published its table, tb is
-		// never written again and needs no lock.
+		reach = reachOf(tb.meta[home].tags.Load(), tb.groups)
+	case lockFrozen:
+		// Once the resize has published its table, tb is never written
+		// again and needs no lock.
 		m.waitResize()
+		reach = reachOf(tb.meta[home].tags.Load(), tb.groups)
+	case lockMoved:
+		// A migration begun during the iteration moved the home: its
+		// entries here stay as they were at the move, but the word no
+		// longer has their reach; walk to a group with an empty slot.
 	}
 	p := tb.probeFrom(home)
-	reach := reachOf(tb.meta[home].tags.Load(), tb.groups)
 	for d := 1; d <= tb.groups; d++ {
 		g := p.g
 		tags := tb.meta[g].tags.Load()
@@ -865,6 +1000,9 @@ func (m *Established[V]) Close() error {
 		return ErrClosed
 	}
 	tb.freeze()
+	if nt := tb.next.Load(); nt != nil {
+		nt.freeze() // after tb: a move in progress finishes into nt first
+	}
 	closed := newETable[V](minGroups)
 	closed.closed = true
 	m.table.Publish(closed)
@@ -874,22 +1012,29 @@ func (m *Established[V]) Close() error {
 // Stats returns the table's size and shape. It is wait-free.
 func (m *Established[V]) Stats() EstablishedStats {
 	tb := m.table.Load()
-	n := tb.live()
+	n := m.liveIn(tb)
 	slots := tb.groups * groupSlots
 	s := EstablishedStats{
 		Entries:      n,
 		Capacity:     min(max(tb.maxUsed, n), m.maxEntries), // the grow check runs when a group fills: a few more may fit
 		Slots:        slots,
 		Resizes:      m.resizes.Load(),
-		LongestProbe: int(m.longest.Load()),
+		LongestProbe: int(tb.longest.Load()),
 	}
 	if tb.closed {
 		s.Capacity, s.Slots = 0, 0
 		return s
 	}
 	s.LoadFactor = float64(n) / float64(slots)
+	memory := tb.memory()
+	if nt := tb.next.Load(); nt != nil {
+		s.Migrating = true
+		s.Capacity = min(max(nt.maxUsed, n), m.maxEntries)
+		s.LongestProbe = max(s.LongestProbe, int(nt.longest.Load()))
+		memory += nt.memory()
+	}
 	if n > 0 {
-		s.BytesPerEntry = float64(tb.memory()) / float64(n)
+		s.BytesPerEntry = float64(memory) / float64(n)
 	}
 	return s
 }

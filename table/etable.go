@@ -9,10 +9,13 @@ import (
 )
 
 // etable is one version of an Established table: a fixed number of groups.
-// A resize builds a new etable and publishes it; the old one is frozen
-// (every group locked for good, never written again) and left to the
-// garbage collector, so readers still walking it see a consistent, if
-// stale, state and need no grace period.
+// A resize builds a new etable and publishes it; the old one is left to
+// the garbage collector, so readers still walking it see a consistent, if
+// stale, state and need no grace period. An incremental resize (see
+// migration.go) links the new table as next and moves the old one's
+// entries home group by home group, each moved home locked for good; a
+// stop-the-writers resize freezes the old one whole (every group locked
+// for good, never written again).
 type etable[V comparable] struct {
 	meta  []groupMeta // immutable slice header; elements per groupMeta
 	slots []slot[V]   // immutable header; len = groupSlots*groups; written under the group locks, versioned per slot
@@ -22,24 +25,58 @@ type etable[V comparable] struct {
 	groups    int      // immutable, len(meta): lineGroups*lines
 	lines     int      // immutable, a prime: metadata cache lines
 	maxUsed   int      // immutable: used slots allowed before a resize
-	closed    bool     // immutable: the table Close publishes
+	// growAt is the used slots at which a resize begins: maxUsed, or, for
+	// a table whose successor a helper allocates (see migration.go), 3/4
+	// of the slots, so that the allocation is done before the table is
+	// crowded.
+	growAt int  // immutable
+	closed bool // immutable: the table Close publishes
 
 	// frozen is set once a resize or Close has begun taking every group's
 	// lock: a writer finding a group locked then waits for the resize
 	// instead of spinning.
 	frozen atomic.Bool
 
-	count counters // live entries and used slots
+	// count holds the entries written into this table (live: inserts less
+	// deletes, which a migration's target may see below zero) and its used
+	// slots. The table's share of the live entries is inherited + live.
+	count counters
+	// inherited is the live entries this table took over whole from the
+	// table it was migrated from (see migration.go): stored before the
+	// table is published (atomic only because writers moved onto it may
+	// read it before, to find it is not theirs to resize yet).
+	inherited atomic.Int64
+	longest   atomic.Int64 // longest probe chain (groups) an insert or a move walked here
+
+	// The incremental resize out of this table (migration.go).
+	resizing atomic.Bool      // a resize out of this table has begun (once)
+	next     *tablePointer[V] // immutable pointer; the table its entries move to, set once before any home moves
+	cursor   atomic.Int64     // next home a helping writer moves
+	moved    atomic.Int64     // homes moved
 }
 
-// live sums the live entries of all stripes: exact when no write runs.
+// tablePointer is an atomic *etable[V], which an etable reaches through a
+// pointer of its own: atomic.LoadPointer's argument escapes, so loading a
+// field of the etable itself made escape analysis think the etable leaks,
+// and with it LookupBatch's pipeline state that holds it: every caller's
+// key array moved to the heap. Loaded through a second pointer, only what
+// that pointer points to escapes, which is on the heap anyway.
+type tablePointer[V comparable] struct{ p unsafe.Pointer }
+
+func (p *tablePointer[V]) Load() *etable[V] { return (*etable[V])(atomic.LoadPointer(&p.p)) }
+
+func (p *tablePointer[V]) Store(tb *etable[V]) { atomic.StorePointer(&p.p, unsafe.Pointer(tb)) }
+
+// live returns the entries written into this table less those deleted
+// from it (not the inherited ones): exact when no write runs.
 func (tb *etable[V]) live() int { return tb.count.live() }
 
-// crowded reports whether 7/8 of the slots are used: time to grow.
-func (tb *etable[V]) crowded() bool { return tb.count.used() >= tb.maxUsed }
+// crowded reports whether growAt slots are used: time to grow.
+func (tb *etable[V]) crowded() bool { return tb.count.used() >= tb.growAt }
 
-// sparse reports whether under 1/8 of the slots are live: time to shrink.
-func (tb *etable[V]) sparse() bool { return tb.live() < tb.groups*groupSlots/8 }
+// sparse reports whether fewer than 1/8 of the slots would hold the n
+// live entries: time to shrink.
+func (tb *etable[V]) sparse(n int) bool { return n < tb.groups*groupSlots/8 }
 
 const (
 	// Tables hold at most this many live entries (a stripe's halves).
@@ -69,7 +106,9 @@ func newETable[V comparable](groups int) *etable[V] {
 		groups:    groups,
 		lines:     groups / lineGroups,
 		maxUsed:   groups * groupSlots * maxLoadNum / maxLoadDen,
+		growAt:    groups * groupSlots * maxLoadNum / maxLoadDen,
 		count:     newCounters(),
+		next:      new(tablePointer[V]),
 	}
 	return tb
 }
@@ -154,10 +193,19 @@ func (tb *etable[V]) advance(p *probe) {
 //
 // It also returns the slot's fifth word as read for the hit (its kind and
 // whether a kind change is in progress, see slot), 0 for a miss.
+//
+// If a migration has moved t's home to the next table, it looks there:
+// the home's word, read once, says which table holds t's entry (see
+// migration.go).
 func (tb *etable[V]) lookup(mode valueMode, h uint64, t *tuple.Tuple) (V, uint64, bool) {
 	home, tag := tb.home(h)
-	p := tb.probeFrom(home)
 	w := tb.meta[home].tags.Load() // the home's tags, and its reach
+	for w >= movedWord {           // a reader that stalled may meet several migrations
+		tb = tb.next.Load()
+		home, tag = tb.home(h)
+		w = tb.meta[home].tags.Load()
+	}
+	p := tb.probeFrom(home)
 	reach := reachOf(w, tb.groups)
 	for d := 1; ; d++ {
 		g := p.g
@@ -246,17 +294,32 @@ func (tb *etable[V]) tryLock(g int) bool {
 	return w&lockedBit == 0 && m.CompareAndSwap(w, w|lockedBit)
 }
 
+// lockState is what lock found.
+type lockState uint8
+
+const (
+	locked     lockState = iota // the caller holds the lock
+	lockFrozen                  // the table is frozen: wait for the resize or Close, then reload it
+	lockMoved                   // the group's home entries moved to the next table: go there
+)
+
 // lock takes group g's writer lock, spinning while another writer holds
-// it (writers hold a group for a few loads and stores). It gives up and
-// returns false if the table is frozen: the caller must release its locks
-// and wait for the resize (Established.waitResize).
-func (tb *etable[V]) lock(g int) bool {
+// it (writers hold a group for a few loads and stores). It gives up if
+// the table is frozen (the caller must release its locks and wait for the
+// resize, Established.waitResize) or if g is a home a migration has moved
+// (the caller goes on in tb.next).
+func (tb *etable[V]) lock(g int) lockState {
+	m := &tb.meta[g].tags
 	for spins := 0; ; spins++ {
-		if tb.tryLock(g) {
-			return true
+		w := m.Load()
+		if w&lockedBit == 0 && m.CompareAndSwap(w, w|lockedBit) {
+			return locked
+		}
+		if w >= movedWord {
+			return lockMoved
 		}
 		if tb.frozen.Load() {
-			return false
+			return lockFrozen
 		}
 		if spins > 16 {
 			runtime.Gosched() // the holder may be descheduled
@@ -299,14 +362,15 @@ const (
 // put writes t and v, of kind kind, into a free slot of group g, depth
 // groups along the chain from home; the caller has locked both. Before the
 // entry becomes visible, home's reach is extended to cover it, and reserve
-// (if not nil) has counted it.
-func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, kind Kind, reserve func() putResult) putResult {
+// (if not nil) has counted it. live is 1 for an entry new to the table,
+// 0 for one a migration moves in (counted live in the table it left).
+func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple.Tuple, v V, kind Kind, reserve func() putResult, live uint64) putResult {
 	m := &tb.meta[g].tags
 	w := m.Load()
 	// Reuse a tombstone before an empty slot: it keeps the used count, and
 	// with it the next rehash, where it is.
 	marks := matchTag(w, tagDeleted)
-	delta := uint64(1)
+	delta := live
 	if marks == 0 {
 		if marks = emptyBytes(w); marks == 0 {
 			return putNoRoom
@@ -331,7 +395,7 @@ func (tb *etable[V]) put(mode valueMode, home, g, depth int, tag uint64, t tuple
 	w = setByte(w, i, tag)
 	m.Store(w)
 	s.activate(k[4] | uint64(kind)<<kindShift) // the insert takes effect
-	if delta != 1 && emptyBytes(w) == 0 {
+	if delta >= usedOne && emptyBytes(w) == 0 {
 		return putFilled
 	}
 	return putPlaced
@@ -368,11 +432,12 @@ func (tb *etable[V]) remove(mode valueMode, home, g, depth, i int) (emptied bool
 // freeze stops every writer of tb for good: it marks tb frozen, so
 // writers that find a group locked go and wait for the resize, then takes
 // every group's lock, waiting for the writers in progress to finish. The
-// locks are never released: tb is never written again.
+// locks are never released: tb is never written again. A moved home
+// (locked for good already) is skipped.
 func (tb *etable[V]) freeze() {
 	tb.frozen.Store(true)
 	for g := range tb.groups {
-		for spins := 0; !tb.tryLock(g); spins++ {
+		for spins := 0; !tb.tryLock(g) && tb.meta[g].tags.Load() < movedWord; spins++ {
 			if spins > 16 {
 				runtime.Gosched()
 			}

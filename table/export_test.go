@@ -20,7 +20,85 @@ const (
 	HookLimitWait       = hookLimitWait       // an Insert at MaxEntries waits for a write in flight
 	HookKindChanging    = hookKindChanging    // a CompareAndSwapKind stored the value, not yet the kind
 	HookKindWait        = hookKindWait        // a LookupKind waits for a kind change
+	HookHomeMoved       = hookHomeMoved       // a migration moved one home group
 )
+
+// SetBackgroundResize(false) makes every resize allocate its table in the
+// writer that begins it, and leaves the moves to writers (and to
+// MigrationStep): no helper goroutine, so a test decides every step. Call
+// before the table is used.
+func (m *Established[V]) SetBackgroundResize(on bool) { m.background = on }
+
+// MigrateQuota is the homes a write moves besides its own key's.
+const MigrateQuota = migrateQuota
+
+// SetMigrateQuota sets the homes a write moves besides its own key's (0:
+// its own only). Call before the table is used.
+func (m *Established[V]) SetMigrateQuota(n int) { m.quota = n }
+
+// MigrationStep moves up to n more homes of the migration in progress, in
+// the cursor's order, as n writes' shares would, and reports whether homes
+// are left at the cursor (false also when no migration runs).
+func (m *Established[V]) MigrationStep(n int) bool {
+	tb := m.table.Load()
+	if tb.next.Load() == nil {
+		return false
+	}
+	return m.helpMigration(tb, n)
+}
+
+// HomesLeft returns the homes of the migration in progress not moved yet,
+// 0 when none runs.
+func (m *Established[V]) HomesLeft() int {
+	tb := m.table.Load()
+	if tb.next.Load() == nil {
+		return 0
+	}
+	return tb.groups - int(tb.moved.Load())
+}
+
+// Copies counts, for every key, the places its entry can be reached at:
+// live slots holding it in the old table whose home there has not moved,
+// plus live slots holding it anywhere in the next one (or in the table,
+// when no migration runs). A table that neither loses nor duplicates an
+// entry counts 1 for each present key, and no absent key, at every step of
+// a migration. Call with no write in flight.
+func (m *Established[V]) Copies() map[tuple.Tuple]int {
+	tb := m.table.Load()
+	n := map[tuple.Tuple]int{}
+	count := func(x *etable[V], unmovedOnly bool) {
+		for g := range x.groups {
+			tags := x.meta[g].tags.Load()
+			for i := range groupSlots {
+				if byteAt(tags, i) < 2 {
+					continue
+				}
+				k, _, ok := x.slots[g*groupSlots+i].loadLive(m.mode)
+				if !ok {
+					continue
+				}
+				if h, _ := x.home(m.hashKey(&k)); unmovedOnly && x.meta[h].tags.Load() >= movedWord {
+					continue
+				}
+				n[k.tuple()]++
+			}
+		}
+	}
+	nt := tb.next.Load()
+	count(tb, nt != nil)
+	if nt != nil {
+		count(nt, false)
+	}
+	return n
+}
+
+// FinishMigration completes the migration in progress, if any, as All
+// does before it iterates.
+func (m *Established[V]) FinishMigration() {
+	if tb := m.table.Load(); tb.next.Load() != nil {
+		m.completeMigration(tb)
+	}
+}
 
 // SetTestHook makes the table call f at each HookPoint (f may block, to
 // stall a writer there). Call before the table is used.

@@ -39,8 +39,14 @@ const (
 	tagsMask   = 1<<(8*groupSlots) - 1
 	lockedBit  = 1 << (8 * groupSlots) // the control byte's bit 0: a writer holds the group
 	reachShift = 8*groupSlots + 1
-	// reachUnknown: the reach overflowed 7 bits; walk to an empty slot.
-	reachUnknown = 1<<7 - 1
+	// reachUnknown: the reach overflowed its field; walk to an empty slot.
+	reachUnknown = 1<<7 - 2
+	// reachMoved marks a home group whose entries a migration has moved
+	// to the next table (see etable.next): its word then also keeps the
+	// lock bit for good. movedWord is the smallest word carrying it, so a
+	// reader tells a moved home with one comparison.
+	reachMoved = 1<<7 - 1
+	movedWord  = uint64(reachMoved) << reachShift
 )
 
 // groupMeta is a group's metadata word:
@@ -49,7 +55,8 @@ const (
 //   - byte 7, bit 0: the writers' lock;
 //   - byte 7, bits 1-7: the group's reach as a home: how many groups past
 //     it, along its probe chain, the farthest entry homed here lies (0: all
-//     are in the group itself), or reachUnknown.
+//     are in the group itself), or reachUnknown; or reachMoved, once a
+//     migration has moved the entries homed here to the next table.
 //
 // Only a writer holding the lock stores the word (or takes the lock with
 // a compare-and-swap); readers only load it. A reader needs no sequence

@@ -2,8 +2,9 @@ package table
 
 import "unsafe"
 
-// copyFrom fills tb, fresh and unpublished, with old's live entries. old
-// must be frozen. It returns the longest probe chain built.
+// copyFrom fills tb, unpublished, with old's live entries (those whose
+// hash keep accepts, if keep is not nil). old must be frozen. It returns
+// the longest probe chain built. Two copies into one table add up.
 //
 // The copy reads old sequentially (the hardware prefetcher follows it) but
 // writes tb at random: one memory miss for the destination's metadata and
@@ -11,8 +12,8 @@ import "unsafe"
 // So it runs as a three-stage software pipeline over chunks of entries,
 // like LookupBatch: while one chunk is written, the slots of the next and
 // the metadata of the one after are being prefetched.
-func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64) int {
-	c := rehash[V]{dst: tb, src: old, mode: mode, hash: hash}
+func (tb *etable[V]) copyFrom(old *etable[V], mode valueMode, hash func(*key) uint64, keep func(uint64) bool) int {
+	c := rehash[V]{dst: tb, src: old, mode: mode, hash: hash, keep: keep}
 	c.gather(0)
 	c.gather(1)
 	c.prefetchSlots(0)
@@ -34,6 +35,7 @@ type rehash[V comparable] struct {
 	dst, src *etable[V]
 	mode     valueMode
 	hash     func(*key) uint64
+	keep     func(uint64) bool // nil: every entry
 
 	g, i int // next slot of src to read
 
@@ -68,7 +70,9 @@ func (c *rehash[V]) gather(n int) {
 		if e.k, e.v, ok = c.src.slots[c.g*groupSlots+c.i].loadLive(c.mode); !ok {
 			continue // unreachable: src is frozen, and its live tags mark live slots
 		}
-		e.h = c.hash(&e.k)
+		if e.h = c.hash(&e.k); c.keep != nil && !c.keep(e.h) {
+			continue
+		}
 		home, _ := c.dst.home(e.h)
 		c.addrs[cnt] = uintptr(unsafe.Pointer(&c.dst.meta[home]))
 		cnt++
