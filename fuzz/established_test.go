@@ -44,7 +44,9 @@ func FuzzEstablished(f *testing.F) {
 			t.Fatal(err)
 		}
 		h := m.Hasher()
-		pool := fuzzKeys(64)
+		// 256 keys: more than the smallest table holds (98), so programs
+		// that insert many grow and shrink it through migrations.
+		pool := fuzzKeys(256)
 		type entry struct {
 			v    uint16
 			kind table.Kind
