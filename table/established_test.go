@@ -398,7 +398,12 @@ func TestGrowAndShrink(t *testing.T) {
 		require.True(t, ok)
 	}
 	require.Equal(t, 10, m.Len())
-	m.FinishMigration() // the last shrink may still be moving: writes drive it
+	// The last shrinks may still be moving (writes drive them), and the
+	// end of one may begin the next: the table sized for the entries left
+	// when a shrink began is itself sparse by its end.
+	for m.Stats().Migrating {
+		m.FinishMigration()
+	}
 	require.Greater(t, m.Stats().Resizes, st.Resizes, "it shrank")
 	require.LessOrEqual(t, m.Groups(), 16, "shrinks while under 1/8 live (to the smallest table: two metadata lines of 8 groups)")
 	for i := n - 10; i < n; i++ {
