@@ -124,7 +124,6 @@ func (m *Established[V]) prepareMigration(tb *etable[V], groups int) {
 	if n := m.liveIn(tb); n > nt.groups*groupSlots*beginRoomNum/beginRoomDen {
 		nt = m.newTable(groupsFor(n))
 	}
-	nt.prefault()
 	if !m.beginMigration(tb, nt) {
 		return
 	}
@@ -132,28 +131,6 @@ func (m *Established[V]) prepareMigration(tb *etable[V], groups int) {
 		runtime.Gosched() // let writers and readers sharing this P run
 	}
 }
-
-// prefault writes a zero into every page of the table's arrays, which no
-// one else can see yet. A large allocation comes fresh from the operating
-// system, its pages mapped only at their first write: measured, the moves
-// into an untouched table took a page fault for nearly every entry (one
-// random page each), several microseconds apiece on this VM, and a
-// write's share of moves went from a few microseconds to over 50. The
-// helper takes those faults instead, before the moves begin.
-func (tb *etable[V]) prefault() {
-	touch := func(p unsafe.Pointer, size uintptr) {
-		for off := uintptr(0); off < size; off += pageSize {
-			*(*byte)(unsafe.Add(p, off)) = 0
-		}
-	}
-	touch(unsafe.Pointer(&tb.slots[0]), uintptr(len(tb.slots))*unsafe.Sizeof(tb.slots[0]))
-	touch(unsafe.Pointer(&tb.meta[0]), uintptr(len(tb.meta))*unsafe.Sizeof(tb.meta[0]))
-	touch(unsafe.Pointer(&tb.displaced[0]), uintptr(len(tb.displaced))*unsafe.Sizeof(tb.displaced[0]))
-}
-
-// pageSize is the smallest page the prefault steps by (larger pages are
-// multiples of it).
-const pageSize = 4096
 
 // beginMigration links nt as tb's next table, which starts the moves. It
 // reports false if tb is no longer the published table (Close replaced
