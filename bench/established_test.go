@@ -314,7 +314,8 @@ func runLookups(b *testing.B, t *tables, probes []tuple.Tuple) {
 }
 
 // BenchmarkEstablishedLookupBatch compares single lookups (batch=1) with
-// LookupBatch over bursts of 16 keys; ns/op is per key. The form=hashed-kind
+// LookupBatch over bursts of 16 and of 64 keys (one call each); ns/op is
+// per key. The form=hashed-kind
 // runs are the demultiplexer's calls, LookupHashedKind and
 // LookupBatchHashed with kinds, given hashes computed before the timed
 // loop (the demultiplexer hashes each segment once for all its tables).
@@ -325,7 +326,7 @@ func runLookups(b *testing.B, t *tables, probes []tuple.Tuple) {
 func BenchmarkEstablishedLookupBatch(b *testing.B) {
 	n := size(1000000)
 	for _, form := range []string{"", "form=hashed-kind/"} {
-		for _, batch := range []int{1, 16} {
+		for _, batch := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("n=1e6/batch=%d/%simpl=socktable", batch, form), func(b *testing.B) {
 				t := getTables(b, "socktable", n)
 				probes := getFixture(n).hits
@@ -339,8 +340,8 @@ func BenchmarkEstablishedLookupBatch(b *testing.B) {
 				startTiming(b)
 				var start atomic.Int64
 				b.RunParallel(func(pb *testing.PB) {
-					i := int(start.Add(7919*16)) % (len(probes) - 16)
-					vals, kinds, found := make([]*sock, 16), make([]table.Kind, 16), make([]bool, 16)
+					i := int(start.Add(7919*16)) % (len(probes) - batch)
+					vals, kinds, found := make([]*sock, batch), make([]table.Kind, batch), make([]bool, batch)
 					hits, pending := 0, 0
 					for pb.Next() {
 						if batch == 1 {
@@ -358,17 +359,17 @@ func BenchmarkEstablishedLookupBatch(b *testing.B) {
 							}
 							continue
 						}
-						if pending++; pending < 16 {
+						if pending++; pending < batch {
 							continue
 						}
 						pending = 0
 						if hashes != nil {
-							t.st.LookupBatchHashed(hashes[i:i+16], probes[i:i+16], vals, kinds, found)
+							t.st.LookupBatchHashed(hashes[i:i+batch], probes[i:i+batch], vals, kinds, found)
 						} else {
-							t.st.LookupBatch(probes[i:i+16], vals, found)
+							t.st.LookupBatch(probes[i:i+batch], vals, found)
 						}
 						hits += int(boolCount(found))
-						if i += 16; i+16 > len(probes) {
+						if i += batch; i+batch > len(probes) {
 							i = 0
 						}
 					}

@@ -16,15 +16,18 @@ const batchWidth = 16
 // returns n (like copy, it never writes past the shortest slice).
 //
 // It overlaps the lookups' memory misses with a three-stage software
-// pipeline over chunks of 16 keys: while it finishes the lookups of one
-// chunk, the slots of the next chunk's first candidates and the group
-// metadata of the chunk after are already being prefetched. A stack that
-// receives packets in bursts (recvmmsg, AF_XDP, DPDK) pays about one
-// memory latency per chunk instead of two per packet. Each result is that
-// of a Lookup at some moment during the call, during a migration too (a
-// key whose home has moved costs one more metadata line, prefetched as
-// well); it is lock-free and allocates nothing. On architectures other than amd64 and arm64 (or with
-// the purego build tag) it is a plain loop of lookups.
+// pipeline over chunks of 16 keys: it prefetches a chunk's group metadata,
+// then reads it and prefetches each key's likely slot (the first tag
+// match along the home's metadata line), then checks that one slot; the
+// stages of consecutive chunks run interleaved, so a burst longer than 16
+// keeps several chunks' misses in flight. A stack that receives packets
+// in bursts (recvmmsg, AF_XDP, DPDK) pays about two memory latencies per
+// call instead of two per packet. Each result is that of a Lookup at
+// some moment during the call, during a migration too (a key whose home
+// has moved costs one more metadata line, prefetched as well); it is
+// lock-free and allocates nothing. On architectures other than amd64 and
+// arm64 (or with the purego build tag) nothing is prefetched: the same
+// stages run as a loop of lookups.
 func (m *Established[V]) LookupBatch(keys []tuple.Tuple, vals []V, found []bool) int {
 	n := min(len(keys), len(vals), len(found))
 	m.lookupBatch(nil, keys[:n], vals, nil, found)
@@ -61,36 +64,81 @@ func (m *Established[V]) LookupBatchHashed(hashes []uint64, keys []tuple.Tuple, 
 
 // lookupBatch runs the pipeline over keys, with their hashes if hashes
 // is not nil and their kinds if kinds is not nil.
+//
+// Each key goes through three stages, a chunk of batchWidth keys at a
+// time: hashChunk hashes it and prefetches its home group's metadata;
+// slotChunk, a chunk later, reads that metadata and walks the home's
+// metadata line to the first tag match, whose slot it prefetches (or
+// settles a miss there and then); the final stage, a chunk later still,
+// checks that one slot. Only a key the stages could not settle (a false
+// tag match, a chain that leaves its home line, a moved home, a kind
+// change in progress) takes the full lookup.
 func (m *Established[V]) lookupBatch(hashes []uint64, keys []tuple.Tuple, vals []V, kinds []Kind, found []bool) {
 	n := len(keys)
-	p := batchPipeline[V]{m: m, tb: m.table.Load(), keys: keys, given: hashes}
+	// Declared, then filled: a composite literal was built in a temporary,
+	// zeroed and then copied whole, a kilobyte twice per call.
+	var p batchPipeline[V]
+	p.m, p.tb, p.keys, p.given = m, m.table.Load(), keys, hashes
 	p.hashChunk(0)
 	p.hashChunk(batchWidth)
 	p.slotChunk(0)
+	tb, mode := p.tb, m.mode
 	for base := 0; base < n; base += batchWidth {
 		p.hashChunk(base + 2*batchWidth)
 		p.slotChunk(base + batchWidth)
-		hs := &p.hashes[base/batchWidth%3]
-		if kinds == nil {
-			for i := range min(batchWidth, n-base) {
-				vals[base+i], _, found[base+i] = p.tb.lookup(m.mode, hs[i], &keys[base+i])
-			}
-			continue
-		}
+		hs, cs := &p.hashes[base/batchWidth%3], &p.cands[base/batchWidth%3]
 		for i := range min(batchWidth, n-base) {
-			vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(p.tb, hs[i], &keys[base+i])
+			k := &keys[base+i]
+			switch c := cs[i]; {
+			case c >= 0:
+				s := &tb.slots[c]
+				if version, ok := s.holds(k); ok {
+					v := loadValue(mode, s)
+					if s.k[4].Load() == version && (kinds == nil || version&slotChanging == 0) {
+						vals[base+i], found[base+i] = v, true
+						if kinds != nil {
+							kinds[base+i] = kindOf(version)
+						}
+						continue
+					}
+				}
+			case c == candMiss:
+				var zero V
+				vals[base+i], found[base+i] = zero, false
+				if kinds != nil {
+					kinds[base+i] = KindConn
+				}
+				continue
+			}
+			// Not settled by the stages: the full lookup.
+			if kinds == nil {
+				vals[base+i], _, found[base+i] = tb.lookup(mode, hs[i], k)
+			} else {
+				vals[base+i], kinds[base+i], found[base+i] = m.lookupKind(tb, hs[i], k)
+			}
 		}
 	}
 }
 
+// A chunk's candidate for each key, set by slotChunk: a slot index (the
+// first tag match along the home's chain, a hit's usual place), or one of
+// these.
+const (
+	candMiss   = -1 // the chain ended with no tag match: a miss
+	candLookup = -2 // not settled: the full lookup decides
+)
+
 // batchPipeline is LookupBatch's state, on its stack.
 type batchPipeline[V comparable] struct {
-	m      *Established[V]
-	tb     *etable[V]
-	keys   []tuple.Tuple
-	given  []uint64                // the keys' hashes, if the caller gave them
-	hashes [3][batchWidth]uint64   // by chunk number mod 3
-	addrs  [2 * batchWidth]uintptr // lines to prefetch
+	m     *Established[V]
+	tb    *etable[V]
+	keys  []tuple.Tuple
+	given []uint64 // the keys' hashes, if the caller gave them
+	// By chunk number mod 3: the keys' hashes, and their home groups
+	// (set by hashChunk) replaced by their candidates (slotChunk).
+	hashes [3][batchWidth]uint64
+	cands  [3][batchWidth]int
+	addrs  [3 * batchWidth]uintptr // lines to prefetch: at most three per key
 }
 
 // hashChunk hashes the chunk at base (or takes the hashes given) and
@@ -99,8 +147,9 @@ func (p *batchPipeline[V]) hashChunk(base int) {
 	if base >= len(p.keys) {
 		return
 	}
-	hs := &p.hashes[base/batchWidth%3]
+	hs, cs := &p.hashes[base/batchWidth%3], &p.cands[base/batchWidth%3]
 	cnt := min(batchWidth, len(p.keys)-base)
+	tb := p.tb
 	for i := range cnt {
 		var h uint64
 		if p.given != nil {
@@ -109,38 +158,79 @@ func (p *batchPipeline[V]) hashChunk(base int) {
 			h = p.m.hasher.Hash(p.keys[base+i]) & p.m.hashMask
 		}
 		hs[i] = h
-		g, _ := p.tb.home(h)
-		p.addrs[i] = uintptr(unsafe.Pointer(&p.tb.meta[g]))
+		g, _ := tb.home(h)
+		cs[i] = g
+		p.addrs[i] = uintptr(unsafe.Pointer(&tb.meta[g]))
 	}
 	prefetch(&p.addrs[0], cnt)
 }
 
-// slotChunk prefetches, for each key of the chunk at base, the slot of the
-// first tag match in its home group (a hit's usual place); the metadata
-// it reads was prefetched a stage earlier. A 48-byte slot straddles two
-// cache lines half the time: both ends are prefetched.
+// slotChunk reads, for each key of the chunk at base, the metadata that
+// hashChunk prefetched a stage earlier and walks the key's chain as a
+// lookup does, as far as the home's metadata line goes (those groups' tags
+// came with the home's): at the first tag match it keeps the slot as the
+// key's candidate and prefetches it (both ends when the 48-byte slot
+// straddles two cache lines, half the time); where the chain ends first,
+// the key is a miss, linearized at the read of the group that ended it,
+// as a lookup's would be. The metadata of a moved home's next table is
+// prefetched for the full lookup.
 func (p *batchPipeline[V]) slotChunk(base int) {
 	if base >= len(p.keys) {
 		return
 	}
-	hs := &p.hashes[base/batchWidth%3]
+	hs, cs := &p.hashes[base/batchWidth%3], &p.cands[base/batchWidth%3]
+	tb := p.tb
 	cnt := 0
 	for i := range min(batchWidth, len(p.keys)-base) {
-		g, tag := p.tb.home(hs[i])
-		w := p.tb.meta[g].tags.Load()
+		g, tag := cs[i], tagOf(hs[i])
+		w := tb.meta[g].tags.Load()
 		if w >= movedWord {
-			// The home has moved: prefetch the next table's metadata.
-			nt := p.tb.next.Load()
+			nt := tb.next.Load()
 			ng, _ := nt.home(hs[i])
 			p.addrs[cnt] = uintptr(unsafe.Pointer(&nt.meta[ng]))
 			cnt++
+			cs[i] = candLookup
 			continue
 		}
-		if marks := matchTag(w, tag); marks != 0 {
-			s := &p.tb.slots[g*groupSlots+firstByte(marks)]
-			p.addrs[cnt] = uintptr(unsafe.Pointer(&s.k[0]))
-			p.addrs[cnt+1] = uintptr(unsafe.Pointer(&s.v))
-			cnt += 2
+		reach := reachOf(w, tb.groups)
+		cs[i] = candLookup
+		for d := 1; ; d++ {
+			if marks := matchTag(w, tag); marks != 0 {
+				c := g*groupSlots + firstByte(marks)
+				s := &tb.slots[c]
+				first, last := uintptr(unsafe.Pointer(&s.k[0])), uintptr(unsafe.Pointer(&s.v))
+				p.addrs[cnt] = first
+				cnt++
+				if first/64 != last/64 {
+					p.addrs[cnt] = last
+					cnt++
+				}
+				cs[i] = c
+				if marks &= marks - 1; marks != 0 {
+					// A second match in the group: one of them is a
+					// false match (one in 40 groups), which the full
+					// lookup then walks past, so prefetch that one too.
+					s := &tb.slots[g*groupSlots+firstByte(marks)]
+					p.addrs[cnt] = uintptr(unsafe.Pointer(&s.k[4]))
+					cnt++
+				}
+				break
+			}
+			if d >= reach || emptyBytes(w) != 0 {
+				cs[i] = candMiss
+				break
+			}
+			if d == lineGroups {
+				// The chain leaves the line: prefetch the next line's
+				// metadata for the full lookup.
+				q := probe{g: g, n: lineGroups}
+				tb.advance(&q)
+				p.addrs[cnt] = uintptr(unsafe.Pointer(&tb.meta[q.g]))
+				cnt++
+				break
+			}
+			g = g&^(lineGroups-1) | (g+1)&(lineGroups-1)
+			w = tb.meta[g].tags.Load()
 		}
 	}
 	prefetch(&p.addrs[0], cnt)

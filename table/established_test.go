@@ -607,6 +607,71 @@ func TestLookupBatch(t *testing.T) {
 	require.Equal(t, 0, m.LookupBatch(nil, vals, found))
 }
 
+// TestLookupBatchEveryPath compares LookupBatch and LookupBatchHashed with
+// kinds against Lookup and LookupKind, key by key, under hash masks that
+// drive the batch pipeline down each of its paths: keys settled by their
+// first tag match, false tag matches (few tag values), chains that leave
+// their home's metadata line and homes with an unknown reach (few homes),
+// misses ended by an empty slot or by the reach, and tombstones; at every
+// batch length around the pipeline's chunks.
+func TestLookupBatchEveryPath(t *testing.T) {
+	masks := []uint64{
+		^uint64(0),            // real hashes
+		0xf000_0000_0000_0003, // 16 homes, 4 tags (2..5): false matches, long chains
+		0xffff_0000_0000_0001, // 65536 homes, 2 tags
+		0x0000_0000_0000_00ff, // one home, every tag
+	}
+	for _, mask := range masks {
+		t.Run(fmt.Sprintf("mask=%#x", mask), func(t *testing.T) {
+			m := newTable[int](t, table.EstablishedOptions{})
+			m.SetHashMask(mask)
+			n := 3000
+			if mask&^0xff == 0 {
+				n = 600 // one home: every lookup walks the chain
+			}
+			for i := range n {
+				kind := table.KindConn
+				if i%7 == 0 {
+					kind = table.KindRequest
+				}
+				require.NoError(t, m.InsertKind(key(i), i, kind))
+			}
+			for i := 0; i < n; i += 5 {
+				_, ok := m.Delete(key(i)) // tombstones along the chains
+				require.True(t, ok)
+			}
+			keys := make([]tuple.Tuple, 0, n+n/4)
+			for i := range n + n/4 { // the last quarter were never inserted
+				keys = append(keys, key(i*7919%(n+n/4)))
+			}
+			hashes := make([]uint64, len(keys))
+			for i, k := range keys {
+				hashes[i] = m.Hasher().Hash(k)
+			}
+			for _, size := range []int{1, 15, 16, 17, 33, 48, 70, len(keys)} {
+				vals, found := make([]int, size), make([]bool, size)
+				kinds := make([]table.Kind, size)
+				for base := 0; base+size <= len(keys); base += size {
+					batch := keys[base : base+size]
+					require.Equal(t, size, m.LookupBatch(batch, vals, found))
+					for i, k := range batch {
+						v, ok := m.Lookup(k)
+						require.Equal(t, ok, found[i], "size %d, key %v", size, k)
+						require.Equal(t, v, vals[i], "size %d, key %v", size, k)
+					}
+					require.Equal(t, size, m.LookupBatchHashed(hashes[base:base+size], batch, vals, kinds, found))
+					for i, k := range batch {
+						v, kind, ok := m.LookupKind(k)
+						require.Equal(t, ok, found[i], "hashed, size %d, key %v", size, k)
+						require.Equal(t, v, vals[i], "hashed, size %d, key %v", size, k)
+						require.Equal(t, kind, kinds[i], "hashed, size %d, key %v", size, k)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestAllIsWeaklyConsistentAndVisitsNoKeyTwice(t *testing.T) {
 	m := newTable[int](t, table.EstablishedOptions{})
 	n := 3000

@@ -1,7 +1,9 @@
 package table_test
 
 import (
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -37,6 +39,16 @@ func requireExactlyOnce(t *testing.T, m *table.Established[int], model map[tuple
 		}
 	}
 	require.Equal(t, len(model), m.Len(), msg)
+	// LookupBatch agrees, over the moved homes and those not yet moved.
+	keys := slices.Collect(maps.Keys(model))
+	keys = append(keys, key(1<<22), key(1<<22+1)) // and two keys never inserted
+	vals, found := make([]int, len(keys)), make([]bool, len(keys))
+	m.LookupBatch(keys, vals, found)
+	for i, k := range keys {
+		want, ok := model[k]
+		require.Equal(t, ok, found[i], "%s: LookupBatch of %v", msg, k)
+		require.Equal(t, want, vals[i], "%s: LookupBatch of %v", msg, k)
+	}
 }
 
 // TestMigrationEveryStep stops a growing and then a shrinking migration
