@@ -11,6 +11,11 @@ import (
 // core's miss buffers and its L2 queue hold.
 const batchWidth = 16
 
+// prefetchRun is how many keys' lines a stage computes before it sends them
+// to prefetch: sooner than at the end of the chunk, as the first lines
+// are the first the next stage waits for.
+const prefetchRun = 4
+
 // LookupBatch looks up keys[i] for every i < n, where n = min(len(keys),
 // len(vals), len(found)), stores the results in vals[i] and found[i], and
 // returns n (like copy, it never writes past the shortest slice).
@@ -161,8 +166,13 @@ func (p *batchPipeline[V]) hashChunk(base int) {
 		g, _ := tb.home(h)
 		cs[i] = g
 		p.addrs[i] = uintptr(unsafe.Pointer(&tb.meta[g]))
+		if i%prefetchRun == prefetchRun-1 {
+			prefetch(&p.addrs[i+1-prefetchRun], prefetchRun)
+		}
 	}
-	prefetch(&p.addrs[0], cnt)
+	if r := cnt % prefetchRun; r != 0 {
+		prefetch(&p.addrs[cnt-r], r)
+	}
 }
 
 // slotChunk reads, for each key of the chunk at base, the metadata that
@@ -180,8 +190,12 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 	}
 	hs, cs := &p.hashes[base/batchWidth%3], &p.cands[base/batchWidth%3]
 	tb := p.tb
-	cnt := 0
+	cnt, sent := 0, 0
 	for i := range min(batchWidth, len(p.keys)-base) {
+		if i%prefetchRun == 0 && cnt > sent {
+			prefetch(&p.addrs[sent], cnt-sent)
+			sent = cnt
+		}
 		g, tag := cs[i], tagOf(hs[i])
 		w := tb.meta[g].tags.Load()
 		if w >= movedWord {
@@ -233,5 +247,5 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 			w = tb.meta[g].tags.Load()
 		}
 	}
-	prefetch(&p.addrs[0], cnt)
+	prefetch(&p.addrs[sent], cnt-sent)
 }
