@@ -224,7 +224,11 @@ const (
 // last move publishes the new table. A table whose successor the helper
 // allocates begins its resize at 3/4 used rather than 7/8, so that the
 // allocation is done before the table is crowded (a table of
-// EstablishedOptions.Capacity keeps its 7/8, as it promised). Lookups consult the old table's home
+// EstablishedOptions.Capacity keeps its 7/8, as it promised); the helper
+// also faults the new arrays' pages in (one madvise on Linux), so that
+// moves into the fresh table take no page faults, and an insert that
+// finds the old table at 7/8 before the helper has linked its successor
+// waits for it rather than crowd the old table further. Lookups consult the old table's home
 // word and, if that home has moved, the new table: they stay lock-free,
 // allocation-free and never wait, and an entry is never missed nor seen
 // twice (a home moves whole, once, under its lock). Len counts the same
@@ -481,6 +485,7 @@ func (m *Established[V]) insert(h uint64, t tuple.Tuple, v V, k Kind) error {
 		case grown:
 			if tb.crowded() {
 				m.crowded(tb)
+				m.awaitNext(tb)
 			}
 			return nil
 		case moved:
@@ -527,6 +532,24 @@ func (m *Established[V]) crowded(tb *etable[V]) {
 	m.startResize(tb, true)
 }
 
+// awaitNext holds up an insert that has filled tb to its load limit while
+// the helper is still allocating tb's next table: inserts past the limit
+// would lengthen every probe chain, and near a full table a chain, and so
+// every lookup and move of it, runs on for thousands of groups (a helper
+// starved of a P let a table fill: lookups and moves then crawled for
+// minutes). It returns once the next table is linked (writes then move
+// onto it) or tb is no longer the published table. It yields while it
+// waits, so a helper sharing this P runs. Like crowded, it is checked when
+// an insert fills a group's last empty slot.
+func (m *Established[V]) awaitNext(tb *etable[V]) {
+	for waited := false; tb.count.used() >= tb.maxUsed && tb.next.Load() == nil && m.table.Load() == tb && !tb.frozen.Load(); waited = true {
+		if !waited && m.hook != nil {
+			m.hook(hookAwaitNext)
+		}
+		runtime.Gosched()
+	}
+}
+
 // makeRoom is an insert's step when tb has no free slot in its key's
 // chain: it resizes, or finishes the migration into tb, or, while a
 // helper allocates tb's next table, lets it run.
@@ -542,7 +565,10 @@ func (m *Established[V]) makeRoom(tb *etable[V]) {
 		return
 	}
 	m.startResize(tb, true)
-	if tb.next.Load() == nil {
+	if tb.next.Load() == nil && m.table.Load() == tb {
+		if m.hook != nil {
+			m.hook(hookAwaitNext)
+		}
 		runtime.Gosched() // the helper is allocating it
 	}
 }
@@ -568,6 +594,8 @@ const (
 	hookKindChanging                     // a CompareAndSwapKind stored the value, not yet the kind
 	hookKindWait                         // a LookupKind waits for a kind change
 	hookHomeMoved                        // a migration moved one home group
+	hookHelperLinking                    // the migration helper has the next table, not yet linked
+	hookAwaitNext                        // an insert at the load limit, or with a full chain, waits for the next table
 )
 
 // unchanged: a write that will change nothing (an Insert of a present key,

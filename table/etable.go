@@ -113,6 +113,21 @@ func newETable[V comparable](groups int) *etable[V] {
 	return tb
 }
 
+// populate faults in the table's pages (see populate), for a table the
+// migration helper allocated, before any write uses it: the metadata
+// first, then the slots a chunk at a time, stopping early once enough()
+// reports that the table being migrated from is nearly full (inserts are
+// about to wait for this table; the pages left fault in on first use).
+func (tb *etable[V]) populate(enough func() bool) {
+	populate(unsafe.Pointer(unsafe.SliceData(tb.meta)), uintptr(len(tb.meta))*unsafe.Sizeof(tb.meta[0]))
+	populate(unsafe.Pointer(unsafe.SliceData(tb.displaced)), uintptr(len(tb.displaced))*unsafe.Sizeof(tb.displaced[0]))
+	const chunk = 1 << 20 // about a millisecond of faults here: the longest an insert at the limit waits for it
+	base, size := unsafe.Pointer(unsafe.SliceData(tb.slots)), uintptr(len(tb.slots))*unsafe.Sizeof(tb.slots[0])
+	for off := uintptr(0); off < size && !enough(); off += chunk {
+		populate(unsafe.Add(base, off), min(chunk, size-off))
+	}
+}
+
 // nextPrime returns the smallest prime >= n (n >= 2), by trial division:
 // at most a few milliseconds for the largest tables, once per resize.
 func nextPrime(n int) int {

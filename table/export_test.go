@@ -21,6 +21,8 @@ const (
 	HookKindChanging    = hookKindChanging    // a CompareAndSwapKind stored the value, not yet the kind
 	HookKindWait        = hookKindWait        // a LookupKind waits for a kind change
 	HookHomeMoved       = hookHomeMoved       // a migration moved one home group
+	HookHelperLinking   = hookHelperLinking   // the migration helper has the next table, not yet linked
+	HookAwaitNext       = hookAwaitNext       // an insert at the load limit, or with a full chain, waits for the next table
 )
 
 // SetBackgroundResize(false) makes every resize allocate its table in the

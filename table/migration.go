@@ -11,9 +11,10 @@ import (
 //  1. begin: the writer that finds the table crowded (or sparse) sizes a
 //     new table for the live entries. A small one (syncAllocGroups) it
 //     allocates itself; a large one, whose zeroing would stall it for
-//     milliseconds, a helper goroutine allocates while writers go on in
-//     the old table (which has 1/8 of its slots free at the 7/8 trigger).
-//     The new table is linked as the old one's next.
+//     milliseconds, a helper goroutine allocates, and faults in, while
+//     writers go on in the old table (which has 1/8 of its slots free at
+//     the 3/4 trigger; an insert that fills it to 7/8 first waits for the
+//     helper). The new table is linked as the old one's next.
 //  2. move: from then on, a write first moves its key's home group: under
 //     the old home's lock it copies every entry homed there into the next
 //     table, then marks the home moved (reachMoved in its word, the lock
@@ -123,6 +124,17 @@ func (m *Established[V]) prepareMigration(tb *etable[V], groups int) {
 	// Writers went on in tb meanwhile: size again if they outgrew it.
 	if n := m.liveIn(tb); n > nt.groups*groupSlots*beginRoomNum/beginRoomDen {
 		nt = m.newTable(groupsFor(n))
+	}
+	// A large table comes fresh from the OS: without this, nearly every
+	// entry moved into it took a page fault (a few µs in a VM), and a
+	// write's share of moves went past 50 µs. A few system calls here
+	// fault the pages in before the moves begin, off the writers' path,
+	// unless tb fills meanwhile: within 1/16 of its room from its limit
+	// the helper links nt as it is (inserts would soon wait for it).
+	stopAt := tb.maxUsed - (tb.maxUsed-tb.growAt)/16
+	nt.populate(func() bool { return tb.count.used() >= stopAt })
+	if m.hook != nil {
+		m.hook(hookHelperLinking)
 	}
 	if !m.beginMigration(tb, nt) {
 		return

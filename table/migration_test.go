@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -278,4 +279,71 @@ func TestStopWritersToResize(t *testing.T) {
 		require.Equal(t, i, v)
 	}
 	require.LessOrEqual(t, m.Groups(), 16)
+}
+
+// TestInsertsWaitForTheHelperAtTheLoadLimit holds the migration helper
+// after it allocated the next table, before it links it, and checks that
+// inserts fill the old table to its load limit (7/8) and then wait,
+// rather than crowd it on towards full (where every probe chain, and so
+// every lookup and move, runs on for thousands of groups); released, the
+// helper links the table and the waiting inserts go on into it.
+func TestInsertsWaitForTheHelperAtTheLoadLimit(t *testing.T) {
+	m := newTable[int](t, table.EstablishedOptions{Capacity: 3000}) // past the size a writer allocates for itself
+	parked, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{}, 1)
+	var once sync.Once
+	m.SetTestHook(func(p table.HookPoint) {
+		switch p {
+		case table.HookHelperLinking:
+			once.Do(func() { // the first migration only
+				close(parked)
+				<-release
+			})
+		case table.HookAwaitNext:
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	})
+	const total = 8000 // more than the old table holds
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for j := range total {
+			if err := m.Insert(key(j), j); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	deadline := time.After(time.Minute) // a deadline for a failure, not a wait for success
+	select {
+	case <-parked:
+	case <-done:
+		t.Fatal("no migration began")
+	case <-deadline:
+		t.Fatal("no migration began")
+	}
+	select {
+	case <-waiting:
+	case <-done:
+		t.Fatal("the inserts filled the old table past its load limit while the helper held the next one")
+	case <-deadline:
+		close(release)
+		t.Fatal("the inserts neither waited nor finished")
+	}
+	st := m.Stats()
+	require.False(t, st.Migrating, "the next table was linked")
+	// The limit is checked when an insert fills a group's last empty slot
+	// (when chains lengthen), so the few inserts between two such fills
+	// may pass it; without the wait the table filled to 1.
+	require.LessOrEqual(t, st.LoadFactor, 7.0/8+0.01, "the old table was filled past its load limit")
+	close(release)
+	<-done
+	m.FinishMigration()
+	for j := range total {
+		v, ok := m.Lookup(key(j))
+		require.True(t, ok, "key %d", j)
+		require.Equal(t, j, v)
+	}
 }
