@@ -225,8 +225,9 @@ const (
 // allocates begins its resize at 3/4 used rather than 7/8, so that the
 // allocation is done before the table is crowded (a table of
 // EstablishedOptions.Capacity keeps its 7/8, as it promised); the helper
-// also faults the new arrays' pages in (one madvise on Linux), so that
-// moves into the fresh table take no page faults, and an insert that
+// also faults the new arrays' pages in (madvise on Linux, for as long as
+// the old table has room), so that moves into the fresh table take no
+// page faults, and an insert that
 // finds the old table at 7/8 before the helper has linked its successor
 // waits for it rather than crowd the old table further. Lookups consult the old table's home
 // word and, if that home has moved, the new table: they stay lock-free,
