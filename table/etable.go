@@ -115,7 +115,8 @@ func newETable[V comparable](groups int) *etable[V] {
 
 // populate faults in the table's pages (see populate), for a table the
 // migration helper allocated, before any write uses it: the metadata
-// first, then the slots a chunk at a time, stopping early once enough()
+// first, then the slots (on huge pages where the system allows) a chunk
+// at a time, stopping early once enough()
 // reports that the table being migrated from is nearly full (inserts are
 // about to wait for this table; the pages left fault in on first use).
 func (tb *etable[V]) populate(enough func() bool) {
@@ -123,6 +124,11 @@ func (tb *etable[V]) populate(enough func() bool) {
 	populate(unsafe.Pointer(unsafe.SliceData(tb.displaced)), uintptr(len(tb.displaced))*unsafe.Sizeof(tb.displaced[0]))
 	const chunk = 1 << 20 // about a millisecond of faults here: the longest an insert at the limit waits for it
 	base, size := unsafe.Pointer(unsafe.SliceData(tb.slots)), uintptr(len(tb.slots))*unsafe.Sizeof(tb.slots[0])
+	// Huge pages where the system gives them on request (THP "madvise"):
+	// a 2 MiB page is one fault instead of 512, so the populate gets
+	// further before the old table fills, and lookups take fewer TLB
+	// misses (hits during a migration, 2 Ps: 226 to 187 ns).
+	adviseHuge(base, size)
 	for off := uintptr(0); off < size && !enough(); off += chunk {
 		populate(unsafe.Add(base, off), min(chunk, size-off))
 	}

@@ -23,3 +23,15 @@ func populate(p unsafe.Pointer, size uintptr) {
 	n := (size - skip) &^ (page - 1)
 	_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, skip)), n), madvPopulateWrite)
 }
+
+// adviseHuge asks for transparent huge pages on the whole 2 MiB pages
+// within the size bytes at p (MADV_HUGEPAGE).
+func adviseHuge(p unsafe.Pointer, size uintptr) {
+	const huge = 2 << 20
+	skip := -uintptr(p) & (huge - 1)
+	if size <= skip+huge {
+		return
+	}
+	n := (size - skip) &^ (huge - 1)
+	_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, skip)), n), syscall.MADV_HUGEPAGE)
+}

@@ -52,3 +52,18 @@ func TestPopulateFaultsPagesIn(t *testing.T) {
 		require.Zero(t, b, "contents changed")
 	}
 }
+
+// TestAdviseHugeLeavesMemoryAlone checks that adviseHuge faults nothing
+// in and keeps contents, on ranges with and without a whole 2 MiB page.
+func TestAdviseHugeLeavesMemoryAlone(t *testing.T) {
+	const size = 8 << 20
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	require.NoError(t, err)
+	defer syscall.Munmap(mem)
+	adviseHuge(unsafe.Pointer(&mem[100]), size-200)
+	adviseHuge(unsafe.Pointer(&mem[100]), 4096)
+	require.Zero(t, residentPages(t, mem), "advice faulted pages in")
+	mem[size/2] = 9
+	adviseHuge(unsafe.Pointer(&mem[0]), size)
+	require.Equal(t, byte(9), mem[size/2])
+}
