@@ -63,8 +63,10 @@ type etable[V comparable] struct {
 // that pointer points to escapes, which is on the heap anyway.
 type tablePointer[V comparable] struct{ p unsafe.Pointer }
 
+// Load returns the table stored, or nil: an atomic load.
 func (p *tablePointer[V]) Load() *etable[V] { return (*etable[V])(atomic.LoadPointer(&p.p)) }
 
+// Store stores tb: an atomic store, which Load calls after it see whole.
 func (p *tablePointer[V]) Store(tb *etable[V]) { atomic.StorePointer(&p.p, unsafe.Pointer(tb)) }
 
 // live returns the entries written into this table less those deleted
