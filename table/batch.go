@@ -208,9 +208,10 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 		}
 		reach := reachOf(w, tb.groups)
 		cs[i] = candLookup
+		q := tb.probeFrom(g)
 		for d := 1; ; d++ {
 			if marks := matchTag(w, tag); marks != 0 {
-				c := g*groupSlots + firstByte(marks)
+				c := q.g*groupSlots + firstByte(marks)
 				s := &tb.slots[c]
 				first, last := uintptr(unsafe.Pointer(&s.k[0])), uintptr(unsafe.Pointer(&s.v))
 				p.addrs[cnt] = first
@@ -224,7 +225,7 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 					// A second match in the group: one of them is a
 					// false match (one in 40 groups), which the full
 					// lookup then walks past, so prefetch that one too.
-					s := &tb.slots[g*groupSlots+firstByte(marks)]
+					s := &tb.slots[q.g*groupSlots+firstByte(marks)]
 					p.addrs[cnt] = uintptr(unsafe.Pointer(&s.k[4]))
 					cnt++
 				}
@@ -234,17 +235,15 @@ func (p *batchPipeline[V]) slotChunk(base int) {
 				cs[i] = candMiss
 				break
 			}
+			tb.advance(&q)
 			if d == lineGroups {
 				// The chain leaves the line: prefetch the next line's
 				// metadata for the full lookup.
-				q := probe{g: g, n: lineGroups}
-				tb.advance(&q)
 				p.addrs[cnt] = uintptr(unsafe.Pointer(&tb.meta[q.g]))
 				cnt++
 				break
 			}
-			g = g&^(lineGroups-1) | (g+1)&(lineGroups-1)
-			w = tb.meta[g].tags.Load()
+			w = tb.meta[q.g].tags.Load()
 		}
 	}
 	prefetch(&p.addrs[sent], cnt-sent)
